@@ -1,0 +1,87 @@
+"""The shot envelope: one definition shared by the relay, the watcher and experiment agents.
+
+Its JSON Schema is envelope.schema.json beside this file; the README documents the fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from jsonschema import Draft202012Validator
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("envelope.schema.json")
+
+
+@cache
+def validator() -> Draft202012Validator:
+    return Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+
+
+def validation_errors(document: Any) -> list[str]:
+    """Every way `document` differs from the envelope schema, as readable sentences."""
+    return [
+        f"{'/'.join(map(str, error.absolute_path)) or '(envelope)'}: {error.message}"
+        for error in sorted(validator().iter_errors(document), key=lambda e: list(e.absolute_path))
+    ]
+
+
+def shot_key(experiment: str, shot_number: int | None, laser_ts_ns: int | None, tz: str) -> str | None:
+    """`<experiment>-<local YYYYMMDD>-<shot, 6 digits>`: shot counters restart daily."""
+    if shot_number is None:
+        return None
+    when = datetime.fromtimestamp((laser_ts_ns or time.time_ns()) / 1e9, tz=timezone.utc)
+    return f"{experiment}-{when.astimezone(ZoneInfo(tz)):%Y%m%d}-{shot_number:06d}"
+
+
+def event_id(*identity: Any) -> str:
+    """A deterministic id from what identifies the event (never a random UUID per send)."""
+    return hashlib.blake2b("\x1f".join(map(str, identity)).encode(), digest_size=16).hexdigest()
+
+
+def make_envelope(
+    *,
+    experiment: str,
+    source: str,
+    kind: str,
+    shot_number: int | None,
+    laser_ts_ns: int | None,
+    tz: str,
+    relay_ts_ns: int | None = None,
+    seq: int | None = None,
+    transport: dict | None = None,
+    values: dict | None = None,
+    metadata: dict | None = None,
+) -> dict:
+    key = shot_key(experiment, shot_number, laser_ts_ns, tz)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": event_id(experiment, source, kind, key, laser_ts_ns),
+        "experiment": experiment,
+        "shot_number": shot_number,
+        "shot_key": key,
+        "source": source,
+        "kind": kind,
+        "laser_ts_ns": laser_ts_ns,
+        "relay_ts_ns": relay_ts_ns if relay_ts_ns is not None else time.time_ns(),
+        "seq": seq,
+        "transport": transport or {},
+        "values": values or {},
+        "metadata": metadata or {},
+    }
+
+
+def dumps(envelope: dict) -> bytes:
+    return orjson.dumps(envelope)
+
+
+def loads(raw: bytes | str) -> Any:
+    return orjson.loads(raw)

@@ -1,0 +1,35 @@
+# Shared set-up of the run and test commands (sourced, not run): the virtualenv, the
+# Python and npm packages, and the services. Idempotent; fast when nothing changed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  "$python" -m venv .venv
+fi
+if ! cmp -s requirements.txt .venv/.requirements.txt || ! cmp -s requirements-dev.txt .venv/.requirements-dev.txt; then
+  echo "== installing Python packages"
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+  cp requirements.txt .venv/.requirements.txt
+  cp requirements-dev.txt .venv/.requirements-dev.txt
+fi
+if [ ! -d node_modules/bootstrap ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "== installing front-end packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Services this command starts (not those already running or external) are stopped on exit.
+labbook_started_services=()
+for service in mongo kafka redis; do
+  .venv/bin/python scripts/services.py status "$service" >/dev/null 2>&1 || labbook_started_services+=("$service")
+done
+echo "== services"
+.venv/bin/python scripts/services.py up
+
+labbook_stop_services() {
+  if [ "${LABBOOK_KEEP_SERVICES:-0}" != 1 ] && [ ${#labbook_started_services[@]} -gt 0 ]; then
+    echo "== stopping the services this command started: ${labbook_started_services[*]}"
+    .venv/bin/python scripts/services.py down "${labbook_started_services[@]}" || true
+  fi
+}

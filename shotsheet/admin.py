@@ -1,0 +1,19 @@
+from django.contrib import admin
+
+from .models import Field, Sheet
+
+
+class FieldInline(admin.TabularInline):
+    model = Field
+    extra = 0
+    fields = ["position", "key", "label", "type", "unit", "required", "min_value", "max_value",
+              "choices", "sticky", "archived"]
+
+
+@admin.register(Sheet)
+class SheetAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "experiment", "active"]
+    list_filter = ["active", "experiment"]
+    prepopulated_fields = {"slug": ["name"]}
+    search_fields = ["name", "experiment"]
+    inlines = [FieldInline]

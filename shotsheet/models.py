@@ -1,0 +1,63 @@
+"""Shot-sheet configuration edited in the Django admin. Entries themselves live in MongoDB."""
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+class Sheet(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    description = models.TextField(blank=True)
+    experiment = models.CharField(
+        max_length=100, help_text="Experiment or campaign id; it prefixes every shot key."
+    )
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-active", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Field(models.Model):
+    class Type(models.TextChoices):
+        TEXT = "text", "Text"
+        LONG_TEXT = "long_text", "Long text"
+        INTEGER = "integer", "Integer"
+        FLOAT = "float", "Float"
+        BOOLEAN = "boolean", "Yes/no"
+        CHOICE = "choice", "Choice"
+        MULTI_CHOICE = "multi_choice", "Multiple choice"
+        DATETIME = "datetime", "Date/time"
+        JSON = "json", "JSON / DAQ block"
+
+    sheet = models.ForeignKey(Sheet, related_name="fields", on_delete=models.CASCADE)
+    key = models.SlugField(
+        max_length=60, help_text="Stable key of the value in every entry; never changes once entries exist."
+    )
+    label = models.CharField(max_length=200)
+    type = models.CharField(max_length=20, choices=Type.choices, default=Type.TEXT)
+    unit = models.CharField(max_length=30, blank=True)
+    required = models.BooleanField(default=False)
+    min_value = models.FloatField(null=True, blank=True)
+    max_value = models.FloatField(null=True, blank=True)
+    pattern = models.CharField(max_length=200, blank=True, help_text="Regular expression for text values.")
+    default = models.CharField(max_length=200, blank=True)
+    help_text = models.CharField(max_length=300, blank=True)
+    choices = models.TextField(blank=True, help_text="Static choices, one per line.")
+    sticky = models.BooleanField(default=False, help_text="Carried over from the previous entry.")
+    archived = models.BooleanField(default=False, help_text="Hidden from new entries, kept for old ones.")
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sheet", "position", "id"]
+        constraints = [models.UniqueConstraint(fields=["sheet", "key"], name="unique_field_key_per_sheet")]
+
+    def __str__(self) -> str:
+        return f"{self.label} [{self.unit}]" if self.unit else self.label
+
+    def clean(self) -> None:
+        if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
+            raise ValidationError({"max_value": "The maximum is below the minimum."})

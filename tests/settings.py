@@ -1,0 +1,13 @@
+"""Settings for the test suite: the real services, with a MongoDB database of this run's own."""
+
+import os
+import uuid
+
+os.environ.setdefault("DJANGO_DEBUG", "1")
+
+from labbook.settings import *  # noqa: E402,F403
+
+# Each test run gets its own MongoDB database; tests/conftest.py drops it afterwards.
+MONGODB_DB = f"labbook_test_{uuid.uuid4().hex[:12]}"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+SECURE_SSL_REDIRECT = False
