@@ -36,6 +36,15 @@ def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> Non
         raise ServiceError(f"`{' '.join(cmd)}` failed:\n{result.stdout}{result.stderr}")
 
 
+def reachable(address: str) -> None:
+    """Fail fast when nothing listens at the first host:port of `address` (clients retry for long)."""
+    netloc = address.split("://", 1)[-1].split("/", 1)[0].split(",", 1)[0].rsplit("@", 1)[-1]
+    host, _, port = netloc.rpartition(":")
+    if host and port.isdigit():
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+            pass
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -84,7 +93,9 @@ class Service:
 
     def answers(self) -> bool:
         try:
-            self.ping(self.external or self.local_address())
+            address = self.external or self.local_address()
+            reachable(address)
+            self.ping(address)
             return True
         except Exception:
             return False
@@ -125,6 +136,7 @@ class Service:
                     f"last lines of {self.log_file}:\n{tail}"
                 )
             try:
+                reachable(address)
                 self.ping(address)
                 return
             except Exception as exc:  # the server is not answering yet
@@ -157,7 +169,9 @@ class Service:
     def status(self) -> str:
         where = self.external or self.local_address()
         owner = "external" if self.external else (f"pid {self.pid()}" if self.pid() else "not started here")
-        return f"{'up' if self.answers() else 'DOWN'} at {where} ({owner})"
+        if not self.answers():
+            raise ServiceError(f"DOWN at {where} ({owner})")
+        return f"up at {where} ({owner})"
 
 
 class Mongo(Service):
@@ -312,10 +326,8 @@ def main(argv: list[str]) -> int:
         try:
             print(f"{name}: {getattr(SERVICES[name], action)()}", flush=True)
         except ServiceError as exc:
-            print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)
+            print(f"{name}: {'' if action == 'status' else 'FAILED: '}{exc}", file=sys.stderr, flush=True)
             failed = True
-    if action == "status":
-        failed = any(not SERVICES[n].answers() for n in names)
     return 1 if failed else 0
 
 
