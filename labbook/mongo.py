@@ -1,4 +1,4 @@
-"""The one MongoDB client of a process; each app's store module asks it for its database."""
+"""The MongoDB clients of a process; each app's store module asks for its database here."""
 
 from functools import cache
 
@@ -8,14 +8,19 @@ from pymongo.database import Database
 
 
 @cache
-def client(uri: str | None = None) -> pymongo.MongoClient:
+def client_for(uri: str) -> pymongo.MongoClient:
     return pymongo.MongoClient(
-        uri or settings.MONGODB_URI,
+        uri,
         tz_aware=True,
         serverSelectionTimeoutMS=5000,
         connectTimeoutMS=3000,
         appname="labbook",
     )
+
+
+def client() -> pymongo.MongoClient:
+    """The client for settings.MONGODB_URI (one per URI and process, as pymongo intends)."""
+    return client_for(settings.MONGODB_URI)
 
 
 def database() -> Database:

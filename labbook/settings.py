@@ -175,3 +175,4 @@ LOGGING = {
 # --- relay ---
 
 # --- watcher ---
+WATCHER_GROUP_ID = os.environ.get("WATCHER_GROUP_ID", "labbook-watcher")

@@ -1,0 +1,94 @@
+import threading
+import time
+import uuid
+
+import pytest
+from django.conf import settings
+from kafka import KafkaProducer
+from kafka.admin import NewTopic
+
+from labbook.envelope import make_envelope
+from labbook.runloop import StopFlag
+from watcher.models import Route
+from watcher.services import Watcher
+
+
+def wait_for(condition, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def envelopes(count: int, experiment: str = "TEST", start: int = 1, **extra) -> list[dict]:
+    base = 1_764_000_000_000_000_000
+    return [
+        make_envelope(experiment=experiment, source="laser", kind="shot", shot_number=n,
+                      laser_ts_ns=base + n * 1_000_000, tz="UTC", seq=n, values={"energy": n / 10}, **extra)
+        for n in range(start, start + count)
+    ]
+
+
+@pytest.fixture
+def producer():
+    producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, acks="all", linger_ms=5)
+    yield producer
+    producer.close(5)
+
+
+@pytest.fixture
+def make_topic(kafka_admin):
+    created = []
+
+    def make(partitions: int = 3, prefix: str = "test.watch") -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:10]}"
+        kafka_admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        created.append(name)
+        return name
+
+    yield make
+    try:
+        kafka_admin.delete_topics(created)
+    except Exception:
+        pass
+
+
+@pytest.fixture
+def routes(transactional_db):
+    """Start from no routes (the default relay route is not what these tests are about)."""
+    Route.objects.all().delete()
+
+    def add(topic: str, collection: str, **options) -> Route:
+        route = Route(name=options.pop("name", collection.replace("_", "-")), topic=topic,
+                      collection=collection, **options)
+        route.full_clean()
+        route.save()
+        return route
+
+    return add
+
+
+@pytest.fixture
+def run_watcher():
+    """Start in-process watchers in threads; all are stopped and joined after the test."""
+    running = []
+
+    def start(**options) -> Watcher:
+        options.setdefault("group_id", f"test-{uuid.uuid4().hex[:8]}")
+        options.setdefault("live", False)
+        options.setdefault("route_refresh_seconds", 0.5)
+        watcher = Watcher(stop=StopFlag(), **options)
+        thread = threading.Thread(target=watcher.run, daemon=True)
+        thread.start()
+        running.append((watcher, thread))
+        return watcher
+
+    yield start
+    for watcher, thread in running:
+        watcher.stop.set()
+    for watcher, thread in running:
+        thread.join(30)
+        assert not thread.is_alive(), "a watcher did not stop within 30 s"

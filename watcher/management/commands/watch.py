@@ -1,0 +1,23 @@
+"""`manage.py watch`: consume the routed Kafka topics into MongoDB until SIGINT/SIGTERM."""
+
+from django.core.management.base import BaseCommand
+
+from labbook.runloop import StopFlag, stop_on_signals
+from watcher.services import Watcher
+
+
+class Command(BaseCommand):
+    help = "Consume the Kafka topics of the enabled routes into their MongoDB collections."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--group", help="Consumer group id (default: settings.WATCHER_GROUP_ID)")
+        parser.add_argument("--batch-size", type=int, default=2000)
+        parser.add_argument("--name", help="This member's name in the live view")
+        parser.add_argument("--no-live", action="store_true", help="Do not publish the live status")
+
+    def handle(self, *args, group, batch_size, name, no_live, **options):
+        with stop_on_signals(StopFlag()) as stop:
+            watcher = Watcher(group_id=group, batch_size=batch_size, stop=stop, live=not no_live, name=name)
+            watcher.run()
+        self.stdout.write(f"watch: {watcher.stored} stored, {watcher.duplicates} duplicates skipped, "
+                          f"{watcher.dead} dead letters, {watcher.batches} batches")
