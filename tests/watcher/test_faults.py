@@ -1,0 +1,153 @@
+"""Fault tests: a watcher killed with -9, MongoDB gone for 10 s, the live view under load."""
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from labbook import mongo
+from labbook.asgi import application
+from watcher import store
+
+from .conftest import envelopes, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+FERRETDB = ROOT / ".services" / "bin" / "ferretdb"
+
+
+@pytest.fixture
+def watch_env(tmp_path, mongo_db):
+    """Environment for `manage.py watch` subprocesses: a migrated SQLite file of their own."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}", "MONGODB_DB": settings.MONGODB_DB}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    return env
+
+
+def add_route_in(env: dict, topic: str, collection: str) -> None:
+    code = ("from watcher.models import Route; Route.objects.all().delete(); "
+            f"Route.objects.create(name='r', topic={topic!r}, collection={collection!r})")
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+def start_watch(env: dict, group: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "manage.py", "watch", "--group", group, "--batch-size", "200",
+                             "--no-live"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+def test_watcher_killed_with_sigkill_mid_stream_then_restarted_stores_every_event_once(
+        watch_env, make_topic, producer):
+    topic = make_topic(partitions=3)
+    add_route_in(watch_env, topic, "killed_events")
+    events = envelopes(20000)
+    for n, event in enumerate(events):
+        producer.send(topic, orjson.dumps(event), key=str(n).encode())
+    producer.flush(60)
+
+    group = "test-kill-" + topic[-6:]
+    watch = start_watch(watch_env, group)
+    wait_for(lambda: store.count("killed_events") > 2000, timeout=60, interval=0.05,
+             message="the watcher writing")
+    os.kill(watch.pid, signal.SIGKILL)
+    watch.wait(10)
+    assert store.count("killed_events") < 20000, "the watcher finished before it could be killed"
+
+    restarted = start_watch(watch_env, group)
+    try:
+        wait_for(lambda: store.count("killed_events") >= 20000, timeout=120, message="all 20000 events stored")
+        time.sleep(1)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        output = restarted.communicate(timeout=30)[0].decode()
+    assert restarted.returncode == 0, output
+    ids = store.all_ids("killed_events")
+    assert len(ids) == 20000 and set(ids) == {e["event_id"] for e in events}
+    assert "duplicates skipped" in output  # the replayed tail was recognised, not stored again
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FERRETDB.exists(), reason="needs the FerretDB binary built by scripts/services.py")
+def test_mongodb_gone_for_ten_seconds_mid_stream_loses_nothing(
+        routes, run_watcher, make_topic, producer, settings, tmp_path):
+    port = free_port()
+    ferret = [str(FERRETDB), "-listen", f"127.0.0.1:{port}", "-data", str(tmp_path / "mongo")]
+    server = subprocess.Popen(ferret, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    settings.MONGODB_URI = f"mongodb://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: mongo.client().admin.command("ping"), timeout=30, message="second FerretDB up")
+        topic = make_topic(partitions=2)
+        routes(topic, "outage_events")
+        events = envelopes(3000)
+        watcher = run_watcher(batch_size=200)
+        for event in events[:1000]:
+            producer.send(topic, orjson.dumps(event))
+        producer.flush(30)
+        wait_for(lambda: watcher.stored >= 1000, timeout=60, message="first 1000 stored")
+
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        for event in events[1000:]:
+            producer.send(topic, orjson.dumps(event))
+        producer.flush(30)
+        time.sleep(10)  # MongoDB stays away while the events keep arriving in Kafka
+        assert watcher.stored < 3000
+
+        server = subprocess.Popen(ferret, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: store.count("outage_events") == 3000, timeout=90, message="all 3000 stored")
+        assert set(store.all_ids("outage_events")) == {e["event_id"] for e in events}
+    finally:
+        server.kill()
+        server.wait(10)
+        shutil.rmtree(tmp_path / "mongo", ignore_errors=True)
+
+
+def test_live_view_receives_aggregated_status_at_a_bounded_rate(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic(partitions=1)
+    routes(topic, "live_events")
+    user = get_user_model().objects.create_user("live-viewer", password="pw-for-test-only")
+    events = envelopes(5000)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/watcher/",
+                                             headers=[(b"origin", b"http://127.0.0.1:8000"),
+                                                      (b"host", b"127.0.0.1:8000")])
+        communicator.scope["user"] = user
+        assert (await communicator.connect())[0]
+        run_watcher(live=True, batch_size=100)
+        for event in events:
+            producer.send(topic, orjson.dumps(event))
+        producer.flush(30)
+        received, started = [], time.monotonic()
+        while time.monotonic() - started < 4:
+            try:
+                received.append(await communicator.receive_json_from(timeout=1))
+            except asyncio.TimeoutError:
+                pass
+        await communicator.disconnect()
+        return received, time.monotonic() - started
+
+    received, seconds = asyncio.run(scenario())
+    assert received, "no live status reached the browser"
+    assert len(received) <= seconds * 4 + 2  # 5000 messages, yet at most ~4 updates a second
+    route_status = received[-1]["status"]["routes"]["live-events"]
+    assert route_status["total"] == 5000
+    assert route_status["sample"]["shot_key"].startswith("TEST-")
