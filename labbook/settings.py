@@ -173,6 +173,21 @@ LOGGING = {
 # --- shotsheet ---
 
 # --- relay ---
+RELAY_EXPERIMENT = os.environ.get("RELAY_EXPERIMENT", "DEMO")
+# Used when no relay input is enabled in the admin: the simulated laser's default endpoint.
+RELAY_DEFAULT_INPUT = {"endpoint": os.environ.get("RELAY_LASER_ENDPOINT", "tcp://127.0.0.1:5555"),
+                       "mode": "SUB", "topics": "", "parser": "json", "source": "laser"}
+RELAY_PUB_ENDPOINT = os.environ.get("RELAY_PUB_ENDPOINT", "tcp://127.0.0.1:5556")
+RELAY_SNAPSHOT_ENDPOINT = os.environ.get("RELAY_SNAPSHOT_ENDPOINT", "tcp://127.0.0.1:5557")
+RELAY_KAFKA_TOPIC = os.environ.get("RELAY_KAFKA_TOPIC", "labbook.shots")
+RELAY_LOG_DIR = Path(os.environ.get("RELAY_LOG_DIR", DATA_DIR / "relay-log"))
+# "interval": flush every line, fdatasync at most every RELAY_FSYNC_SECONDS (group commit);
+# "always": fdatasync every line; "never": leave it to the OS.
+RELAY_LOG_FSYNC = os.environ.get("RELAY_LOG_FSYNC", "interval")
+RELAY_FSYNC_SECONDS = float(os.environ.get("RELAY_FSYNC_SECONDS", "0.01"))
+RELAY_HEARTBEAT_SECONDS = float(os.environ.get("RELAY_HEARTBEAT_SECONDS", "1.0"))
 
 # --- watcher ---
 WATCHER_GROUP_ID = os.environ.get("WATCHER_GROUP_ID", "labbook-watcher")
+WATCHER_BATCH_SIZE = int(os.environ.get("WATCHER_BATCH_SIZE", 2000))  # records per poll and MongoDB write
+WATCHER_ROUTE_REFRESH_SECONDS = float(os.environ.get("WATCHER_ROUTE_REFRESH_SECONDS", 2))  # route edits apply this fast

@@ -1,2 +1,8 @@
+from django.urls import path
+
+from . import views
+
 app_name = "relay"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.status_page, name="status"),
+]

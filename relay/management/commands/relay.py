@@ -1,0 +1,33 @@
+"""`manage.py relay`: drive laser (ZeroMQ) → shot envelopes → PUB socket, durable log, Kafka."""
+
+from django.core.management.base import BaseCommand
+
+from labbook.runloop import StopFlag, stop_on_signals
+from relay.services import Relay
+
+
+class Command(BaseCommand):
+    help = "Relay drive-laser messages as harmonised shot envelopes until SIGINT/SIGTERM."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--input", action="append", metavar="ENDPOINT",
+                            help="SUB endpoint of the laser (JSON); repeatable. Default: admin inputs or settings")
+        parser.add_argument("--parser", default="json", choices=["json", "msgpack", "kv"])
+        parser.add_argument("--pub", help="PUB endpoint to bind (default settings.RELAY_PUB_ENDPOINT)")
+        parser.add_argument("--snapshot", help="REP endpoint for the last shot (default settings)")
+        parser.add_argument("--log-dir", help="Durable log folder (default settings.RELAY_LOG_DIR)")
+        parser.add_argument("--fsync", choices=["always", "interval", "never"])
+        parser.add_argument("--no-kafka", action="store_true")
+        parser.add_argument("--no-live", action="store_true")
+
+    def handle(self, *args, **options):
+        inputs = None
+        if options["input"]:
+            inputs = [{"endpoint": e, "mode": "SUB", "topics": "", "parser": options["parser"], "source": "laser"}
+                      for e in options["input"]]
+        with stop_on_signals(StopFlag()) as stop:
+            relay = Relay(inputs=inputs, pub_endpoint=options["pub"], snapshot_endpoint=options["snapshot"],
+                          log_dir=options["log_dir"], fsync=options["fsync"], stop=stop,
+                          live=not options["no_live"], kafka=not options["no_kafka"])
+            relay.run()
+        self.stdout.write(relay.summary())

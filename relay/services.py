@@ -1,0 +1,381 @@
+"""The relay: drive-laser messages in, harmonised shot envelopes out (PUB, durable log, Kafka).
+
+The relay is the one place where a shot's identity is made. Kafka is fed from the durable
+log by a shipper thread with a saved cursor, so a Kafka outage costs nothing but delay: the
+backlog waits on disk (bounded memory) and is produced, in order, once Kafka answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+import zmq
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from labbook.envelope import make_envelope
+from labbook.runloop import StopFlag
+
+from . import store
+from .durable_log import Cursor, DurableLog, log_files, read_from
+from .parsers import PARSERS, ParseError
+
+log = logging.getLogger(__name__)
+STATUS_GROUP = "relay.status"
+
+
+@dataclass
+class ShotTracker:
+    """Gap, duplicate and counter-reset detection on one source's shot numbers."""
+
+    last: int | None = None
+    gaps: int = 0
+    missing: int = 0
+    duplicates: int = 0
+    resets: int = 0
+
+    def observe(self, shot: int | None) -> tuple[int, dict]:
+        """The shot number to use (assigned when the laser gives none) and the flags to record."""
+        flags: dict = {}
+        if shot is None:
+            shot = 1 if self.last is None else self.last + 1
+            flags["shot_number_assigned"] = True
+        elif self.last is not None:
+            if shot == self.last:
+                self.duplicates += 1
+                flags["duplicate"] = True
+            elif shot > self.last + 1:
+                self.gaps += 1
+                self.missing += shot - self.last - 1
+                flags["gap"] = shot - self.last - 1
+            elif shot < self.last:
+                # The laser restarted (new day or run): a new counter, not thousands of gaps.
+                self.resets += 1
+                flags["counter_reset"] = {"previous": self.last}
+        self.last = shot
+        return shot, flags
+
+
+def laser_time_ns(message: dict) -> int | None:
+    """The laser's timestamp: `ts_ns` (int ns), or `timestamp`/`time` (s since epoch or ISO 8601)."""
+    if isinstance(message.get("ts_ns"), int):
+        return message.pop("ts_ns")
+    for key in ("timestamp", "time"):
+        value = message.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            message.pop(key)
+            return int(value * 1e9) if value < 1e12 else int(value)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            message.pop(key)
+            return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1e9)
+    return None
+
+
+def shot_number_of(message: dict) -> int | None:
+    for key in ("shot", "shot_number", "shot_id"):
+        value = message.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            message.pop(key)
+            return value
+        if isinstance(value, str) and value.isdigit():
+            message.pop(key)
+            return int(value)
+    return None
+
+
+def input_specs() -> list[dict]:
+    from .models import RelayInput
+
+    specs = [i.as_spec() for i in RelayInput.objects.filter(enabled=True)]
+    return specs or [dict(settings.RELAY_DEFAULT_INPUT)]
+
+
+class KafkaShipper(threading.Thread):
+    """Produces the log's envelopes to Kafka from a saved cursor, at least once, in order."""
+
+    def __init__(self, directory, topic: str, bootstrap_servers: str, stop: StopFlag) -> None:
+        super().__init__(daemon=True, name="relay-kafka")
+        self.directory, self.topic, self.bootstrap_servers = directory, topic, bootstrap_servers
+        self.stop_flag = stop
+        self.cursor = Cursor(directory / "kafka-cursor.json")
+        self.producer: KafkaProducer | None = None
+        self.shipped = 0
+        self.connected = False
+        self.backlog_lines = 0
+        self.wake = threading.Event()
+
+    def connect(self) -> bool:
+        try:
+            self.producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=2,
+                                          retries=5, request_timeout_ms=5000, max_block_ms=5000,
+                                          reconnect_backoff_max_ms=2000)
+            return True
+        except KafkaError as exc:
+            log.warning("Kafka at %s not reachable (%s); envelopes wait in the log", self.bootstrap_servers, exc)
+            return False
+
+    def ship_once(self, limit: int = 5000) -> int:
+        """Produce up to `limit` logged envelopes after the cursor; move the cursor after the ack."""
+        end, sent = None, 0
+        for file, offset, record in read_from(self.directory, self.cursor.file, self.cursor.offset, limit):
+            end = (file, offset)
+            if record.get("type") == "envelope":
+                envelope = record["envelope"]
+                self.producer.send(self.topic, orjson.dumps(envelope),
+                                   key=(envelope.get("shot_key") or envelope["event_id"]).encode())
+                sent += 1
+        if end is None:
+            return 0
+        self.producer.flush(timeout=10)  # raises if Kafka did not take them: cursor stays
+        self.cursor.save(*end)
+        self.shipped += sent
+        return sent
+
+    def run(self) -> None:
+        delay = 0.5
+        while not self.stop_flag.is_set():
+            if self.producer is None and not self.connect():
+                self.stop_flag.wait(delay)
+                delay = min(delay * 2, 5)
+                continue
+            try:
+                shipped = self.ship_once()
+                self.connected, delay = True, 0.5
+                if not shipped:
+                    self.wake.wait(0.05)
+                    self.wake.clear()
+            except KafkaError as exc:
+                self.connected = False
+                log.warning("Kafka produce failed (%s); retrying from the log in %.1f s", exc, delay)
+                self.producer.close(timeout=0)  # drop its buffer: the cursor says what to resend
+                self.producer = None
+                self.stop_flag.wait(delay)
+                delay = min(delay * 2, 5)
+        self.drain()
+
+    def drain(self, seconds: float = 10) -> None:
+        """On shutdown: give Kafka a few seconds to take what is left; the rest stays in the log."""
+        deadline = time.monotonic() + seconds
+        try:
+            while self.producer and time.monotonic() < deadline and self.ship_once():
+                pass
+        except KafkaError as exc:
+            log.warning("Kafka backlog left in the log for the next start: %s", exc)
+        if self.producer:
+            self.producer.close(timeout=5)
+
+    def backlog(self) -> int:
+        return sum(1 for _ in read_from(self.directory, self.cursor.file, self.cursor.offset, 10**6))
+
+
+@dataclass
+class RelayStats:
+    received: int = 0
+    rejected: int = 0
+    published: int = 0
+    started: float = field(default_factory=time.monotonic)
+    window: list = field(default_factory=list)
+
+
+class Relay:
+    """One relay process: `run()` returns after `stop` is set, with the log flushed."""
+
+    def __init__(self, *, inputs: list[dict] | None = None, pub_endpoint: str | None = None,
+                 snapshot_endpoint: str | None = None, kafka_servers: str | None = None,
+                 kafka_topic: str | None = None, log_dir=None, fsync: str | None = None,
+                 experiment: str | None = None, heartbeat_seconds: float | None = None,
+                 stop: StopFlag | None = None, live: bool = True, kafka: bool = True) -> None:
+        self.inputs = inputs if inputs is not None else input_specs()
+        self.pub_endpoint = pub_endpoint or settings.RELAY_PUB_ENDPOINT
+        self.snapshot_endpoint = snapshot_endpoint or settings.RELAY_SNAPSHOT_ENDPOINT
+        self.kafka_servers = kafka_servers or settings.KAFKA_BOOTSTRAP_SERVERS
+        self.kafka_topic = kafka_topic or settings.RELAY_KAFKA_TOPIC
+        self.log = DurableLog(log_dir or settings.RELAY_LOG_DIR, fsync or settings.RELAY_LOG_FSYNC,
+                              settings.RELAY_FSYNC_SECONDS)
+        self.experiment = experiment or settings.RELAY_EXPERIMENT
+        self.heartbeat_seconds = heartbeat_seconds or settings.RELAY_HEARTBEAT_SECONDS
+        self.stop = stop or StopFlag()
+        self.live, self.kafka = live, kafka
+        self.trackers: dict[str, ShotTracker] = {}
+        self.stats = RelayStats()
+        self.seq = 0
+        self.last_shot: dict | None = None
+        self.ready = threading.Event()
+        self.shipper = (KafkaShipper(self.log.directory, self.kafka_topic, self.kafka_servers, self.stop)
+                        if kafka else None)
+
+    # --- harmonisation ----------------------------------------------------------------
+    def envelope_for(self, spec: dict, topic: bytes, raw: bytes) -> dict:
+        message = PARSERS[spec["parser"]](raw)
+        shot = shot_number_of(message)
+        laser_ts = laser_time_ns(message)
+        source = spec["source"]
+        tracker = self.trackers.setdefault(source, ShotTracker())
+        shot, flags = tracker.observe(shot)
+        self.seq += 1
+        return make_envelope(
+            experiment=self.experiment, source=source, kind=str(message.pop("kind", "shot")),
+            shot_number=shot, laser_ts_ns=laser_ts, tz=settings.TIME_ZONE, seq=self.seq,
+            transport={"endpoint": spec["endpoint"], "mode": spec["mode"], "topic": topic.decode(errors="replace")},
+            values=message, metadata=flags,
+        )
+
+    def handle(self, spec: dict, frames: list[bytes], pub: zmq.Socket) -> None:
+        self.stats.received += 1
+        topic, raw = (frames[0], frames[-1]) if len(frames) > 1 else (b"", frames[0])
+        try:
+            envelope = self.envelope_for(spec, topic, raw)
+        except ParseError as exc:
+            self.stats.rejected += 1
+            self.log.append({"type": "rejected", "at_ns": time.time_ns(), "endpoint": spec["endpoint"],
+                             "error": str(exc), "raw": raw.decode(errors="backslashreplace")})
+            if self.stats.rejected <= 10 or self.stats.rejected % 1000 == 0:  # rate-limited
+                log.warning("rejected message #%d from %s: %s", self.stats.rejected, spec["endpoint"], exc)
+            return
+        encoded = orjson.dumps(envelope)
+        pub.send_multipart([envelope["source"].encode(), encoded])
+        self.stats.published += 1
+        self.log.append({"type": "envelope", "envelope": envelope})
+        if envelope["kind"] == "shot":
+            self.last_shot = envelope
+        if self.shipper:
+            self.shipper.wake.set()
+
+    # --- the loop ---------------------------------------------------------------------------
+    def open_inputs(self, context: zmq.Context) -> dict:
+        sockets = {}
+        for spec in self.inputs:
+            socket = context.socket(zmq.SUB if spec["mode"] == "SUB" else zmq.PULL)
+            socket.setsockopt(zmq.RCVHWM, 100_000)
+            socket.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)  # laser restarts: reconnect quickly
+            if spec["mode"] == "SUB":
+                for prefix in [t.strip() for t in spec.get("topics", "").split(",")] or [""]:
+                    socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+            socket.connect(spec["endpoint"])
+            sockets[socket] = spec
+        return sockets
+
+    def run(self) -> None:
+        context = zmq.Context()
+        pub = context.socket(zmq.PUB)
+        pub.setsockopt(zmq.SNDHWM, 100_000)
+        pub.bind(self.pub_endpoint)
+        snapshot = context.socket(zmq.REP)
+        snapshot.bind(self.snapshot_endpoint)
+        inputs = self.open_inputs(context)
+        poller = zmq.Poller()
+        for socket in [*inputs, snapshot]:
+            poller.register(socket, zmq.POLLIN)
+        if self.shipper:
+            self.shipper.start()
+        last_message = last_status = time.monotonic()
+        self.ready.set()
+        log.info("relay: %d input(s) → PUB %s, Kafka %s (%s), log %s", len(inputs), self.pub_endpoint,
+                 self.kafka_topic if self.kafka else "off", self.kafka_servers, self.log.directory)
+        try:
+            while not self.stop.is_set():
+                events = dict(poller.poll(100))
+                for socket, spec in inputs.items():
+                    if socket in events:
+                        for _ in range(1000):  # drain a burst without starving the others
+                            try:
+                                frames = socket.recv_multipart(zmq.NOBLOCK)
+                            except zmq.Again:
+                                break
+                            self.handle(spec, frames, pub)
+                            last_message = time.monotonic()
+                if snapshot in events:
+                    snapshot.recv()
+                    snapshot.send(orjson.dumps(self.last_shot or {}))
+                now = time.monotonic()
+                if now - last_message >= self.heartbeat_seconds:
+                    pub.send_multipart([b"heartbeat", orjson.dumps(
+                        {"kind": "heartbeat", "relay_ts_ns": time.time_ns(), "seq": self.seq,
+                         "last_shot_key": (self.last_shot or {}).get("shot_key")})])
+                    last_message = now
+                self.log.sync() if self.log.fsync == "interval" else None
+                if self.live and now - last_status >= 0.5:
+                    self.publish_status()
+                    last_status = now
+        finally:
+            self.log.close()
+            if self.shipper:
+                self.shipper.join(20)
+            if self.live:
+                self.publish_status()
+            for socket in [*inputs, pub, snapshot]:
+                socket.close(linger=500)
+            context.term()
+
+    # --- live status ------------------------------------------------------------------------
+    def status(self) -> dict:
+        elapsed = max(time.monotonic() - self.stats.started, 1e-9)
+        shot = self.last_shot
+        return {
+            "rate": round(self.stats.published / elapsed, 2),
+            "received": self.stats.received, "rejected": self.stats.rejected,
+            "published": self.stats.published,
+            "last_shot": {k: shot[k] for k in ("shot_key", "shot_number", "laser_ts_ns", "event_id")} if shot else None,
+            "gaps": sum(t.gaps for t in self.trackers.values()),
+            "missing_shots": sum(t.missing for t in self.trackers.values()),
+            "duplicates": sum(t.duplicates for t in self.trackers.values()),
+            "counter_resets": sum(t.resets for t in self.trackers.values()),
+            "kafka_connected": bool(self.shipper and self.shipper.connected),
+            "kafka_shipped": self.shipper.shipped if self.shipper else 0,
+            "kafka_backlog": max(0, self.stats.published - (self.shipper.shipped if self.shipper else 0)),
+            "at": time.time(),
+        }
+
+    def publish_status(self) -> None:
+        status = self.status()
+        try:
+            store.save_state(status, self.last_shot)
+            async_to_sync(get_channel_layer().group_send)(STATUS_GROUP, {"type": "relay.status", "status": status})
+        except Exception as exc:  # the status is best effort; relaying goes on
+            log.warning("relay status not published: %s", exc)
+
+    def summary(self) -> str:
+        s = self.status()
+        return (f"relay: {s['received']} received, {s['published']} published, {s['rejected']} rejected, "
+                f"{s['gaps']} gaps, {s['duplicates']} duplicates, {s['counter_resets']} counter resets, "
+                f"{s['kafka_shipped']} produced to Kafka, {self.log.lines} log lines")
+
+
+def replay(directory, *, since_ns: int | None = None, until_ns: int | None = None,
+           shots: tuple[int, int] | None = None, topic: str | None = None,
+           bootstrap_servers: str | None = None) -> int:
+    """Produce the logged envelopes in a time or shot range to Kafka again (same event ids)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers or settings.KAFKA_BOOTSTRAP_SERVERS, acks="all")
+    sent = 0
+    for _, _, record in read_from(directory, "", 0, limit=2**62):
+        if record.get("type") != "envelope":
+            continue
+        envelope = record["envelope"]
+        when = envelope.get("laser_ts_ns") or envelope.get("relay_ts_ns")
+        if since_ns is not None and (when is None or when < since_ns):
+            continue
+        if until_ns is not None and (when is None or when > until_ns):
+            continue
+        if shots and not (envelope.get("shot_number") is not None and shots[0] <= envelope["shot_number"] <= shots[1]):
+            continue
+        producer.send(topic or settings.RELAY_KAFKA_TOPIC, orjson.dumps(envelope),
+                      key=(envelope.get("shot_key") or envelope["event_id"]).encode())
+        sent += 1
+    producer.flush(60)
+    producer.close()
+    return sent
+
+
+__all__ = ["Relay", "ShotTracker", "KafkaShipper", "replay", "log_files"]

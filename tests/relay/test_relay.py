@@ -1,0 +1,267 @@
+"""The relay over real ZeroMQ sockets and real Kafka."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import msgpack
+import orjson
+import pytest
+import zmq
+from django.conf import settings
+from kafka import KafkaConsumer
+
+from labbook.envelope import SCHEMA_PATH, make_envelope, validation_errors
+from labbook.runloop import StopFlag
+from relay import store
+from relay.durable_log import read_all
+from relay.parsers import ParseError, parse_json, parse_key_value, parse_msgpack
+from relay.services import Relay, ShotTracker, replay
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, timeout=20.0, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+# --- envelope and parsers -------------------------------------------------------------------
+def test_envelope_matches_its_schema_and_its_id_is_deterministic():
+    args = dict(experiment="LWFA", source="laser", kind="shot", shot_number=42,
+                laser_ts_ns=1_764_000_000_123_456_789, tz="Europe/Berlin", values={"energy_J": 9.8})
+    first, again = make_envelope(**args, seq=1), make_envelope(**args, seq=7)
+    assert validation_errors(first) == []
+    assert first["event_id"] == again["event_id"]  # a re-send or replay keeps its id
+    assert make_envelope(**{**args, "shot_number": 43})["event_id"] != first["event_id"]
+    assert first["shot_key"] == "LWFA-20251124-000042"  # local (Berlin) date of the laser time
+    assert json.loads(SCHEMA_PATH.read_text())["title"].startswith("labbook shot envelope")
+    broken = dict(first, shot_number="42", extra=1)
+    errors = validation_errors(broken)
+    assert any("shot_number" in e for e in errors) and any("extra" in e for e in errors)
+
+
+def test_parsers_read_json_msgpack_and_key_value_and_name_the_problem():
+    assert parse_json(b'{"shot": 1, "E": 2.5}') == {"shot": 1, "E": 2.5}
+    assert parse_msgpack(msgpack.packb({"shot": 2, "mode": "burst"})) == {"shot": 2, "mode": "burst"}
+    assert parse_key_value(b"shot=3 energy=1.25 ok=true mode=single") == \
+        {"shot": 3, "energy": 1.25, "ok": True, "mode": "single"}
+    for parser, raw, problem in [(parse_json, b"{oops", "not valid JSON"),
+                                 (parse_json, b"[1]", "expected a JSON object"),
+                                 (parse_msgpack, b"\xc1", "not valid msgpack"),
+                                 (parse_key_value, b"shot=1 energy", "'energy' is not key=value")]:
+        with pytest.raises(ParseError, match=problem):
+            parser(raw)
+
+
+def test_shot_tracker_flags_gaps_duplicates_and_counter_resets():
+    tracker = ShotTracker()
+    flags = [tracker.observe(n)[1] for n in (1, 2, 2, 5, 6, 1, 2)]
+    assert flags == [{}, {}, {"duplicate": True}, {"gap": 2}, {}, {"counter_reset": {"previous": 6}}, {}]
+    assert (tracker.gaps, tracker.missing, tracker.duplicates, tracker.resets) == (1, 2, 1, 1)
+    assert tracker.observe(None) == (3, {"shot_number_assigned": True})
+
+
+# --- the running relay ----------------------------------------------------------------------
+class Laser:
+    """A stand-in drive laser: a real PUB socket the relay subscribes to."""
+
+    def __init__(self, context: zmq.Context) -> None:
+        self.pub = context.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.SNDHWM, 0)
+        self.endpoint_for_relay = f"tcp://127.0.0.1:{self.pub.bind_to_random_port('tcp://127.0.0.1')}"
+
+    def send_multipart(self, frames) -> None:
+        self.pub.send_multipart(frames)
+
+
+@pytest.fixture
+def laser():
+    context = zmq.Context()
+    laser = Laser(context)
+    yield laser
+    laser.pub.close(0)
+    context.term()
+
+
+@pytest.fixture
+def start_relay(tmp_path, mongo_db):
+    started = []
+
+    def start(laser_endpoint: str, **options) -> Relay:
+        options.setdefault("kafka_topic", f"test.relay.{uuid.uuid4().hex[:8]}")
+        relay = Relay(inputs=[{"endpoint": laser_endpoint, "mode": "SUB", "topics": "",
+                               "parser": options.pop("parser", "json"), "source": "laser"}],
+                      pub_endpoint=f"tcp://127.0.0.1:{free_port()}",
+                      snapshot_endpoint=f"tcp://127.0.0.1:{free_port()}",
+                      log_dir=options.pop("log_dir", tmp_path / "log"), experiment="TST",
+                      stop=StopFlag(), heartbeat_seconds=0.3, **options)
+        thread = threading.Thread(target=relay.run, daemon=True)
+        thread.start()
+        relay.ready.wait(10)
+        started.append((relay, thread))
+        return relay
+
+    yield start
+    for relay, thread in started:
+        relay.stop.set()
+        thread.join(30)
+
+
+def send_until_received(laser, relay, frames_list, timeout=10):
+    """PUB drops until the relay's subscription arrives: send a probe first, then the messages."""
+    deadline = time.monotonic() + timeout
+    while relay.stats.received == 0 and time.monotonic() < deadline:
+        laser.send_multipart([b"laser", b'{"kind": "probe"}'])
+        time.sleep(0.05)
+    for frames in frames_list:
+        laser.send_multipart(frames)
+
+
+def subscriber(endpoint: str, topic: bytes = b"laser"):
+    context = zmq.Context.instance()
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, topic)
+    sub.connect(endpoint)
+    return sub
+
+
+def test_relay_publishes_logs_and_produces_harmonised_envelopes(laser, start_relay):
+    relay = start_relay(laser.endpoint_for_relay)
+    sub = subscriber(relay.pub_endpoint)
+    heartbeat = subscriber(relay.pub_endpoint, b"heartbeat")
+    time.sleep(0.3)
+    shots = [[b"laser", orjson.dumps({"shot": n, "ts_ns": 1_764_000_000_000_000_000 + n, "energy_J": 9.5})]
+             for n in (10, 11, 11, 14)]
+    send_until_received(laser, relay, shots + [[b"laser", b"garbage{"]])
+
+    received = []
+    while len(received) < 4 and sub.poll(5000):
+        envelope = orjson.loads(sub.recv_multipart()[1])
+        if envelope["kind"] == "shot":
+            received.append(envelope)
+    assert [e["shot_number"] for e in received] == [10, 11, 11, 14]
+    assert all(validation_errors(e) == [] for e in received)
+    assert received[2]["metadata"] == {"duplicate": True} and received[2]["event_id"] == received[1]["event_id"]
+    assert received[3]["metadata"] == {"gap": 2}
+    assert received[0]["values"] == {"energy_J": 9.5} and received[0]["transport"]["topic"] == "laser"
+    assert [e["seq"] for e in received] == sorted(e["seq"] for e in received)
+    assert heartbeat.poll(3000) and orjson.loads(heartbeat.recv_multipart()[1])["kind"] == "heartbeat"
+
+    # the last shot, for a late subscriber, over REQ/REP
+    request = zmq.Context.instance().socket(zmq.REQ)
+    request.connect(relay.snapshot_endpoint)
+    request.send(b"last")
+    assert request.poll(3000)
+    assert orjson.loads(request.recv())["shot_number"] == 14
+    request.close(0)
+
+    wait_for(lambda: relay.stats.rejected == 1, message="the malformed message rejected")
+    consumer = KafkaConsumer(relay.kafka_topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+                             auto_offset_reset="earliest", consumer_timeout_ms=15000)
+    in_kafka = []
+    for record in consumer:
+        envelope = orjson.loads(record.value)
+        if envelope["kind"] == "shot":
+            in_kafka.append(envelope)
+            assert record.key == envelope["shot_key"].encode()
+        if len(in_kafka) == 4:
+            break
+    consumer.close()
+    assert [e["event_id"] for e in in_kafka] == [e["event_id"] for e in received]
+
+    relay.stop.set()
+    wait_for(lambda: store.latest_shot() is not None, message="latest shot in MongoDB")
+    assert store.latest_shot()["shot_number"] == 14
+    logged = list(read_all(relay.log.directory))
+    assert [r["envelope"]["shot_number"] for r in logged if r["type"] == "envelope"
+            and r["envelope"]["kind"] == "shot"] == [10, 11, 11, 14]
+    rejected = [r for r in logged if r["type"] == "rejected"]
+    assert rejected[0]["raw"] == "garbage{" and "not valid JSON" in rejected[0]["error"]
+    sub.close(0)
+    heartbeat.close(0)
+
+
+def test_kafka_down_then_back_loses_nothing_and_replay_keeps_event_ids(laser, start_relay, tmp_path):
+    log_dir = tmp_path / "log"
+    topic = f"test.relay.down.{uuid.uuid4().hex[:8]}"
+    # Kafka unreachable: the relay keeps publishing on ZeroMQ and logging.
+    relay = start_relay(laser.endpoint_for_relay, kafka_servers=f"127.0.0.1:{free_port()}",
+                        kafka_topic=topic, log_dir=log_dir)
+    sub = subscriber(relay.pub_endpoint)
+    time.sleep(0.3)
+    send_until_received(laser, relay, [[b"laser", orjson.dumps({"shot": n})] for n in range(1, 201)])
+    wait_for(lambda: relay.stats.published >= 201, message="200 shots relayed")
+    assert sub.poll(2000), "ZeroMQ output stopped while Kafka was down"
+    assert relay.status()["kafka_backlog"] >= 200 and not relay.status()["kafka_connected"]
+    relay.stop.set()
+    time.sleep(0.5)
+
+    # Kafka back: the next relay start produces the backlog from the log, in order.
+    back = start_relay(laser.endpoint_for_relay, kafka_topic=topic, log_dir=log_dir)
+    wait_for(lambda: back.shipper.shipped >= 201, timeout=30, message="backlog produced")
+    consumer = KafkaConsumer(topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+                             auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    produced = [orjson.loads(r.value) for r in consumer]
+    consumer.close()
+    shots = [e for e in produced if e["kind"] == "shot"]
+    assert [e["shot_number"] for e in shots] == list(range(1, 201))
+
+    replayed_topic = f"test.relay.replay.{uuid.uuid4().hex[:8]}"
+    assert replay(log_dir, shots=(50, 59), topic=replayed_topic) == 10
+    consumer = KafkaConsumer(replayed_topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+                             auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    replayed = [orjson.loads(r.value) for r in consumer]
+    consumer.close()
+    assert [e["event_id"] for e in replayed] == [e["event_id"] for e in shots[49:59]]
+    sub.close(0)
+
+
+@pytest.mark.slow
+def test_sigterm_mid_stream_exits_zero_with_every_received_message_in_the_log(laser, tmp_path, mongo_db):
+    log_dir = tmp_path / "log"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
+           "MONGODB_DB": settings.MONGODB_DB, "RELAY_KAFKA_TOPIC": f"test.relay.term.{uuid.uuid4().hex[:8]}",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}"}
+    relay = subprocess.Popen(
+        [sys.executable, "manage.py", "relay", "--input", laser.endpoint_for_relay, "--log-dir", str(log_dir),
+         "--pub", f"tcp://127.0.0.1:{free_port()}", "--snapshot", f"tcp://127.0.0.1:{free_port()}", "--no-live"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        sent, deadline = 0, time.monotonic() + 30
+        while time.monotonic() < deadline:  # stream until the relay has logged some, then SIGTERM mid-stream
+            laser.send_multipart([b"laser", orjson.dumps({"shot": sent + 1, "energy_J": 1.0})])
+            sent += 1
+            if sent % 200 == 0 and sum(1 for _ in read_all(log_dir) if log_dir.exists()) > 2000:
+                break
+            time.sleep(0.0002)
+        relay.send_signal(signal.SIGTERM)
+        for n in range(sent + 1, sent + 500):  # still streaming while it shuts down
+            laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
+        output = relay.communicate(timeout=60)[0].decode()
+    finally:
+        relay.kill()
+    assert relay.returncode == 0, output
+    summary = next(line for line in output.splitlines() if line.startswith("relay:"))
+    received = int(summary.split()[1])
+    logged = list(read_all(log_dir))
+    assert received > 2000 and len(logged) == received, summary
+    numbers = [r["envelope"]["shot_number"] for r in logged]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
