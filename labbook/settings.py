@@ -99,12 +99,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- MongoDB: the data (entries, schema snapshots, ingested events, dead letters) ---
-MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
+MONGODB_URI = os.environ.get("MONGODB_URI", f"mongodb://127.0.0.1:{os.environ.get('LABBOOK_MONGO_PORT', '27017')}")
 MONGODB_DB = os.environ.get("MONGODB_DB", "labbook")
 
 # --- Kafka and the Channels layer ---
-KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+KAFKA_BOOTSTRAP_SERVERS = os.environ.get(
+    "KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('LABBOOK_KAFKA_PORT', '9092')}")
+REDIS_URL = os.environ.get("REDIS_URL", f"redis://127.0.0.1:{os.environ.get('LABBOOK_REDIS_PORT', '6379')}/0")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",

@@ -6,7 +6,9 @@ Each service binds to 127.0.0.1 only and keeps its data, logs and pid file under
 .services/ (ignored by git). A service whose environment variable (MONGODB_URI,
 KAFKA_BOOTSTRAP_SERVERS, REDIS_URL) is set is external: nothing is installed or
 started for it, `up` only checks that it answers. `down` stops only processes
-whose pid file this script wrote.
+whose pid file this script wrote. Ports: LABBOOK_MONGO_PORT (27017), LABBOOK_KAFKA_PORT
+(9092), LABBOOK_KAFKA_CONTROLLER_PORT (9093), LABBOOK_REDIS_PORT (6379); settings.py reads
+the same variables.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ class Mongo(Service):
 
     name = "mongo"
     env_var = "MONGODB_URI"
-    port = 27017
+    port = int(os.environ.get("LABBOOK_MONGO_PORT", "27017"))
     binary = STATE / "bin" / "ferretdb"
 
     def local_address(self) -> str:
@@ -208,8 +210,8 @@ class Kafka(Service):
 
     name = "kafka"
     env_var = "KAFKA_BOOTSTRAP_SERVERS"
-    port = 9092
-    controller_port = 9093
+    port = int(os.environ.get("LABBOOK_KAFKA_PORT", "9092"))
+    controller_port = int(os.environ.get("LABBOOK_KAFKA_CONTROLLER_PORT", "9093"))
 
     @property
     def lib(self) -> Path:
@@ -284,7 +286,7 @@ class Redis(Service):
 
     name = "redis"
     env_var = "REDIS_URL"
-    port = 6379
+    port = int(os.environ.get("LABBOOK_REDIS_PORT", "6379"))
 
     def local_address(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
