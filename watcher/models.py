@@ -6,11 +6,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
+from . import store
+
 collection_name = RegexValidator(
     r"^[A-Za-z][A-Za-z0-9_]{0,62}$",
     "Letters, digits and underscores, starting with a letter (at most 63 characters).",
 )
-RESERVED_COLLECTIONS = {"dead_letters", "watcher_status"}
+RESERVED_COLLECTIONS = store.RESERVED
 
 
 class Route(models.Model):
@@ -54,7 +56,7 @@ class Route(models.Model):
             raise ValidationError({"collection": f"'{self.collection}' is used by the watcher itself."})
         if self.topic_is_regex:
             try:
-                re.compile(self.topic)
+                re.compile(f"^(?:{self.topic})$")  # how the watcher combines the routes' patterns
             except re.error as exc:
                 raise ValidationError({"topic": f"Not a valid regular expression: {exc}"}) from exc
         if self.id_strategy == self.IdStrategy.FIELD and not self.id_field:

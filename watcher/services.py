@@ -8,6 +8,7 @@ crashes, MongoDB outages and consumer-group rebalances.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 import time
@@ -33,6 +34,9 @@ from .models import Route
 
 log = logging.getLogger(__name__)
 LIVE_GROUP = "watcher.live"
+SAMPLES_PER_UPDATE = 3  # messages per route in one live update (4 updates a second at most)
+LIVE_INTERVAL = 0.25
+STATUS_SAVE_INTERVAL = 2.0
 
 
 class Rejected(ValueError):
@@ -114,28 +118,37 @@ def dead_letter(record, route: Route | None, error: str, now: datetime) -> dict:
 
 @dataclass
 class RouteStats:
+    """What the live view shows of one route: counts, rate and a few sampled messages."""
+
     total: int = 0
     dead: int = 0
     window: deque = field(default_factory=lambda: deque(maxlen=64))  # (time, count)
-    sample: dict | None = None
+    samples: deque = field(default_factory=lambda: deque(maxlen=SAMPLES_PER_UPDATE))
 
-    def add(self, stored: int, dead: int, sample: dict | None) -> None:
+    def add(self, stored: int, dead: int, newest: list[dict]) -> None:
         self.total += stored
         self.dead += dead
         self.window.append((time.monotonic(), stored + dead))
-        if sample is not None:
-            self.sample = sample
+        # Only the newest few messages of a batch are kept: a sample, whatever the rate.
+        self.samples.extend(preview(document) for document in newest[-SAMPLES_PER_UPDATE:])
 
     def rate(self) -> float:
         now = time.monotonic()
         recent = [(t, n) for t, n in self.window if now - t <= 5]
         return sum(n for _, n in recent) / 5 if recent else 0.0
 
+    def take_samples(self) -> list[dict]:
+        taken = list(self.samples)
+        self.samples.clear()
+        return taken
+
 
 def preview(document: dict, limit: int = 400) -> dict:
     """A small, JSON-safe picture of one stored message for the live view."""
     text = orjson.dumps({k: v for k, v in document.items() if k != "_ingest"}, default=str).decode()
+    ingest = document.get("_ingest", {})
     return {"id": document["_id"], "shot_key": document.get("shot_key"),
+            "kafka": f"{ingest.get('topic')}/{ingest.get('partition')}@{ingest.get('offset')}",
             "json": text if len(text) <= limit else text[:limit] + "…"}
 
 
@@ -143,37 +156,42 @@ class Watcher:
     """One member of the watcher consumer group. `run()` returns when `stop` is set."""
 
     def __init__(self, *, group_id: str | None = None, bootstrap_servers: str | None = None,
-                 batch_size: int = 2000, stop: StopFlag | None = None, live: bool = True,
-                 name: str | None = None, route_refresh_seconds: float = 2.0) -> None:
+                 batch_size: int | None = None, stop: StopFlag | None = None, live: bool = True,
+                 name: str | None = None, route_refresh_seconds: float | None = None) -> None:
         self.group_id = group_id or settings.WATCHER_GROUP_ID
         self.bootstrap_servers = bootstrap_servers or settings.KAFKA_BOOTSTRAP_SERVERS
-        self.batch_size = batch_size
+        self.batch_size = batch_size or settings.WATCHER_BATCH_SIZE
         self.stop = stop or StopFlag()
         self.live = live
-        self.name = name or f"{socket.gethostname()}:{id(self)}"
-        self.route_refresh_seconds = route_refresh_seconds
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self) % 10_000}"
+        self.route_refresh_seconds = route_refresh_seconds or settings.WATCHER_ROUTE_REFRESH_SECONDS
         self.routes: list[Route] = []
         self.routes_signature: tuple = ()
-        self.prepared: set[str] = set()
+        self.collection_kind: dict[str, str] = {}
         self.stats: dict[str, RouteStats] = {}
+        self.slots = store.SlotCache()
         self.stored = self.duplicates = self.dead = self.batches = 0
         self.assigned: set = set()
         self.consumer: KafkaConsumer | None = None
+        self.mongo_down_since: float | None = None
 
     # --- routes -------------------------------------------------------------------
     def refresh_routes(self) -> None:
+        """Re-read the enabled routes (cheap) and resubscribe when they changed."""
         routes = list(Route.objects.filter(enabled=True).order_by("topic_is_regex", "name"))
         signature = tuple((r.pk, r.updated) for r in routes)
         if signature == self.routes_signature:
             return
-        self.routes, self.routes_signature = routes, signature
         for route in routes:
             self.stats.setdefault(route.name, RouteStats())
-            if route.collection not in self.prepared:
-                store.prepare_collection(route.collection, route.timeseries)
-                self.prepared.add(route.collection)
+            kind = self.with_mongo_retry(lambda: store.prepare_collection(route.collection, route.timeseries))
+            if kind is None:
+                return  # stopping while MongoDB is away
+            self.collection_kind[route.collection] = kind
+        self.routes, self.routes_signature = routes, signature
         if routes:
-            pattern = "^(?:" + "|".join(r.topic if r.topic_is_regex else re.escape(r.topic) for r in routes) + ")$"
+            pattern = "^(?:" + "|".join(f"(?:{r.topic})" if r.topic_is_regex else re.escape(r.topic)
+                                        for r in routes) + ")$"
             self.consumer.subscribe(pattern=pattern)
         elif self.consumer.subscription():
             self.consumer.unsubscribe()
@@ -200,7 +218,7 @@ class Watcher:
     def run(self) -> None:
         started = time.monotonic()
         self.consumer = self.connect()
-        last_refresh = last_publish = 0.0
+        last_refresh = last_publish = last_save = 0.0
         try:
             while not self.stop.is_set():
                 now = time.monotonic()
@@ -208,6 +226,7 @@ class Watcher:
                     self.refresh_routes()
                     last_refresh = now
                 if not self.routes:
+                    self.assigned = set()
                     self.stop.wait(0.2)
                     continue
                 try:
@@ -219,9 +238,11 @@ class Watcher:
                 self.assigned = set(self.consumer.assignment())
                 if batch and not self.handle_batch(batch):
                     break  # stopped while MongoDB was unreachable: nothing committed
-                if self.live and time.monotonic() - last_publish >= 0.25:
-                    self.publish_status()
-                    last_publish = time.monotonic()
+                now = time.monotonic()
+                if self.live and now - last_publish >= LIVE_INTERVAL:
+                    self.publish_status(save=now - last_save >= STATUS_SAVE_INTERVAL)
+                    last_publish = now
+                    last_save = now if now - last_save >= STATUS_SAVE_INTERVAL else last_save
         finally:
             self.consumer.close(autocommit=False)
             elapsed = time.monotonic() - started
@@ -229,65 +250,90 @@ class Watcher:
                      self.stored, self.duplicates, self.dead, self.batches, elapsed)
 
     def handle_batch(self, batch: dict) -> bool:
-        """Write one polled batch, then commit its offsets. False if stopped before writing."""
+        """Write one polled batch, then commit its offsets. False if stopped before writing.
+
+        Order: documents, then the shot index, then dead letters, then the offsets. A crash
+        anywhere before the commit replays the batch, and every write is idempotent.
+        """
         now = datetime.now(UTC)
-        by_collection: dict[str, list[dict]] = {}
-        route_of: dict[str, Route] = {}
+        by_collection: dict[str, list[tuple]] = {}
         letters: list[dict] = []
-        per_route: dict[str, list] = {}
-        for records in batch.values():
+        per_route: dict[str, list] = {}  # name → [stored, dead, newest documents]
+        offsets = {}
+        for tp, records in batch.items():
+            route = self.route_for(tp.topic)
+            if route is None:
+                # The route was disabled or removed after these were fetched: leave them
+                # uncommitted, so re-enabling the route picks them up again.
+                continue
+            offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+            counts = per_route.setdefault(route.name, [0, 0, []])
             for record in records:
-                route = self.route_for(record.topic)
-                if route is None:
-                    letters.append(dead_letter(record, None, f"no enabled route for topic {record.topic}", now))
-                    continue
                 try:
                     document = to_document(route, record, now)
                 except Rejected as exc:
                     letters.append(dead_letter(record, route, str(exc), now))
-                    per_route.setdefault(route.name, [0, 0, None])[1] += 1
+                    counts[1] += 1
                     continue
                 by_collection.setdefault(route.collection, []).append((record, route, document))
-                route_of[route.collection] = route
 
+        shot_refs: dict[str, list[dict]] = {}
         for collection, items in by_collection.items():
-            result = self.with_mongo_retry(lambda: store.insert_idempotent(collection, [d for _, _, d in items]))
+            timeseries = self.collection_kind.get(collection) == store.TIMESERIES
+            documents = [document for _, _, document in items]
+            result = self.with_mongo_retry(lambda: store.insert_idempotent(collection, documents, timeseries))
             if result is None:
                 return False
             self.stored += result.inserted
             self.duplicates += result.duplicates
-            for index, reason in result.rejected.items():
-                record, route, _ = items[index]
-                letters.append(dead_letter(record, route, f"refused by MongoDB: {reason}", now))
             for index, (record, route, document) in enumerate(items):
-                if index not in result.rejected:
-                    counts = per_route.setdefault(route.name, [0, 0, None])
-                    counts[0] += 1
-                    counts[2] = document
+                counts = per_route[route.name]
+                if index in result.rejected:
+                    letters.append(dead_letter(record, route, f"refused by MongoDB: {result.rejected[index]}", now))
+                    counts[1] += 1
+                    continue
+                counts[0] += 1
+                counts[2].append(document)
+                if isinstance(document.get("shot_key"), str) and document["shot_key"]:
+                    shot_refs.setdefault(document["shot_key"], []).append(
+                        {"c": collection, "id": document["_id"], "ts": document["_ts"]})
+        if shot_refs and self.with_mongo_retry(lambda: store.index_shots(shot_refs, self.slots) or True) is None:
+            return False
         if letters:
             if self.with_mongo_retry(lambda: store.add_dead_letters(letters)) is None:
                 return False
             self.dead += len(letters)
 
-        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in batch.items()}
-        try:
-            self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            # A rebalance moved the partitions away: the new owner re-reads from the last
-            # commit and the idempotent writes turn the repeats into duplicates, not copies.
-            log.warning("offset commit failed (%s); the batch will be re-read and deduplicated", exc)
+        if offsets:
+            try:
+                self.consumer.commit(offsets)
+            except (CommitFailedError, KafkaError) as exc:
+                # A rebalance moved the partitions away: the new owner re-reads from the last
+                # commit and the idempotent writes turn the repeats into duplicates, not copies.
+                log.warning("offset commit failed (%s); the batch will be re-read and deduplicated", exc)
         self.batches += 1
-        for name, (stored, dead, last) in per_route.items():
-            self.stats.setdefault(name, RouteStats()).add(stored, dead, preview(last) if last else None)
+        for name, (stored, dead, newest) in per_route.items():
+            self.stats.setdefault(name, RouteStats()).add(stored, dead, newest)
         return True
 
     def with_mongo_retry(self, write):
-        """Run a MongoDB write until it succeeds; None if asked to stop first."""
+        """Run a MongoDB operation until it succeeds; None if asked to stop first.
+
+        While this waits nothing new is fetched from Kafka (the loop is not polling), and
+        the consumer's background heartbeat keeps this member's partitions.
+        """
         delay = 0.5
         while True:
             try:
-                return write()
+                result = write()
+                if self.mongo_down_since is not None:
+                    log.info("MongoDB reachable again after %.1f s; resuming",
+                             time.monotonic() - self.mongo_down_since)
+                    self.mongo_down_since = None
+                return result
             except ConnectionFailure as exc:
+                if self.mongo_down_since is None:
+                    self.mongo_down_since = time.monotonic()
                 log.warning("MongoDB unreachable (%s); fetching paused, retrying in %.1f s", exc, delay)
                 if self.stop.wait(delay):
                     return None
@@ -307,26 +353,37 @@ class Watcher:
         return lag_by_topic
 
     def status(self) -> dict:
+        """This process's figures per route: the live view sums them over all watch processes."""
         lag = self.lag()
         return {
             "watcher": self.name,
             "at": time.time(),
+            "mongo_down": self.mongo_down_since is not None,
             "routes": {
                 route.name: {
                     "topic": route.topic, "collection": route.collection,
+                    "collection_kind": self.collection_kind.get(route.collection, ""),
                     "total": self.stats[route.name].total, "dead_letters": self.stats[route.name].dead,
                     "rate": round(self.stats[route.name].rate(), 1),
                     "lag": sum(n for topic, n in lag.items() if route.matches(topic)),
-                    "sample": self.stats[route.name].sample,
+                    "partitions": sorted(tp.partition for tp in self.assigned if route.matches(tp.topic)),
+                    "samples": self.stats[route.name].take_samples(),
                 }
                 for route in self.routes
             },
         }
 
-    def publish_status(self) -> None:
+    def publish_status(self, save: bool = False) -> None:
         """Send the aggregated status (never single messages) to browsers, at most 4 times a second."""
         status = self.status()
         try:
             async_to_sync(get_channel_layer().group_send)(LIVE_GROUP, {"type": "watcher.status", "status": status})
         except Exception as exc:  # the live view is best effort; ingestion goes on
             log.warning("live status not sent: %s", exc)
+        if save:  # for pages opened later: the figures before the first live update
+            try:
+                store.save_status(self.name, {k: v for k, v in status.items() if k != "routes"} | {
+                    "routes": {name: {k: v for k, v in r.items() if k != "samples"}
+                               for name, r in status["routes"].items()}})
+            except ConnectionFailure:
+                pass

@@ -1,24 +1,42 @@
-"""All MongoDB access of the watcher: routed collections, dead letters, watcher status.
+"""All MongoDB access of the watcher: routed collections, the shot index, dead letters, status.
 
 Writes are idempotent without upserts: every document has a deterministic string `_id`
 and is written with insert_many(ordered=False); a duplicate (error 11000) means "already
-stored". This is as correct on MongoDB as upserts and, unlike upserts, fast on FerretDB.
+stored". This is as correct on MongoDB as upserts and, unlike upserts, fast on FerretDB
+(where 1,000 upserts by `_id` take minutes and duplicate inserts a tenth of a second).
+
+Reads that must stay fast on FerretDB address documents by string `_id` only (the one
+query it pushes down to SQLite): the shot index has `_id = "<shot key>|<slot>"`, so the
+events of a shot are found with a few `_id` look-ups instead of a scan of every collection.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from pymongo.errors import BulkWriteError, CollectionInvalid, OperationFailure
+from pymongo.errors import AutoReconnect, BulkWriteError, CollectionInvalid, OperationFailure
 
 from labbook import mongo
 
+log = logging.getLogger(__name__)
+
 DEAD_LETTERS = "dead_letters"
 STATUS = "watcher_status"
+SHOT_INDEX = "shot_index"
+RESERVED = {DEAD_LETTERS, STATUS, SHOT_INDEX}
 DUPLICATE_KEY = 11000
+# Server-side conditions that say nothing about the document: retry the batch, never dead-letter.
+TRANSIENT_CODES = {6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
 FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+MAX_SHOT_SLOTS = 10_000
+
+TIMESERIES = "time-series"
+NORMAL = "normal"
+NO_TIMESERIES = "normal (this server has no time-series collections)"
 
 
 @dataclass
@@ -28,42 +46,162 @@ class WriteResult:
     rejected: dict[int, str]  # index in the batch → the server's reason
 
 
-def prepare_collection(name: str, timeseries: bool) -> bool:
-    """Create a routed collection and its indexes; returns whether it is a time-series one."""
+def prepare_collection(name: str, timeseries: bool) -> str:
+    """Create a routed collection and its indexes; returns what kind of collection it is.
+
+    FerretDB has no time-series collections (it answers NotImplemented): the route then
+    gets a normal collection, which the watcher logs and the watcher page shows.
+    """
     db = mongo.database()
-    is_timeseries = False
-    if name not in db.list_collection_names():
+    existing = list(db.list_collections(filter={"name": name}))
+    if existing:
+        kind = TIMESERIES if existing[0].get("type") == "timeseries" else NORMAL
+    elif timeseries:
         try:
-            if timeseries:
-                db.create_collection(name, timeseries={"timeField": "_ts", "granularity": "seconds"})
-                is_timeseries = True
-            else:
-                db.create_collection(name)
+            db.create_collection(name, timeseries={"timeField": "_ts", "granularity": "seconds"})
+            kind = TIMESERIES
         except CollectionInvalid:
-            pass  # created meanwhile by another watcher
-        except OperationFailure:
-            db.create_collection(name)  # the server has no time-series collections (FerretDB)
+            return prepare_collection(name, timeseries)  # created meanwhile by another watcher
+        except OperationFailure as exc:
+            log.warning("collection %s: time-series requested but the server refused (%s); "
+                        "using a normal collection", name, exc.details.get("errmsg", exc) if exc.details else exc)
+            kind = NO_TIMESERIES
+    else:
+        kind = NORMAL
+    if timeseries and kind == NORMAL:
+        kind = NO_TIMESERIES  # an existing normal collection (e.g. created by FerretDB earlier)
     db[name].create_index("shot_key")
     db[name].create_index("_ts")
-    return is_timeseries
+    return kind
 
 
-def insert_idempotent(collection: str, documents: list[dict]) -> WriteResult:
+def insert_idempotent(collection: str, documents: list[dict], timeseries: bool = False) -> WriteResult:
     """Insert documents, treating already-stored `_id`s as success.
 
     Connection errors propagate (the caller retries the whole batch); documents the server
     refuses for themselves are returned in `rejected` so the caller can dead-letter them.
+    Time-series collections (real MongoDB only) have no unique `_id`, so the ids already
+    there within the batch's time range are looked up (through the `_ts` index) and skipped.
     """
     if not documents:
         return WriteResult(0, 0, {})
+    skipped = 0
+    if timeseries:
+        present = existing_ids(collection, documents)
+        fresh = [doc for doc in documents if doc["_id"] not in present]
+        skipped, positions = len(documents) - len(fresh), [i for i, d in enumerate(documents) if d["_id"] not in present]
+        documents = fresh
+        if not documents:
+            return WriteResult(0, skipped, {})
+    else:
+        positions = None
     try:
         result = mongo.database()[collection].insert_many(documents, ordered=False)
-        return WriteResult(len(result.inserted_ids), 0, {})
+        return WriteResult(len(result.inserted_ids), skipped, {})
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
-        rejected = {e["index"]: e.get("errmsg", "rejected") for e in errors if e.get("code") != DUPLICATE_KEY}
-        return WriteResult(exc.details.get("nInserted", 0), len(errors) - len(rejected), rejected)
+        transient = [e for e in errors if e.get("code") in TRANSIENT_CODES]
+        if transient:
+            raise AutoReconnect(f"transient server error: {transient[0].get('errmsg')}") from exc
+        rejected = {(positions[e["index"]] if positions else e["index"]): e.get("errmsg", "rejected")
+                    for e in errors if e.get("code") != DUPLICATE_KEY}
+        return WriteResult(exc.details.get("nInserted", 0), skipped + len(errors) - len(rejected), rejected)
 
+
+def existing_ids(collection: str, documents: list[dict]) -> set:
+    times = [doc["_ts"] for doc in documents]
+    query = {"_ts": {"$gte": min(times), "$lte": max(times)}, "_id": {"$in": [doc["_id"] for doc in documents]}}
+    return {doc["_id"] for doc in mongo.database()[collection].find(query, {"_id": 1})}
+
+
+# --- the shot index ---------------------------------------------------------------------
+
+class SlotCache(OrderedDict):
+    """The next free slot per shot key, so a shot seen in many batches is not probed from 0."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        super().__init__()
+        self.size = size
+
+    def remember(self, key: str, slot: int) -> None:
+        self[key] = slot
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+def index_shots(refs_by_key: dict[str, list[dict]], slots: SlotCache | None = None) -> None:
+    """Record where the events of each shot key are: `{"c": collection, "id": _id, "ts": time}`.
+
+    Insert-only: each write takes the next free slot `"<shot key>|<n>"` of its key (a
+    duplicate means the slot is taken, so try the next one; atomic across watchers).
+    A replayed batch adds its references again in a new slot; readers deduplicate.
+    """
+    slots = slots if slots is not None else SlotCache()
+    pending = {key: slots.get(key, 0) for key in refs_by_key}
+    collection = mongo.database()[SHOT_INDEX]
+    while pending:
+        keys = list(pending)
+        docs = [{"_id": f"{key}|{pending[key]}", "shot_key": key, "refs": refs_by_key[key]} for key in keys]
+        taken: set[str] = set()
+        try:
+            collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                if error.get("code") == DUPLICATE_KEY:
+                    taken.add(keys[error["index"]])
+                elif error.get("code") in TRANSIENT_CODES:
+                    raise AutoReconnect(error.get("errmsg", "transient error")) from exc
+                else:
+                    log.warning("shot index entry refused: %s", error.get("errmsg"))
+        for key in keys:
+            if key in taken and pending[key] < MAX_SHOT_SLOTS:
+                pending[key] += 1
+            else:
+                slots.remember(key, pending.pop(key) + 1)
+
+
+def shot_refs(shot_key: str) -> list[dict]:
+    """Every (collection, id, time) recorded for a shot key, without duplicates."""
+    collection = mongo.database()[SHOT_INDEX]
+    refs, seen = [], set()
+    for slot in range(MAX_SHOT_SLOTS):
+        doc = collection.find_one({"_id": f"{shot_key}|{slot}"})
+        if doc is None:
+            break
+        for ref in doc.get("refs", []):
+            if (ref["c"], ref["id"]) not in seen:
+                seen.add((ref["c"], ref["id"]))
+                refs.append(ref)
+    return refs
+
+
+def _newest_first(ref_or_doc: dict, field: str) -> datetime:
+    value = ref_or_doc.get(field)
+    if not isinstance(value, datetime):
+        return datetime.min.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def events_for_shot(shot_key: str, limit: int = 200) -> list[dict]:
+    """Ingested events (any routed collection) with this shot key, newest first.
+
+    Each event is the stored document plus `_collection`; provenance is in `_ingest`
+    (topic, partition, offset, key, at). Found through the shot index: one `_id` look-up
+    per index slot and per event, never a scan of the (possibly huge) collections.
+    """
+    refs = sorted(shot_refs(str(shot_key)), key=lambda ref: _newest_first(ref, "ts"), reverse=True)
+    db = mongo.database()
+    events = []
+    for ref in refs[:max(0, limit)]:
+        doc = db[ref["c"]].find_one({"_id": ref["id"]})
+        if doc is not None:
+            doc["_collection"] = ref["c"]
+            events.append(doc)
+    return events
+
+
+# --- dead letters and status ------------------------------------------------------------
 
 def add_dead_letters(documents: list[dict]) -> WriteResult:
     return insert_idempotent(DEAD_LETTERS, documents)
@@ -74,6 +212,7 @@ def dead_letters(limit: int = 50) -> list[dict]:
 
 
 def dead_letter_count() -> int:
+    """Dead letters are rare and the collection small, so counting it is cheap even on FerretDB."""
     return mongo.database()[DEAD_LETTERS].count_documents({})
 
 
@@ -85,12 +224,15 @@ def all_ids(collection: str) -> list[str]:
     return [doc["_id"] for doc in mongo.database()[collection].find({}, {"_id": 1})]
 
 
-def save_status(watcher_id: str, status: dict) -> None:
-    mongo.database()[STATUS].replace_one({"_id": watcher_id}, {"_id": watcher_id, **status}, upsert=True)
+def save_status(watcher_name: str, status: dict) -> None:
+    """The latest status of one watch process (a handful of small documents)."""
+    mongo.database()[STATUS].replace_one({"_id": watcher_name}, {**status, "_id": watcher_name}, upsert=True)
 
 
-def statuses() -> list[dict]:
-    return list(mongo.database()[STATUS].find())
+def statuses(max_age_seconds: float = 30) -> list[dict]:
+    """Statuses of the watch processes heard from recently."""
+    now = datetime.now(UTC).timestamp()
+    return [doc for doc in mongo.database()[STATUS].find() if now - doc.get("at", 0) <= max_age_seconds]
 
 
 def routed_collections() -> list[str]:
@@ -99,16 +241,7 @@ def routed_collections() -> list[str]:
     return sorted(set(Route.objects.values_list("collection", flat=True)))
 
 
-def events_for_shot(shot_key: str, limit: int = 200) -> list[dict]:
-    """Every ingested event with this shot key, newest first, tagged with its collection."""
-    events = []
-    for name in routed_collections():
-        for doc in mongo.database()[name].find({"shot_key": str(shot_key)}).sort("_ts", -1).limit(limit):
-            doc["_collection"] = name
-            events.append(doc)
-    events.sort(key=lambda doc: doc.get("_ts") or datetime.min, reverse=True)
-    return events[:limit]
-
+# --- search -------------------------------------------------------------------------------
 
 @dataclass
 class EventQuery:
@@ -138,6 +271,29 @@ class EventQuery:
             query[self.field] = {"$in": field_value_candidates(self.value)}
         return query
 
+    def matches(self, doc: dict) -> bool:
+        """The same filter evaluated in Python, for documents fetched by `_id`."""
+        for name in ("source", "kind"):
+            if getattr(self, name) and doc.get(name) != getattr(self, name):
+                return False
+        ts = _newest_first(doc, "_ts")
+        if self.since and ts < self.since or self.until and ts > self.until:
+            return False
+        if self.field:
+            value: object = doc
+            for part in self.field.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            values = value if isinstance(value, list) else [value]  # MongoDB matches array elements
+            candidates = field_value_candidates(self.value)
+            if not any(_same(v, c) for v in values for c in candidates):
+                return False
+        return True
+
+
+def _same(a, b) -> bool:
+    """Equality as MongoDB sees it: 1 == 1.0, but True is not 1."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
 
 def field_value_candidates(text: str) -> list:
     """The typed values a search text may mean: '42' matches 42, 42.0 and '42'."""
@@ -153,7 +309,24 @@ def field_value_candidates(text: str) -> list:
 
 
 def search(query: EventQuery) -> list[dict]:
+    """Newest matching events of one routed collection.
+
+    With a shot key the shot index names the candidates (fast on any server); otherwise
+    this is a filtered, sorted find, which FerretDB answers by reading the whole collection.
+    """
     if query.collection not in routed_collections():
         raise ValueError(f"'{query.collection}' is not a routed collection")
-    cursor = mongo.database()[query.collection].find(query.mongo_filter()).sort("_ts", -1)
-    return list(cursor.limit(max(1, min(query.limit, 1000))))
+    mongo_filter = query.mongo_filter()  # validates the field name
+    limit = max(1, min(query.limit, 1000))
+    if query.shot_key:
+        db = mongo.database()
+        found = []
+        for ref in shot_refs(query.shot_key):
+            if ref["c"] == query.collection:
+                doc = db[ref["c"]].find_one({"_id": ref["id"]})
+                if doc is not None and doc.get("shot_key") == query.shot_key and query.matches(doc):
+                    found.append(doc)
+        found.sort(key=lambda doc: _newest_first(doc, "_ts"), reverse=True)
+        return found[:limit]
+    cursor = mongo.database()[query.collection].find(mongo_filter).sort("_ts", -1)
+    return list(cursor.limit(limit))

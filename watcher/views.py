@@ -16,10 +16,16 @@ def entry_url(shot_key: str | None) -> str | None:
         return None
 
 
+def event_rows(events: list[dict]) -> list[dict]:
+    return [{"event": event, "ts": event.get("_ts"), "ingest": event.get("_ingest", {}),
+             "collection": event.get("_collection"), "entry_url": entry_url(event.get("shot_key"))}
+            for event in events]
+
+
 def watcher_page(request):
     return render(request, "watcher/watcher.html", {
         "routes": Route.objects.all(),
-        "statuses": store.statuses(),
+        "statuses_json": [{k: v for k, v in status.items() if k != "_id"} for status in store.statuses()],
         "dead_letter_count": store.dead_letter_count(),
     })
 
@@ -32,9 +38,15 @@ def search(request):
             events = store.search(form.query())
         except ValueError as exc:
             error = str(exc)
-    rows = [{"event": event, "ts": event.get("_ts"), "ingest": event.get("_ingest", {}),
-             "entry_url": entry_url(event.get("shot_key"))} for event in events]
-    return render(request, "watcher/search.html", {"form": form, "rows": rows, "error": error})
+    return render(request, "watcher/search.html", {"form": form, "rows": event_rows(events), "error": error})
+
+
+def shot_events(request, shot_key: str):
+    """Every ingested event of one shot, across all routed collections (the shot join)."""
+    return render(request, "watcher/shot_events.html", {
+        "shot_key": shot_key, "entry_url": entry_url(shot_key),
+        "rows": event_rows(store.events_for_shot(shot_key)),
+    })
 
 
 def dead_letter_list(request):

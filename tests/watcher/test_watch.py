@@ -1,6 +1,7 @@
 """The watcher against real Kafka and real MongoDB: routing, exactly-once storage, dead letters."""
 
 import re
+import time
 import uuid
 
 import orjson
@@ -123,23 +124,96 @@ def test_two_watchers_in_one_group_share_the_partitions_and_store_each_event_onc
     assert sorted(store.all_ids("shared_events")) == sorted(e["event_id"] for e in events)
 
 
-def test_shot_join_and_search_use_plain_values_only(routes, mongo_db):
-    routes("t.a", "diag_a")
-    routes("t.b", "diag_b")
-    shot = envelopes(1, "JOIN", start=12)[0]
-    for name in ("diag_a", "diag_b"):
-        store.insert_idempotent(name, [dict(shot, _id=f"{name}-1", _ts=None, source=name)])
-    store.insert_idempotent("diag_a", [dict(envelopes(1, "JOIN", start=13)[0], _id="other", _ts=None)])
+def test_shot_join_finds_every_collections_events_once_newest_first_with_provenance(
+        routes, run_watcher, make_topic, producer, mongo_db, admin_client):
+    laser_topic, camera_topic = make_topic(), make_topic()
+    routes(laser_topic, "join_laser")
+    routes(camera_topic, "join_camera")
+    shot, other = envelopes(2, "JOIN", start=12)
+    camera = dict(shot, source="camera", kind="image", values={"counts": 7})
+    camera["event_id"] = "c" * 32
+    camera["relay_ts_ns"] = shot["relay_ts_ns"] + 5_000_000  # 5 ms after the laser event
+    produce(producer, laser_topic, [shot, other])
+    produce(producer, camera_topic, [camera])
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored == 3, message="3 events stored")
+    produce(producer, camera_topic, [camera])  # re-sent: must not show up twice
+    wait_for(lambda: watcher.duplicates == 1, message="the re-sent event recognised")
 
     joined = store.events_for_shot(shot["shot_key"])
-    assert sorted((e["_collection"], e["source"]) for e in joined) == [("diag_a", "diag_a"), ("diag_b", "diag_b")]
+    assert [(e["_collection"], e["source"]) for e in joined] == [("join_camera", "camera"), ("join_laser", "laser")]
+    assert joined[0]["_ingest"]["topic"] == camera_topic and joined[1]["_ingest"]["topic"] == laser_topic
+    assert {"partition", "offset", "at"} <= set(joined[1]["_ingest"])
+    assert store.events_for_shot(shot["shot_key"], limit=1)[0]["source"] == "camera"
+    assert [e["_id"] for e in store.events_for_shot(other["shot_key"])] == [other["event_id"]]
+    assert store.events_for_shot("JOIN-20251124-999999") == []
 
-    found = store.search(store.EventQuery(collection="diag_a", field="values.energy", value="1.2"))
-    assert [doc["_id"] for doc in found] == ["diag_a-1"]
+    page = admin_client.get(f"/watcher/shot/{shot['shot_key']}/")
+    assert page.status_code == 200
+    assert b"2 ingested events" in page.content and b"join_camera" in page.content
+
+
+def test_search_by_shot_key_and_field_uses_plain_values_only(routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic()
+    routes(topic, "diag_a", timestamp_field="laser_ts_ns")  # 1 ms apart (BSON times have ms resolution)
+    events = envelopes(5, "SRCH")
+    produce(producer, topic, events)
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored == 5, message="5 events stored")
+
+    by_shot = store.search(store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"]))
+    assert [doc["_id"] for doc in by_shot] == [events[2]["event_id"]]
+    assert store.search(store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"], kind="image")) == []
+    by_field = store.search(store.EventQuery(collection="diag_a", field="values.energy", value="0.4"))
+    assert [doc["_id"] for doc in by_field] == [events[3]["event_id"]]
+    by_shot_and_field = store.search(store.EventQuery(collection="diag_a", shot_key=events[3]["shot_key"],
+                                                      field="values.energy", value="0.4"))
+    assert [doc["_id"] for doc in by_shot_and_field] == [events[3]["event_id"]]
+    newest_two = store.search(store.EventQuery(collection="diag_a", source="laser", limit=2))
+    assert [doc["shot_number"] for doc in newest_two] == [5, 4]
     with pytest.raises(ValueError, match="is not a field name"):
         store.search(store.EventQuery(collection="diag_a", field="$where", value="1"))
     with pytest.raises(ValueError, match="not a routed collection"):
         store.search(store.EventQuery(collection="auth_user"))
+
+
+def test_disabled_route_is_not_consumed_until_enabled_again(routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic()
+    route = routes(topic, "toggled", enabled=False)
+    watcher = run_watcher()
+    produce(producer, topic, envelopes(10))
+    time.sleep(2)  # four route refreshes
+    assert watcher.batches == 0 and not watcher.assigned
+    assert "toggled" not in mongo_db.list_collection_names()
+
+    route.enabled = True
+    route.save()
+    wait_for(lambda: store.count("toggled") == 10, timeout=30, message="enabled route consumed")
+    route.enabled = False
+    route.save()
+    wait_for(lambda: not watcher.assigned, timeout=30, message="disabled route unsubscribed")
+    produce(producer, topic, envelopes(5, start=100))
+    route.enabled = True
+    route.save()
+    wait_for(lambda: store.count("toggled") == 15, timeout=30, message="events sent while disabled stored")
+
+
+def test_time_series_route_falls_back_to_a_normal_collection_where_unsupported(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic()
+    routes(topic, "series", timeseries=True)
+    produce(producer, topic, envelopes(10))
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored == 10, message="10 stored")
+    kind = watcher.collection_kind["series"]
+    info = next(mongo_db.list_collections(filter={"name": "series"}))
+    if info.get("type") == "timeseries":  # a real MongoDB
+        assert kind == store.TIMESERIES
+    else:  # FerretDB: a normal collection, and the watcher says so
+        assert kind == store.NO_TIMESERIES
+    produce(producer, topic, envelopes(10))  # the same events again
+    wait_for(lambda: watcher.duplicates == 10, message="replayed events recognised")
+    assert store.count("series") == 10
 
 
 def test_search_page_refuses_operator_field_names(admin_client, routes, mongo_db):
@@ -151,12 +225,21 @@ def test_search_page_refuses_operator_field_names(admin_client, routes, mongo_db
     assert mongo.database().name == settings.MONGODB_DB
 
 
-def test_search_page_lists_matching_events(admin_client, routes, mongo_db):
-    routes("t.d", "diag_d")
-    shot = envelopes(1, "PAGE", start=5)[0]
-    store.insert_idempotent("diag_d", [dict(shot, _id="d-1", _ts=None, _ingest={"topic": "t.d"}),
-                                       dict(envelopes(1, "PAGE", start=6)[0], _id="d-2", _ts=None)])
-    page = admin_client.get("/watcher/search/", {"collection": "diag_d", "shot_key": shot["shot_key"]})
+def test_search_page_lists_matching_events_with_their_provenance(
+        admin_client, routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic()
+    routes(topic, "diag_d")
+    events = envelopes(3, "PAGE", start=5)
+    produce(producer, topic, events)
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored == 3, message="3 stored")
+    page = admin_client.get("/watcher/search/", {"collection": "diag_d", "shot_key": events[1]["shot_key"]})
     assert page.status_code == 200
-    assert shot["shot_key"].encode() in page.content
-    assert b"1 event " in page.content
+    assert events[1]["shot_key"].encode() in page.content and events[0]["shot_key"].encode() not in page.content
+    assert b"1 event " in page.content and f"{topic}/".encode() in page.content
+
+
+def test_watcher_pages_require_login(client, mongo_db):
+    for url in ("/watcher/", "/watcher/search/", "/watcher/dead-letters/", "/watcher/shot/X-20251124-000001/"):
+        response = client.get(url)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]

@@ -11,7 +11,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--group", help="Consumer group id (default: settings.WATCHER_GROUP_ID)")
-        parser.add_argument("--batch-size", type=int, default=2000)
+        parser.add_argument("--batch-size", type=int, help="Records per poll and write (default: settings.WATCHER_BATCH_SIZE)")
         parser.add_argument("--name", help="This member's name in the live view")
         parser.add_argument("--no-live", action="store_true", help="Do not publish the live status")
 

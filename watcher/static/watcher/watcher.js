@@ -1,26 +1,65 @@
 // Live figures of the watcher page: one aggregated status per watch process, a few per second.
 (function () {
   const state = document.getElementById("live-state");
+  const mongoState = document.getElementById("mongo-state");
   const perWatcher = {};  // watcher name -> its latest status
+  const STALE_SECONDS = 10;
+  const STREAM_LENGTH = 8;
 
   function render() {
+    const now = Date.now() / 1000;
     const totals = {};
-    for (const status of Object.values(perWatcher)) {
+    let mongoDown = false;
+    for (const [watcher, status] of Object.entries(perWatcher)) {
+      if (now - status.at > STALE_SECONDS) { delete perWatcher[watcher]; continue; }
+      mongoDown = mongoDown || status.mongo_down;
       for (const [name, route] of Object.entries(status.routes)) {
-        const t = totals[name] || (totals[name] = {rate: 0, total: 0, lag: 0, dead_letters: 0, sample: null});
+        const t = totals[name] || (totals[name] = {rate: 0, total: 0, lag: 0, dead_letters: 0, watchers: [], kind: ""});
         t.rate += route.rate; t.total += route.total; t.lag += route.lag; t.dead_letters += route.dead_letters;
-        if (route.sample) t.sample = route.sample;
+        t.watchers.push(`${watcher} [${route.partitions.join(",")}]`);
+        t.kind = route.collection_kind;
       }
     }
+    mongoState.classList.toggle("d-none", !mongoDown);
     for (const [name, t] of Object.entries(totals)) {
       const row = document.querySelector(`tr[data-route="${CSS.escape(name)}"]`);
       if (!row) continue;
       for (const key of ["rate", "total", "lag", "dead_letters"]) {
         row.querySelector(`[data-k="${key}"]`).textContent = key === "rate" ? t.rate.toFixed(1) : t[key];
       }
-      if (t.sample) row.querySelector('[data-k="sample"]').textContent = t.sample.json;
+      row.querySelector('[data-k="watchers"]').textContent = t.watchers.join(", ");
+      row.querySelector('[data-k="collection_kind"]').textContent = t.kind ? `(${t.kind})` : "";
     }
   }
+
+  function addSamples(status) {
+    for (const [name, route] of Object.entries(status.routes)) {
+      const list = document.querySelector(`tr[data-stream="${CSS.escape(name)}"] .stream`);
+      if (!list) continue;
+      for (const sample of route.samples || []) {
+        const item = document.createElement("li");
+        const where = document.createElement("span");
+        where.className = "text-muted me-2";
+        where.textContent = sample.kafka;
+        const body = document.createElement("code");
+        body.textContent = sample.json;  // text, never HTML
+        item.append(where, body);
+        list.prepend(item);
+      }
+      while (list.children.length > STREAM_LENGTH) list.lastChild.remove();
+    }
+  }
+
+  function receive(status) {
+    perWatcher[status.watcher] = status;
+    addSamples(status);
+    render();
+  }
+
+  for (const status of JSON.parse(document.getElementById("watcher-statuses").textContent) || []) {
+    perWatcher[status.watcher] = status;
+  }
+  render();
 
   function connect() {
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/watcher/`);
@@ -31,8 +70,9 @@
     };
     ws.onmessage = (event) => {
       const message = JSON.parse(event.data);
-      if (message.type === "status") { perWatcher[message.status.watcher] = message.status; render(); }
+      if (message.type === "status") receive(message.status);
     };
   }
   connect();
+  setInterval(render, 2000);  // drop watchers that went quiet
 })();
