@@ -1,0 +1,218 @@
+"""Relay throughput, added latency and loss, against a raw pyzmq SUB→PUB forwarder (the ceiling).
+
+    .venv/bin/python benchmarks/relay.py [--quick]
+
+Both run as their own processes, fed by the same generator and read by the same sink: the
+relay with harmonisation, the durable log and Kafka produce on. The last line is one JSON object.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+import zmq
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def free_endpoint() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def forwarder(inbound: str, outbound: str) -> None:
+    """The ceiling: receive and re-publish, nothing else."""
+    context = zmq.Context()
+    sub, pub = context.socket(zmq.SUB), context.socket(zmq.PUB)
+    for socket in (sub, pub):
+        socket.setsockopt(zmq.RCVHWM if socket is sub else zmq.SNDHWM, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(inbound)
+    pub.bind(outbound)
+    while True:
+        pub.send_multipart(sub.recv_multipart())
+
+
+class Sink(threading.Thread):
+    """Counts what comes out and the one-way latency (same host clock on both sides)."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(daemon=True)
+        self.socket = zmq.Context.instance().socket(zmq.SUB)
+        self.socket.setsockopt(zmq.RCVHWM, 0)
+        self.socket.setsockopt(zmq.SUBSCRIBE, b"laser")
+        self.socket.connect(endpoint)
+        self.count, self.first, self.last = 0, None, None
+        self.latencies_us: list[float] = []
+        self.shots: set[int] = set()
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            if not self.socket.poll(100):
+                continue
+            frames = self.socket.recv_multipart()
+            now = time.time_ns()
+            message = orjson.loads(frames[1])
+            values = message.get("values", message)
+            if values.get("kind") == "probe" or message.get("kind") == "probe":
+                continue
+            self.count += 1
+            self.first = self.first or now
+            self.last = now
+            if "sent_ns" in values:
+                self.latencies_us.append((now - values["sent_ns"]) / 1000)
+            shot = message.get("shot_number", message.get("shot"))
+            if shot is not None:
+                self.shots.add(shot)
+
+    def reset(self) -> None:
+        self.count, self.first, self.last = 0, None, None
+        self.latencies_us, self.shots = [], set()
+
+
+def wait_connected(generator, sink: Sink) -> None:
+    """PUB/SUB drops until subscriptions propagate: probe until the sink hears something."""
+    deadline = time.monotonic() + 20
+    seen = sink.count
+    while time.monotonic() < deadline:
+        generator.send_multipart([b"laser", b'{"kind": "probe"}'])
+        time.sleep(0.05)
+        if sink.socket.poll(0) or sink.count != seen:
+            break
+    time.sleep(0.5)
+    sink.reset()
+
+
+def drain(sink: Sink, idle: float = 1.5) -> None:
+    last, since = -1, time.monotonic()
+    while time.monotonic() - since < idle:
+        if sink.count != last:
+            last, since = sink.count, time.monotonic()
+        time.sleep(0.05)
+
+
+def burst(generator, count: int) -> None:
+    payload = orjson.dumps({"shot": 0, "energy_J": 10.12, "pulse_fs": 29.8, "mode": "single",
+                            "ts_ns": 1_764_000_000_000_000_000})
+    for n in range(1, count + 1):
+        generator.send_multipart([b"laser", payload.replace(b'"shot":0', b'"shot":%d' % n)])
+
+
+def paced(generator, rate: float, seconds: float, start_shot: int) -> int:
+    interval, sent = 1.0 / rate, 0
+    started = time.perf_counter()
+    while True:
+        due = started + sent * interval
+        now = time.perf_counter()
+        if now - started >= seconds:
+            return sent
+        if now < due:
+            if due - now > 0.0005:
+                time.sleep(due - now - 0.0003)
+            continue
+        generator.send_multipart([b"laser", orjson.dumps(
+            {"shot": start_shot + sent, "sent_ns": time.time_ns(), "energy_J": 10.0})])
+        sent += 1
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def measure(name: str, start_process, count: int, latency_seconds: float, loss_seconds: float | None) -> dict:
+    context = zmq.Context.instance()
+    generator = context.socket(zmq.PUB)
+    generator.setsockopt(zmq.SNDHWM, 0)
+    inbound = free_endpoint()
+    generator.bind(inbound)
+    outbound = free_endpoint()
+    process = start_process(inbound, outbound)
+    sink = Sink(outbound)
+    sink.start()
+    try:
+        wait_connected(generator, sink)
+        burst(generator, count)
+        drain(sink)
+        elapsed = (sink.last - sink.first) / 1e9 if sink.count > 1 else float("nan")
+        figures = {f"{name}_throughput_msgs_per_s": round(sink.count / elapsed) if elapsed else 0,
+                   f"{name}_burst_received": sink.count}
+        sink.reset()
+        paced(generator, 1000, latency_seconds, start_shot=10_000_000)
+        drain(sink, 1.0)
+        figures[f"{name}_latency_p50_us"] = round(pct(sink.latencies_us, 50), 1)
+        figures[f"{name}_latency_p99_us"] = round(pct(sink.latencies_us, 99), 1)
+        if loss_seconds:
+            sink.reset()
+            sent = paced(generator, 10_000, loss_seconds, start_shot=20_000_000)
+            drain(sink, 2.0)
+            figures[f"{name}_10khz_sent"] = sent
+            figures[f"{name}_10khz_lost"] = sent - len(sink.shots)
+        return figures
+    finally:
+        sink.running = False
+        process.terminate()
+        process.wait(60)
+        generator.close(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages, 10 s loss run")
+    parser.add_argument("--forwarder", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.forwarder:
+        forwarder(*args.forwarder)
+        return
+    count = 50_000 if args.quick else 200_000
+    latency_seconds = 5 if args.quick else 20
+    loss_seconds = 10 if args.quick else 60
+    log_dir = Path(tempfile.mkdtemp(prefix="labbook-bench-relay-"))
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
+           "DATABASE_URL": f"sqlite:///{log_dir / 'config.sqlite3'}", "LABBOOK_LOG_LEVEL": "WARNING",
+           "RELAY_KAFKA_TOPIC": f"bench.relay.{uuid.uuid4().hex[:8]}", "MONGODB_DB": "labbook_bench_relay"}
+
+    def start_forwarder(inbound, outbound):
+        return subprocess.Popen([PYTHON, __file__, "--forwarder", inbound, outbound])
+
+    def start_relay(inbound, outbound):
+        return subprocess.Popen([PYTHON, str(ROOT / "manage.py"), "relay", "--input", inbound, "--pub", outbound,
+                                 "--snapshot", free_endpoint(), "--log-dir", str(log_dir), "--no-live"],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+
+    print(f"{count} messages in a burst, {latency_seconds} s at 1 kHz, {loss_seconds} s at 10 kHz", flush=True)
+    figures = {"messages": count}
+    figures.update(measure("forwarder", start_forwarder, count, latency_seconds, None))
+    print(f"raw SUB→PUB forwarder: {figures['forwarder_throughput_msgs_per_s']} msg/s, latency p50 "
+          f"{figures['forwarder_latency_p50_us']} µs p99 {figures['forwarder_latency_p99_us']} µs", flush=True)
+    figures.update(measure("relay", start_relay, count, latency_seconds, loss_seconds))
+    figures["throughput_ratio"] = round(figures["relay_throughput_msgs_per_s"]
+                                        / figures["forwarder_throughput_msgs_per_s"], 3)
+    figures["added_latency_p50_us"] = round(figures["relay_latency_p50_us"] - figures["forwarder_latency_p50_us"], 1)
+    figures["added_latency_p99_us"] = round(figures["relay_latency_p99_us"] - figures["forwarder_latency_p99_us"], 1)
+    figures["log_lines"] = sum(1 for f in log_dir.glob("relay-*.jsonl") for _ in open(f, "rb"))
+    print(f"relay (harmonise + log + Kafka): {figures['relay_throughput_msgs_per_s']} msg/s "
+          f"(ratio {figures['throughput_ratio']}, target >= 0.5); latency p50 {figures['relay_latency_p50_us']} µs "
+          f"p99 {figures['relay_latency_p99_us']} µs; added p50 {figures['added_latency_p50_us']} µs "
+          f"p99 {figures['added_latency_p99_us']} µs (target < 1000 µs); "
+          f"10 kHz for {loss_seconds} s: {figures['relay_10khz_lost']} of {figures['relay_10khz_sent']} lost "
+          f"(target 0)", flush=True)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
