@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
 import socket
+import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,7 +24,7 @@ from asgiref.sync import async_to_sync
 from bson import Binary
 from channels.layers import get_channel_layer
 from django.conf import settings
-from kafka import KafkaConsumer
+from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from pymongo.errors import ConnectionFailure
@@ -37,6 +40,7 @@ LIVE_GROUP = "watcher.live"
 SAMPLES_PER_UPDATE = 3  # messages per route in one live update (4 updates a second at most)
 LIVE_INTERVAL = 0.25
 STATUS_SAVE_INTERVAL = 2.0
+COMMIT_TIMEOUT_MS = 5000  # a commit that cannot succeed (topic deleted, broker away) is retried by replay
 
 
 class Rejected(ValueError):
@@ -152,6 +156,39 @@ def preview(document: dict, limit: int = 400) -> dict:
             "json": text if len(text) <= limit else text[:limit] + "…"}
 
 
+class CommitBeforeRevoke(ConsumerRebalanceListener):
+    """Before partitions move to another member, finish the batches in flight and commit them.
+
+    Keeps a rebalance from replaying what was already written. If MongoDB is away this gives
+    up after a while; the new owner then re-reads those batches and the writes deduplicate.
+    """
+
+    def __init__(self, watcher: "Watcher") -> None:
+        self.watcher = watcher
+
+    def on_partitions_revoked(self, revoked) -> None:
+        deadline = time.monotonic() + 20
+        watcher = self.watcher
+        while watcher.to_write.unfinished_tasks and watcher.writer.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        watcher.commit_written()
+
+    def on_partitions_assigned(self, assigned) -> None:
+        log.info("assigned %d partitions: %s", len(assigned),
+                 ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)))
+
+
+@dataclass
+class Prepared:
+    """One polled batch, converted: what to write where, and the offsets to commit after."""
+
+    by_collection: dict[str, list[tuple]] = field(default_factory=dict)  # (record, route, document)
+    letters: list[dict] = field(default_factory=list)
+    per_route: dict[str, list] = field(default_factory=dict)  # name → [stored, dead, documents]
+    offsets: dict = field(default_factory=dict)
+    fetched: float = field(default_factory=time.monotonic)
+
+
 class Watcher:
     """One member of the watcher consumer group. `run()` returns when `stop` is set."""
 
@@ -192,7 +229,7 @@ class Watcher:
         if routes:
             pattern = "^(?:" + "|".join(f"(?:{r.topic})" if r.topic_is_regex else re.escape(r.topic)
                                         for r in routes) + ")$"
-            self.consumer.subscribe(pattern=pattern)
+            self.consumer.subscribe(pattern=pattern, listener=CommitBeforeRevoke(self))
         elif self.consumer.subscription():
             self.consumer.unsubscribe()
         log.info("routes: %s", ", ".join(map(str, routes)) or "none (nothing consumed)")
@@ -216,15 +253,27 @@ class Watcher:
         )
 
     def run(self) -> None:
+        """Poll, convert and hand batches to the writer thread; commit what it has written.
+
+        Two batches at most are in flight (one being written, one waiting), so converting
+        the next batch overlaps the MongoDB write of the previous one. When MongoDB is away
+        the writer retries and the hand-over blocks: nothing more is fetched.
+        """
         started = time.monotonic()
         self.consumer = self.connect()
+        self.to_write: queue.Queue = queue.Queue(maxsize=1)
+        self.written: queue.Queue = queue.Queue()
+        self.index_writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-index")
+        self.writer = writer = threading.Thread(target=self.write_batches, name=f"{self.name}-writer", daemon=True)
+        writer.start()
         last_refresh = last_publish = last_save = 0.0
         try:
-            while not self.stop.is_set():
+            while not self.stop.is_set() and writer.is_alive():
                 now = time.monotonic()
                 if now - last_refresh >= self.route_refresh_seconds:
                     self.refresh_routes()
                     last_refresh = now
+                self.commit_written()
                 if not self.routes:
                     self.assigned = set()
                     self.stop.wait(0.2)
@@ -236,85 +285,146 @@ class Watcher:
                     self.stop.wait(1)
                     continue
                 self.assigned = set(self.consumer.assignment())
-                if batch and not self.handle_batch(batch):
-                    break  # stopped while MongoDB was unreachable: nothing committed
+                if batch:
+                    self.hand_over(self.prepare(batch))
                 now = time.monotonic()
                 if self.live and now - last_publish >= LIVE_INTERVAL:
-                    self.publish_status(save=now - last_save >= STATUS_SAVE_INTERVAL)
-                    last_publish = now
-                    last_save = now if now - last_save >= STATUS_SAVE_INTERVAL else last_save
+                    save = now - last_save >= STATUS_SAVE_INTERVAL
+                    self.publish_status(save=save)
+                    last_publish, last_save = now, (now if save else last_save)
         finally:
+            while writer.is_alive():  # the end marker goes after the batches already handed over
+                try:
+                    self.to_write.put(None, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            writer.join()
+            self.index_writer.shutdown()
+            self.commit_written()
             self.consumer.close(autocommit=False)
             elapsed = time.monotonic() - started
             log.info("watcher stopped: %d stored, %d duplicates, %d dead letters, %d batches in %.1f s",
                      self.stored, self.duplicates, self.dead, self.batches, elapsed)
 
-    def handle_batch(self, batch: dict) -> bool:
-        """Write one polled batch, then commit its offsets. False if stopped before writing.
+    def hand_over(self, prepared: Prepared) -> None:
+        """Queue a batch for the writer; waits (fetching nothing) while the writer is busy."""
+        while self.writer.is_alive():
+            try:
+                self.to_write.put(prepared, timeout=0.2)
+                return
+            except queue.Full:
+                self.commit_written()
+        # Only when the writer stopped (MongoDB away at shutdown): the batch stays uncommitted.
 
-        Order: documents, then the shot index, then dead letters, then the offsets. A crash
-        anywhere before the commit replays the batch, and every write is idempotent.
-        """
+    def prepare(self, batch: dict) -> Prepared:
+        """Kafka records → documents per collection, dead letters and the offsets to commit."""
         now = datetime.now(UTC)
-        by_collection: dict[str, list[tuple]] = {}
-        letters: list[dict] = []
-        per_route: dict[str, list] = {}  # name → [stored, dead, newest documents]
-        offsets = {}
+        prepared = Prepared()
         for tp, records in batch.items():
             route = self.route_for(tp.topic)
             if route is None:
                 # The route was disabled or removed after these were fetched: leave them
                 # uncommitted, so re-enabling the route picks them up again.
                 continue
-            offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
-            counts = per_route.setdefault(route.name, [0, 0, []])
+            prepared.offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+            counts = prepared.per_route.setdefault(route.name, [0, 0, []])
             for record in records:
                 try:
                     document = to_document(route, record, now)
                 except Rejected as exc:
-                    letters.append(dead_letter(record, route, str(exc), now))
+                    prepared.letters.append(dead_letter(record, route, str(exc), now))
                     counts[1] += 1
                     continue
-                by_collection.setdefault(route.collection, []).append((record, route, document))
+                prepared.by_collection.setdefault(route.collection, []).append((record, route, document))
+        return prepared
 
+    def write_batches(self) -> None:
+        """The writer thread: write each handed-over batch until MongoDB acknowledged it."""
+        while True:
+            prepared = self.to_write.get()
+            try:
+                if prepared is None:
+                    return
+                began = time.monotonic()
+                if not self.write(prepared):
+                    return  # stopped while MongoDB was unreachable: this batch stays uncommitted
+                log.debug("batch of %d written in %.1f ms, %.1f ms after it was fetched",
+                          sum(len(items) for items in prepared.by_collection.values()),
+                          (time.monotonic() - began) * 1000, (time.monotonic() - prepared.fetched) * 1000)
+                self.written.put(prepared)
+            finally:
+                self.to_write.task_done()
+
+    def write(self, prepared: Prepared) -> bool:
+        """Documents and the shot index (in parallel), then dead letters. False if stopped first.
+
+        A crash anywhere before the offsets are committed replays the batch, and every one of
+        these writes is idempotent. The index may name a document MongoDB then refused (it
+        went to the dead letters); readers skip references to documents that are not there.
+        """
+        now = datetime.now(UTC)
         shot_refs: dict[str, list[dict]] = {}
-        for collection, items in by_collection.items():
+        for collection, items in prepared.by_collection.items():
+            for _, _, document in items:
+                if isinstance(document.get("shot_key"), str) and document["shot_key"]:
+                    shot_refs.setdefault(document["shot_key"], []).append(
+                        {"c": collection, "id": document["_id"], "ts": document["_ts"]})
+        # A second connection writes the small index documents while this one writes the events.
+        indexed = self.index_writer.submit(
+            lambda: self.with_mongo_retry(lambda: store.index_shots(shot_refs, self.slots) or True)
+        ) if shot_refs else None
+        for collection, items in prepared.by_collection.items():
             timeseries = self.collection_kind.get(collection) == store.TIMESERIES
             documents = [document for _, _, document in items]
             result = self.with_mongo_retry(lambda: store.insert_idempotent(collection, documents, timeseries))
             if result is None:
+                if indexed is not None:
+                    indexed.result()
                 return False
             self.stored += result.inserted
             self.duplicates += result.duplicates
             for index, (record, route, document) in enumerate(items):
-                counts = per_route[route.name]
+                counts = prepared.per_route[route.name]
                 if index in result.rejected:
-                    letters.append(dead_letter(record, route, f"refused by MongoDB: {result.rejected[index]}", now))
+                    reason = f"refused by MongoDB: {result.rejected[index]}"
+                    prepared.letters.append(dead_letter(record, route, reason, now))
                     counts[1] += 1
                     continue
                 counts[0] += 1
                 counts[2].append(document)
-                if isinstance(document.get("shot_key"), str) and document["shot_key"]:
-                    shot_refs.setdefault(document["shot_key"], []).append(
-                        {"c": collection, "id": document["_id"], "ts": document["_ts"]})
-        if shot_refs and self.with_mongo_retry(lambda: store.index_shots(shot_refs, self.slots) or True) is None:
+        if indexed is not None and indexed.result() is None:
             return False
-        if letters:
-            if self.with_mongo_retry(lambda: store.add_dead_letters(letters)) is None:
+        if prepared.letters:
+            if self.with_mongo_retry(lambda: store.add_dead_letters(prepared.letters)) is None:
                 return False
-            self.dead += len(letters)
+            self.dead += len(prepared.letters)
+        return True
 
+    def commit_written(self) -> None:
+        """Commit the offsets of every batch the writer finished (in order: one writer)."""
+        offsets: dict = {}
+        finished = []
+        while True:
+            try:
+                prepared = self.written.get_nowait()
+            except queue.Empty:
+                break
+            offsets.update(prepared.offsets)  # later batches carry later offsets
+            finished.append(prepared)
+        if not finished:
+            return
         if offsets:
             try:
-                self.consumer.commit(offsets)
+                self.consumer.commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
             except (CommitFailedError, KafkaError) as exc:
                 # A rebalance moved the partitions away: the new owner re-reads from the last
                 # commit and the idempotent writes turn the repeats into duplicates, not copies.
-                log.warning("offset commit failed (%s); the batch will be re-read and deduplicated", exc)
-        self.batches += 1
-        for name, (stored, dead, newest) in per_route.items():
-            self.stats.setdefault(name, RouteStats()).add(stored, dead, newest)
-        return True
+                log.warning("offset commit failed (%s); those batches will be re-read and deduplicated", exc)
+        for prepared in finished:
+            self.batches += 1
+            for name, (stored, dead, newest) in prepared.per_route.items():
+                self.stats.setdefault(name, RouteStats()).add(stored, dead, newest)
 
     def with_mongo_retry(self, write):
         """Run a MongoDB operation until it succeeds; None if asked to stop first.

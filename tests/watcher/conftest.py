@@ -72,7 +72,7 @@ def routes(transactional_db):
 
 
 @pytest.fixture
-def run_watcher():
+def run_watcher(make_topic):  # stops the watchers before their topics are deleted
     """Start in-process watchers in threads; all are stopped and joined after the test."""
     running = []
 
