@@ -61,3 +61,19 @@ class Field(models.Model):
     def clean(self) -> None:
         if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
             raise ValidationError({"max_value": "The maximum is below the minimum."})
+
+
+class SchemaVersion(models.Model):
+    """A snapshot of a sheet's fields; every change to the fields makes a new one."""
+
+    sheet = models.ForeignKey(Sheet, related_name="versions", on_delete=models.CASCADE)
+    number = models.PositiveIntegerField()
+    fields = models.JSONField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sheet", "-number"]
+        constraints = [models.UniqueConstraint(fields=["sheet", "number"], name="unique_version_per_sheet")]
+
+    def __str__(self) -> str:
+        return f"{self.sheet.slug} v{self.number}"

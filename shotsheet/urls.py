@@ -5,4 +5,9 @@ from . import views
 app_name = "shotsheet"
 urlpatterns = [
     path("", views.sheet_list, name="sheet_list"),
+    path("shot/<str:shot_key>/", views.entry_by_shot, name="entry_by_shot"),
+    path("<slug:slug>/", views.sheet_table, name="sheet_table"),
+    path("<slug:slug>/new/", views.entry_new, name="entry_new"),
+    path("<slug:slug>/export.<str:fmt>", views.export, name="export"),
+    path("<slug:slug>/entries/<str:entry_id>/", views.entry_detail, name="entry_detail"),
 ]

@@ -1,7 +1,128 @@
-from django.shortcuts import render
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.text import slugify
 
+from . import services, store
+from .forms import entry_form_class, entry_values, initial_values
 from .models import Sheet
+
+PAGE_SIZE = 50
 
 
 def sheet_list(request):
     return render(request, "shotsheet/sheet_list.html", {"sheets": Sheet.objects.all()})
+
+
+def sheet_table(request, slug):
+    sheet = get_object_or_404(Sheet, slug=slug)
+    services.current_schema(sheet)
+    columns = services.table_columns(sheet)
+    query, sort, problems = services.table_query(sheet, request.GET)
+    try:
+        page = max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        page = 1
+    total = store.count_entries(query)
+    entries = store.find_entries(query, sort, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+    params = request.GET.copy()
+    params.pop("page", None)
+    return render(request, "shotsheet/sheet_table.html", {
+        "sheet": sheet, "columns": columns, "rows": [services.row_for(e, columns) for e in entries],
+        "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "problems": problems,
+        "params": params.urlencode(), "sort": request.GET.get("sort", "-created"), "filters": request.GET,
+    })
+
+
+def entry_new(request, slug):
+    sheet = get_object_or_404(Sheet, slug=slug, active=True)
+    version = services.current_schema(sheet)
+    fields = version.fields
+    form_class = entry_form_class(fields)
+    if request.method == "POST":
+        form = form_class(request.POST)
+        if form.is_valid():
+            shot = services.relay_shot() or {}
+            typed_key = form.cleaned_data["shot_key"].strip()
+            if typed_key and typed_key != shot.get("shot_key"):
+                shot = {"shot_key": typed_key}
+            entry = services.create_entry(sheet, version, entry_values(form, fields),
+                                          author=request.user.get_username(), shot=shot,
+                                          comment=form.cleaned_data["comment"])
+            messages.success(request, f"Saved entry {entry.get('shot_key') or entry['_id']}.")
+            if "save_next" in request.POST:
+                return redirect("shotsheet:entry_new", slug=slug)
+            return redirect("shotsheet:sheet_table", slug=slug)
+    else:
+        shot = services.relay_shot() or {}
+        form = form_class(initial={**initial_values(fields), **services.sticky_values(sheet, fields),
+                                   "shot_key": shot.get("shot_key", "")})
+    return render(request, "shotsheet/entry_form.html",
+                  {"sheet": sheet, "form": form, "version": version.number, "entry": None})
+
+
+def entry_detail(request, slug, entry_id):
+    sheet = get_object_or_404(Sheet, slug=slug)
+    entry = store.get_entry(entry_id)
+    if not entry or entry["sheet"] != sheet.slug:
+        raise Http404("No such entry")
+    fields = services.schema_fields(sheet, entry["schema_version"])
+    form_class = entry_form_class(fields)
+    conflict = None
+    if request.method == "POST":
+        form = form_class(request.POST)
+        if form.is_valid():
+            try:
+                services.update_entry(sheet, entry, int(request.POST.get("rev", 0)), entry_values(form, fields),
+                                      author=request.user.get_username(), comment=form.cleaned_data["comment"])
+                messages.success(request, "Entry updated.")
+                return redirect("shotsheet:entry_detail", slug=slug, entry_id=entry_id)
+            except services.EditConflict as exc:
+                conflict = str(exc)
+    else:
+        form = form_class(initial={**entry["values"], "shot_key": entry.get("shot_key") or "",
+                                   "comment": entry.get("comment", "")})
+    events = []
+    if entry.get("shot_key"):
+        try:
+            from watcher.store import events_for_shot
+
+            events = events_for_shot(entry["shot_key"])
+        except Exception:
+            events = []
+    return render(request, "shotsheet/entry_form.html", {
+        "sheet": sheet, "form": form, "version": entry["schema_version"], "entry": entry, "conflict": conflict,
+        "history": list(reversed(entry.get("history", []))), "events": events[:200],
+    })
+
+
+def entry_by_shot(request, shot_key):
+    entries = store.entries_by_shot(list(Sheet.objects.values_list("slug", flat=True)), shot_key)
+    if len(entries) == 1:
+        return redirect("shotsheet:entry_detail", slug=entries[0]["sheet"], entry_id=entries[0]["_id"])
+    return render(request, "shotsheet/entry_by_shot.html",
+                  {"shot_key": shot_key, "entries": [(e["sheet"], e["_id"]) for e in entries]},
+                  status=200 if entries else 404)
+
+
+def export(request, slug, fmt):
+    sheet = get_object_or_404(Sheet, slug=slug)
+    query, sort, problems = services.table_query(sheet, request.GET)
+    header, rows = services.export_rows(sheet, query, sort)
+    name = slugify(sheet.slug)
+    if fmt == "csv":
+        response = HttpResponse(services.to_csv(header, rows), content_type="text/csv; charset=utf-8")
+    elif fmt == "xlsx":
+        response = HttpResponse(services.to_xlsx(header, rows), content_type=(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
+    elif fmt == "json":
+        response = HttpResponse(services.to_json(header, rows), content_type="application/json")
+    else:
+        raise Http404("Export formats: csv, xlsx, json")
+    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response
+
+
+def sheet_url(sheet: Sheet) -> str:
+    return reverse("shotsheet:sheet_table", args=[sheet.slug])

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from shotsheet import store
 from shotsheet.models import Field, Sheet
 
 DEMO_FIELDS = [
@@ -38,6 +39,8 @@ class Command(BaseCommand):
                 Field.objects.create(sheet=sheet, key=key, label=label, type=type_, unit=unit,
                                      position=position, **extra)
             self.stdout.write(f"Created the demo sheet '{sheet.name}' with {len(DEMO_FIELDS)} fields.")
+
+        store.ensure_indexes()
 
         User = get_user_model()
         if not User.objects.filter(username=username).exists():

@@ -1,0 +1,34 @@
+// New and edited entries appear in every open table of the sheet, without reload.
+(function () {
+  const table = document.getElementById("entries");
+  const state = document.getElementById("live-state");
+  const slug = table.dataset.sheet;
+  const firstPage = !new URLSearchParams(location.search).has("page");
+
+  function cell(text) { const td = document.createElement("td"); td.textContent = text ?? ""; return td; }
+
+  function show(entry) {
+    let row = table.querySelector(`tr[data-entry="${CSS.escape(entry.id)}"]`);
+    const fresh = document.createElement("tr");
+    fresh.dataset.entry = entry.id;
+    const link = document.createElement("a");
+    link.href = `/sheets/${encodeURIComponent(slug)}/entries/${encodeURIComponent(entry.id)}/`;
+    link.textContent = String(entry.created).replace("T", " ").slice(0, 19);
+    const first = document.createElement("td"); first.appendChild(link);
+    fresh.append(first, cell(entry.shot_key), ...entry.values.map(cell), cell(entry.author));
+    fresh.classList.add("table-success");
+    if (row) { row.replaceWith(fresh); }
+    else if (firstPage) {
+      table.querySelector("tr.empty")?.remove();
+      table.tBodies[0].prepend(fresh);
+    }
+  }
+
+  function connect() {
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/sheets/${slug}/`);
+    ws.onopen = () => { state.textContent = "live"; state.className = "badge text-bg-success"; };
+    ws.onclose = () => { state.textContent = "reconnecting…"; state.className = "badge text-bg-warning"; setTimeout(connect, 2000); };
+    ws.onmessage = (event) => { const m = JSON.parse(event.data); if (m.type === "entry") show(m.entry); };
+  }
+  connect();
+})();

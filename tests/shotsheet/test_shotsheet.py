@@ -1,0 +1,158 @@
+"""The shot sheet against the real MongoDB server and Redis channel layer."""
+
+import asyncio
+import io
+import json
+from datetime import datetime
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from openpyxl import load_workbook
+
+from labbook.asgi import application
+from relay import store as relay_store
+from shotsheet import services, store
+from shotsheet.forms import entry_form_class
+from shotsheet.models import Field, Sheet
+
+
+@pytest.fixture
+def sheet(db, mongo_db):
+    sheet = Sheet.objects.create(name="Test sheet", slug="test", experiment="TST")
+    for position, (key, label, type_, extra) in enumerate([
+        ("target", "Target", Field.Type.CHOICE, {"choices": "Al\nCu", "sticky": True}),
+        ("energy", "Energy", Field.Type.FLOAT, {"unit": "J", "min_value": 0, "max_value": 100, "required": True}),
+        ("shots_on_target", "Shots on target", Field.Type.INTEGER, {}),
+        ("ok", "OK", Field.Type.BOOLEAN, {}),
+        ("note", "Note", Field.Type.TEXT, {"pattern": r"^[a-z ]*$"}),
+    ]):
+        Field.objects.create(sheet=sheet, key=key, label=label, type=type_, position=position, **extra)
+    return sheet
+
+
+def test_every_change_to_the_fields_makes_a_new_schema_version_kept_in_mongodb(sheet, mongo_db):
+    first = services.current_schema(sheet)
+    assert services.current_schema(sheet).number == first.number == 1
+    Field.objects.create(sheet=sheet, key="gas", label="Gas", type=Field.Type.TEXT, position=9)
+    second = services.current_schema(sheet)
+    assert second.number == 2 and [f["key"] for f in second.fields][-1] == "gas"
+    saved = mongo_db["schema_versions"].find_one({"_id": "test:v2"})
+    assert saved["fields"] == second.fields
+
+
+def test_generated_form_validates_every_field_type_and_returns_native_types(sheet):
+    Field.objects.create(sheet=sheet, key="when", label="When", type=Field.Type.DATETIME, position=10)
+    Field.objects.create(sheet=sheet, key="daq", label="DAQ", type=Field.Type.JSON, position=11)
+    Field.objects.create(sheet=sheet, key="tags", label="Tags", type=Field.Type.MULTI_CHOICE,
+                         choices="a\nb", position=12)
+    fields = services.current_schema(sheet).fields
+    form_class = entry_form_class(fields)
+    bad = form_class({"target": "Fe", "energy": "150", "shots_on_target": "1.5", "note": "UPPER",
+                      "when": "yesterday", "daq": "{oops", "tags": ["c"]})
+    assert not bad.is_valid()
+    assert set(bad.errors) == {"target", "energy", "shots_on_target", "note", "when", "daq", "tags"}
+    good = form_class({"target": "Cu", "energy": "12.5", "shots_on_target": "3", "ok": "on", "note": "fine",
+                       "when": "2026-11-24 10:00", "daq": '{"gain": 2}', "tags": ["a", "b"]})
+    assert good.is_valid(), good.errors
+    data = good.cleaned_data
+    assert (data["energy"], data["shots_on_target"], data["ok"]) == (12.5, 3, True)
+    assert isinstance(data["when"], datetime) and data["daq"] == {"gain": 2} and data["tags"] == ["a", "b"]
+
+
+def test_entry_is_stored_with_native_types_version_author_and_the_relays_shot(admin_client, sheet, mongo_db):
+    shot = {"shot_key": "TST-20261124-000042", "shot_number": 42, "laser_ts_ns": 1, "event_id": "e"}
+    relay_store.save_state({"rate": 1.0}, shot)
+    page = admin_client.get("/sheets/test/new/")
+    assert b"TST-20261124-000042" in page.content  # prefilled from the relay
+    response = admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "9.75", "shots_on_target": "2",
+                                                       "ok": "on", "shot_key": shot["shot_key"], "save_next": "1"})
+    assert response.status_code == 302 and response["Location"] == "/sheets/test/new/"
+    entry = mongo_db["entries"].find_one({"sheet": "test"})
+    assert entry["values"]["energy"] == 9.75 and isinstance(entry["values"]["energy"], float)
+    assert entry["values"]["shots_on_target"] == 2 and entry["values"]["ok"] is True
+    assert entry["shot_key"] == shot["shot_key"] and entry["shot_number"] == 42
+    assert entry["schema_version"] == 1 and entry["author"] == "admin"
+    assert isinstance(entry["created"], datetime)
+    assert b'value="Al" selected' in admin_client.get("/sheets/test/new/").content  # sticky carried over
+
+
+def test_bad_value_shows_its_error_next_to_the_field_and_keeps_everything_typed(admin_client, sheet, mongo_db):
+    response = admin_client.post("/sheets/test/new/", {"target": "Cu", "energy": "lots", "shots_on_target": "7",
+                                                       "note": "kept text", "comment": "my comment"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Enter a number." in html and 'id="error_1_id_energy"' in html
+    assert 'value="lots"' in html and 'value="7"' in html and 'value="kept text"' in html and "my comment" in html
+    assert mongo_db["entries"].count_documents({}) == 0
+
+
+def make_entry(sheet, shot_key=None, **values):
+    version = services.current_schema(sheet)
+    return services.create_entry(sheet, version, {"target": "Al", "energy": 1.0, "ok": False, **values},
+                                 author="ada", shot={"shot_key": shot_key})
+
+
+def test_edits_are_kept_in_history_and_a_concurrent_edit_is_refused(admin_client, sheet, mongo_db):
+    entry = make_entry(sheet)
+    url = f"/sheets/test/entries/{entry['_id']}/"
+    first = admin_client.post(url, {"target": "Al", "energy": "2.5", "rev": "1", "comment": ""})
+    assert first.status_code == 302
+    second = admin_client.post(url, {"target": "Cu", "energy": "3.5", "rev": "1", "comment": ""})  # stale rev
+    assert second.status_code == 200 and b"changed by someone else" in second.content
+    stored = store.get_entry(entry["_id"])
+    assert stored["values"]["energy"] == 2.5 and stored["values"]["target"] == "Al" and stored["rev"] == 2
+    assert stored["history"][0]["who"] == "admin" and stored["history"][0]["changes"] == {"energy": [1.0, 2.5]}
+    assert b"1.0 \xe2\x86\x92 2.5" in admin_client.get(url).content
+
+
+def test_table_sorts_filters_and_refuses_what_is_not_a_field(admin_client, sheet, mongo_db):
+    for energy, target in [(5.0, "Al"), (50.0, "Cu"), (20.0, "Cu")]:
+        make_entry(sheet, energy=energy, target=target)
+    page = admin_client.get("/sheets/test/", {"f_energy_min": "10", "f_target": "Cu", "sort": "-energy"}).content.decode()
+    assert page.index("50.0") < page.index("20.0") and "5.0<" not in page
+    bad = admin_client.get("/sheets/test/", {"f_energy_min": "$gt", "sort": "$where"}).content.decode()
+    assert "&#x27;$gt&#x27; is not a number" in bad and "cannot sort by &#x27;$where&#x27;" in bad
+
+
+def test_export_then_read_back_gives_the_same_values_and_types(admin_client, sheet, mongo_db):
+    make_entry(sheet, energy=12.25, shots_on_target=3, ok=False, shot_key="TST-20261124-000001")
+    exported = json.loads(admin_client.get("/sheets/test/export.json").content)
+    assert exported[0]["Energy [J]"] == 12.25 and exported[0]["Shots on target"] == 3
+    assert exported[0]["OK"] is False and exported[0]["shot_key"] == "TST-20261124-000001"
+    csv_text = admin_client.get("/sheets/test/export.csv").content.decode()
+    assert csv_text.splitlines()[0].endswith("Target,Energy [J],Shots on target,OK,Note")
+    workbook = load_workbook(io.BytesIO(admin_client.get("/sheets/test/export.xlsx").content))
+    rows = list(workbook.active.values)
+    assert rows[0][7] == "Energy [J]" and rows[1][7] == 12.25 and rows[1][8] == 3
+
+
+def test_shot_key_leads_to_its_entry(admin_client, sheet, mongo_db):
+    entry = make_entry(sheet, shot_key="TST-20261124-000077")
+    response = admin_client.get("/sheets/shot/TST-20261124-000077/")
+    assert response.status_code == 302 and entry["_id"] in response["Location"]
+    assert admin_client.get("/sheets/shot/TST-20261124-999999/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_saved_entry_reaches_an_open_table_over_the_websocket(mongo_db):
+    sheet = Sheet.objects.create(name="Live", slug="live", experiment="LIV")
+    Field.objects.create(sheet=sheet, key="energy", label="Energy", type=Field.Type.FLOAT)
+    user = get_user_model().objects.create_user("viewer", password="pw-for-test-only")
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/sheets/live/",
+                                             headers=[(b"origin", b"http://127.0.0.1:8000"),
+                                                      (b"host", b"127.0.0.1:8000")])
+        communicator.scope["user"] = user
+        assert (await communicator.connect())[0]
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(lambda: services.create_entry(
+            sheet, services.current_schema(sheet), {"energy": 4.5}, author="ada", shot={}))()
+        message = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return message
+
+    message = asyncio.run(scenario())
+    assert message["type"] == "entry" and message["entry"]["values"] == ["4.5"]
