@@ -156,3 +156,32 @@ def test_a_saved_entry_reaches_an_open_table_over_the_websocket(mongo_db):
 
     message = asyncio.run(scenario())
     assert message["type"] == "entry" and message["entry"]["values"] == ["4.5"]
+
+
+def test_export_then_import_gives_the_same_values_and_types(admin_client, sheet, mongo_db, tmp_path):
+    from django.core.management import call_command
+
+    make_entry(sheet, energy=12.25, shots_on_target=3, ok=True, note="first one", shot_key="TST-20261124-000001")
+    make_entry(sheet, energy=0.5, target="Cu", ok=False, shot_key="TST-20261124-000002")
+    (tmp_path / "log.csv").write_bytes(admin_client.get("/sheets/test/export.csv").content)
+    copy = Sheet.objects.create(name="Copy", slug="copy", experiment="TST")
+    for field in sheet.fields.all():
+        field.pk, field.sheet = None, copy
+        field.save()
+    call_command("import_entries", "copy", str(tmp_path / "log.csv"))
+    def set_values(sheet_slug):  # values that were set (an unset field reads back empty)
+        return {e["shot_key"]: {k: v for k, v in e["values"].items() if v not in (None, "")}
+                for e in mongo_db["entries"].find({"sheet": sheet_slug})}
+
+    original, imported = set_values("test"), set_values("copy")
+    assert imported == original
+    assert isinstance(imported["TST-20261124-000001"]["shots_on_target"], int)
+
+
+def test_import_with_a_bad_row_reports_it_and_imports_nothing(sheet, mongo_db, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    (tmp_path / "log.csv").write_text("Shot,Energy [J],Target\nS-1,1.5,Al\nS-2,lots,Al\nS-3,2.5,Fe\n")
+    with pytest.raises(CommandError, match="2 of 3 rows have errors; nothing was imported"):
+        call_command("import_entries", "test", str(tmp_path / "log.csv"))
+    assert mongo_db["entries"].count_documents({}) == 0
