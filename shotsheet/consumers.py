@@ -3,6 +3,9 @@
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 
+RELAY_STATUS_GROUP = "relay.status"  # the relay's live status (relay.services.STATUS_GROUP)
+
+
 def sheet_group(slug: str) -> str:
     return f"sheet.{slug}"
 
@@ -14,13 +17,18 @@ class SheetConsumer(AsyncJsonWebsocketConsumer):
         if not self.scope["user"].is_authenticated:
             await self.close(code=4401)
             return
-        self.group = sheet_group(self.scope["url_route"]["kwargs"]["slug"])
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.groups_joined = [sheet_group(self.scope["url_route"]["kwargs"]["slug"]), RELAY_STATUS_GROUP]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def relay_status(self, event: dict) -> None:
+        """The relay's current shot, for the entry form (the relay sends at most 2 a second)."""
+        await self.send_json({"type": "relay", "last_shot": event["status"].get("last_shot")})
 
     async def entry_changed(self, event: dict) -> None:
         await self.send_json({"type": "entry", "entry": event["entry"]})

@@ -185,3 +185,26 @@ def test_import_with_a_bad_row_reports_it_and_imports_nothing(sheet, mongo_db, t
     with pytest.raises(CommandError, match="2 of 3 rows have errors; nothing was imported"):
         call_command("import_entries", "test", str(tmp_path / "log.csv"))
     assert mongo_db["entries"].count_documents({}) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_entry_form_socket_forwards_the_relays_current_shot(mongo_db):
+    Sheet.objects.create(name="Form", slug="form", experiment="FRM")
+    user = get_user_model().objects.create_user("filler", password="pw-for-test-only")
+
+    async def scenario():
+        from channels.layers import get_channel_layer
+
+        communicator = WebsocketCommunicator(application, "/ws/sheets/form/",
+                                             headers=[(b"origin", b"http://127.0.0.1:8000"),
+                                                      (b"host", b"127.0.0.1:8000")])
+        communicator.scope["user"] = user
+        assert (await communicator.connect())[0]
+        await get_channel_layer().group_send("relay.status", {"type": "relay.status", "status": {
+            "rate": 1.0, "last_shot": {"shot_key": "FRM-20261124-000005", "shot_number": 5}}})
+        message = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return message
+
+    assert asyncio.run(scenario()) == {"type": "relay", "last_shot": {"shot_key": "FRM-20261124-000005",
+                                                                       "shot_number": 5}}
