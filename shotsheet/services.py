@@ -204,6 +204,25 @@ def table_query(sheet: Sheet, params) -> tuple[dict, list, list[str]]:
     return query, sort, problems
 
 
+def plot_series(sheet: Sheet, query: dict, y_key: str, x: str, limit: int = 20_000) -> dict:
+    """x (shot number or time, seconds) and y of a numeric field, for the sheet's plot."""
+    columns = {c["key"]: c for c in table_columns(sheet)}
+    if y_key not in columns or columns[y_key]["type"] not in NUMERIC:
+        raise ValueError(f"'{y_key}' is not a numeric field of {sheet.slug}")
+    if x not in ("time", "shot"):
+        raise ValueError("x is 'time' or 'shot'")
+    points = []
+    for entry in store.find_entries(query, [("created", 1)], 0, limit):
+        y = entry["values"].get(y_key)
+        x_value = entry["created"].timestamp() if x == "time" else entry.get("shot_number")
+        if isinstance(y, int | float) and not isinstance(y, bool) and x_value is not None:
+            points.append((x_value, y))
+    points.sort()
+    column = columns[y_key]
+    return {"x": [p[0] for p in points], "y": [p[1] for p in points],
+            "label": f"{column['label']} [{column['unit']}]" if column["unit"] else column["label"]}
+
+
 def export_rows(sheet: Sheet, query: dict, sort: list, limit: int = 100_000) -> tuple[list[str], list[list]]:
     columns = table_columns(sheet)
     header = ["entry", "shot_key", "created", "author", "schema_version", "comment"] + [

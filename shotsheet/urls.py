@@ -9,5 +9,6 @@ urlpatterns = [
     path("<slug:slug>/", views.sheet_table, name="sheet_table"),
     path("<slug:slug>/new/", views.entry_new, name="entry_new"),
     path("<slug:slug>/export.<str:fmt>", views.export, name="export"),
+    path("<slug:slug>/plot.json", views.plot_data, name="plot_data"),
     path("<slug:slug>/entries/<str:entry_id>/", views.entry_detail, name="entry_detail"),
 ]

@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
@@ -29,7 +29,8 @@ def sheet_table(request, slug):
     params = request.GET.copy()
     params.pop("page", None)
     return render(request, "shotsheet/sheet_table.html", {
-        "sheet": sheet, "columns": columns, "rows": [services.row_for(e, columns) for e in entries],
+        "sheet": sheet, "columns": columns,
+        "numeric_columns": [c for c in columns if c["type"] in services.NUMERIC], "rows": [services.row_for(e, columns) for e in entries],
         "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "problems": problems,
         "params": params.urlencode(), "sort": request.GET.get("sort", "-created"), "filters": request.GET,
     })
@@ -104,6 +105,16 @@ def entry_by_shot(request, shot_key):
     return render(request, "shotsheet/entry_by_shot.html",
                   {"shot_key": shot_key, "entries": [(e["sheet"], e["_id"]) for e in entries]},
                   status=200 if entries else 404)
+
+
+def plot_data(request, slug):
+    sheet = get_object_or_404(Sheet, slug=slug)
+    query, _, problems = services.table_query(sheet, request.GET)
+    try:
+        series = services.plot_series(sheet, query, request.GET.get("y", ""), request.GET.get("x", "time"))
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse({**series, "problems": problems})
 
 
 def export(request, slug, fmt):

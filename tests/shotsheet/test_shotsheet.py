@@ -208,3 +208,12 @@ def test_the_entry_form_socket_forwards_the_relays_current_shot(mongo_db):
 
     assert asyncio.run(scenario()) == {"type": "relay", "last_shot": {"shot_key": "FRM-20261124-000005",
                                                                        "shot_number": 5}}
+
+
+def test_plot_data_follows_the_filters_and_refuses_non_numeric_fields(admin_client, sheet, mongo_db):
+    for energy, target in [(5.0, "Al"), (50.0, "Cu"), (20.0, "Cu")]:
+        make_entry(sheet, energy=energy, target=target)
+    data = admin_client.get("/sheets/test/plot.json", {"y": "energy", "x": "time", "f_target": "Cu"}).json()
+    assert data["y"] == [50.0, 20.0] and data["label"] == "Energy [J]" and len(data["x"]) == 2
+    refused = admin_client.get("/sheets/test/plot.json", {"y": "target"})
+    assert refused.status_code == 400 and "not a numeric field" in refused.json()["error"]
