@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Field, Sheet
+from .models import DaqProfile, Field, Sheet
 
 
 class FieldInline(admin.TabularInline):
@@ -16,4 +16,10 @@ class SheetAdmin(admin.ModelAdmin):
     list_filter = ["active", "experiment"]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "experiment"]
+    filter_horizontal = ["view_groups", "add_groups", "change_groups"]
     inlines = [FieldInline]
+
+
+@admin.register(DaqProfile)
+class DaqProfileAdmin(admin.ModelAdmin):
+    list_display = ["name", "updated"]

@@ -1,5 +1,6 @@
 """Live updates of a sheet's table: one Channels group per sheet."""
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 
@@ -10,12 +11,23 @@ def sheet_group(slug: str) -> str:
     return f"sheet.{slug}"
 
 
+@database_sync_to_async
+def may_view(user, slug: str) -> bool:
+    from .models import Sheet
+
+    sheet = Sheet.objects.filter(slug=slug).first()
+    return bool(sheet and sheet.allows(user, "view"))
+
+
 class SheetConsumer(AsyncJsonWebsocketConsumer):
     """Joins the sheet's group and forwards what services send to it."""
 
     async def connect(self) -> None:
         if not self.scope["user"].is_authenticated:
             await self.close(code=4401)
+            return
+        if not await may_view(self.scope["user"], self.scope["url_route"]["kwargs"]["slug"]):
+            await self.close(code=4403)
             return
         self.groups_joined = [sheet_group(self.scope["url_route"]["kwargs"]["slug"]), RELAY_STATUS_GROUP]
         for group in self.groups_joined:

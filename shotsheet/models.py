@@ -1,7 +1,19 @@
 """Shot-sheet configuration edited in the Django admin. Entries themselves live in MongoDB."""
 
 from django.core.exceptions import ValidationError
+from django.contrib.auth.models import Group
 from django.db import models
+
+
+class DaqProfile(models.Model):
+    """A named DAQ configuration; the one current for a sheet is copied into each new entry."""
+
+    name = models.CharField(max_length=200, unique=True)
+    config = models.JSONField(help_text="The DAQ configuration, as JSON.")
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Sheet(models.Model):
@@ -12,10 +24,27 @@ class Sheet(models.Model):
         max_length=100, help_text="Experiment or campaign id; it prefixes every shot key."
     )
     active = models.BooleanField(default=True)
+    daq_profile = models.ForeignKey(DaqProfile, null=True, blank=True, on_delete=models.SET_NULL,
+                                    help_text="The current DAQ configuration, snapshotted into every new entry.")
+    view_groups = models.ManyToManyField(Group, blank=True, related_name="+",
+                                         help_text="Who may see the sheet (none chosen: every user).")
+    add_groups = models.ManyToManyField(Group, blank=True, related_name="+",
+                                        help_text="Who may add entries (none chosen: every user).")
+    change_groups = models.ManyToManyField(Group, blank=True, related_name="+",
+                                           help_text="Who may edit entries (none chosen: every user).")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-active", "name"]
+
+    def allows(self, user, action: str) -> bool:
+        """Per-sheet permission through groups: 'view', 'add' or 'change'."""
+        if user.is_superuser:
+            return True
+        groups = getattr(self, f"{action}_groups").all()
+        if action != "view" and not self.allows(user, "view"):
+            return False
+        return not groups or user.groups.filter(pk__in=groups).exists()
 
     def __str__(self) -> str:
         return self.name

@@ -81,6 +81,11 @@ def sticky_values(sheet: Sheet, fields: list[dict]) -> dict:
     return {f["key"]: last["values"].get(f["key"]) for f in fields if f["sticky"] and f["key"] in last["values"]}
 
 
+def daq_snapshot(sheet: Sheet) -> dict | None:
+    profile = sheet.daq_profile
+    return {"profile": profile.name, "config": profile.config, "updated": profile.updated} if profile else None
+
+
 def create_entry(sheet: Sheet, version: SchemaVersion, values: dict, *, author: str, shot: dict,
                  comment: str = "") -> dict:
     now = datetime.now(UTC)
@@ -89,7 +94,7 @@ def create_entry(sheet: Sheet, version: SchemaVersion, values: dict, *, author: 
         "sheet": sheet.slug, "experiment": sheet.experiment, "schema_version": version.number,
         "values": values, "shot_key": shot.get("shot_key") or None, "shot_number": shot.get("shot_number"),
         "laser_ts": shot.get("laser_ts"), "author": author, "created": now, "updated": now,
-        "comment": comment, "rev": 1, "history": [],
+        "comment": comment, "rev": 1, "history": [], "daq": daq_snapshot(sheet),
     }
     store.insert_entry(entry)
     broadcast(sheet, entry)

@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -12,11 +13,19 @@ PAGE_SIZE = 50
 
 
 def sheet_list(request):
-    return render(request, "shotsheet/sheet_list.html", {"sheets": Sheet.objects.all()})
+    sheets = [sheet for sheet in Sheet.objects.all() if sheet.allows(request.user, "view")]
+    return render(request, "shotsheet/sheet_list.html", {"sheets": sheets})
+
+
+def sheet_for(request, slug: str, action: str = "view", **filters) -> Sheet:
+    sheet = get_object_or_404(Sheet, slug=slug, **filters)
+    if not sheet.allows(request.user, action):
+        raise PermissionDenied(f"You may not {action} entries of '{sheet.name}'.")
+    return sheet
 
 
 def sheet_table(request, slug):
-    sheet = get_object_or_404(Sheet, slug=slug)
+    sheet = sheet_for(request, slug)
     services.current_schema(sheet)
     columns = services.table_columns(sheet)
     query, sort, problems = services.table_query(sheet, request.GET)
@@ -37,7 +46,7 @@ def sheet_table(request, slug):
 
 
 def entry_new(request, slug):
-    sheet = get_object_or_404(Sheet, slug=slug, active=True)
+    sheet = sheet_for(request, slug, "add", active=True)
     version = services.current_schema(sheet)
     fields = version.fields
     form_class = entry_form_class(fields)
@@ -64,7 +73,7 @@ def entry_new(request, slug):
 
 
 def entry_detail(request, slug, entry_id):
-    sheet = get_object_or_404(Sheet, slug=slug)
+    sheet = sheet_for(request, slug, "change" if request.method == "POST" else "view")
     entry = store.get_entry(entry_id)
     if not entry or entry["sheet"] != sheet.slug:
         raise Http404("No such entry")
@@ -99,7 +108,8 @@ def entry_detail(request, slug, entry_id):
 
 
 def entry_by_shot(request, shot_key):
-    entries = store.entries_by_shot(list(Sheet.objects.values_list("slug", flat=True)), shot_key)
+    visible = [sheet.slug for sheet in Sheet.objects.all() if sheet.allows(request.user, "view")]
+    entries = store.entries_by_shot(visible, shot_key)
     if len(entries) == 1:
         return redirect("shotsheet:entry_detail", slug=entries[0]["sheet"], entry_id=entries[0]["_id"])
     return render(request, "shotsheet/entry_by_shot.html",
@@ -108,7 +118,7 @@ def entry_by_shot(request, shot_key):
 
 
 def plot_data(request, slug):
-    sheet = get_object_or_404(Sheet, slug=slug)
+    sheet = sheet_for(request, slug)
     query, _, problems = services.table_query(sheet, request.GET)
     try:
         series = services.plot_series(sheet, query, request.GET.get("y", ""), request.GET.get("x", "time"))
@@ -118,7 +128,7 @@ def plot_data(request, slug):
 
 
 def export(request, slug, fmt):
-    sheet = get_object_or_404(Sheet, slug=slug)
+    sheet = sheet_for(request, slug)
     query, sort, problems = services.table_query(sheet, request.GET)
     header, rows = services.export_rows(sheet, query, sort)
     name = slugify(sheet.slug)

@@ -20,6 +20,7 @@ from pymongo import UpdateOne
 
 from labbook.asgi import application
 from shotsheet.consumers import sheet_group
+from shotsheet.models import Sheet
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,6 +84,7 @@ def test_kafka_produce_consume_round_trip(kafka_topic):
 def test_channel_layer_group_send_reaches_sheet_consumer():
     assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
     user = get_user_model().objects.create_user("ada", password="pw-for-test-only")
+    Sheet.objects.create(name="Demo", slug="demo", experiment="DEMO")
 
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/sheets/demo/",

@@ -217,3 +217,35 @@ def test_plot_data_follows_the_filters_and_refuses_non_numeric_fields(admin_clie
     assert data["y"] == [50.0, 20.0] and data["label"] == "Energy [J]" and len(data["x"]) == 2
     refused = admin_client.get("/sheets/test/plot.json", {"y": "target"})
     assert refused.status_code == 400 and "not a numeric field" in refused.json()["error"]
+
+
+def test_daq_profile_is_snapshotted_into_each_entry(sheet, mongo_db):
+    from shotsheet.models import DaqProfile
+
+    sheet.daq_profile = DaqProfile.objects.create(name="gain high", config={"gain": 20, "cameras": ["top"]})
+    sheet.save()
+    entry = make_entry(sheet)
+    sheet.daq_profile.config = {"gain": 1}
+    sheet.daq_profile.save()
+    stored = store.get_entry(entry["_id"])
+    assert stored["daq"]["profile"] == "gain high" and stored["daq"]["config"] == {"gain": 20, "cameras": ["top"]}
+
+
+def test_per_sheet_permissions_through_groups(client, sheet, mongo_db):
+    from django.contrib.auth.models import Group
+
+    physicists, visitors = Group.objects.create(name="physicists"), Group.objects.create(name="visitors")
+    sheet.view_groups.set([physicists, visitors])
+    sheet.add_groups.set([physicists])
+    visitor = get_user_model().objects.create_user("visitor", password="pw-for-test-only")
+    visitor.groups.add(visitors)
+    outsider = get_user_model().objects.create_user("outsider", password="pw-for-test-only")
+
+    client.force_login(visitor)
+    assert client.get("/sheets/test/").status_code == 200
+    assert client.get("/sheets/test/new/").status_code == 403
+    assert client.post("/sheets/test/new/", {"target": "Al", "energy": "1"}).status_code == 403
+    client.force_login(outsider)
+    assert client.get("/sheets/test/").status_code == 403
+    assert b"Test sheet" not in client.get("/sheets/").content
+    assert mongo_db["entries"].count_documents({}) == 0
