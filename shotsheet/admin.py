@@ -5,7 +5,7 @@ from .models import DaqProfile, Field, Sheet
 
 class FieldInline(admin.TabularInline):
     model = Field
-    extra = 0
+    extra = 1
     fields = ["position", "key", "label", "type", "unit", "required", "min_value", "max_value",
               "choices", "sticky", "archived"]
 

@@ -14,3 +14,7 @@ SECURE_SSL_REDIRECT = False
 # ...and its own channel-layer namespace, so a relay or browser of a running system never
 # reaches the tests' consumers (and the other way round).
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"asgi-test-{MONGODB_DB[-12:]}"  # noqa: F405
+# A file, not memory, for the SQLite test database: the browser tests' live server runs in a
+# process of its own and must see the same data.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test_{MONGODB_DB}.sqlite3")}  # noqa: F405
