@@ -266,7 +266,8 @@ class Watcher:
         self.index_writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-index")
         self.writer = writer = threading.Thread(target=self.write_batches, name=f"{self.name}-writer", daemon=True)
         writer.start()
-        last_refresh = last_publish = last_save = 0.0
+        last_refresh = 0.0
+        self.last_publish = self.last_save = 0.0
         try:
             while not self.stop.is_set() and writer.is_alive():
                 now = time.monotonic()
@@ -287,11 +288,7 @@ class Watcher:
                 self.assigned = set(self.consumer.assignment())
                 if batch:
                     self.hand_over(self.prepare(batch))
-                now = time.monotonic()
-                if self.live and now - last_publish >= LIVE_INTERVAL:
-                    save = now - last_save >= STATUS_SAVE_INTERVAL
-                    self.publish_status(save=save)
-                    last_publish, last_save = now, (now if save else last_save)
+                self.publish_if_due()
         finally:
             while writer.is_alive():  # the end marker goes after the batches already handed over
                 try:
@@ -315,6 +312,7 @@ class Watcher:
                 return
             except queue.Full:
                 self.commit_written()
+                self.publish_if_due()  # the page shows "MongoDB unreachable" while we wait
         # Only when the writer stopped (MongoDB away at shutdown): the batch stays uncommitted.
 
     def prepare(self, batch: dict) -> Prepared:
@@ -482,6 +480,13 @@ class Watcher:
                 for route in self.routes
             },
         }
+
+    def publish_if_due(self) -> None:
+        now = time.monotonic()
+        if self.live and now - self.last_publish >= LIVE_INTERVAL:
+            save = now - self.last_save >= STATUS_SAVE_INTERVAL and self.mongo_down_since is None
+            self.publish_status(save=save)
+            self.last_publish, self.last_save = now, (now if save else self.last_save)
 
     def publish_status(self, save: bool = False) -> None:
         """Send the aggregated status (never single messages) to browsers, at most 4 times a second."""

@@ -109,9 +109,11 @@ def test_mongodb_gone_for_ten_seconds_mid_stream_loses_nothing(
         producer.flush(30)
         time.sleep(10)  # MongoDB stays away while the events keep arriving in Kafka
         assert watcher.stored < 3000
+        assert watcher.mongo_down_since is not None  # noticed, fetching paused, shown on the page
 
         server = subprocess.Popen(ferret, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: store.count("outage_events") == 3000, timeout=90, message="all 3000 stored")
+        wait_for(lambda: watcher.mongo_down_since is None, timeout=10, message="the outage over")
         assert set(store.all_ids("outage_events")) == {e["event_id"] for e in events}
     finally:
         server.kill()
