@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from unittest import mock
 
 import pytest
 from channels.testing import ChannelsLiveServerTestCase
@@ -10,9 +11,6 @@ from django.contrib.auth import get_user_model
 from shotsheet.models import Field, Sheet
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Playwright's sync API runs an event loop in this thread; the Django ORM calls of the test
-# itself are ordinary synchronous ones.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("mongo_db")]
 
 
@@ -21,6 +19,11 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
 
     @classmethod
     def setUpClass(cls):
+        # Playwright's sync API runs an event loop in this thread; the Django ORM calls of the
+        # test itself are ordinary synchronous ones. Scoped to this class so the variable does
+        # not leak into other tests' subprocesses (check --deploy refuses it).
+        cls.async_unsafe = mock.patch.dict(os.environ, {"DJANGO_ALLOW_ASYNC_UNSAFE": "true"})
+        cls.async_unsafe.start()
         super().setUpClass()
         from playwright.sync_api import sync_playwright
 
@@ -34,6 +37,7 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
         cls.browser.close()
         cls.playwright.stop()
         super().tearDownClass()
+        cls.async_unsafe.stop()
 
     def setUp(self):
         get_user_model().objects.create_superuser("marie", "m@example.org", "browser-pass-123")
