@@ -1,13 +1,14 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from .models import DaqProfile, Field, Sheet
+from . import choices
+from .models import ChoiceSource, DaqProfile, Field, Sheet
 
 
 class FieldInline(admin.TabularInline):
     model = Field
     extra = 1
-    fields = ["position", "key", "label", "type", "unit", "required", "min_value", "max_value",
-              "choices", "sticky", "archived"]
+    fields = ["position", "key", "label", "type", "unit", "required", "min_value", "max_value", "pattern",
+              "default", "help_text", "choices", "choice_source", "sticky", "archived"]
 
 
 @admin.register(Sheet)
@@ -23,3 +24,21 @@ class SheetAdmin(admin.ModelAdmin):
 @admin.register(DaqProfile)
 class DaqProfileAdmin(admin.ModelAdmin):
     list_display = ["name", "updated"]
+
+
+@admin.register(ChoiceSource)
+class ChoiceSourceAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "title", "sheet", "field_key", "refresh_seconds"]
+    list_filter = ["kind"]
+    actions = ["fetch_now"]
+
+    @admin.action(description="Fetch the lists now")
+    def fetch_now(self, request, queryset):
+        for source in queryset:
+            cached = choices.refresh(source.describe())
+            if cached.get("error"):
+                self.message_user(request, f"{source}: {cached['error']}", messages.WARNING)
+            else:
+                self.message_user(request, f"{source}: {len(cached['values'])} choices "
+                                           f"(revision {cached.get('revision') or '–'}): "
+                                           f"{', '.join(cached['values'][:10])}")

@@ -6,11 +6,45 @@ import orjson
 from django import forms
 from django.core.validators import RegexValidator
 
+from .choices import choices_for
 from .models import Field
 
 
 def choices_of(field: dict) -> list[tuple[str, str]]:
+    if field.get("choice_source"):
+        return []  # resolved per form by EntryForm, so a changed list needs no new form class
     return [(c.strip(), c.strip()) for c in field["choices"].splitlines() if c.strip()]
+
+
+class CommaSeparatedField(forms.CharField):
+    """A multi-choice typed by hand (its list is unavailable): values separated by commas."""
+
+    def to_python(self, value):
+        return [v.strip() for v in super().to_python(value).split(",") if v.strip()]
+
+
+class EntryForm(forms.Form):
+    """Base of the generated entry forms: fills in choice lists that come from a wiki or a sheet."""
+
+    sourced: dict[str, dict] = {}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for key, field in self.sourced.items():
+            listing = choices_for(field["choice_source"])
+            held = self.initial.get(key)  # what an entry already holds stays a valid choice
+            held = held if isinstance(held, list) else [held] if held not in (None, "") else []
+            values = listing.values + [str(v) for v in held if str(v) not in listing.values]
+            form_field = self.fields[key]
+            if values:
+                options = [(v, v) for v in values]
+                form_field.choices = options if field["type"] == Field.Type.MULTI_CHOICE else [("", "—")] + options
+            else:  # no list at all (the wiki never answered): entry must not be blocked, so type it
+                text_class = CommaSeparatedField if field["type"] == Field.Type.MULTI_CHOICE else forms.CharField
+                form_field = self.fields[key] = text_class(label=form_field.label, required=form_field.required,
+                                                           help_text=form_field.help_text)
+            if listing.note:
+                form_field.help_text = " ".join(filter(None, [form_field.help_text, listing.note]))
 
 
 def form_field(field: dict) -> forms.Field:
@@ -45,7 +79,8 @@ def _form_class(fields_json: bytes) -> type[forms.Form]:
     attrs["shot_key"] = forms.CharField(required=False, max_length=100, label="Shot key",
                                         help_text="Prefilled from the relay's latest shot.")
     attrs["comment"] = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    return type("EntryForm", (forms.Form,), attrs)
+    attrs["sourced"] = {f["key"]: f for f in fields if f.get("choice_source") and not f["archived"]}
+    return type("EntryForm", (EntryForm,), attrs)
 
 
 def entry_form_class(fields: list[dict]) -> type[forms.Form]:
@@ -65,3 +100,22 @@ def initial_values(fields: list[dict]) -> dict:
             initial[f["key"]] = (f["default"].lower() in ("1", "true", "yes")) \
                 if f["type"] == Field.Type.BOOLEAN else f["default"]
     return initial
+
+
+class ImportForm(forms.Form):
+    MAX_BYTES = 5 * 1024 * 1024
+
+    file = forms.FileField(help_text="CSV (UTF-8) or XLSX; the first row names the columns. "
+                                     "Bigger logs: manage.py import_entries.")
+    mapping = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                              help_text="Optional, one COLUMN=FIELD per line; other columns match a "
+                                        "field's key or label (with or without [unit]).")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith((".csv", ".xlsx", ".xlsm")):
+            raise forms.ValidationError("Upload a .csv or .xlsx file.")
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError(f"The file has {upload.size / 1e6:.1f} MB; the web takes up to "
+                                        f"{self.MAX_BYTES / 1e6:.0f} MB. Use manage.py import_entries.")
+        return upload

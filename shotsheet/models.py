@@ -16,6 +16,43 @@ class DaqProfile(models.Model):
         return self.name
 
 
+class ChoiceSource(models.Model):
+    """Where a choice field's list comes from when it is not typed in: a wiki or another sheet."""
+
+    class Kind(models.TextChoices):
+        WIKI_PAGE = "wiki_page", "MediaWiki page (its list items)"
+        WIKI_CATEGORY = "wiki_category", "MediaWiki category (its member pages)"
+        SHEET_FIELD = "sheet_field", "Values of another sheet's field"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    wiki_url = models.URLField(blank=True, help_text="The wiki's script path, where api.php lives, "
+                                                     "e.g. https://wiki.example.org/w/")
+    title = models.CharField(max_length=255, blank=True, help_text="Page title, or category name without 'Category:'.")
+    sheet = models.ForeignKey("Sheet", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                              help_text="For another sheet's field: the sheet.")
+    field_key = models.SlugField(max_length=60, blank=True, help_text="For another sheet's field: its key.")
+    refresh_seconds = models.PositiveIntegerField(default=300, help_text="How old the cached list may get.")
+
+    def clean(self) -> None:
+        if self.kind == self.Kind.SHEET_FIELD:
+            if not self.sheet or not self.field_key:
+                raise ValidationError("Choose the sheet and the key of its field.")
+        elif not self.wiki_url or not self.title:
+            raise ValidationError("A wiki source needs the wiki's URL and the page or category title.")
+
+    def describe(self) -> dict:
+        """What the schema snapshot records of the source (also the key of its cached list)."""
+        if self.kind == self.Kind.SHEET_FIELD:
+            return {"kind": self.kind, "sheet": self.sheet.slug if self.sheet else "", "field": self.field_key,
+                    "refresh_seconds": self.refresh_seconds}
+        return {"kind": self.kind, "wiki_url": self.wiki_url, "title": self.title,
+                "refresh_seconds": self.refresh_seconds}
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Sheet(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -76,6 +113,8 @@ class Field(models.Model):
     default = models.CharField(max_length=200, blank=True)
     help_text = models.CharField(max_length=300, blank=True)
     choices = models.TextField(blank=True, help_text="Static choices, one per line.")
+    choice_source = models.ForeignKey(ChoiceSource, null=True, blank=True, on_delete=models.PROTECT,
+                                      help_text="Take the choices from a wiki or another sheet instead.")
     sticky = models.BooleanField(default=False, help_text="Carried over from the previous entry.")
     archived = models.BooleanField(default=False, help_text="Hidden from new entries, kept for old ones.")
     position = models.PositiveIntegerField(default=0)
@@ -90,6 +129,15 @@ class Field(models.Model):
     def clean(self) -> None:
         if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
             raise ValidationError({"max_value": "The maximum is below the minimum."})
+        if self.choice_source_id and self.type not in (self.Type.CHOICE, self.Type.MULTI_CHOICE):
+            raise ValidationError({"choice_source": "Only choice fields take a choice source."})
+        if self.pk and self.sheet_id:
+            from . import store
+
+            old_key = Field.objects.filter(pk=self.pk).values_list("key", flat=True).first()
+            if old_key and old_key != self.key and store.has_entries(self.sheet.slug):
+                raise ValidationError({"key": f"The key '{old_key}' is stored in this sheet's entries and "
+                                              "cannot change; change the label instead."})
 
 
 class SchemaVersion(models.Model):

@@ -6,19 +6,22 @@ import csv
 import io
 import re
 import uuid
-from dataclasses import dataclass
+import zipfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.utils import timezone
 
 from . import store
 from .consumers import sheet_group
 from .models import Field, SchemaVersion, Sheet
 
 NUMERIC = {Field.Type.INTEGER, Field.Type.FLOAT}
+CHOICES = {Field.Type.CHOICE, Field.Type.MULTI_CHOICE}
 FIELD_ATTRIBUTES = ["key", "label", "type", "unit", "required", "min_value", "max_value", "pattern",
                     "default", "help_text", "choices", "sticky", "archived"]
 
@@ -29,7 +32,14 @@ class EditConflict(Exception):
 
 # --- schema versions ---------------------------------------------------------------------------
 def field_snapshot(sheet: Sheet) -> list[dict]:
-    return [{name: getattr(f, name) for name in FIELD_ATTRIBUTES} for f in sheet.fields.all()]
+    return [field_definition(f) for f in sheet.fields.select_related("choice_source__sheet")]
+
+
+def field_definition(field: Field) -> dict:
+    definition = {name: getattr(field, name) for name in FIELD_ATTRIBUTES}
+    if field.choice_source:  # only when set, so the versions of fields without one stay as they were
+        definition["choice_source"] = field.choice_source.describe()
+    return definition
 
 
 @transaction.atomic
@@ -156,43 +166,68 @@ def display(value) -> str:
 
 
 # --- the table -------------------------------------------------------------------------------------
-@dataclass
-class TableQuery:
-    """Sort and filters from the URL, checked against the sheet's columns: never raw operators."""
-
-    sort: str = "-created"
-    filters: dict | None = None
-    page: int = 1
-    page_size: int = 50
+def table_filters(sheet: Sheet, params) -> list[dict]:
+    """The table's filter inputs (built from the sheet's columns), each with its value from the URL."""
+    groups = [{"label": "shot key", "inputs": [{"name": "shot", "placeholder": "contains", "type": "text"}]},
+              {"label": "created", "inputs": [{"name": "from", "placeholder": "from", "type": "datetime-local"},
+                                              {"name": "to", "placeholder": "to", "type": "datetime-local"}]}]
+    for column in table_columns(sheet):
+        key, kind = column["key"], column["type"]
+        if kind in NUMERIC:
+            inputs = [{"name": f"f_{key}_min", "placeholder": "min", "type": "number"},
+                      {"name": f"f_{key}_max", "placeholder": "max", "type": "number"}]
+        elif kind == Field.Type.DATETIME:
+            inputs = [{"name": f"f_{key}_from", "placeholder": "from", "type": "datetime-local"},
+                      {"name": f"f_{key}_to", "placeholder": "to", "type": "datetime-local"}]
+        elif kind == Field.Type.BOOLEAN:
+            inputs = [{"name": f"f_{key}", "type": "select", "options": ["", "true", "false"]}]
+        elif kind == Field.Type.JSON:
+            continue
+        else:
+            inputs = [{"name": f"f_{key}", "placeholder": "equals" if kind in CHOICES else "contains",
+                       "type": "text"}]
+        groups.append({"label": column["label"], "inputs": inputs})
+    for group in groups:
+        for item in group["inputs"]:
+            item["value"] = params.get(item["name"], "").strip()
+    return groups
 
 
 def table_query(sheet: Sheet, params) -> tuple[dict, list, list[str]]:
-    """(MongoDB filter, sort, problems) for the URL's query parameters."""
+    """(MongoDB filter, sort, problems) for the URL's query parameters: never raw operators."""
     columns = {c["key"]: c for c in table_columns(sheet)}
     query: dict = {"sheet": sheet.slug}
     problems = []
-    for key, column in columns.items():
-        if column["type"] in NUMERIC:
-            bounds = {}
-            for suffix, op in (("min", "$gte"), ("max", "$lte")):
-                raw = params.get(f"f_{key}_{suffix}", "").strip()
-                if raw:
-                    try:
-                        bounds[op] = float(raw)
-                    except ValueError:
-                        problems.append(f"{column['label']}: '{raw}' is not a number")
-            if bounds:
-                query[f"values.{key}"] = bounds
-        else:
-            raw = params.get(f"f_{key}", "").strip()
+
+    def bounds(path: str, label: str, low: str, high: str, parse) -> None:
+        found = {}
+        for raw, op in ((low, "$gte"), (high, "$lte")):
             if raw:
-                if column["type"] in (Field.Type.CHOICE, Field.Type.BOOLEAN):
-                    query[f"values.{key}"] = {"true": True, "false": False}.get(raw, raw) \
-                        if column["type"] == Field.Type.BOOLEAN else raw
-                else:
-                    query[f"values.{key}"] = {"$regex": re.escape(raw), "$options": "i"}
-    shot = params.get("shot", "").strip()
-    if shot:
+                try:
+                    found[op] = parse(raw)
+                except ValueError:
+                    problems.append(f"{label}: '{raw}' is not a {'number' if parse is float else 'date/time'}")
+        if found:
+            query[path] = found
+
+    def text(name: str) -> str:
+        return params.get(name, "").strip()
+
+    bounds("created", "created", text("from"), text("to"), parse_time)
+    for key, column in columns.items():
+        kind = column["type"]
+        if kind in NUMERIC:
+            bounds(f"values.{key}", column["label"], text(f"f_{key}_min"), text(f"f_{key}_max"), float)
+        elif kind == Field.Type.DATETIME:
+            bounds(f"values.{key}", column["label"], text(f"f_{key}_from"), text(f"f_{key}_to"), parse_time)
+        elif raw := text(f"f_{key}"):
+            if kind == Field.Type.BOOLEAN:
+                query[f"values.{key}"] = raw.lower() in ("true", "yes", "1")
+            elif kind in CHOICES:
+                query[f"values.{key}"] = raw  # matches a list element too (multi-choice)
+            elif kind != Field.Type.JSON:
+                query[f"values.{key}"] = {"$regex": re.escape(raw), "$options": "i"}
+    if shot := text("shot"):
         query["shot_key"] = {"$regex": re.escape(shot), "$options": "i"}
     sort_key = params.get("sort", "-created")
     direction = -1 if sort_key.startswith("-") else 1
@@ -207,6 +242,12 @@ def table_query(sheet: Sheet, params) -> tuple[dict, list, list[str]]:
     if sort[0][0] != "created":
         sort.append(("created", -1))
     return query, sort, problems
+
+
+def parse_time(raw: str) -> datetime:
+    """An ISO date or date/time from a filter; without a zone it is the lab's local time."""
+    value = datetime.fromisoformat(raw)
+    return timezone.make_aware(value) if timezone.is_naive(value) else value
 
 
 def plot_series(sheet: Sheet, query: dict, y_key: str, x: str, limit: int = 20_000) -> dict:
@@ -269,19 +310,38 @@ def to_json(header: list[str], rows: list[list]) -> bytes:
 TRUE_WORDS = {"yes", "y", "true", "1", "on", "x", "ok"}
 
 
-def read_table(path) -> tuple[list[str], list[list]]:
-    """Header and rows of a CSV or XLSX file."""
-    path = str(path)
-    if path.lower().endswith((".xlsx", ".xlsm")):
+def read_table(file, name: str | None = None) -> tuple[list[str], list[list]]:
+    """Header and rows of a CSV or XLSX file, given as a path or as an open binary file and its name."""
+    name = str(name or file)
+    if name.lower().endswith((".xlsx", ".xlsm")):
         from openpyxl import load_workbook
 
-        rows = [list(r) for r in load_workbook(path, read_only=True, data_only=True).active.values]
-    else:
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        try:
+            rows = [list(r) for r in load_workbook(file, read_only=True, data_only=True).active.values]
+        except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{name} is not a readable XLSX file ({exc})") from None
+    elif isinstance(file, str | Path):
+        with open(file, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
+    else:
+        try:
+            rows = list(csv.reader(io.TextIOWrapper(file, encoding="utf-8-sig", newline="")))
+        except UnicodeDecodeError:
+            raise ValueError(f"{name} is not UTF-8 text; save it as CSV UTF-8 or XLSX") from None
     if not rows:
-        raise ValueError(f"{path} is empty")
+        raise ValueError(f"{name} is empty")
     return [str(h or "").strip() for h in rows[0]], rows[1:]
+
+
+def parse_mapping(lines: list[str]) -> dict[str, str]:
+    """`COLUMN=FIELD` pairs (from --map or the import form) as a dict."""
+    explicit = {}
+    for pair in filter(None, (line.strip() for line in lines)):
+        column, sep, field = pair.partition("=")
+        if not sep:
+            raise ValueError(f"a mapping is COLUMN=FIELD, not '{pair}'")
+        explicit[column.strip()] = field.strip()
+    return explicit
 
 
 def column_mapping(header: list[str], fields: list[dict], explicit: dict[str, str]) -> dict[int, str]:

@@ -11,6 +11,7 @@ from labbook import mongo
 
 ENTRIES = "entries"
 SCHEMAS = "schema_versions"
+CHOICE_LISTS = "choice_lists"
 
 
 def ensure_indexes() -> None:
@@ -73,3 +74,20 @@ def count_entries(query: dict) -> int:
 
 def entries_by_shot(sheet_slugs: list[str], shot_key: str) -> list[dict]:
     return list(mongo.database()[ENTRIES].find({"sheet": {"$in": sheet_slugs}, "shot_key": str(shot_key)}))
+
+
+def has_entries(sheet_slug: str) -> bool:
+    return mongo.database()[ENTRIES].find_one({"sheet": sheet_slug}, projection={"_id": 1}) is not None
+
+
+def distinct_values(sheet_slug: str, field_key: str) -> list:
+    return mongo.database()[ENTRIES].distinct(f"values.{field_key}", {"sheet": sheet_slug})
+
+
+def cached_choices(source_key: str) -> dict | None:
+    return mongo.database()[CHOICE_LISTS].find_one({"_id": source_key})
+
+
+def save_choices(source_key: str, values: dict) -> None:
+    """Record a fetch (or a failed attempt) of a choice list: `$set` keeps the last good list."""
+    mongo.database()[CHOICE_LISTS].update_one({"_id": source_key}, {"$set": values}, upsert=True)

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils.text import slugify
 
 from . import services, store
-from .forms import entry_form_class, entry_values, initial_values
+from .forms import ImportForm, entry_form_class, entry_values, initial_values
 from .models import Sheet
 
 PAGE_SIZE = 50
@@ -41,7 +41,9 @@ def sheet_table(request, slug):
         "sheet": sheet, "columns": columns,
         "numeric_columns": [c for c in columns if c["type"] in services.NUMERIC], "rows": [services.row_for(e, columns) for e in entries],
         "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "problems": problems,
-        "params": params.urlencode(), "sort": request.GET.get("sort", "-created"), "filters": request.GET,
+        "params": params.urlencode(), "sort": request.GET.get("sort", "-created"),
+        "filter_groups": services.table_filters(sheet, request.GET),
+        "filtered": any(k == "shot" or k.startswith(("f_", "from", "to")) for k in request.GET),
     })
 
 
@@ -80,8 +82,9 @@ def entry_detail(request, slug, entry_id):
     fields = services.schema_fields(sheet, entry["schema_version"])
     form_class = entry_form_class(fields)
     conflict = None
+    initial = {**entry["values"], "shot_key": entry.get("shot_key") or "", "comment": entry.get("comment", "")}
     if request.method == "POST":
-        form = form_class(request.POST)
+        form = form_class(request.POST, initial=initial)
         if form.is_valid():
             try:
                 services.update_entry(sheet, entry, int(request.POST.get("rev", 0)), entry_values(form, fields),
@@ -91,8 +94,7 @@ def entry_detail(request, slug, entry_id):
             except services.EditConflict as exc:
                 conflict = str(exc)
     else:
-        form = form_class(initial={**entry["values"], "shot_key": entry.get("shot_key") or "",
-                                   "comment": entry.get("comment", "")})
+        form = form_class(initial=initial)
     events = []
     if entry.get("shot_key"):
         try:
@@ -143,6 +145,27 @@ def export(request, slug, fmt):
         raise Http404("Export formats: csv, xlsx, json")
     response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response
+
+
+def sheet_import(request, slug):
+    """A small legacy shot log from the browser: every row valid, or nothing imported."""
+    sheet = sheet_for(request, slug, "add", active=True)
+    errors = []
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            header, rows = services.read_table(upload.file, upload.name)
+            stored, errors = services.import_rows(sheet, header, rows,
+                                                  services.parse_mapping(form.cleaned_data["mapping"].splitlines()),
+                                                  author=request.user.get_username())
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            if not errors:
+                messages.success(request, f"Imported {stored} entries from {upload.name}.")
+                return redirect("shotsheet:sheet_table", slug=slug)
+    return render(request, "shotsheet/sheet_import.html", {"sheet": sheet, "form": form, "errors": errors})
 
 
 def sheet_url(sheet: Sheet) -> str:

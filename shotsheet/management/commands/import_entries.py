@@ -22,13 +22,8 @@ class Command(BaseCommand):
             target = Sheet.objects.get(slug=sheet)
         except Sheet.DoesNotExist:
             raise CommandError(f"no sheet '{sheet}'") from None
-        explicit = {}
-        for pair in map:
-            column, sep, field = pair.partition("=")
-            if not sep:
-                raise CommandError(f"--map takes COLUMN=FIELD, not '{pair}'")
-            explicit[column.strip()] = field.strip()
         try:
+            explicit = services.parse_mapping(map)
             header, rows = services.read_table(file)
             stored, errors = services.import_rows(target, header, rows, explicit, author=author,
                                                   progress=lambda r: tqdm(r, desc="checking rows", unit="row"))
