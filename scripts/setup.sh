@@ -19,12 +19,18 @@ if [ ! -d node_modules/bootstrap ] || [ package-lock.json -nt node_modules/.pack
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "== installing chromium (browser tests)"
+# Debian's packages the tests use: Chromium for the browser tests (Playwright drives it, it never
+# downloads a browser) and MediaWiki on PHP for the wiki choice lists (the php8.2-* names keep
+# apache out; the list is tests/shotsheet/mediawiki.py's APT_PACKAGES).
+need_chromium=$(command -v chromium >/dev/null 2>&1 || echo yes)
+need_wiki=$([ -f /usr/share/mediawiki/maintenance/install.php ] && command -v php >/dev/null 2>&1 || echo yes)
+if [ -n "$need_chromium$need_wiki" ]; then
+  echo "== installing Debian packages for the tests:${need_chromium:+ chromium}${need_wiki:+ mediawiki}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  apt_get() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq "$@" >/dev/null; }
+  apt_get update
+  [ -z "$need_chromium" ] || apt_get install chromium
+  [ -z "$need_wiki" ] || apt_get install --no-install-recommends mediawiki php8.2-cli php8.2-cgi php8.2-sqlite3 micro-httpd
 fi
 
 # Services this command starts (not those already running or external) are stopped on exit.

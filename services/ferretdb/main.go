@@ -4,19 +4,41 @@
 // FerretDB's own cmd/ferretdb refuses to start when installed with `go install`
 // (it expects a version file that only its release build generates), so this is
 // a small wrapper around FerretDB's documented embeddable package instead.
+//
+// It also works around a FerretDB v1.24 defect without patching FerretDB: the
+// SQLite backend looks documents up by _id with `WHERE _ferretdb_sjson->'$._id' = ?`
+// (find, update and delete by _id) but indexes _id as `_ferretdb_sjson->"_id"`.
+// SQLite only uses an expression index whose expression matches the query's
+// syntactically, so every such lookup scanned the whole table. addIDIndexes gives
+// each collection table an index on the very expression the queries use.
 package main
 
 import (
 	"context"
+	"database/sql"
 	"flag"
+	"fmt"
 	"log"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	_ "modernc.org/sqlite" // the SQLite driver FerretDB itself uses
+)
+
+const (
+	// idExpr must stay identical to metadata.IDColumn in FerretDB's
+	// internal/backends/sqlite/metadata/metadata.go.
+	idExpr = `_ferretdb_sjson->'$._id'`
+	// idIndexSuffix names our index <table>_labbook_id; FerretDB names its own
+	// <table>_<Mongo index name> and does not list ours to Mongo clients.
+	idIndexSuffix = "_labbook_id"
 )
 
 func main() {
@@ -51,8 +73,101 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	indexed := make(chan struct{})
+	go func() { defer close(indexed); addIDIndexes(ctx, dir) }()
+
 	slog.Warn("ferretdb listening", "addr", *listen, "data", dir)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Fatal(err)
 	}
+	stop()
+	<-indexed
+}
+
+// addIDIndexes indexes the collection tables of every database file in dir, at
+// start and then every second (collections are created at any time), until ctx
+// ends. A file is only opened when it changed since it was last done.
+func addIDIndexes(ctx context.Context, dir string) {
+	done := map[string]string{} // database file -> its signature when last done
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.sqlite"))
+		next := make(map[string]string, len(files))
+		for _, file := range files {
+			sig := signature(file)
+			if sig != done[file] {
+				if err := indexDatabase(ctx, file); err != nil {
+					// A database or table FerretDB dropped meanwhile, or a database
+					// it has not set up yet, is no error; anything else is retried.
+					_, statErr := os.Stat(file)
+					if statErr == nil && ctx.Err() == nil && !strings.Contains(err.Error(), "no such table") {
+						slog.Warn("adding _id index, will retry", "file", file, "error", err)
+					}
+					continue
+				}
+			}
+			next[file] = sig
+		}
+		done = next
+
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// signature changes whenever file's database may have changed: FerretDB writes
+// through the WAL, and a checkpoint writes the main file. Taken before indexing,
+// so a collection created meanwhile is seen on the next round.
+func signature(file string) string {
+	var sig string
+	for _, f := range []string{file, file + "-wal"} {
+		if fi, err := os.Stat(f); err == nil {
+			sig += fmt.Sprintf("%d@%d ", fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return sig
+}
+
+// indexDatabase adds the missing _id indexes to the collection tables of one
+// database file. The connection is closed again at once: one held open across a
+// dropDatabase would keep the dropped file's WAL alive for a re-created one.
+func indexDatabase(ctx context.Context, file string) error {
+	// FerretDB's pool parameters (internal/backends/sqlite/metadata/pool/uri.go),
+	// plus mode=rw so that a database dropped meanwhile is not re-created empty.
+	params := url.Values{"mode": {"rw"}, "_pragma": {"busy_timeout(10000)", "journal_mode(wal)", "auto_vacuum(none)"}}
+	db, err := sql.Open("sqlite", "file:"+file+"?"+params.Encode())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM _ferretdb_collections
+		WHERE table_name || ? NOT IN (SELECT name FROM sqlite_schema WHERE type = 'index')`, idIndexSuffix)
+	if err != nil {
+		return err
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, t)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+
+	for _, t := range tables {
+		// Not unique: FerretDB's own _id_ index enforces that.
+		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (%s)`, t+idIndexSuffix, t, idExpr)
+		if _, err := db.ExecContext(ctx, q); err != nil && !strings.Contains(err.Error(), "no such table") {
+			return err
+		}
+		slog.Info("added _id index", "file", file, "table", t)
+	}
+	return nil
 }

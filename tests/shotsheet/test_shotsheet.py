@@ -17,20 +17,6 @@ from shotsheet.forms import entry_form_class
 from shotsheet.models import Field, Sheet
 
 
-@pytest.fixture
-def sheet(db, mongo_db):
-    sheet = Sheet.objects.create(name="Test sheet", slug="test", experiment="TST")
-    for position, (key, label, type_, extra) in enumerate([
-        ("target", "Target", Field.Type.CHOICE, {"choices": "Al\nCu", "sticky": True}),
-        ("energy", "Energy", Field.Type.FLOAT, {"unit": "J", "min_value": 0, "max_value": 100, "required": True}),
-        ("shots_on_target", "Shots on target", Field.Type.INTEGER, {}),
-        ("ok", "OK", Field.Type.BOOLEAN, {}),
-        ("note", "Note", Field.Type.TEXT, {"pattern": r"^[a-z ]*$"}),
-    ]):
-        Field.objects.create(sheet=sheet, key=key, label=label, type=type_, position=position, **extra)
-    return sheet
-
-
 def test_every_change_to_the_fields_makes_a_new_schema_version_kept_in_mongodb(sheet, mongo_db):
     first = services.current_schema(sheet)
     assert services.current_schema(sheet).number == first.number == 1
