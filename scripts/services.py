@@ -188,12 +188,14 @@ class Mongo(Service):
         return f"mongodb://127.0.0.1:{self.port}"
 
     def install(self) -> None:
-        if self.binary.exists():
-            return
+        src = ROOT / "services" / "ferretdb"
+        built = self.binary.stat().st_mtime if self.binary.exists() else 0
+        if all((src / name).stat().st_mtime <= built for name in ("main.go", "go.mod", "go.sum")):
+            return  # rebuilt when the wrapper or its dependencies change
         if not shutil.which("go"):
             raise ServiceError("mongo: the `go` command is needed to build FerretDB")
-        print("  building FerretDB (first time only, about a minute)…", flush=True)
-        run(["go", "build", "-o", str(self.binary), "."], cwd=ROOT / "services" / "ferretdb")
+        print("  building FerretDB (about a minute the first time)…", flush=True)
+        run(["go", "build", "-o", str(self.binary), "."], cwd=src)
 
     def command(self) -> list[str]:
         return [str(self.binary), "-listen", f"127.0.0.1:{self.port}", "-data", str(self.dir / "data")]

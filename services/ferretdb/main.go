@@ -89,25 +89,27 @@ func main() {
 // ends. A file is only opened when it changed since it was last done.
 func addIDIndexes(ctx context.Context, dir string) {
 	done := map[string]string{} // database file -> its signature when last done
+	failed := map[string]bool{} // database files that failed in the last round
 	for {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.sqlite"))
-		next := make(map[string]string, len(files))
+		nextDone, nextFailed := map[string]string{}, map[string]bool{}
 		for _, file := range files {
 			sig := signature(file)
 			if sig != done[file] {
 				if err := indexDatabase(ctx, file); err != nil {
-					// A database or table FerretDB dropped meanwhile, or a database
-					// it has not set up yet, is no error; anything else is retried.
-					_, statErr := os.Stat(file)
-					if statErr == nil && ctx.Err() == nil && !strings.Contains(err.Error(), "no such table") {
+					// Retried next round. Errors are normal while FerretDB creates or
+					// drops that database at the same moment, so only warn of one
+					// that persists.
+					if failed[file] && ctx.Err() == nil {
 						slog.Warn("adding _id index, will retry", "file", file, "error", err)
 					}
+					nextFailed[file] = true
 					continue
 				}
 			}
-			next[file] = sig
+			nextDone[file] = sig
 		}
-		done = next
+		done, failed = nextDone, nextFailed
 
 		select {
 		case <-ctx.Done():
