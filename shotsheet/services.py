@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
-from . import store
+from . import store, table
 from .consumers import sheet_group
 from .models import Field, SchemaVersion, Sheet
 
@@ -85,7 +85,7 @@ def relay_shot() -> dict | None:
 
 
 def sticky_values(sheet: Sheet, fields: list[dict]) -> dict:
-    last = store.latest_entry(sheet.slug)
+    last = table.newest(sheet.slug)
     if not last:
         return {}
     return {f["key"]: last["values"].get(f["key"]) for f in fields if f["sticky"] and f["key"] in last["values"]}
@@ -107,6 +107,7 @@ def create_entry(sheet: Sheet, version: SchemaVersion, values: dict, *, author: 
         "comment": comment, "rev": 1, "history": [], "daq": daq_snapshot(sheet),
     }
     store.insert_entry(entry)
+    store.append_changes(sheet.slug, [entry["_id"]])
     broadcast(sheet, entry)
     return entry
 
@@ -125,6 +126,7 @@ def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: s
     if not store.update_entry(entry["_id"], rev, changes, {"who": author, "when": now, "changes": diff}, now):
         raise EditConflict("This entry was changed by someone else while you edited it; "
                            "reload it to see their changes, then apply yours again.")
+    store.append_changes(sheet.slug, [entry["_id"]])
     updated = store.get_entry(entry["_id"])
     broadcast(sheet, updated)
     return updated
@@ -241,6 +243,7 @@ def table_query(sheet: Sheet, params) -> tuple[dict, list, list[str]]:
         sort = [("created", -1)]
     if sort[0][0] != "created":
         sort.append(("created", -1))
+    sort.append(("_id", -1))  # entries saved in the same millisecond still come in one order
     return query, sort, problems
 
 
@@ -258,7 +261,7 @@ def plot_series(sheet: Sheet, query: dict, y_key: str, x: str, limit: int = 20_0
     if x not in ("time", "shot"):
         raise ValueError("x is 'time' or 'shot'")
     points = []
-    for entry in store.find_entries(query, [("created", 1)], 0, limit):
+    for entry in table.table(sheet.slug).find(query, [("created", 1)])[:limit]:
         y = entry["values"].get(y_key)
         x_value = entry["created"].timestamp() if x == "time" else entry.get("shot_number")
         if isinstance(y, int | float) and not isinstance(y, bool) and x_value is not None:
@@ -275,7 +278,7 @@ def export_rows(sheet: Sheet, query: dict, sort: list, limit: int = 100_000) -> 
         f"{c['label']} [{c['unit']}]" if c["unit"] else c["label"] for c in columns]
     rows = [[e["_id"], e.get("shot_key"), e["created"], e.get("author"), e.get("schema_version"),
              e.get("comment", "")] + [e["values"].get(c["key"]) for c in columns]
-            for e in store.find_entries(query, sort, 0, limit)]
+            for e in table.table(sheet.slug).find(query, sort)[:limit]]
     return header, rows
 
 
@@ -408,4 +411,5 @@ def import_rows(sheet: Sheet, header: list[str], rows: list[list], explicit: dic
     if errors:
         return 0, errors
     store.insert_entries(entries)
+    store.append_changes(sheet.slug, [e["_id"] for e in entries])
     return len(entries), []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -12,6 +12,8 @@ from labbook import mongo
 ENTRIES = "entries"
 SCHEMAS = "schema_versions"
 CHOICE_LISTS = "choice_lists"
+CHANGES = "entry_changes"
+TABLE_FIELDS = {"history": 0, "daq": 0}  # what the table never shows stays on the server
 
 
 def ensure_indexes() -> None:
@@ -60,20 +62,77 @@ def update_entry(entry_id: str, expected_rev: int, changes: dict, history_item: 
     return result.modified_count == 1
 
 
-def latest_entry(sheet_slug: str) -> dict | None:
-    return mongo.database()[ENTRIES].find_one({"sheet": sheet_slug}, sort=[("created", DESCENDING)])
-
-
 def find_entries(query: dict, sort: list[tuple[str, int]], skip: int, limit: int) -> list[dict]:
     return list(mongo.database()[ENTRIES].find(query).sort(sort).skip(skip).limit(limit))
 
 
-def count_entries(query: dict) -> int:
-    return mongo.database()[ENTRIES].count_documents(query)
+def sheet_entries(sheet_slug: str) -> list[dict]:
+    """Every entry of a sheet as the table needs it (one read of the collection)."""
+    return list(mongo.database()[ENTRIES].find({"sheet": sheet_slug}, projection=TABLE_FIELDS))
 
 
-def entries_by_shot(sheet_slugs: list[str], shot_key: str) -> list[dict]:
-    return list(mongo.database()[ENTRIES].find({"sheet": {"$in": sheet_slugs}, "shot_key": str(shot_key)}))
+def table_entry(entry_id: str) -> dict | None:
+    return mongo.database()[ENTRIES].find_one({"_id": str(entry_id)}, projection=TABLE_FIELDS)
+
+
+# --- the change log: what the tables of other processes must pick up --------------------------------
+# Change n of a sheet is the document `_id = "<sheet>:<n, 10 digits>"` naming the entry written.
+# Numbers are taken by inserting (a duplicate key means another writer was first), in order, so
+# the log is always the gap-free run 1..N, and every look-up in it is by `_id`: the one query
+# FerretDB answers from an index.
+_change_hint: dict[str, int] = {}
+
+
+def change_id(sheet_slug: str, number: int) -> str:
+    return f"{sheet_slug}:{number:010d}"
+
+
+def change(sheet_slug: str, number: int) -> dict | None:
+    return mongo.database()[CHANGES].find_one({"_id": change_id(sheet_slug, number)})
+
+
+def last_change(sheet_slug: str, known: int = 0) -> int:
+    """The number of the sheet's last change (0: none), searched from a known one upwards."""
+    def exists(n: int) -> bool:
+        return mongo.database()[CHANGES].find_one({"_id": change_id(sheet_slug, n)}, projection={"_id": 1}) is not None
+
+    low, step = (known if known and exists(known) else 0), 1  # low exists or is 0: gallop, then bisect
+    while exists(low + step):
+        low, step = low + step, step * 2
+    high = low + step
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if exists(middle) else (low, middle)
+    return low
+
+
+def start_change_log(sheet_slug: str, generation: str) -> None:
+    """Change 0 marks this log's generation: a reader notices a dropped or restored database."""
+    try:
+        mongo.database()[CHANGES].insert_one({"_id": change_id(sheet_slug, 0), "entry": generation,
+                                              "at": datetime.now(UTC)})
+    except DuplicateKeyError:
+        pass
+
+
+def append_changes(sheet_slug: str, entry_ids: list[str]) -> None:
+    """Log that these entries were written (called after writing them)."""
+    collection = mongo.database()[CHANGES]
+    now = datetime.now(UTC)
+    remaining = list(entry_ids)
+    while remaining:
+        first = last_change(sheet_slug, _change_hint.get(sheet_slug, 0)) + 1
+        documents = [{"_id": change_id(sheet_slug, first + i), "entry": entry_id, "at": now}
+                     for i, entry_id in enumerate(remaining)]
+        try:
+            collection.insert_many(documents, ordered=True)
+            written = len(documents)
+        except BulkWriteError as exc:  # another writer took a number: go on after it
+            if any(e["code"] != 11000 for e in exc.details["writeErrors"]):
+                raise
+            written = exc.details["nInserted"]
+        _change_hint[sheet_slug] = first + written - 1
+        remaining = remaining[written:]
 
 
 def has_entries(sheet_slug: str) -> bool:

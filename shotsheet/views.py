@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
 
-from . import services, store
+from . import services, store, table
 from .forms import ImportForm, entry_form_class, entry_values, initial_values
 from .models import Sheet
 
@@ -33,8 +33,7 @@ def sheet_table(request, slug):
         page = max(1, int(request.GET.get("page", 1)))
     except ValueError:
         page = 1
-    total = store.count_entries(query)
-    entries = store.find_entries(query, sort, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+    total, entries = table.page(sheet.slug, query, sort, (page - 1) * PAGE_SIZE, PAGE_SIZE)
     params = request.GET.copy()
     params.pop("page", None)
     return render(request, "shotsheet/sheet_table.html", {
@@ -111,7 +110,7 @@ def entry_detail(request, slug, entry_id):
 
 def entry_by_shot(request, shot_key):
     visible = [sheet.slug for sheet in Sheet.objects.all() if sheet.allows(request.user, "view")]
-    entries = store.entries_by_shot(visible, shot_key)
+    entries = [entry for slug in visible for entry in table.table(slug).find({"shot_key": shot_key}, [])]
     if len(entries) == 1:
         return redirect("shotsheet:entry_detail", slug=entries[0]["sheet"], entry_id=entries[0]["_id"])
     return render(request, "shotsheet/entry_by_shot.html",

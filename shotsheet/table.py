@@ -1,0 +1,170 @@
+"""The sheet table's read model: a sheet's entries in memory, kept current by the change log.
+
+FerretDB, the local MongoDB-wire server, answers only `_id` look-ups from an index; any other
+filter or sort reads the whole collection (seconds per 100,000 entries). So each process reads a
+sheet's entries once, then follows the sheet's change log (`store.append_changes`: an `_id`
+look-up per request when nothing changed) and filters, sorts and pages in memory. Filters are
+the MongoDB query documents `services.table_query` builds, so MongoDB itself could answer them
+too (`store.find_entries`); this module evaluates the subset that function produces.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import threading
+import time
+import uuid
+from datetime import datetime
+
+from . import store
+
+MAX_CATCH_UP = 2000  # further behind (a big import): one read of everything is cheaper
+RELOAD_SECONDS = 1800  # re-read now and then in the background: heals a write whose change was never logged
+COMPARE = {"$gte": operator.ge, "$lte": operator.le, "$gt": operator.gt, "$lt": operator.lt}
+
+
+class SheetTable:
+    def __init__(self, slug: str):
+        self.slug = slug
+        self.entries: dict[str, dict] = {}
+        self.changes = -1  # the last change applied; -1: nothing read yet
+        self.last_entry = ""  # what that change named: a reset database shows as a mismatch
+        self.loaded_at = 0.0
+        self.reloading = False
+        self.lock = threading.Lock()
+
+    def sync(self) -> SheetTable:
+        with self.lock:
+            if self.changes < 0 or not self._log_intact():
+                self._set(*self._read_all())
+            else:
+                self._catch_up()
+            if time.monotonic() - self.loaded_at > RELOAD_SECONDS and not self.reloading:
+                self.reloading = True
+                threading.Thread(target=self._reload, name=f"table-{self.slug}", daemon=True).start()
+        return self
+
+    def _log_intact(self) -> bool:
+        last = store.change(self.slug, self.changes)
+        return last is not None and last["entry"] == self.last_entry
+
+    def _read_all(self) -> tuple[dict, int, str]:
+        """All entries, with the last change logged before they were read (later ones are caught up)."""
+        store.start_change_log(self.slug, f"generation:{uuid.uuid4().hex}")
+        changes = store.last_change(self.slug)
+        last_entry = store.change(self.slug, changes)["entry"]
+        return {e["_id"]: e for e in store.sheet_entries(self.slug)}, changes, last_entry
+
+    def _set(self, entries: dict, changes: int, last_entry: str) -> None:
+        self.entries, self.changes, self.last_entry = entries, changes, last_entry
+        self.loaded_at = time.monotonic()
+
+    def _reload(self) -> None:
+        try:
+            state = self._read_all()
+            with self.lock:
+                self._set(*state)
+        finally:
+            self.reloading = False
+
+    def _catch_up(self) -> None:
+        for _ in range(MAX_CATCH_UP):
+            change = store.change(self.slug, self.changes + 1)
+            if change is None:
+                return
+            entry = store.table_entry(change["entry"])
+            if entry is None:
+                self.entries.pop(change["entry"], None)
+            else:
+                self.entries[entry["_id"]] = entry
+            self.changes, self.last_entry = self.changes + 1, change["entry"]
+        self._set(*self._read_all())
+
+    def find(self, query: dict, sort: list[tuple[str, int]]) -> list[dict]:
+        """The entries matching a query, in the order of `sort` (MongoDB's order of types)."""
+        with self.lock:
+            found = [entry for entry in self.entries.values() if matches(entry, query)]
+        for path, direction in reversed(sort):  # stable sorts, least significant key first
+            found.sort(key=lambda entry: sort_key(lookup(entry, path)), reverse=direction < 0)
+        return found
+
+
+_tables: dict[str, SheetTable] = {}
+_tables_lock = threading.Lock()
+
+
+def table(slug: str) -> SheetTable:
+    """The sheet's table in this process, brought up to date."""
+    with _tables_lock:
+        sheet_table = _tables.setdefault(slug, SheetTable(slug))
+    return sheet_table.sync()
+
+
+def page(slug: str, query: dict, sort: list[tuple[str, int]], skip: int, limit: int) -> tuple[int, list[dict]]:
+    found = table(slug).find(query, sort)
+    return len(found), found[skip:skip + limit]
+
+
+def newest(slug: str) -> dict | None:
+    found = table(slug).find({}, [("created", -1)])
+    return found[0] if found else None
+
+
+# --- the query subset of services.table_query, evaluated as MongoDB would ----------------------------
+def lookup(entry: dict, path: str):
+    value = entry
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def matches(entry: dict, query: dict) -> bool:
+    return all(condition_holds(lookup(entry, path), condition) for path, condition in query.items())
+
+
+def condition_holds(value, condition) -> bool:
+    candidates = value if isinstance(value, list) else [value]  # a list matches through its elements
+    if isinstance(condition, dict) and condition and all(k.startswith("$") for k in condition):
+        return any(operators_hold(v, condition) for v in candidates)
+    return same(value, condition) or any(same(v, condition) for v in candidates)
+
+
+def operators_hold(value, condition: dict) -> bool:
+    for op, argument in condition.items():
+        if op == "$options":
+            continue
+        if op == "$regex":
+            flags = re.IGNORECASE if "i" in condition.get("$options", "") else 0
+            if not isinstance(value, str) or not re.search(argument, value, flags):
+                return False
+        elif op == "$in":
+            if not any(same(value, a) for a in argument):
+                return False
+        elif op in COMPARE:
+            if sort_key(value)[0] != sort_key(argument)[0] or not COMPARE[op](value, argument):
+                return False
+        else:
+            raise ValueError(f"the table does not evaluate {op}")
+    return True
+
+
+def same(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):  # MongoDB: true is not 1
+        return type(a) is type(b) and a == b
+    return a == b
+
+
+def sort_key(value) -> tuple:
+    """MongoDB's order across types: null, numbers, strings, objects/arrays, booleans, dates."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (4, value)
+    if isinstance(value, int | float):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    if isinstance(value, datetime):
+        return (5, value)
+    return (3, str(value))

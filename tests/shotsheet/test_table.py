@@ -1,0 +1,86 @@
+"""The table's read model: answers as MongoDB does, follows other writers, survives a reset database."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.http import QueryDict
+
+from shotsheet import services, store, table
+from shotsheet.models import Field
+
+
+@pytest.fixture
+def filled_sheet(sheet, make_entry):
+    Field.objects.create(sheet=sheet, key="tags", label="Tags", type=Field.Type.MULTI_CHOICE, choices="a\nb", position=8)
+    Field.objects.create(sheet=sheet, key="aligned", label="Aligned", type=Field.Type.DATETIME, position=9)
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    for n in range(40):
+        values = {"target": ("Al", "Cu", "Ti")[n % 3], "energy": (n * 37 % 50) / 2, "ok": n % 4 == 0,
+                  "note": f"shot {n} {'jitter' if n % 5 == 0 else 'fine'}", "tags": [["a"], ["a", "b"], []][n % 3],
+                  "aligned": start + timedelta(hours=n)}
+        if n % 7 == 0:
+            values.pop("energy")  # missing values sort and filter as MongoDB does
+        if n % 11 == 0:
+            values["shots_on_target"] = n
+        make_entry(sheet, shot_key=f"TST-20261124-{n:06d}", **values)
+    return sheet
+
+
+@pytest.mark.parametrize("params", [
+    "", "sort=energy", "sort=-energy", "sort=target", "sort=-shots_on_target", "sort=shot_key", "sort=-ok",
+    "f_target=Cu", "f_tags=b", "f_ok=true", "f_note=JITTER", "f_energy_min=5&f_energy_max=15&sort=-energy",
+    "f_aligned_from=2026-11-21T02:00&f_aligned_to=2026-11-21T12:00", "shot=0000&f_target=Ti&sort=aligned",
+    "f_shots_on_target_min=0",
+])
+def test_the_table_answers_every_filter_and_sort_as_mongodb_does(filled_sheet, params):
+    query, sort, problems = services.table_query(filled_sheet, QueryDict(params))
+    assert problems == []
+    expected = [e["_id"] for e in store.find_entries(query, sort, 0, 1000)]
+    assert expected, f"{params}: the case should select something"
+    assert [e["_id"] for e in table.table("test").find(query, sort)] == expected
+
+
+def test_a_table_follows_entries_written_by_another_process(sheet, make_entry):
+    other = table.SheetTable("test").sync()  # as a second web process would hold it
+    first = make_entry(sheet, energy=1.5)
+    assert [e["_id"] for e in other.sync().find({}, [])] == [first["_id"]]
+    services.update_entry(sheet, first, 1, {"energy": 2.5}, author="bob", comment="")
+    second = make_entry(sheet, energy=3.0)
+    found = {e["_id"]: e["values"]["energy"] for e in other.sync().find({}, [])}
+    assert found == {first["_id"]: 2.5, second["_id"]: 3.0}
+    assert other.changes == store.last_change("test") == 3
+
+
+def test_a_reset_database_is_noticed_not_shown_stale(sheet, make_entry, mongo_db):
+    old = make_entry(sheet)
+    assert [e["_id"] for e in table.table("test").find({}, [])] == [old["_id"]]
+    for name in mongo_db.list_collection_names():
+        mongo_db.drop_collection(name)  # a restore, or the next test
+    assert table.table("test").find({}, []) == []
+    new = make_entry(sheet)
+    assert [e["_id"] for e in table.table("test").find({}, [])] == [new["_id"]]
+
+
+def test_concurrent_writers_keep_the_change_log_gap_free(mongo_db):
+    def write(writer: int):
+        for n in range(15):
+            store.append_changes("race", [f"w{writer}-{n}"])
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    logged = [store.change("race", n)["entry"] for n in range(1, 61)]
+    assert sorted(logged) == sorted(f"w{w}-{n}" for w in range(4) for n in range(15))
+    assert store.change("race", 61) is None and store.last_change("race") == 60
+
+
+def test_the_table_catches_up_after_an_import_bigger_than_its_catch_up(sheet, mongo_db, monkeypatch):
+    monkeypatch.setattr(table, "MAX_CATCH_UP", 5)
+    loaded = table.SheetTable("test").sync()
+    header = ["Energy [J]", "target"]
+    stored, errors = services.import_rows(sheet, header, [[str(n), "Al"] for n in range(12)], author="t")
+    assert (stored, errors) == (12, [])
+    assert sorted(e["values"]["energy"] for e in loaded.sync().find({}, [])) == [float(n) for n in range(12)]
