@@ -10,11 +10,13 @@ too (`store.find_entries`); this module evaluates the subset that function produ
 
 from __future__ import annotations
 
+import bisect
 import operator
 import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from . import store
@@ -30,6 +32,7 @@ class SheetTable:
         self.entries: dict[str, dict] = {}
         self.changes = -1  # the last change applied; -1: nothing read yet
         self.last_entry = ""  # what that change named: a reset database shows as a mismatch
+        self.ordered: list[dict] | None = None  # the entries oldest first (DEFAULT_ORDER reversed), made when asked for
         self.loaded_at = 0.0
         self.reloading = False
         self.lock = threading.Lock()
@@ -58,6 +61,7 @@ class SheetTable:
 
     def _set(self, entries: dict, changes: int, last_entry: str) -> None:
         self.entries, self.changes, self.last_entry = entries, changes, last_entry
+        self.ordered = None
         self.loaded_at = time.monotonic()
 
     def _reload(self) -> None:
@@ -74,20 +78,52 @@ class SheetTable:
             if change is None:
                 return
             entry = store.table_entry(change["entry"])
-            if entry is None:
-                self.entries.pop(change["entry"], None)
-            else:
+            previous = self.entries.pop(change["entry"], None)
+            if entry is not None:
                 self.entries[entry["_id"]] = entry
+            if self.ordered is not None:
+                self._reorder(previous, entry)
             self.changes, self.last_entry = self.changes + 1, change["entry"]
         self._set(*self._read_all())
 
+    def _reorder(self, previous: dict | None, entry: dict | None) -> None:
+        """Keep the ordered list without sorting it again: a change moves one entry."""
+        if previous is not None:
+            i = bisect.bisect_left(self.ordered, default_order(previous), key=default_order)
+            if i < len(self.ordered) and self.ordered[i]["_id"] == previous["_id"]:
+                del self.ordered[i]
+        if entry is not None:
+            bisect.insort(self.ordered, entry, key=default_order)
+
     def find(self, query: dict, sort: list[tuple[str, int]]) -> list[dict]:
         """The entries matching a query, in the order of `sort` (MongoDB's order of types)."""
+        if query.get("sheet") == self.slug:
+            query = {k: v for k, v in query.items() if k != "sheet"}  # every entry here is the sheet's
+        tests = [compile_condition(path, condition) for path, condition in query.items()]
         with self.lock:
-            found = [entry for entry in self.entries.values() if matches(entry, query)]
-        for path, direction in reversed(sort):  # stable sorts, least significant key first
+            if self.ordered is None:
+                self.ordered = sorted(self.entries.values(), key=default_order)
+            newest_first = reversed(self.ordered)
+            found = [entry for entry in newest_first if all(test(entry) for test in tests)] if tests \
+                else list(newest_first)
+        for path, direction in reversed(strip_default_order(list(sort))):  # stable sorts, least significant first
             found.sort(key=lambda entry: sort_key(lookup(entry, path)), reverse=direction < 0)
         return found
+
+
+DEFAULT_ORDER = [("created", -1), ("_id", -1)]
+
+
+def default_order(entry: dict) -> tuple:
+    return sort_key(entry.get("created")), entry["_id"]
+
+
+def strip_default_order(sort: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The sort keys left to apply to entries already in DEFAULT_ORDER."""
+    for tail in (DEFAULT_ORDER, DEFAULT_ORDER[:1]):
+        if sort[-len(tail):] == tail:
+            return sort[:-len(tail)]
+    return sort
 
 
 _tables: dict[str, SheetTable] = {}
@@ -120,7 +156,29 @@ def lookup(entry: dict, path: str):
 
 
 def matches(entry: dict, query: dict) -> bool:
-    return all(condition_holds(lookup(entry, path), condition) for path, condition in query.items())
+    return all(compile_condition(path, condition)(entry) for path, condition in query.items())
+
+
+def compile_condition(path: str, condition) -> Callable[[dict], bool]:
+    """A test of one query condition, specialised for the common cases (it runs per entry)."""
+    parts = path.split(".")
+    if len(parts) == 2:
+        outer, inner = parts
+        get = lambda entry: (entry.get(outer) or {}).get(inner)  # noqa: E731
+    elif len(parts) == 1:
+        get = lambda entry: entry.get(path)  # noqa: E731
+    else:
+        get = lambda entry: lookup(entry, path)  # noqa: E731
+    if isinstance(condition, str):  # equality on text: the choice and shot filters
+        return lambda entry: (value := get(entry)) == condition or (isinstance(value, list) and condition in value)
+    if isinstance(condition, dict) and condition.keys() <= COMPARE.keys() and condition:
+        rank, tests = sort_key(next(iter(condition.values())))[0], [(COMPARE[op], a) for op, a in condition.items()]
+        if any(sort_key(a)[0] != rank for _, a in tests):
+            return lambda entry: condition_holds(get(entry), condition)
+        return lambda entry: (
+            (value := get(entry)) is not None and sort_key(value)[0] == rank and all(op(value, a) for op, a in tests)
+        ) or (isinstance(value, list) and any(operators_hold(v, condition) for v in value))
+    return lambda entry: condition_holds(get(entry), condition)
 
 
 def condition_holds(value, condition) -> bool:
