@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-import mwclient
 import orjson
+
+with warnings.catch_warnings():  # mwclient's import turns every DeprecationWarning on, process-wide
+    import mwclient
 
 from . import store
 
