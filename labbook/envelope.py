@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,24 @@ def shot_key(experiment: str, shot_number: int | None, laser_ts_ns: int | None, 
     """`<experiment>-<local YYYYMMDD>-<shot, 6 digits>`: shot counters restart daily."""
     if shot_number is None:
         return None
-    when = datetime.fromtimestamp((laser_ts_ns or time.time_ns()) / 1e9, tz=timezone.utc)
-    return f"{experiment}-{when.astimezone(ZoneInfo(tz)):%Y%m%d}-{shot_number:06d}"
+    return f"{experiment}-{local_date(laser_ts_ns or time.time_ns(), tz)}-{shot_number:06d}"
+
+
+_day = ("", 0, 0, "")  # (zone, start ns, end ns, YYYYMMDD) of the last local day asked for
+
+
+def local_date(when_ns: int, tz: str) -> str:
+    """The local date (YYYYMMDD) of an instant; the day's bounds are kept, so a shot costs a compare."""
+    global _day
+    zone, start, end, date = _day
+    if zone == tz and start <= when_ns < end:
+        return date
+    local = datetime.fromtimestamp(when_ns / 1e9, tz=timezone.utc).astimezone(ZoneInfo(tz))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    following = (midnight + timedelta(days=1, hours=3)).replace(hour=0)  # the next local midnight, DST or not
+    start, end = (int(midnight.timestamp()) * 10**9, int(following.timestamp()) * 10**9)
+    _day = (tz, start, end, f"{local:%Y%m%d}")
+    return _day[3]
 
 
 def event_id(*identity: Any) -> str:

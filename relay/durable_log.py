@@ -49,15 +49,21 @@ class DurableLog:
             threading.Thread(target=self._sync_every_interval, daemon=True, name="relay-log-sync").start()
 
     def append(self, record: dict) -> None:
+        self.append_line(orjson.dumps(record))
+
+    def append_line(self, line: bytes) -> None:
+        """One JSON document, already encoded, as a line."""
         now_ns = time.time_ns()
         if now_ns >= self.day_ends_ns:  # a new UTC day: rotate
             with self.lock:
                 self._close_file()
                 self.path = day_file(self.directory, now_ns)
-                self.file = open(self.path, "ab")
+                self.file = open(self.path, "ab", buffering=0)
                 self.day_ends_ns = (now_ns // DAY_NS + 1) * DAY_NS
-        self.file.write(orjson.dumps(record) + b"\n")
-        self.file.flush()  # in the OS from here on: a crash of the relay loses nothing
+        # Unbuffered: one write(2) a line, in the OS at once, so a crash of the relay loses nothing.
+        data = memoryview(line + b"\n")
+        while data:  # a regular file takes it all in one write, short of a full disk
+            data = data[self.file.write(data):]
         self.lines += 1
         self.unsynced = True
         if self.fsync == "always":
@@ -73,7 +79,6 @@ class DurableLog:
 
     def _close_file(self) -> None:
         if self.file:
-            self.file.flush()
             if self.fsync != "never":
                 os.fdatasync(self.file.fileno())
             self.file.close()
