@@ -7,6 +7,7 @@ backlog waits on disk (bounded memory) and is produced, in order, once Kafka ans
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -288,7 +289,7 @@ class Relay:
                 log.warning("rejected message #%d from %s: %s", self.stats.rejected, spec["endpoint"], exc)
             return
         encoded = orjson.dumps(envelope)
-        pub.send_multipart([envelope["source"].encode(), encoded])
+        pub.send_multipart([spec["source_topic"], encoded])
         self.stats.published += 1
         self.log.append_line(b'{"type":"envelope","envelope":' + encoded + b"}")  # encoded once
         if envelope["kind"] == "shot":
@@ -305,7 +306,7 @@ class Relay:
                 for prefix in [t.strip() for t in spec.get("topics", "").split(",")] or [""]:
                     socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
             socket.connect(spec["endpoint"])
-            sockets[socket] = spec
+            sockets[socket] = {**spec, "source_topic": spec["source"].encode()}  # the PUB topic, encoded once
         return sockets
 
     def run(self) -> None:
@@ -322,6 +323,7 @@ class Relay:
         for socket in [*inputs, snapshot]:
             poller.register(socket, zmq.POLLIN)
         last_message = time.monotonic()
+        gc.freeze()  # what start-up made lives on: keep it out of the collections a burst triggers
         if self.live:  # MongoDB and Redis writes off the loop: they would delay shots by milliseconds
             threading.Thread(target=self.publish_status_every, args=(0.5,), name="relay-status", daemon=True).start()
         self.ready.set()
