@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 import uuid
 import zipfile
@@ -15,11 +16,13 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
+from pymongo.errors import PyMongoError
 
 from . import store, table
 from .consumers import sheet_group
 from .models import Field, SchemaVersion, Sheet
 
+log = logging.getLogger(__name__)
 NUMERIC = {Field.Type.INTEGER, Field.Type.FLOAT}
 CHOICES = {Field.Type.CHOICE, Field.Type.MULTI_CHOICE}
 FIELD_ATTRIBUTES = ["key", "label", "type", "unit", "required", "min_value", "max_value", "pattern",
@@ -28,6 +31,14 @@ FIELD_ATTRIBUTES = ["key", "label", "type", "unit", "required", "min_value", "ma
 
 class EditConflict(Exception):
     """Somebody else saved the entry first."""
+
+
+class NotSaved(Exception):
+    """MongoDB did not take the entry; the form keeps what was typed."""
+
+    def __init__(self, error: Exception):
+        super().__init__(f"Not saved: the database cannot be reached ({type(error).__name__}). Everything you "
+                         "typed is still in the form: save again when it is back.")
 
 
 # --- schema versions ---------------------------------------------------------------------------
@@ -85,7 +96,10 @@ def relay_shot() -> dict | None:
 
 
 def sticky_values(sheet: Sheet, fields: list[dict]) -> dict:
-    last = table.newest(sheet.slug)
+    try:
+        last = table.newest(sheet.slug)
+    except PyMongoError:
+        return {}  # the form still opens; it says so when a save fails
     if not last:
         return {}
     return {f["key"]: last["values"].get(f["key"]) for f in fields if f["sticky"] and f["key"] in last["values"]}
@@ -106,10 +120,23 @@ def create_entry(sheet: Sheet, version: SchemaVersion, values: dict, *, author: 
         "laser_ts": shot.get("laser_ts"), "author": author, "created": now, "updated": now,
         "comment": comment, "rev": 1, "history": [], "daq": daq_snapshot(sheet),
     }
-    store.insert_entry(entry)
-    store.append_changes(sheet.slug, [entry["_id"]])
+    try:
+        store.insert_entry(entry)
+    except PyMongoError as exc:
+        raise NotSaved(exc) from exc
+    log_change(sheet, [entry["_id"]])
     broadcast(sheet, entry)
     return entry
+
+
+def log_change(sheet: Sheet, entry_ids: list[str]) -> None:
+    """Tell the tables of every process; the entries themselves are already stored."""
+    try:
+        store.append_changes(sheet.slug, entry_ids)
+    except PyMongoError as exc:  # never report a stored entry as lost: its table re-reads instead
+        log.error("entries of %s stored but their change not logged (%s); tables see them at their next "
+                  "full read", sheet.slug, exc)
+        table.forget(sheet.slug)
 
 
 def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: str, comment: str) -> dict:
@@ -123,11 +150,18 @@ def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: s
     if not changes:
         return entry
     now = datetime.now(UTC)
-    if not store.update_entry(entry["_id"], rev, changes, {"who": author, "when": now, "changes": diff}, now):
+    try:
+        saved = store.update_entry(entry["_id"], rev, changes, {"who": author, "when": now, "changes": diff}, now)
+    except PyMongoError as exc:
+        raise NotSaved(exc) from exc
+    if not saved:
         raise EditConflict("This entry was changed by someone else while you edited it; "
                            "reload it to see their changes, then apply yours again.")
-    store.append_changes(sheet.slug, [entry["_id"]])
-    updated = store.get_entry(entry["_id"])
+    log_change(sheet, [entry["_id"]])
+    try:
+        updated = store.get_entry(entry["_id"])
+    except PyMongoError:
+        return entry  # saved; the table and the other browsers catch up when MongoDB answers
     broadcast(sheet, updated)
     return updated
 
@@ -411,5 +445,5 @@ def import_rows(sheet: Sheet, header: list[str], rows: list[list], explicit: dic
     if errors:
         return 0, errors
     store.insert_entries(entries)
-    store.append_changes(sheet.slug, [e["_id"] for e in entries])
+    log_change(sheet, [e["_id"] for e in entries])
     return len(entries), []

@@ -11,16 +11,20 @@ too (`store.find_entries`); this module evaluates the subset that function produ
 from __future__ import annotations
 
 import bisect
+import logging
 import operator
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
+
+from pymongo.errors import PyMongoError
 
 from . import store
 
+log = logging.getLogger(__name__)
 MAX_CATCH_UP = 2000  # further behind (a big import): one read of everything is cheaper
 RELOAD_SECONDS = 1800  # re-read now and then in the background: heals a write whose change was never logged
 COMPARE = {"$gte": operator.ge, "$lte": operator.le, "$gt": operator.gt, "$lt": operator.lt}
@@ -35,6 +39,7 @@ class SheetTable:
         self.ordered: list[dict] | None = None  # the entries oldest first (DEFAULT_ORDER reversed), made when asked for
         self.loaded_at = 0.0
         self.reloading = False
+        self.stale_since: datetime | None = None  # MongoDB unreachable since: shown as it was
         self.lock = threading.Lock()
 
     def sync(self) -> SheetTable:
@@ -69,6 +74,8 @@ class SheetTable:
             state = self._read_all()
             with self.lock:
                 self._set(*state)
+        except PyMongoError as exc:
+            log.warning("table %s not re-read (%s); trying again at the next request", self.slug, exc)
         finally:
             self.reloading = False
 
@@ -131,15 +138,27 @@ _tables_lock = threading.Lock()
 
 
 def table(slug: str) -> SheetTable:
-    """The sheet's table in this process, brought up to date."""
+    """The sheet's table in this process, brought up to date.
+
+    With MongoDB unreachable, a table read before is returned as it was, `stale_since` set.
+    """
     with _tables_lock:
         sheet_table = _tables.setdefault(slug, SheetTable(slug))
-    return sheet_table.sync()
+    try:
+        sheet_table.sync()
+    except PyMongoError:
+        if sheet_table.changes < 0:
+            raise
+        sheet_table.stale_since = sheet_table.stale_since or datetime.now(UTC)
+    else:
+        sheet_table.stale_since = None
+    return sheet_table
 
 
-def page(slug: str, query: dict, sort: list[tuple[str, int]], skip: int, limit: int) -> tuple[int, list[dict]]:
-    found = table(slug).find(query, sort)
-    return len(found), found[skip:skip + limit]
+def forget(slug: str) -> None:
+    """Read the sheet afresh next time (its change log missed a write)."""
+    with _tables_lock:
+        _tables.pop(slug, None)
 
 
 def newest(slug: str) -> dict | None:

@@ -3,7 +3,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import slugify
+from pymongo.errors import PyMongoError
 
 from . import services, store, table
 from .forms import ImportForm, entry_form_class, entry_values, initial_values
@@ -33,7 +35,16 @@ def sheet_table(request, slug):
         page = max(1, int(request.GET.get("page", 1)))
     except ValueError:
         page = 1
-    total, entries = table.page(sheet.slug, query, sort, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+    try:
+        sheet_table = table.table(sheet.slug)
+    except PyMongoError as exc:
+        return render(request, "shotsheet/unavailable.html", {"sheet": sheet, "error": type(exc).__name__},
+                      status=503)
+    if sheet_table.stale_since:
+        problems.append(f"MongoDB cannot be reached: this is the table as it was at "
+                        f"{timezone.localtime(sheet_table.stale_since):%H:%M:%S}; new entries are not shown.")
+    found = sheet_table.find(query, sort)
+    total, entries = len(found), found[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
     params = request.GET.copy()
     params.pop("page", None)
     return render(request, "shotsheet/sheet_table.html", {
@@ -58,9 +69,14 @@ def entry_new(request, slug):
             typed_key = form.cleaned_data["shot_key"].strip()
             if typed_key and typed_key != shot.get("shot_key"):
                 shot = {"shot_key": typed_key}
-            entry = services.create_entry(sheet, version, entry_values(form, fields),
-                                          author=request.user.get_username(), shot=shot,
-                                          comment=form.cleaned_data["comment"])
+            try:
+                entry = services.create_entry(sheet, version, entry_values(form, fields),
+                                              author=request.user.get_username(), shot=shot,
+                                              comment=form.cleaned_data["comment"])
+            except services.NotSaved as exc:
+                return render(request, "shotsheet/entry_form.html", {
+                    "sheet": sheet, "form": form, "version": version.number, "entry": None, "not_saved": str(exc)},
+                    status=503)
             messages.success(request, f"Saved entry {entry.get('shot_key') or entry['_id']}.")
             if "save_next" in request.POST:
                 return redirect("shotsheet:entry_new", slug=slug)
@@ -90,7 +106,7 @@ def entry_detail(request, slug, entry_id):
                                       author=request.user.get_username(), comment=form.cleaned_data["comment"])
                 messages.success(request, "Entry updated.")
                 return redirect("shotsheet:entry_detail", slug=slug, entry_id=entry_id)
-            except services.EditConflict as exc:
+            except (services.EditConflict, services.NotSaved) as exc:
                 conflict = str(exc)
     else:
         form = form_class(initial=initial)

@@ -1,7 +1,13 @@
 """Fixtures over the real services started by scripts/services.py (or named by env vars)."""
 
+import signal
+import socket
+import subprocess
+import time
 import uuid
+from pathlib import Path
 
+import pymongo
 import pytest
 from django.conf import settings
 from kafka import KafkaAdminClient
@@ -44,3 +50,53 @@ def kafka_topic(kafka_admin, request):
         kafka_admin.delete_topics([name])
     except Exception:  # the broker may be gone in a fault test; the topic dies with it
         pass
+
+
+FERRETDB = Path(__file__).resolve().parents[1] / ".services" / "bin" / "ferretdb"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivateMongoDB:
+    """A FerretDB of one test's own, for fault tests: stopping it stops nobody else's server."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.uri = f"mongodb://127.0.0.1:{free_port()}"
+        self.command = [str(FERRETDB), "-listen", self.uri.removeprefix("mongodb://"), "-data", str(data_dir)]
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=500)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.admin.command("ping")
+                break
+            except pymongo.errors.PyMongoError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"the test's own FerretDB did not start: {self.command}") from None
+                time.sleep(0.1)
+        client.close()
+
+    def kill(self) -> None:
+        """kill -9: no goodbye to the clients."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+
+@pytest.fixture
+def private_mongodb(tmp_path, settings):
+    """MongoDB for this test only (settings.MONGODB_URI points at it), to kill and restart."""
+    if not FERRETDB.exists():
+        pytest.skip("needs the FerretDB binary built by scripts/services.py")
+    server = PrivateMongoDB(tmp_path / "private-mongo")
+    server.start()
+    settings.MONGODB_URI = server.uri
+    yield server
+    server.kill()

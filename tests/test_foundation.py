@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import zmq
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings

@@ -2,9 +2,7 @@
 
 import asyncio
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +14,12 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from labbook import mongo
 from labbook.asgi import application
 from watcher import store
 
 from .conftest import envelopes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-FERRETDB = ROOT / ".services" / "bin" / "ferretdb"
 
 
 @pytest.fixture
@@ -77,48 +73,30 @@ def test_watcher_killed_with_sigkill_mid_stream_then_restarted_stores_every_even
     assert "duplicates skipped" in output  # the replayed tail was recognised, not stored again
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not FERRETDB.exists(), reason="needs the FerretDB binary built by scripts/services.py")
 def test_mongodb_gone_for_ten_seconds_mid_stream_loses_nothing(
-        routes, run_watcher, make_topic, producer, settings, tmp_path):
-    port = free_port()
-    ferret = [str(FERRETDB), "-listen", f"127.0.0.1:{port}", "-data", str(tmp_path / "mongo")]
-    server = subprocess.Popen(ferret, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    settings.MONGODB_URI = f"mongodb://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: mongo.client().admin.command("ping"), timeout=30, message="second FerretDB up")
-        topic = make_topic(partitions=2)
-        routes(topic, "outage_events")
-        events = envelopes(3000)
-        watcher = run_watcher(batch_size=200)
-        for event in events[:1000]:
-            producer.send(topic, orjson.dumps(event))
-        producer.flush(30)
-        wait_for(lambda: watcher.stored >= 1000, timeout=60, message="first 1000 stored")
+        routes, run_watcher, make_topic, producer, private_mongodb):
+    topic = make_topic(partitions=2)
+    routes(topic, "outage_events")
+    events = envelopes(3000)
+    watcher = run_watcher(batch_size=200)
+    for event in events[:1000]:
+        producer.send(topic, orjson.dumps(event))
+    producer.flush(30)
+    wait_for(lambda: watcher.stored >= 1000, timeout=60, message="first 1000 stored")
 
-        server.send_signal(signal.SIGKILL)
-        server.wait(10)
-        for event in events[1000:]:
-            producer.send(topic, orjson.dumps(event))
-        producer.flush(30)
-        time.sleep(10)  # MongoDB stays away while the events keep arriving in Kafka
-        assert watcher.stored < 3000
-        assert watcher.mongo_down_since is not None  # noticed, fetching paused, shown on the page
+    private_mongodb.kill()
+    for event in events[1000:]:
+        producer.send(topic, orjson.dumps(event))
+    producer.flush(30)
+    time.sleep(10)  # MongoDB stays away while the events keep arriving in Kafka
+    assert watcher.stored < 3000
+    assert watcher.mongo_down_since is not None  # noticed, fetching paused, shown on the page
 
-        server = subprocess.Popen(ferret, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: store.count("outage_events") == 3000, timeout=90, message="all 3000 stored")
-        wait_for(lambda: watcher.mongo_down_since is None, timeout=10, message="the outage over")
-        assert set(store.all_ids("outage_events")) == {e["event_id"] for e in events}
-    finally:
-        server.kill()
-        server.wait(10)
-        shutil.rmtree(tmp_path / "mongo", ignore_errors=True)
+    private_mongodb.start()
+    wait_for(lambda: store.count("outage_events") == 3000, timeout=90, message="all 3000 stored")
+    wait_for(lambda: watcher.mongo_down_since is None, timeout=10, message="the outage over")
+    assert set(store.all_ids("outage_events")) == {e["event_id"] for e in events}
 
 
 def test_live_view_receives_aggregated_status_at_a_bounded_rate(

@@ -1,0 +1,33 @@
+"""MongoDB killed under the shot sheet: nothing typed is lost, the table stays readable."""
+
+import pytest
+
+from labbook import mongo
+
+pytestmark = pytest.mark.slow
+
+
+def test_mongodb_gone_keeps_the_typed_entry_and_the_table_as_it_was(admin_client, sheet, private_mongodb):
+    first = admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "1.5", "save": "1"})
+    assert first.status_code == 302
+    assert "Al" in admin_client.get("/sheets/test/").content.decode()
+
+    private_mongodb.kill()
+    typed = {"target": "Cu", "energy": "7.25", "shots_on_target": "3", "note": "after the realignment",
+             "comment": "fired at 03:12", "save": "1"}
+    refused = admin_client.post("/sheets/test/new/", typed)
+    page = refused.content.decode()
+    assert refused.status_code == 503 and "Not saved: the database cannot be reached" in page
+    assert 'value="7.25"' in page and 'value="after the realignment"' in page and "fired at 03:12" in page
+    assert '<option value="Cu" selected>' in page
+
+    stale = admin_client.get("/sheets/test/")
+    assert stale.status_code == 200 and "this is the table as it was at" in stale.content.decode()
+    assert "1.5" in stale.content.decode()
+
+    private_mongodb.start()
+    assert admin_client.post("/sheets/test/new/", typed).status_code == 302
+    stored = sorted(e["values"]["energy"] for e in mongo.database()["entries"].find({"sheet": "test"}))
+    assert stored == [1.5, 7.25]
+    fresh = admin_client.get("/sheets/test/").content.decode()
+    assert "7.25" in fresh and "table as it was" not in fresh
