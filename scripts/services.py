@@ -269,7 +269,9 @@ class Kafka(Service):
         }
         (self.dir / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         if not (data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+            cluster_id = "-"
+            while cluster_id.startswith("-"):  # the storage tool would read a leading '-' as an option
+                cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
             run(self.java("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
                           "-c", str(self.dir / "server.properties")))
 
