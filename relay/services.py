@@ -160,14 +160,22 @@ class KafkaShipper:
                 self.connected.value, delay = True, 0.5
                 if not shipped:
                     self.stop_flag.wait(0.02)
-            except KafkaError as exc:
+            except Exception as exc:  # Kafka gone, or anything else: the cursor says what to resend
                 self.connected.value = False
-                log.warning("Kafka produce failed (%s); retrying from the log in %.1f s", exc, delay)
-                self.producer.close(timeout=0)  # drop its buffer: the cursor says what to resend
-                self.producer = None
+                log.warning("Kafka produce failed (%s: %s); retrying from the log in %.1f s",
+                            type(exc).__name__, exc, delay, exc_info=not isinstance(exc, KafkaError))
+                self.discard_producer()
                 self.stop_flag.wait(delay)
                 delay = min(delay * 2, 5)
         self.drain()
+
+    def discard_producer(self) -> None:
+        """Drop the producer and what it still buffers (kafka-python's close can raise when Kafka is gone)."""
+        try:
+            self.producer.close(timeout=0)
+        except Exception:
+            pass
+        self.producer = None
 
     def drain(self, seconds: float = 10) -> None:
         """On shutdown: give Kafka a few seconds to take what is left; the rest stays in the log."""
@@ -181,7 +189,7 @@ class KafkaShipper:
             log.warning("Kafka backlog left in the log for the next start: %s", exc)
         finally:
             if self.producer:
-                self.producer.close(timeout=5)
+                self.discard_producer()  # what it did not deliver stays after the cursor
 
 
 def _run_shipper(directory, topic, bootstrap_servers, stop, shipped, connected) -> None:
@@ -195,16 +203,20 @@ def _run_shipper(directory, topic, bootstrap_servers, stop, shipped, connected) 
 
 
 class ShipperProcess:
-    """The Kafka shipper in its own process, with its counters shared with the relay."""
+    """The Kafka shipper in its own process, with its counters shared with the relay.
+
+    The relay checks on it (`ensure_running`) and starts it again should it die: the cursor in
+    the log says where it was.
+    """
 
     def __init__(self, directory, topic: str, bootstrap_servers: str) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.stop_event = context.Event()
-        self._shipped = context.Value("q", 0)
-        self._connected = context.Value("b", False)
-        self.process = context.Process(
-            target=_run_shipper, name="relay-kafka", daemon=True,
-            args=(str(directory), topic, bootstrap_servers, self.stop_event, self._shipped, self._connected))
+        self.context = multiprocessing.get_context("spawn")
+        self.args = (str(directory), topic, bootstrap_servers)
+        self.stop_event = self.context.Event()
+        self._shipped = self.context.Value("q", 0)
+        self._connected = self.context.Value("b", False)
+        self.process = None
+        self.restarts = 0
 
     @property
     def shipped(self) -> int:
@@ -215,7 +227,18 @@ class ShipperProcess:
         return bool(self._connected.value)
 
     def start(self) -> None:
+        self.process = self.context.Process(
+            target=_run_shipper, name="relay-kafka", daemon=True,
+            args=(*self.args, self.stop_event, self._shipped, self._connected))
         self.process.start()
+
+    def ensure_running(self) -> None:
+        if self.process and not self.process.is_alive() and not self.stop_event.is_set():
+            self.restarts += 1
+            self._connected.value = False
+            log.error("the Kafka shipper died (exit code %s); starting it again (restart %d)",
+                      self.process.exitcode, self.restarts)
+            self.start()
 
     def stop(self, timeout: float = 20) -> None:
         self.stop_event.set()
@@ -322,7 +345,7 @@ class Relay:
         poller = zmq.Poller()
         for socket in [*inputs, snapshot]:
             poller.register(socket, zmq.POLLIN)
-        last_message = time.monotonic()
+        last_message = last_check = time.monotonic()
         gc.freeze()  # what start-up made lives on: keep it out of the collections a burst triggers
         if self.live:  # MongoDB and Redis writes off the loop: they would delay shots by milliseconds
             threading.Thread(target=self.publish_status_every, args=(0.5,), name="relay-status", daemon=True).start()
@@ -345,6 +368,9 @@ class Relay:
                     snapshot.recv()
                     snapshot.send(orjson.dumps(self.last_shot or {}))
                 now = time.monotonic()
+                if self.shipper and now - last_check >= 1:
+                    self.shipper.ensure_running()
+                    last_check = now
                 if now - last_message >= self.heartbeat_seconds:
                     pub.send_multipart([b"heartbeat", orjson.dumps(
                         {"kind": "heartbeat", "relay_ts_ns": time.time_ns(), "seq": self.seq,
@@ -376,6 +402,7 @@ class Relay:
             "counter_resets": sum(t.resets for t in trackers),
             "kafka_connected": bool(self.shipper and self.shipper.connected),
             "kafka_shipped": self.shipper.shipped if self.shipper else 0,
+            "kafka_shipper_restarts": self.shipper.restarts if self.shipper else 0,
             "kafka_backlog": max(0, self.stats.published - (self.shipper.shipped if self.shipper else 0)),
             "at": time.time(),
         }

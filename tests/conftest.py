@@ -1,5 +1,6 @@
 """Fixtures over the real services started by scripts/services.py (or named by env vars)."""
 
+import importlib.util
 import signal
 import socket
 import subprocess
@@ -100,3 +101,65 @@ def private_mongodb(tmp_path, settings):
     settings.MONGODB_URI = server.uri
     yield server
     server.kill()
+
+
+def services_module():
+    """scripts/services.py, the one place that knows how to run the servers."""
+    spec = importlib.util.spec_from_file_location("labbook_services", FERRETDB.parents[2] / "scripts" / "services.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class PrivateKafka:
+    """A Kafka broker of one test's own (the jars of the project's broker, its own ports and data)."""
+
+    def __init__(self, directory: Path) -> None:
+        services = services_module()
+        shared_lib = services.Kafka().lib
+        if not (shared_lib / ".complete").exists():
+            pytest.skip("needs Kafka's jars fetched by scripts/services.py")
+
+        class Broker(services.Kafka):
+            lib = shared_lib  # the project's jars, not a copy
+            port, controller_port = free_port(), free_port()
+
+            def __init__(self) -> None:
+                self.dir, self.pid_file = directory, directory / "kafka.pid"
+
+        self.broker = Broker()
+        self.address = self.broker.local_address()
+        self.process: subprocess.Popen | None = None
+        directory.mkdir(parents=True, exist_ok=True)
+        self.broker.prepare()  # server.properties and the formatted storage, once
+
+    def answers(self) -> bool:
+        try:
+            self.broker.ping(self.address)
+            return True
+        except Exception:
+            return False
+
+    def start(self) -> None:
+        log = open(self.broker.dir / "kafka.log", "ab")
+        self.process = subprocess.Popen(self.broker.command(), stdout=log, stderr=subprocess.STDOUT,
+                                        cwd=self.broker.dir, start_new_session=True)
+        deadline = time.monotonic() + 90
+        while not self.answers():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"the test's own Kafka did not start; see {self.broker.dir / 'kafka.log'}")
+            time.sleep(0.3)
+
+    def kill(self) -> None:
+        """kill -9: the broker vanishes mid-conversation."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+
+@pytest.fixture
+def private_kafka(tmp_path):
+    broker = PrivateKafka(tmp_path / "private-kafka")
+    broker.start()
+    yield broker
+    broker.kill()

@@ -265,3 +265,48 @@ def test_sigterm_mid_stream_exits_zero_with_every_received_message_in_the_log(la
     assert received > 2000 and len(logged) == received, summary
     numbers = [r["envelope"]["shot_number"] for r in logged]
     assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+
+
+@pytest.mark.slow
+def test_kafka_killed_mid_run_then_back_has_every_event_in_kafka(laser, start_relay, private_kafka):
+    topic = f"test.relay.kill.{uuid.uuid4().hex[:8]}"
+    relay = start_relay(laser.endpoint_for_relay, kafka_servers=private_kafka.address, kafka_topic=topic)
+    sub = subscriber(relay.pub_endpoint)
+    time.sleep(0.3)
+    send_until_received(laser, relay, [[b"laser", orjson.dumps({"shot": n})] for n in range(1, 301)])
+    wait_for(lambda: relay.shipper.shipped >= 301, timeout=60, message="the first 300 shots in Kafka")
+
+    private_kafka.kill()
+    for n in range(301, 601):
+        laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
+        time.sleep(0.002)
+    wait_for(lambda: relay.stats.published >= 601, message="ZeroMQ output went on without Kafka")
+    assert sub.poll(2000)
+    wait_for(lambda: not relay.status()["kafka_connected"], timeout=30, message="the outage noticed")
+    assert relay.status()["kafka_backlog"] > 0
+
+    private_kafka.start()
+    wait_for(lambda: relay.shipper.shipped >= 601, timeout=90, message="the backlog produced")
+    consumer = KafkaConsumer(topic, bootstrap_servers=private_kafka.address, auto_offset_reset="earliest",
+                             consumer_timeout_ms=10000)
+    in_kafka = {orjson.loads(r.value)["shot_number"] for r in consumer if b'"kind":"shot"' in r.value}
+    consumer.close()
+    assert in_kafka == set(range(1, 601))
+    sub.close(0)
+
+
+@pytest.mark.slow
+def test_a_killed_kafka_shipper_is_started_again_and_ships_everything(laser, start_relay):
+    relay = start_relay(laser.endpoint_for_relay)
+    send_until_received(laser, relay, [[b"laser", orjson.dumps({"shot": n})] for n in range(1, 101)])
+    wait_for(lambda: relay.shipper.shipped >= 101, timeout=60, message="the first 100 shots in Kafka")
+    os.kill(relay.shipper.process.pid, signal.SIGKILL)
+    for n in range(101, 201):
+        laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
+    wait_for(lambda: relay.status()["kafka_shipper_restarts"] == 1, message="the shipper started again")
+    wait_for(lambda: relay.shipper.shipped >= 201, timeout=60, message="the rest shipped")
+    consumer = KafkaConsumer(relay.kafka_topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+                             auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    in_kafka = {orjson.loads(r.value)["shot_number"] for r in consumer if b'"kind":"shot"' in r.value}
+    consumer.close()
+    assert in_kafka == set(range(1, 201))
