@@ -1,4 +1,4 @@
-"""Fault tests: a watcher killed with -9, MongoDB gone for 10 s, the live view under load."""
+"""Fault tests: a watcher killed with -9, MongoDB gone for 10 s, Kafka killed -9, the live view under load."""
 
 import asyncio
 import os
@@ -13,6 +13,8 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
 
 from labbook.asgi import application
 from watcher import store
@@ -134,3 +136,30 @@ def test_live_view_receives_aggregated_status_at_a_bounded_rate(
     assert samples and all(len(m["status"]["routes"]["live-events"]["samples"]) <= 3 for m in received)
     assert len(samples) < 100  # a sample of the stream, not the 5000 messages
     assert all(sample["shot_key"].startswith("TEST-") and sample["kafka"].startswith(topic) for sample in samples)
+
+
+@pytest.mark.slow
+def test_kafka_killed_mid_stream_then_back_every_event_stored_once(routes, run_watcher, private_kafka, mongo_db):
+    topic = "test.watch.kafka-outage"
+    admin = KafkaAdminClient(bootstrap_servers=private_kafka.address)
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    admin.close()
+    routes(topic, "kafka_outage_events")
+    events = envelopes(2000)
+    watcher = run_watcher(bootstrap_servers=private_kafka.address, batch_size=200)
+
+    def produce(batch):
+        producer = KafkaProducer(bootstrap_servers=private_kafka.address, acks="all")
+        for event in batch:
+            producer.send(topic, orjson.dumps(event))
+        producer.flush(60)
+        producer.close(5)
+
+    produce(events[:1000])
+    wait_for(lambda: watcher.stored >= 1000, timeout=60, message="first 1000 stored")
+    private_kafka.kill()
+    time.sleep(5)  # the watcher polls a broker that is gone
+    private_kafka.start()
+    produce(events[1000:])
+    wait_for(lambda: store.count("kafka_outage_events") == 2000, timeout=120, message="all 2000 stored")
+    assert sorted(store.all_ids("kafka_outage_events")) == sorted(e["event_id"] for e in events)
