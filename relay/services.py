@@ -289,11 +289,14 @@ class Relay:
         shot = shot_number_of(message)
         laser_ts = laser_time_ns(message)
         source = spec["source"]
-        tracker = self.trackers.get(source) or self.trackers.setdefault(source, ShotTracker())
-        shot, flags = tracker.observe(shot)
+        kind = str(message.pop("kind", "shot"))
+        flags: dict = {}
+        if kind == "shot":  # other kinds (status, probe …) neither take nor move the shot counter
+            tracker = self.trackers.get(source) or self.trackers.setdefault(source, ShotTracker())
+            shot, flags = tracker.observe(shot)
         self.seq += 1
         return make_envelope(
-            experiment=self.experiment, source=source, kind=str(message.pop("kind", "shot")),
+            experiment=self.experiment, source=source, kind=kind,
             shot_number=shot, laser_ts_ns=laser_ts, tz=settings.TIME_ZONE, seq=self.seq,
             transport={"endpoint": spec["endpoint"], "mode": spec["mode"], "topic": topic.decode(errors="replace")},
             values=message, metadata=flags,

@@ -310,3 +310,40 @@ def test_a_killed_kafka_shipper_is_started_again_and_ships_everything(laser, sta
     in_kafka = {orjson.loads(r.value)["shot_number"] for r in consumer if b'"kind":"shot"' in r.value}
     consumer.close()
     assert in_kafka == set(range(1, 201))
+
+
+@pytest.mark.slow
+def test_a_restarted_laser_is_followed_as_a_new_run_not_a_gap_storm(start_relay):
+    context = zmq.Context.instance()
+    port = free_port()
+
+    def laser_on_port():
+        pub = context.socket(zmq.PUB)
+        pub.setsockopt(zmq.SNDHWM, 0)
+        pub.bind(f"tcp://127.0.0.1:{port}")
+        return pub
+
+    laser = laser_on_port()
+    relay = start_relay(f"tcp://127.0.0.1:{port}")
+    send_until_received(laser, relay, [[b"laser", orjson.dumps({"shot": n})] for n in range(5000, 5050)])
+    wait_for(lambda: relay.status()["last_shot"] and relay.status()["last_shot"]["shot_number"] == 5049,
+             message="the first run relayed")
+    laser.close(0)  # the laser process goes away …
+    time.sleep(1.0)
+    laser = laser_on_port()  # … and comes back on its endpoint, counting from 1 again
+    deadline = time.monotonic() + 20
+    while relay.status()["last_shot"]["shot_number"] == 5049 and time.monotonic() < deadline:
+        laser.send_multipart([b"laser", b'{"kind": "probe"}'])  # until the relay has reconnected
+        time.sleep(0.05)
+    for n in range(1, 21):
+        laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
+    wait_for(lambda: relay.status()["last_shot"]["shot_number"] == 20, message="the new run relayed")
+    status = relay.status()
+    assert (status["counter_resets"], status["gaps"], status["missing_shots"]) == (1, 0, 0)
+    relay.stop.set()
+    shots = [r["envelope"] for r in read_all(relay.log.directory)
+             if r["type"] == "envelope" and r["envelope"]["kind"] == "shot"]
+    reset = next(e for e in shots if e["shot_number"] == 1)
+    assert reset["metadata"] == {"counter_reset": {"previous": 5049}}
+    assert [e["shot_number"] for e in shots] == list(range(5000, 5050)) + list(range(1, 21))
+    laser.close(0)
