@@ -180,10 +180,6 @@ def lookup(entry: dict, path: str):
     return value
 
 
-def matches(entry: dict, query: dict) -> bool:
-    return all(compile_condition(path, condition)(entry) for path, condition in query.items())
-
-
 def compile_condition(path: str, condition) -> Callable[[dict], bool]:
     """A test of one query condition, specialised for the common cases (it runs per entry)."""
     parts = path.split(".")

@@ -146,6 +146,13 @@ def plot_data(request, slug):
 
 def export(request, slug, fmt):
     sheet = sheet_for(request, slug)
+    try:
+        stale = table.table(sheet.slug).stale_since
+    except PyMongoError as exc:
+        stale = exc
+    if stale:  # an export must not silently miss entries
+        return render(request, "shotsheet/unavailable.html", {"sheet": sheet, "error": "stale table", "what": "export"},
+                      status=503)
     query, sort, problems = services.table_query(sheet, request.GET)
     header, rows = services.export_rows(sheet, query, sort)
     name = slugify(sheet.slug)

@@ -24,6 +24,7 @@ def test_mongodb_gone_keeps_the_typed_entry_and_the_table_as_it_was(admin_client
     stale = admin_client.get("/sheets/test/")
     assert stale.status_code == 200 and "this is the table as it was at" in stale.content.decode()
     assert "1.5" in stale.content.decode()
+    assert admin_client.get("/sheets/test/export.csv").status_code == 503  # never an export missing entries
 
     private_mongodb.start()
     assert admin_client.post("/sheets/test/new/", typed).status_code == 302
