@@ -115,11 +115,27 @@ class KafkaShipper:
     in the relay's process it would take the GIL from the ZeroMQ loop (5 k instead of 14 k msg/s).
     """
 
-    def __init__(self, directory, topic: str, bootstrap_servers: str, stop, shipped, connected) -> None:
+    def __init__(self, directory, topic: str, bootstrap_servers: str, stop, shipped, connected,
+                 relay_pid: int) -> None:
         self.directory, self.topic, self.bootstrap_servers = Path(directory), topic, bootstrap_servers
-        self.stop_flag, self.shipped, self.connected = stop, shipped, connected
+        # Shared with the relay as lock-free values: a shipper killed with -9 while holding a
+        # multiprocessing lock or waiting on an Event would leave it stuck for the relay.
+        self.stop_requested, self.shipped, self.connected = stop, shipped, connected
         self.cursor = Cursor(self.directory / "kafka-cursor.json")
         self.producer: KafkaProducer | None = None
+        self.terminated = False  # set by SIGTERM
+        self.relay_pid = relay_pid  # from the relay itself: it may be gone before this process is up
+
+    def orphaned(self) -> bool:
+        return os.getppid() != self.relay_pid
+
+    def stopping(self) -> bool:
+        return bool(self.stop_requested.value) or self.terminated or self.orphaned()
+
+    def pause(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping() and time.monotonic() < deadline:
+            time.sleep(min(0.02, seconds))
 
     def connect(self) -> bool:
         try:
@@ -150,24 +166,27 @@ class KafkaShipper:
 
     def run(self) -> None:
         delay = 0.5
-        while not self.stop_flag.is_set():
+        while not self.stopping():
             if self.producer is None and not self.connect():
-                self.stop_flag.wait(delay)
+                self.pause(delay)
                 delay = min(delay * 2, 5)
                 continue
             try:
                 shipped = self.ship_once()
                 self.connected.value, delay = True, 0.5
                 if not shipped:
-                    self.stop_flag.wait(0.02)
+                    self.pause(0.02)
             except Exception as exc:  # Kafka gone, or anything else: the cursor says what to resend
                 self.connected.value = False
                 log.warning("Kafka produce failed (%s: %s); retrying from the log in %.1f s",
                             type(exc).__name__, exc, delay, exc_info=not isinstance(exc, KafkaError))
                 self.discard_producer()
-                self.stop_flag.wait(delay)
+                self.pause(delay)
                 delay = min(delay * 2, 5)
-        self.drain()
+        if self.orphaned():  # the relay was killed: the next one ships from the cursor itself
+            log.warning("the relay (pid %d) is gone; the Kafka shipper stops", self.relay_pid)
+        else:
+            self.drain()
 
     def discard_producer(self) -> None:
         """Drop the producer and what it still buffers (kafka-python's close can raise when Kafka is gone)."""
@@ -192,14 +211,18 @@ class KafkaShipper:
                 self.discard_producer()  # what it did not deliver stays after the cursor
 
 
-def _run_shipper(directory, topic, bootstrap_servers, stop, shipped, connected) -> None:
+def _run_shipper(directory, topic, bootstrap_servers, stop, shipped, connected, relay_pid) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the relay tells it when to stop, after the log
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    shipper = KafkaShipper(directory, topic, bootstrap_servers, stop, shipped, connected, relay_pid)
+    # Ctrl-C reaches the whole process group: the relay stops the shipper itself, after its log.
+    # SIGTERM for the shipper alone (multiprocessing's terminate at exit) means: drain, then exit.
+    # The handler only sets an attribute: taking the shared Event's lock there can deadlock.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(shipper, "terminated", True))
     # Below the relay's own priority: in a burst the CPU goes to the ZeroMQ path the experiments
     # wait on; the backlog waits in the log and is produced as soon as the burst is over.
     os.nice(SHIPPER_NICENESS)
-    KafkaShipper(directory, topic, bootstrap_servers, stop, shipped, connected).run()
+    shipper.run()
 
 
 class ShipperProcess:
@@ -212,9 +235,9 @@ class ShipperProcess:
     def __init__(self, directory, topic: str, bootstrap_servers: str) -> None:
         self.context = multiprocessing.get_context("spawn")
         self.args = (str(directory), topic, bootstrap_servers)
-        self.stop_event = self.context.Event()
-        self._shipped = self.context.Value("q", 0)
-        self._connected = self.context.Value("b", False)
+        self._stop = self.context.Value("b", 0, lock=False)
+        self._shipped = self.context.Value("q", 0, lock=False)  # written by the shipper only
+        self._connected = self.context.Value("b", 0, lock=False)
         self.process = None
         self.restarts = 0
 
@@ -229,11 +252,11 @@ class ShipperProcess:
     def start(self) -> None:
         self.process = self.context.Process(
             target=_run_shipper, name="relay-kafka", daemon=True,
-            args=(*self.args, self.stop_event, self._shipped, self._connected))
+            args=(*self.args, self._stop, self._shipped, self._connected, os.getpid()))
         self.process.start()
 
     def ensure_running(self) -> None:
-        if self.process and not self.process.is_alive() and not self.stop_event.is_set():
+        if self.process and not self.process.is_alive() and not self._stop.value:
             self.restarts += 1
             self._connected.value = False
             log.error("the Kafka shipper died (exit code %s); starting it again (restart %d)",
@@ -241,11 +264,12 @@ class ShipperProcess:
             self.start()
 
     def stop(self, timeout: float = 20) -> None:
-        self.stop_event.set()
+        self._stop.value = 1
         if self.process.is_alive() or self.process.exitcode is None:
             self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()
+            self.process.join(5)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Fixtures over the real services started by scripts/services.py (or named by env vars)."""
 
 import importlib.util
+import multiprocessing
 import signal
 import socket
 import subprocess
@@ -163,3 +164,11 @@ def private_kafka(tmp_path):
     broker.start()
     yield broker
     broker.kill()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A child process a test left behind must not keep pytest (and CI) from exiting."""
+    for child in multiprocessing.active_children():
+        print(f"\nkilling a child process left behind by a test: {child.name} (pid {child.pid})")
+        child.kill()
+        child.join(5)

@@ -123,6 +123,8 @@ def start_relay(tmp_path, mongo_db):
     for relay, thread in started:
         relay.stop.set()
         thread.join(30)
+        assert not thread.is_alive(), "the relay did not stop within 30 s"
+        assert not (relay.shipper and relay.shipper.process.is_alive()), "its Kafka shipper outlived it"
 
 
 def send_until_received(laser, relay, frames_list, timeout=10):
@@ -347,3 +349,34 @@ def test_a_restarted_laser_is_followed_as_a_new_run_not_a_gap_storm(start_relay)
     assert reset["metadata"] == {"counter_reset": {"previous": 5049}}
     assert [e["shot_number"] for e in shots] == list(range(5000, 5050)) + list(range(1, 21))
     laser.close(0)
+
+
+def child_pids(pid: int) -> list[int]:
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
+@pytest.mark.slow
+def test_relay_killed_with_sigkill_leaves_no_kafka_shipper_behind(tmp_path, mongo_db):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
+           "MONGODB_DB": settings.MONGODB_DB, "RELAY_KAFKA_TOPIC": f"test.relay.kill9.{uuid.uuid4().hex[:8]}",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}"}
+    relay = subprocess.Popen(
+        [sys.executable, "manage.py", "relay", "--input", f"tcp://127.0.0.1:{free_port()}", "--log-dir",
+         str(tmp_path / "log"), "--pub", f"tcp://127.0.0.1:{free_port()}", "--snapshot",
+         f"tcp://127.0.0.1:{free_port()}", "--no-live"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def shipper_pids():
+            return [pid for pid in child_pids(relay.pid)
+                    if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+        wait_for(lambda: shipper_pids(), timeout=30, message="the relay's Kafka shipper")
+        shipper = shipper_pids()[0]
+        relay.send_signal(signal.SIGKILL)
+        relay.wait(10)
+        wait_for(lambda: not Path(f"/proc/{shipper}").exists()
+                 or Path(f"/proc/{shipper}/stat").read_text().split()[2] == "Z",
+                 timeout=15, message="the orphaned shipper to stop by itself")
+    finally:
+        relay.kill()
