@@ -8,7 +8,7 @@ import logging
 import re
 import uuid
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -418,6 +418,7 @@ def import_rows(sheet: Sheet, header: list[str], rows: list[list], explicit: dic
     form_class = entry_form_class(fields)
     entries, errors = [], []
     now = datetime.now(UTC)
+    import_id = f"{sheet.slug}:{now:%Y%m%d%H%M%S}:{uuid.uuid4().hex[:8]}"
     for number, row in enumerate(progress(rows) if progress else rows, start=2):
         data = {}
         for index, key in mapping.items():
@@ -435,15 +436,20 @@ def import_rows(sheet: Sheet, header: list[str], rows: list[list], explicit: dic
             problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
             errors.append(f"row {number}: {problems}")
             continue
+        created = now + timedelta(milliseconds=len(entries))  # the log's row order, oldest first
         entries.append({
-            "_id": f"{sheet.slug}:{now:%Y%m%d%H%M%S}:{uuid.uuid4().hex[:8]}", "sheet": sheet.slug,
+            "_id": f"{sheet.slug}:{created:%Y%m%d%H%M%S}:{uuid.uuid4().hex[:8]}", "sheet": sheet.slug,
             "experiment": sheet.experiment, "schema_version": version.number, "values": entry_values(form, fields),
             "shot_key": form.cleaned_data["shot_key"] or None, "shot_number": None, "laser_ts": None,
-            "author": author, "created": now, "updated": now, "comment": form.cleaned_data["comment"],
-            "rev": 1, "history": [], "imported": True,
+            "author": author, "created": created, "updated": created, "comment": form.cleaned_data["comment"],
+            "rev": 1, "history": [], "import_id": import_id,
         })
     if errors:
         return 0, errors
+    # Marked done only once every entry is in: a server lost midway leaves the import unfinished,
+    # and the entries of an unfinished import are not part of the sheet.
+    store.begin_import(import_id, sheet.slug, len(entries))
     store.insert_entries(entries)
+    store.finish_import(import_id)
     log_change(sheet, [e["_id"] for e in entries])
     return len(entries), []

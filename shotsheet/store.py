@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from labbook import mongo
 
@@ -13,6 +13,7 @@ ENTRIES = "entries"
 SCHEMAS = "schema_versions"
 CHOICE_LISTS = "choice_lists"
 CHANGES = "entry_changes"
+IMPORTS = "imports"
 TABLE_FIELDS = {"history": 0, "daq": 0}  # what the table never shows stays on the server
 
 
@@ -40,13 +41,32 @@ def insert_entry(entry: dict) -> None:
 
 
 def insert_entries(entries: list[dict]) -> None:
-    """All or nothing from the caller's view: ids are fresh, so only a server error can fail."""
+    """Insert a batch; on failure take back what went in, as far as the server lets us."""
     if entries:
         try:
             mongo.database()[ENTRIES].insert_many(entries, ordered=True)
-        except BulkWriteError:
-            mongo.database()[ENTRIES].delete_many({"_id": {"$in": [e["_id"] for e in entries]}})
+        except PyMongoError:
+            try:
+                mongo.database()[ENTRIES].delete_many({"_id": {"$in": [e["_id"] for e in entries]}})
+            except PyMongoError:
+                pass  # the server is gone: the entries stay hidden, their import never finished
             raise
+
+
+# --- imports: their entries count only once the import is marked done --------------------------------
+def begin_import(import_id: str, sheet_slug: str, count: int) -> None:
+    mongo.database()[IMPORTS].insert_one({"_id": import_id, "sheet": sheet_slug, "entries": count,
+                                          "state": "pending", "at": datetime.now(UTC)})
+
+
+def finish_import(import_id: str) -> None:
+    mongo.database()[IMPORTS].update_one({"_id": import_id}, {"$set": {"state": "done", "done": datetime.now(UTC)}})
+
+
+def unfinished_imports(sheet_slug: str) -> set[str]:
+    """Imports of a sheet that never finished: their entries are not part of it."""
+    imports = mongo.database()[IMPORTS].find({"sheet": sheet_slug, "state": {"$ne": "done"}}, projection={"_id": 1})
+    return {document["_id"] for document in imports}
 
 
 def get_entry(entry_id: str) -> dict | None:

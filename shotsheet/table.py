@@ -63,7 +63,9 @@ class SheetTable:
         store.start_change_log(self.slug, f"generation:{uuid.uuid4().hex}")
         changes = store.last_change(self.slug)
         last_entry = store.change(self.slug, changes)["entry"]
-        return {e["_id"]: e for e in store.sheet_entries(self.slug)}, changes, last_entry
+        unfinished = store.unfinished_imports(self.slug)  # an import counts once it is done, or not at all
+        entries = {e["_id"]: e for e in store.sheet_entries(self.slug) if e.get("import_id") not in unfinished}
+        return entries, changes, last_entry
 
     def _set(self, entries: dict, changes: int, last_entry: str) -> None:
         self.entries, self.changes, self.last_entry = entries, changes, last_entry

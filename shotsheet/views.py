@@ -183,6 +183,9 @@ def sheet_import(request, slug):
                                                   author=request.user.get_username())
         except ValueError as exc:
             form.add_error(None, str(exc))
+        except PyMongoError as exc:
+            form.add_error(None, f"Nothing was imported: the database cannot be reached ({type(exc).__name__}). "
+                                 "Upload the file again when it is back.")
         else:
             if not errors:
                 messages.success(request, f"Imported {stored} entries from {upload.name}.")

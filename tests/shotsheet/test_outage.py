@@ -32,3 +32,32 @@ def test_mongodb_gone_keeps_the_typed_entry_and_the_table_as_it_was(admin_client
     assert stored == [1.5, 7.25]
     fresh = admin_client.get("/sheets/test/").content.decode()
     assert "7.25" in fresh and "table as it was" not in fresh
+
+
+def test_mongodb_lost_midway_through_an_import_leaves_nothing_of_it_in_the_sheet(
+        admin_client, sheet, private_mongodb, monkeypatch):
+    from pymongo.errors import PyMongoError
+
+    from shotsheet import services, store, table
+
+    rows = [[str(n % 100), "Al"] for n in range(1, 201)]
+    real_finish = store.finish_import
+
+    def server_lost_before_the_import_is_done(import_id):
+        private_mongodb.kill()  # every entry is written; the marker that makes them count is not
+        real_finish(import_id)
+
+    monkeypatch.setattr(store, "finish_import", server_lost_before_the_import_is_done)
+    with pytest.raises(PyMongoError):
+        services.import_rows(sheet, ["Energy [J]", "target"], rows, author="t")
+    monkeypatch.undo()
+    private_mongodb.start()
+    table.forget("test")  # as a restarted web process: everything read afresh
+
+    assert mongo.database()["entries"].count_documents({"sheet": "test"}) == 200  # in MongoDB …
+    assert table.table("test").find({}, []) == []  # … but not part of the sheet
+    assert admin_client.get("/sheets/test/export.json").json() == []
+
+    assert services.import_rows(sheet, ["Energy [J]", "target"], rows[:3], author="t") == (3, [])
+    newest_first = [e["values"]["energy"] for e in table.table("test").find({}, table.DEFAULT_ORDER)]
+    assert newest_first == [3.0, 2.0, 1.0]  # the log's row order kept

@@ -1,6 +1,7 @@
 """`manage.py import_entries SHEET FILE`: a legacy Excel/CSV shot log into a sheet, all or nothing."""
 
 from django.core.management.base import BaseCommand, CommandError
+from pymongo.errors import PyMongoError
 from tqdm import tqdm
 
 from shotsheet import services
@@ -29,6 +30,8 @@ class Command(BaseCommand):
                                                   progress=lambda r: tqdm(r, desc="checking rows", unit="row"))
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from None
+        except PyMongoError as exc:
+            raise CommandError(f"nothing was imported: MongoDB failed ({exc})") from None
         if errors:
             self.stderr.write("\n".join(errors))
             raise CommandError(f"{len(errors)} of {len(rows)} rows have errors; nothing was imported")
