@@ -110,11 +110,16 @@ def daq_snapshot(sheet: Sheet) -> dict | None:
     return {"profile": profile.name, "config": profile.config, "updated": profile.updated} if profile else None
 
 
+def new_id(sheet: Sheet, when: datetime) -> str:
+    """A readable, unique id of an entry or an import: sheet, time, random suffix."""
+    return f"{sheet.slug}:{when:%Y%m%d%H%M%S}:{uuid.uuid4().hex[:8]}"
+
+
 def create_entry(sheet: Sheet, version: SchemaVersion, values: dict, *, author: str, shot: dict,
                  comment: str = "") -> dict:
     now = datetime.now(UTC)
     entry = {
-        "_id": f"{sheet.slug}:{now:%Y%m%d%H%M%S}:{uuid.uuid4().hex[:8]}",
+        "_id": new_id(sheet, now),
         "sheet": sheet.slug, "experiment": sheet.experiment, "schema_version": version.number,
         "values": values, "shot_key": shot.get("shot_key") or None, "shot_number": shot.get("shot_number"),
         "laser_ts": shot.get("laser_ts"), "author": author, "created": now, "updated": now,
@@ -418,7 +423,7 @@ def import_rows(sheet: Sheet, header: list[str], rows: list[list], explicit: dic
     form_class = entry_form_class(fields)
     entries, errors = [], []
     now = datetime.now(UTC)
-    import_id = f"{sheet.slug}:{now:%Y%m%d%H%M%S}:{uuid.uuid4().hex[:8]}"
+    import_id = new_id(sheet, now)
     for number, row in enumerate(progress(rows) if progress else rows, start=2):
         data = {}
         for index, key in mapping.items():
@@ -438,7 +443,7 @@ def import_rows(sheet: Sheet, header: list[str], rows: list[list], explicit: dic
             continue
         created = now + timedelta(milliseconds=len(entries))  # the log's row order, oldest first
         entries.append({
-            "_id": f"{sheet.slug}:{created:%Y%m%d%H%M%S}:{uuid.uuid4().hex[:8]}", "sheet": sheet.slug,
+            "_id": new_id(sheet, created), "sheet": sheet.slug,
             "experiment": sheet.experiment, "schema_version": version.number, "values": entry_values(form, fields),
             "shot_key": form.cleaned_data["shot_key"] or None, "shot_number": None, "laser_ts": None,
             "author": author, "created": created, "updated": created, "comment": form.cleaned_data["comment"],
