@@ -11,6 +11,15 @@
 // SQLite only uses an expression index whose expression matches the query's
 // syntactically, so every such lookup scanned the whole table. addIDIndexes gives
 // each collection table an index on the very expression the queries use.
+//
+// Two settings make writes cheaper (insert_many a fifth faster), measured with
+// Go's CPU profiler:
+//   - FerretDB's SQL layer calls logger.With(query args) twice per statement, and
+//     slog's TextHandler formats those arguments (whole documents) at once, even
+//     when debug logging is off; lazyHandler formats them only for a record that
+//     is actually logged.
+//   - temp_store(memory) keeps SQLite's statement journals in memory instead of
+//     a temporary file opened, written and closed per insert transaction.
 package main
 
 import (
@@ -51,7 +60,7 @@ func main() {
 	if err := logLevel.UnmarshalText([]byte(*level)); err != nil {
 		log.Fatalf("bad -log-level: %v", err)
 	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})))
+	slog.SetDefault(slog.New(&lazyHandler{inner: slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})}))
 
 	dir, err := filepath.Abs(*data)
 	if err != nil {
@@ -64,7 +73,7 @@ func main() {
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
+		SQLiteURL: "file:" + dir + "/?_pragma=temp_store(memory)",
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -172,4 +181,28 @@ func indexDatabase(ctx context.Context, file string) error {
 		slog.Info("added _id index", "file", file, "table", t)
 	}
 	return nil
+}
+
+// lazyHandler keeps the attributes given to With and formats them only when a
+// record is handled, i.e. when it is at an enabled level.
+type lazyHandler struct {
+	inner slog.Handler
+	attrs []slog.Attr
+}
+
+func (h *lazyHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.inner.Enabled(ctx, level)
+}
+
+func (h *lazyHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.inner.WithAttrs(h.attrs).Handle(ctx, r)
+}
+
+func (h *lazyHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	// The full slice expression makes append copy, so siblings never share attrs.
+	return &lazyHandler{inner: h.inner, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], attrs...)}
+}
+
+func (h *lazyHandler) WithGroup(name string) slog.Handler {
+	return &lazyHandler{inner: h.inner.WithAttrs(h.attrs).WithGroup(name)}
 }
