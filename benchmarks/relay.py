@@ -9,7 +9,6 @@ relay with harmonisation, the durable log and Kafka produce on. The last line is
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -252,7 +252,7 @@ def main() -> None:
         producer.close()
         admin.delete_topics([topic, live_topic, probe_topic])
         admin.close()
-        mongo.client().drop_database(settings.MONGODB_DB)
+        mongo.drop_databases()
         for path in WORKDIR.iterdir():
             path.unlink()
         WORKDIR.rmdir()

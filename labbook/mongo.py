@@ -26,3 +26,18 @@ def client() -> pymongo.MongoClient:
 def database() -> Database:
     """The labbook database named by settings.MONGODB_DB (tests point it at their own)."""
     return client()[settings.MONGODB_DB]
+
+
+def shot_index_database() -> Database:
+    """The watcher's shot index: a database of its own, next to the labbook database.
+
+    FerretDB keeps each database in its own SQLite file, and SQLite writes one file at a time;
+    in a second file the index is written in parallel with the events (watcher/store.py).
+    """
+    return client()[f"{settings.MONGODB_DB}_shots"]
+
+
+def drop_databases() -> None:
+    """Drop every database labbook writes (for tests and benchmarks that used their own)."""
+    for db in (database(), shot_index_database()):
+        db.client.drop_database(db.name)

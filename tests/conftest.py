@@ -24,15 +24,16 @@ def mongo_test_database():
     db = mongo.database()
     db.client.admin.command("ping")
     yield db
-    db.client.drop_database(db.name)
+    mongo.drop_databases()
 
 
 @pytest.fixture
 def mongo_db(mongo_test_database):
     """The test database, emptied after the test so tests never see each other's data."""
     yield mongo_test_database
-    for name in mongo_test_database.list_collection_names():
-        mongo_test_database.drop_collection(name)
+    for db in (mongo_test_database, mongo.shot_index_database()):
+        for name in db.list_collection_names():
+            db.drop_collection(name)
 
 
 @pytest.fixture(scope="session")

@@ -148,7 +148,9 @@ def test_shot_join_finds_every_collections_events_once_newest_first_with_provena
     assert [e["_id"] for e in store.events_for_shot(other["shot_key"])] == [other["event_id"]]
     assert store.events_for_shot("JOIN-20251124-999999") == []
     day_index = f"shot_index_{shot['shot_key'].split('-')[1]}"  # one small index collection per shot date
-    assert store.shot_index_collection(shot["shot_key"]) == day_index and day_index in mongo_db.list_collection_names()
+    assert store.shot_index_collection(shot["shot_key"]) == day_index
+    assert day_index in mongo.shot_index_database().list_collection_names()  # a database of its own
+    assert day_index not in mongo_db.list_collection_names()
 
     page = admin_client.get(f"/watcher/shot/{shot['shot_key']}/")
     assert page.status_code == 200
