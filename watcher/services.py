@@ -260,6 +260,8 @@ class Watcher:
         the writer retries and the hand-over blocks: nothing more is fetched.
         """
         started = time.monotonic()
+        if self.with_mongo_retry(store.move_old_shot_index) is None:
+            return  # stopped while MongoDB was away
         self.consumer = self.connect()
         self.to_write: queue.Queue = queue.Queue(maxsize=1)
         self.written: queue.Queue = queue.Queue()

@@ -179,6 +179,25 @@ def _index_into(collection, refs_by_key: dict[str, list[dict]], slots: SlotCache
                 slots.remember(key, pending.pop(key) + 1)
 
 
+def move_old_shot_index() -> int:
+    """Move the shot index collections older versions kept in the labbook database; returns
+    how many index documents moved. Run before the watcher writes; idempotent (a move cut
+    short is finished by the next start, and a reference added twice is read once)."""
+    old_db, moved = mongo.database(), 0
+    for name in old_db.list_collection_names():
+        if not name.startswith(f"{SHOT_INDEX}_"):
+            continue
+        refs_by_key: dict[str, list[dict]] = {}
+        for doc in old_db[name].find():
+            refs_by_key.setdefault(doc["shot_key"], []).extend(doc.get("refs", []))
+            moved += 1
+        if refs_by_key:
+            _index_into(mongo.shot_index_database()[name], refs_by_key, SlotCache())
+        old_db.drop_collection(name)
+        log.info("moved the shot index %s into the database %s", name, mongo.shot_index_database().name)
+    return moved
+
+
 def shot_refs(shot_key: str) -> list[dict]:
     """Every (collection, id, time) recorded for a shot key, without duplicates."""
     collection = mongo.shot_index_database()[shot_index_collection(shot_key)]

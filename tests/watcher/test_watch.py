@@ -3,6 +3,7 @@
 import re
 import time
 import uuid
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -155,6 +156,25 @@ def test_shot_join_finds_every_collections_events_once_newest_first_with_provena
     page = admin_client.get(f"/watcher/shot/{shot['shot_key']}/")
     assert page.status_code == 200
     assert b"2 ingested events" in page.content and b"join_camera" in page.content
+
+
+def test_a_starting_watcher_moves_an_old_shot_index_into_its_database_and_loses_no_reference(
+        routes, run_watcher, make_topic, mongo_db):
+    routes(make_topic(), "moved_events")
+    old, new = envelopes(2, "MOVE", start=3)
+    new["shot_key"] = old["shot_key"]  # two events of one shot, one indexed by an older version
+    at = {"c": "moved_events", "ts": datetime.now(UTC)}
+    mongo_db["moved_events"].insert_many([{"_id": e["event_id"], **e} for e in (old, new)])
+    day_index = store.shot_index_collection(old["shot_key"])
+    mongo_db[day_index].insert_one({"_id": f"{old['shot_key']}|0", "shot_key": old["shot_key"],
+                                    "refs": [{**at, "id": old["event_id"]}]})
+    mongo.shot_index_database()[day_index].insert_one(  # slot 0 already taken in the new place
+        {"_id": f"{old['shot_key']}|0", "shot_key": old["shot_key"], "refs": [{**at, "id": new["event_id"]}]})
+
+    run_watcher()
+    wait_for(lambda: day_index not in mongo_db.list_collection_names(), message="the old index moved")
+    assert sorted(e["_id"] for e in store.events_for_shot(old["shot_key"])) == sorted([old["event_id"], new["event_id"]])
+    assert store.move_old_shot_index() == 0  # nothing left to move
 
 
 def test_search_by_shot_key_and_field_uses_plain_values_only(routes, run_watcher, make_topic, producer, mongo_db):
