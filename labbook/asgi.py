@@ -11,7 +11,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from django.conf import settings  # noqa: E402
+
 from labbook.routing import websocket_urlpatterns  # noqa: E402
+from shotsheet import table  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -19,3 +22,6 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+if settings.SHOTSHEET_WARM_TABLES:
+    table.warm_in_background()

@@ -172,6 +172,9 @@ LOGGING = {
 }
 
 # --- shotsheet ---
+# The web process reads the active sheets' tables when it starts, not at their first page view
+# (a 100,000-entry sheet takes seconds to read).
+SHOTSHEET_WARM_TABLES = env_bool("SHOTSHEET_WARM_TABLES", True)
 
 # --- relay ---
 RELAY_EXPERIMENT = os.environ.get("RELAY_EXPERIMENT", "DEMO")

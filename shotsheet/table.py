@@ -163,6 +163,30 @@ def table(slug: str) -> SheetTable:
     return sheet_table
 
 
+def warm_in_background() -> threading.Thread:
+    """Read every active sheet's table in a thread, so that after a restart the first page view
+    does not wait for it (a request meanwhile waits for the table's lock, never reads twice)."""
+    def warm() -> None:
+        from django.db import DatabaseError, connection
+
+        from .models import Sheet
+
+        try:
+            for slug in Sheet.objects.filter(active=True).values_list("slug", flat=True):
+                started = time.monotonic()
+                sheet_table = table(slug)
+                log.info("table %s read: %d entries in %.1f s", slug, len(sheet_table.entries),
+                         time.monotonic() - started)
+        except (DatabaseError, PyMongoError) as exc:  # read at its first page view instead
+            log.warning("tables not read ahead (%s)", exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=warm, name="warm-tables", daemon=True)
+    thread.start()
+    return thread
+
+
 def forget(slug: str) -> None:
     """Read the sheet afresh next time (its change log missed a write)."""
     with _tables_lock:

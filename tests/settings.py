@@ -11,6 +11,7 @@ from labbook.settings import *  # noqa: E402,F403
 MONGODB_DB = f"labbook_test_{uuid.uuid4().hex[:12]}"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 SECURE_SSL_REDIRECT = False
+SHOTSHEET_WARM_TABLES = False  # tests read tables when they ask for them
 # ...and its own channel-layer namespace, so a relay or browser of a running system never
 # reaches the tests' consumers (and the other way round).
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"asgi-test-{MONGODB_DB[-12:]}"  # noqa: F405

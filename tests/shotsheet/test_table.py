@@ -7,7 +7,7 @@ import pytest
 from django.http import QueryDict
 
 from shotsheet import services, store, table
-from shotsheet.models import Field
+from shotsheet.models import Field, Sheet
 
 
 @pytest.fixture
@@ -90,3 +90,21 @@ def test_the_table_catches_up_after_an_import_bigger_than_its_catch_up(sheet, mo
     stored, errors = services.import_rows(sheet, header, [[str(n), "Al"] for n in range(12)], author="t")
     assert (stored, errors) == (12, [])
     assert sorted(e["values"]["energy"] for e in loaded.sync().find({}, [])) == [float(n) for n in range(12)]
+
+
+def test_the_web_process_reads_active_sheets_ahead_of_their_first_page_view(transactional_db, mongo_db):
+    active = Sheet.objects.create(name="Active", slug="warm-active", experiment="TST")
+    Field.objects.create(sheet=active, key="energy", label="Energy", type=Field.Type.FLOAT, position=0)
+    Sheet.objects.create(name="Old", slug="warm-old", experiment="TST", active=False)
+    version = services.current_schema(active)
+    made = [services.create_entry(active, version, {"energy": n}, author="ada", shot={"shot_key": None})
+            for n in range(3)]
+    table.forget("warm-active")  # as in a freshly started process
+
+    table.warm_in_background().join(30)
+
+    with table._tables_lock:
+        warmed = dict(table._tables)
+    assert "warm-old" not in warmed
+    assert sorted(warmed["warm-active"].entries) == sorted(e["_id"] for e in made)
+    assert warmed["warm-active"].changes == store.last_change("warm-active")
