@@ -36,6 +36,7 @@ from .parsers import PARSERS, ParseError
 log = logging.getLogger(__name__)
 STATUS_GROUP = "relay.status"
 SHIPPER_NICENESS = 10
+RUN = 64  # messages harmonised, logged (one write) and published together in a burst; at 1 kHz a run is one message
 
 
 @dataclass
@@ -326,24 +327,36 @@ class Relay:
             values=message, metadata=flags,
         )
 
-    def handle(self, spec: dict, frames: list[bytes], pub: zmq.Socket) -> None:
-        self.stats.received += 1
-        topic, raw = (frames[0], frames[-1]) if len(frames) > 1 else (b"", frames[0])
-        try:
-            envelope = self.envelope_for(spec, topic, raw)
-        except ParseError as exc:
-            self.stats.rejected += 1
-            self.log.append({"type": "rejected", "at_ns": time.time_ns(), "endpoint": spec["endpoint"],
-                             "error": str(exc), "raw": raw.decode(errors="backslashreplace")})
-            if self.stats.rejected <= 10 or self.stats.rejected % 1000 == 0:  # rate-limited
-                log.warning("rejected message #%d from %s: %s", self.stats.rejected, spec["endpoint"], exc)
-            return
-        encoded = orjson.dumps(envelope)
-        pub.send_multipart([spec["source_topic"], encoded])
-        self.stats.published += 1
-        self.log.append_line(b'{"type":"envelope","envelope":' + encoded + b"}")  # encoded once
-        if envelope["kind"] == "shot":
-            self.last_shot = envelope
+    def handle(self, spec: dict, messages: list[list[bytes]], pub: zmq.Socket) -> None:
+        """Harmonise a run of messages from one input, log them in one write, then publish them.
+
+        Logged before published: what an experiment saw on the PUB socket is in the log (and so
+        reaches Kafka) even if the relay is killed right after. One write per run, not per
+        message: in a burst a write(2) each took a fifth of the relay's time.
+        """
+        lines, published = [], []
+        for frames in messages:
+            self.stats.received += 1
+            topic, raw = (frames[0], frames[-1]) if len(frames) > 1 else (b"", frames[0])
+            try:
+                envelope = self.envelope_for(spec, topic, raw)
+            except ParseError as exc:
+                self.stats.rejected += 1
+                lines.append(orjson.dumps({"type": "rejected", "at_ns": time.time_ns(), "endpoint": spec["endpoint"],
+                                           "error": str(exc), "raw": raw.decode(errors="backslashreplace")}))
+                if self.stats.rejected <= 10 or self.stats.rejected % 1000 == 0:  # rate-limited
+                    log.warning("rejected message #%d from %s: %s", self.stats.rejected, spec["endpoint"], exc)
+                continue
+            encoded = orjson.dumps(envelope)  # encoded once, for the log and the PUB socket
+            lines.append(b'{"type":"envelope","envelope":' + encoded + b"}")
+            published.append((envelope, encoded))
+        if lines:
+            self.log.append_lines(lines)
+        for envelope, encoded in published:
+            pub.send_multipart([spec["source_topic"], encoded])
+            if envelope["kind"] == "shot":
+                self.last_shot = envelope
+        self.stats.published += len(published)
 
     # --- the loop ---------------------------------------------------------------------------
     def open_inputs(self, context: zmq.Context) -> dict:
@@ -384,13 +397,18 @@ class Relay:
                 events = dict(poller.poll(100))
                 for socket, spec in inputs.items():
                     if socket in events:
-                        for _ in range(1000):  # drain a burst without starving the others
-                            try:
-                                frames = socket.recv_multipart(zmq.NOBLOCK)
-                            except zmq.Again:
+                        for _ in range(16):  # drain a burst (≤ 1024) without starving the others
+                            messages = []
+                            while len(messages) < RUN:
+                                try:
+                                    messages.append(socket.recv_multipart(zmq.NOBLOCK))
+                                except zmq.Again:
+                                    break
+                            if messages:
+                                self.handle(spec, messages, pub)
+                                last_message = time.monotonic()
+                            if len(messages) < RUN:
                                 break
-                            self.handle(spec, frames, pub)
-                            last_message = time.monotonic()
                 if snapshot in events:
                     snapshot.recv()
                     snapshot.send(orjson.dumps(self.last_shot or {}))

@@ -380,3 +380,37 @@ def test_relay_killed_with_sigkill_leaves_no_kafka_shipper_behind(tmp_path, mong
                  timeout=15, message="the orphaned shipper to stop by itself")
     finally:
         relay.kill()
+
+
+@pytest.mark.slow
+def test_every_envelope_a_subscriber_saw_is_in_the_log_after_kill_9_mid_burst(laser, tmp_path, mongo_db):
+    log_dir, pub = tmp_path / "log", f"tcp://127.0.0.1:{free_port()}"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
+           "MONGODB_DB": settings.MONGODB_DB, "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}"}
+    relay = subprocess.Popen(
+        [sys.executable, "manage.py", "relay", "--input", laser.endpoint_for_relay, "--log-dir", str(log_dir),
+         "--pub", pub, "--snapshot", f"tcp://127.0.0.1:{free_port()}", "--no-live", "--no-kafka"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sub = subscriber(pub)
+    sub.setsockopt(zmq.RCVHWM, 0)
+    try:
+        deadline = time.monotonic() + 30
+        while not sub.poll(50) and time.monotonic() < deadline:  # until both connections stand
+            laser.send_multipart([b"laser", orjson.dumps({"kind": "probe"})])
+        seen, n, deadline = set(), 0, time.monotonic() + 60
+        while len(seen) <= 20_000 and time.monotonic() < deadline:  # flat out; killed while at work
+            n += 1
+            laser.send_multipart([b"laser", orjson.dumps({"shot": n, "energy_J": 1.0})])
+            if n % 1000 == 0:
+                while sub.poll(0):
+                    seen.add(orjson.loads(sub.recv_multipart()[1])["event_id"])
+        relay.send_signal(signal.SIGKILL)
+        relay.wait(10)
+        while sub.poll(500):  # what was already on its way
+            seen.add(orjson.loads(sub.recv_multipart()[1])["event_id"])
+    finally:
+        relay.kill()
+        sub.close(0)
+    logged = {r["envelope"]["event_id"] for r in read_all(log_dir) if r["type"] == "envelope"}
+    assert len(seen) > 20_000
+    assert seen <= logged, f"{len(seen - logged)} published envelopes missing from the log"
