@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,7 @@ from kafka.admin import NewTopic  # noqa: E402
 
 from labbook import mongo  # noqa: E402
 from labbook.envelope import make_envelope  # noqa: E402
+from watcher import store  # noqa: E402
 from watcher.models import Route  # noqa: E402
 
 
@@ -214,6 +216,21 @@ def main() -> None:
         print(f"(c) manage.py watch: {figures['watch_msgs_per_s']} msg/s = "
               f"{figures['watch_vs_naive']}x naive, {figures['watch_vs_raw_insert_many']}x raw insert_many "
               f"(targets: >= 10x, >= 0.5x)", flush=True)
+
+        # Searching what was just stored: through the time index, and the same find on the server.
+        window = (datetime(2025, 11, 24, 16, 0, 30, tzinfo=UTC), datetime(2025, 11, 24, 16, 0, 40, tzinfo=UTC))
+        for name, query in [("newest", store.EventQuery(collection="watched", source="laser")),
+                            ("range", store.EventQuery(collection="watched", since=window[0], until=window[1]))]:
+            started = time.perf_counter()
+            result = store.search(query)
+            figures[f"search_{name}_ms"] = round((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            bare = list(mongo.database()["watched"].find(query.mongo_filter()).sort("_ts", -1).limit(query.limit))
+            figures[f"search_{name}_bare_find_ms"] = round((time.perf_counter() - started) * 1000)
+            assert [d["_id"] for d in result.events] == [d["_id"] for d in bare] and result.indexed
+        print(f"search, newest 100 by source: {figures['search_newest_ms']} ms (the same find on the server: "
+              f"{figures['search_newest_bare_find_ms']} ms); 10 s time range ({len(result.events)} events): "
+              f"{figures['search_range_ms']} ms (find: {figures['search_range_bare_find_ms']} ms)", flush=True)
 
         # The same watch process picks the new route up without a restart.
         Route.objects.create(name="bench-live", topic=live_topic, collection="live")

@@ -207,6 +207,8 @@ class Watcher:
         self.collection_kind: dict[str, str] = {}
         self.stats: dict[str, RouteStats] = {}
         self.slots = store.SlotCache()
+        self.time_slots: dict[str, store.SlotCache] = {}
+        self.hours_known: set[tuple[str, str]] = set()
         self.stored = self.duplicates = self.dead = self.batches = 0
         self.assigned: set = set()
         self.consumer: KafkaConsumer | None = None
@@ -370,13 +372,20 @@ class Watcher:
                 if isinstance(document.get("shot_key"), str) and document["shot_key"]:
                     shot_refs.setdefault(document["shot_key"], []).append(
                         {"c": collection, "id": document["_id"], "ts": document["_ts"]})
-        # A second connection writes the small index documents while this one writes the events.
-        indexed = self.index_writer.submit(
-            lambda: self.with_mongo_retry(lambda: store.index_shots(shot_refs, self.slots) or True)
-        ) if shot_refs else None
+        documents_by_collection = {collection: [document for _, _, document in items]
+                                   for collection, items in prepared.by_collection.items()}
+
+        def write_indexes() -> bool:
+            store.index_shots(shot_refs, self.slots)
+            store.index_times(documents_by_collection, self.time_slots, self.hours_known)
+            return True
+
+        # A second connection writes the index documents (in the index database's own file)
+        # while this one writes the events.
+        indexed = self.index_writer.submit(self.with_mongo_retry, write_indexes) if documents_by_collection else None
         for collection, items in prepared.by_collection.items():
             timeseries = self.collection_kind.get(collection) == store.TIMESERIES
-            documents = [document for _, _, document in items]
+            documents = documents_by_collection[collection]
             result = self.with_mongo_retry(lambda: store.insert_idempotent(collection, documents, timeseries))
             if result is None:
                 if indexed is not None:

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pymongo.errors import AutoReconnect, BulkWriteError, CollectionInvalid, OperationFailure
+from pymongo.errors import AutoReconnect, BulkWriteError, CollectionInvalid, DuplicateKeyError, OperationFailure
 
 from labbook import mongo
 
@@ -77,6 +77,7 @@ def prepare_collection(name: str, timeseries: bool) -> str:
         kind = NO_TIMESERIES  # an existing normal collection (e.g. created by FerretDB earlier)
     db[name].create_index("shot_key")
     db[name].create_index("_ts")
+    start_time_index(name)
     return kind
 
 
@@ -156,11 +157,11 @@ def index_shots(refs_by_key: dict[str, list[dict]], slots: SlotCache | None = No
         _index_into(mongo.shot_index_database()[name], {key: refs_by_key[key] for key in keys}, slots)
 
 
-def _index_into(collection, refs_by_key: dict[str, list[dict]], slots: SlotCache) -> None:
+def _index_into(collection, refs_by_key: dict[str, list[dict]], slots: SlotCache, key_field: str = "shot_key") -> None:
     pending = {key: slots.get(key, 0) for key in refs_by_key}
     while pending:
         keys = list(pending)
-        docs = [{"_id": f"{key}|{pending[key]}", "shot_key": key, "refs": refs_by_key[key]} for key in keys]
+        docs = [{"_id": f"{key}|{pending[key]}", key_field: key, "refs": refs_by_key[key]} for key in keys]
         taken: set[str] = set()
         try:
             collection.insert_many(docs, ordered=False)
@@ -278,6 +279,113 @@ def routed_collections() -> list[str]:
     return sorted(set(Route.objects.values_list("collection", flat=True)))
 
 
+# --- the time index ---------------------------------------------------------------------
+# Per routed collection, in the index database: `times_<collection>` holds, per minute of `_ts`,
+# insert-only slots `"<YYYYmmddHHMM>|<n>"` with `{id, ts, source, kind}` references, and
+# `hours_<collection>` one small document per hour that has any. A search by time, source or
+# kind then reads the hours (a small collection), the slots of the minutes it needs newest
+# first, and the events by `_id`: look-ups only, where FerretDB would read the whole collection.
+# The index covers a collection only if it began with the collection (marker `complete`); one
+# that held events before (ingested by an older version) is searched by a scan as before.
+
+MINUTE = "%Y%m%d%H%M"
+COMPLETE, PARTIAL = "complete", "partial"
+MAX_FETCHED = 20_000  # events read by `_id` for one search with a field filter, at most
+
+
+def time_index(collection: str):
+    return mongo.shot_index_database()[f"times_{collection}"]
+
+
+def hours_index(collection: str):
+    return mongo.shot_index_database()[f"hours_{collection}"]
+
+
+def start_time_index(collection: str) -> None:
+    """Mark whether the time index covers the collection: only if it is empty now."""
+    index = time_index(collection)
+    if any(index.find_one({"_id": marker}, {"_id": 1}) for marker in (COMPLETE, PARTIAL)):
+        return
+    empty = mongo.database()[collection].find_one({}, {"_id": 1}) is None
+    try:
+        index.insert_one({"_id": COMPLETE if empty else PARTIAL, "at": datetime.now(UTC)})
+    except DuplicateKeyError:
+        pass  # another watcher decided first
+
+
+def index_times(documents_by_collection: dict[str, list[dict]], slots: dict[str, SlotCache],
+                hours_known: set[tuple[str, str]]) -> None:
+    """Record a batch's events under the minute (and hour) of their `_ts`."""
+    for collection, documents in documents_by_collection.items():
+        refs_by_minute: dict[str, list[dict]] = {}
+        for doc in documents:
+            ts = _newest_first(doc, "_ts")
+            refs_by_minute.setdefault(ts.strftime(MINUTE), []).append(
+                {"id": doc["_id"], "ts": ts, "source": doc.get("source"), "kind": doc.get("kind")})
+        hours = {minute[:-2] for minute in refs_by_minute} - {h for c, h in hours_known if c == collection}
+        if hours:
+            try:
+                hours_index(collection).insert_many([{"_id": hour} for hour in sorted(hours)], ordered=False)
+            except BulkWriteError as exc:
+                if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                    raise AutoReconnect("hour index not written") from exc
+            hours_known.update((collection, hour) for hour in hours)
+        _index_into(time_index(collection), refs_by_minute, slots.setdefault(collection, SlotCache()),
+                    key_field="minute")
+
+
+def _minute_refs(collection: str, minute: str) -> list[dict]:
+    index, refs = time_index(collection), []
+    for slot in range(MAX_SHOT_SLOTS):
+        doc = index.find_one({"_id": f"{minute}|{slot}"})
+        if doc is None:
+            break
+        refs.extend(doc.get("refs", []))
+    return refs
+
+
+def _minutes_newest_first(collection: str, since: datetime | None, until: datetime | None):
+    first = since.astimezone(UTC).strftime(MINUTE) if since else ""
+    last = until.astimezone(UTC).strftime(MINUTE) if until else "9" * 12
+    hours = sorted((doc["_id"] for doc in hours_index(collection).find({}, {"_id": 1})), reverse=True)
+    for hour in hours:
+        if hour < first[:10] or hour > last[:10]:
+            continue
+        for m in range(59, -1, -1):
+            minute = f"{hour}{m:02d}"
+            if first <= minute <= last:
+                yield minute
+
+
+@dataclass
+class SearchResult:
+    events: list[dict]
+    complete: bool = True  # False: stopped after MAX_FETCHED events read (narrow the time range)
+    indexed: bool = True  # False: the collection was read whole (no complete time index)
+
+
+def _search_by_time(query: EventQuery, limit: int) -> SearchResult:
+    db, found, fetched, seen = mongo.database()[query.collection], [], 0, set()
+    for minute in _minutes_newest_first(query.collection, query.since, query.until):
+        refs = sorted(_minute_refs(query.collection, minute), key=lambda ref: _newest_first(ref, "ts"), reverse=True)
+        for ref in refs:
+            ts = _newest_first(ref, "ts")
+            if (ref["id"] in seen or query.since and ts < query.since or query.until and ts > query.until
+                    or query.source and ref.get("source") != query.source
+                    or query.kind and ref.get("kind") != query.kind):
+                continue
+            seen.add(ref["id"])
+            if fetched >= MAX_FETCHED:
+                return SearchResult(found, complete=False)
+            fetched += 1
+            doc = db.find_one({"_id": ref["id"]})
+            if doc is not None and query.matches(doc):
+                found.append(doc)
+                if len(found) >= limit:
+                    return SearchResult(found)
+    return SearchResult(found)
+
+
 # --- search -------------------------------------------------------------------------------
 
 @dataclass
@@ -345,11 +453,12 @@ def field_value_candidates(text: str) -> list:
     return candidates
 
 
-def search(query: EventQuery) -> list[dict]:
+def search(query: EventQuery) -> SearchResult:
     """Newest matching events of one routed collection.
 
-    With a shot key the shot index names the candidates (fast on any server); otherwise
-    this is a filtered, sorted find, which FerretDB answers by reading the whole collection.
+    With a shot key the shot index names the candidates, otherwise the time index does (both
+    fast on any server). A collection the time index does not cover gets a filtered, sorted
+    find, which FerretDB answers by reading the whole collection.
     """
     if query.collection not in routed_collections():
         raise ValueError(f"'{query.collection}' is not a routed collection")
@@ -364,6 +473,8 @@ def search(query: EventQuery) -> list[dict]:
                 if doc is not None and doc.get("shot_key") == query.shot_key and query.matches(doc):
                     found.append(doc)
         found.sort(key=lambda doc: _newest_first(doc, "_ts"), reverse=True)
-        return found[:limit]
+        return SearchResult(found[:limit])
+    if time_index(query.collection).find_one({"_id": COMPLETE}, {"_id": 1}) is not None:
+        return _search_by_time(query, limit)
     cursor = mongo.database()[query.collection].find(mongo_filter).sort("_ts", -1)
-    return list(cursor.limit(limit))
+    return SearchResult(list(cursor.limit(limit)), indexed=False)

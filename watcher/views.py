@@ -32,13 +32,15 @@ def watcher_page(request):
 
 def search(request):
     form = EventSearchForm(request.GET or None)
-    events, error = [], None
+    result, error = store.SearchResult([]), None
     if form.is_bound and form.is_valid():
         try:
-            events = store.search(form.query())
+            result = store.search(form.query())
         except ValueError as exc:
             error = str(exc)
-    return render(request, "watcher/search.html", {"form": form, "rows": event_rows(events), "error": error})
+    return render(request, "watcher/search.html", {"form": form, "rows": event_rows(result.events),
+                                                   "result": result, "error": error,
+                                                   "max_fetched": store.MAX_FETCHED})
 
 
 def shot_events(request, shot_key: str):

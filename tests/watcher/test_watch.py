@@ -3,13 +3,14 @@
 import re
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 from django.conf import settings
 
 from labbook import mongo
+from labbook.envelope import make_envelope
 from watcher import store
 
 from .conftest import envelopes, wait_for
@@ -185,20 +186,86 @@ def test_search_by_shot_key_and_field_uses_plain_values_only(routes, run_watcher
     watcher = run_watcher()
     wait_for(lambda: watcher.stored == 5, message="5 events stored")
 
-    by_shot = store.search(store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"]))
+    by_shot = store.search(store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"])).events
     assert [doc["_id"] for doc in by_shot] == [events[2]["event_id"]]
-    assert store.search(store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"], kind="image")) == []
-    by_field = store.search(store.EventQuery(collection="diag_a", field="values.energy", value="0.4"))
+    assert store.search(store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"], kind="image")).events == []
+    by_field = store.search(store.EventQuery(collection="diag_a", field="values.energy", value="0.4")).events
     assert [doc["_id"] for doc in by_field] == [events[3]["event_id"]]
     by_shot_and_field = store.search(store.EventQuery(collection="diag_a", shot_key=events[3]["shot_key"],
-                                                      field="values.energy", value="0.4"))
+                                                      field="values.energy", value="0.4")).events
     assert [doc["_id"] for doc in by_shot_and_field] == [events[3]["event_id"]]
-    newest_two = store.search(store.EventQuery(collection="diag_a", source="laser", limit=2))
+    newest_two = store.search(store.EventQuery(collection="diag_a", source="laser", limit=2)).events
     assert [doc["shot_number"] for doc in newest_two] == [5, 4]
     with pytest.raises(ValueError, match="is not a field name"):
         store.search(store.EventQuery(collection="diag_a", field="$where", value="1"))
     with pytest.raises(ValueError, match="not a routed collection"):
         store.search(store.EventQuery(collection="auth_user"))
+
+
+def spread_events() -> list[dict]:
+    """Events of three sources and two kinds over 74 minutes of two hours (in most minutes two,
+    in every minute of an hour's end), sent out of order; one is a day older."""
+    base = 1_764_000_000_000_000_000  # 2025-11-24 16:00 UTC
+    events = []
+    for n in range(1, 121):
+        at = base + (n * 97 % 120) * 37 * 1_000_000_000 + n * 1_000_000  # every 37 s, shuffled
+        if n == 7:
+            at -= 86_400 * 1_000_000_000
+        events.append(make_envelope(experiment="TIME", source=("laser", "camera", "probe")[n % 3],
+                                    kind="image" if n % 5 == 0 else "shot", shot_number=n, laser_ts_ns=at,
+                                    tz="UTC", seq=n, values={"energy": n % 4}))
+    return events
+
+
+def scan(query: store.EventQuery) -> list[str]:
+    """The same search answered by MongoDB from the collection itself."""
+    cursor = mongo.database()[query.collection].find(query.mongo_filter()).sort("_ts", -1).limit(query.limit)
+    return [doc["_id"] for doc in cursor]
+
+
+def test_search_by_time_source_kind_and_field_reads_the_time_index_and_answers_as_a_scan(
+        routes, run_watcher, make_topic, producer, mongo_db, monkeypatch):
+    topic = make_topic(partitions=3)
+    routes(topic, "timed", timestamp_field="laser_ts_ns")
+    events = spread_events()
+    produce(producer, topic, events)
+    watcher = run_watcher(batch_size=16)  # many batches: minutes spread over many index slots
+    wait_for(lambda: watcher.stored == 120, message="120 events stored")
+    at = datetime(2025, 11, 24, 16, 0, tzinfo=UTC)
+    queries = [
+        store.EventQuery(collection="timed"),
+        store.EventQuery(collection="timed", limit=7),
+        store.EventQuery(collection="timed", source="camera", limit=500),
+        store.EventQuery(collection="timed", kind="image", source="laser"),
+        store.EventQuery(collection="timed", since=at + timedelta(minutes=30), until=at + timedelta(minutes=95)),
+        store.EventQuery(collection="timed", until=at + timedelta(minutes=1)),  # reaches the day-old event
+        store.EventQuery(collection="timed", since=at + timedelta(minutes=61, seconds=30), limit=3),
+        store.EventQuery(collection="timed", field="values.energy", value="2", source="probe"),
+        store.EventQuery(collection="timed", since=at + timedelta(hours=5)),  # nothing there
+    ]
+    for query in queries:
+        result = store.search(query)
+        assert result.indexed and result.complete
+        assert [doc["_id"] for doc in result.events] == scan(query), query
+    assert events[6]["event_id"] in [doc["_id"] for doc in store.search(queries[5]).events]  # the day-old one
+
+    monkeypatch.setattr(store, "MAX_FETCHED", 5)  # a field filter that has to read far back
+    capped = store.search(store.EventQuery(collection="timed", field="values.energy", value="99"))
+    assert capped.events == [] and not capped.complete
+
+
+def test_a_collection_that_held_events_before_its_time_index_is_searched_whole(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    old, new = envelopes(2, "BEFORE")
+    mongo_db["older"].insert_one({**old, "_id": old["event_id"], "_ts": datetime(2025, 1, 1, tzinfo=UTC)})
+    topic = make_topic()
+    routes(topic, "older")
+    produce(producer, topic, [new])
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored == 1, message="1 event stored")
+    result = store.search(store.EventQuery(collection="older"))
+    assert not result.indexed
+    assert [doc["_id"] for doc in result.events] == [new["event_id"], old["event_id"]]
 
 
 def test_disabled_route_is_not_consumed_until_enabled_again(routes, run_watcher, make_topic, producer, mongo_db):
