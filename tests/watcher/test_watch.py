@@ -255,7 +255,7 @@ def test_search_by_time_source_kind_and_field_reads_the_time_index_and_answers_a
 
 
 def test_a_collection_that_held_events_before_its_time_index_is_searched_whole(
-        routes, run_watcher, make_topic, producer, mongo_db):
+        routes, run_watcher, make_topic, producer, mongo_db, admin_client):
     old, new = envelopes(2, "BEFORE")
     mongo_db["older"].insert_one({**old, "_id": old["event_id"], "_ts": datetime(2025, 1, 1, tzinfo=UTC)})
     topic = make_topic()
@@ -266,6 +266,8 @@ def test_a_collection_that_held_events_before_its_time_index_is_searched_whole(
     result = store.search(store.EventQuery(collection="older"))
     assert not result.indexed
     assert [doc["_id"] for doc in result.events] == [new["event_id"], old["event_id"]]
+    page = admin_client.get("/watcher/search/", {"collection": "older"})
+    assert b"read whole" in page.content and b"2 events" in page.content
 
 
 def test_disabled_route_is_not_consumed_until_enabled_again(routes, run_watcher, make_topic, producer, mongo_db):
