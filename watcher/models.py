@@ -30,7 +30,7 @@ class Route(models.Model):
                                 help_text="Dotted path of the id field when the id strategy is 'field'.")
     timestamp_field = models.CharField(
         max_length=200, default="relay_ts_ns", blank=True,
-        help_text="Dotted path of the event time (ns or s since the epoch, or ISO 8601); stored as _ts.",
+        help_text="Dotted path of the event time (s, ms, µs or ns since the epoch, or ISO 8601); stored as _ts.",
     )
     timeseries = models.BooleanField(
         default=False, help_text="Create the collection as a MongoDB time-series collection on _ts "

@@ -24,7 +24,7 @@ from asgiref.sync import async_to_sync
 from bson import Binary
 from channels.layers import get_channel_layer
 from django.conf import settings
-from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from pymongo.errors import ConnectionFailure
@@ -41,6 +41,8 @@ SAMPLES_PER_UPDATE = 3  # messages per route in one live update (4 updates a sec
 LIVE_INTERVAL = 0.25
 STATUS_SAVE_INTERVAL = 2.0
 COMMIT_TIMEOUT_MS = 5000  # a commit that cannot succeed (topic deleted, broker away) is retried by replay
+TIME_INDEX_SECONDS = 1.0  # the time index is written once a second (or every TIME_INDEX_REFS events)
+TIME_INDEX_REFS = 5000
 
 
 class Rejected(ValueError):
@@ -56,19 +58,23 @@ def get_path(document: dict, path: str):
     return value
 
 
+EPOCH_UNITS = ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3))  # above this → ns, µs, ms since the epoch
+
+
 def to_datetime(value) -> datetime | None:
-    """An event time given as ns or s since the epoch, or as ISO 8601 text."""
+    """An event time in UTC, given as s, ms, µs or ns since the epoch (told apart by size: any
+    time after 1973), or as ISO 8601 text; None for anything else, e.g. out of range."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int | float):
-        seconds = value / 1e9 if abs(value) > 1e14 else value
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, int | float):
+            divisor = next((d for limit, d in EPOCH_UNITS if abs(value) > limit), 1)
+            return datetime.fromtimestamp(value / divisor, tz=UTC)
+        if isinstance(value, str):
             parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
     return None
 
 
@@ -156,24 +162,29 @@ def preview(document: dict, limit: int = 400) -> dict:
             "json": text if len(text) <= limit else text[:limit] + "…"}
 
 
-class CommitBeforeRevoke(ConsumerRebalanceListener):
-    """Before partitions move to another member, finish the batches in flight and commit them.
+class CommitBeforeRevoke(AsyncConsumerRebalanceListener):
+    """Before partitions move to another member, commit the batches the writer has finished.
 
-    Keeps a rebalance from replaying what was already written. If MongoDB is away this gives
-    up after a while; the new owner then re-reads those batches and the writes deduplicate.
+    Batches still being written are re-read by the new owner, and the idempotent writes turn
+    them into duplicates, not copies. Async because kafka-python (3.x) calls listeners on its
+    network thread, where a blocking commit is refused and waiting would stop the heartbeats.
     """
 
     def __init__(self, watcher: "Watcher") -> None:
         self.watcher = watcher
 
-    def on_partitions_revoked(self, revoked) -> None:
-        deadline = time.monotonic() + 20
+    async def on_partitions_revoked(self, revoked) -> None:
         watcher = self.watcher
-        while watcher.to_write.unfinished_tasks and watcher.writer.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        watcher.commit_written()
+        watcher.flush_requested.set()  # what waits for the time index goes out within 0.25 s
+        offsets = watcher.take_written()
+        if offsets:
+            try:
+                await watcher.consumer.commit_async(offsets)
+            except KafkaError as exc:
+                log.warning("offset commit before a rebalance failed (%s); those batches will be re-read "
+                            "and deduplicated", exc)
 
-    def on_partitions_assigned(self, assigned) -> None:
+    async def on_partitions_assigned(self, assigned) -> None:
         log.info("assigned %d partitions: %s", len(assigned),
                  ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)))
 
@@ -187,6 +198,8 @@ class Prepared:
     per_route: dict[str, list] = field(default_factory=dict)  # name → [stored, dead, documents]
     offsets: dict = field(default_factory=dict)
     fetched: float = field(default_factory=time.monotonic)
+    written: float = 0.0  # when its events were written; committed once the time index has them
+    documents_by_collection: dict[str, list[dict]] = field(default_factory=dict)
 
 
 class Watcher:
@@ -209,6 +222,8 @@ class Watcher:
         self.slots = store.SlotCache()
         self.time_slots: dict[str, store.SlotCache] = {}
         self.hours_known: set[tuple[str, str]] = set()
+        self.awaiting_time_index: list[Prepared] = []  # written, waiting for the next time-index write
+        self.flush_requested = threading.Event()
         self.stored = self.duplicates = self.dead = self.batches = 0
         self.assigned: set = set()
         self.consumer: KafkaConsumer | None = None
@@ -342,11 +357,22 @@ class Watcher:
         return prepared
 
     def write_batches(self) -> None:
-        """The writer thread: write each handed-over batch until MongoDB acknowledged it."""
+        """The writer thread: write each handed-over batch until MongoDB acknowledged it.
+
+        A batch is committed once its events, shot index and time index are written. The time
+        index is written for all batches of the last second at once: per batch, a 1 kHz stream
+        in small batches would make thousands of index slots a minute for searches to read.
+        """
         while True:
-            prepared = self.to_write.get()
+            try:
+                prepared = self.to_write.get(timeout=TIME_INDEX_SECONDS / 4)
+            except queue.Empty:
+                if not self.write_time_index(force=self.flush_requested.is_set()):
+                    return
+                continue
             try:
                 if prepared is None:
+                    self.write_time_index(force=True)
                     return
                 began = time.monotonic()
                 if not self.write(prepared):
@@ -354,9 +380,36 @@ class Watcher:
                 log.debug("batch of %d written in %.1f ms, %.1f ms after it was fetched",
                           sum(len(items) for items in prepared.by_collection.values()),
                           (time.monotonic() - began) * 1000, (time.monotonic() - prepared.fetched) * 1000)
-                self.written.put(prepared)
+                prepared.written = time.monotonic()
+                self.awaiting_time_index.append(prepared)
+                if not self.write_time_index(force=self.flush_requested.is_set()):
+                    return
             finally:
                 self.to_write.task_done()
+
+    def write_time_index(self, force: bool = False) -> bool:
+        """Index the waiting batches' events by time when a second has passed (or when forced),
+        then hand the batches over for their offsets to be committed. False if stopped first."""
+        waiting = self.awaiting_time_index
+        if not waiting:
+            self.flush_requested.clear()
+            return True
+        refs = sum(len(docs) for p in waiting for docs in p.documents_by_collection.values())
+        if not force and refs < TIME_INDEX_REFS and time.monotonic() - waiting[0].written < TIME_INDEX_SECONDS:
+            return True
+        documents_by_collection: dict[str, list[dict]] = {}
+        for prepared in waiting:
+            for collection, documents in prepared.documents_by_collection.items():
+                documents_by_collection.setdefault(collection, []).extend(documents)
+        if self.with_mongo_retry(lambda: store.index_times(documents_by_collection, self.time_slots,
+                                                           self.hours_known) or True) is None:
+            return False
+        for prepared in waiting:
+            prepared.documents_by_collection = {}
+            self.written.put(prepared)
+        waiting.clear()
+        self.flush_requested.clear()
+        return True
 
     def write(self, prepared: Prepared) -> bool:
         """Documents and the shot index (in parallel), then dead letters. False if stopped first.
@@ -374,15 +427,12 @@ class Watcher:
                         {"c": collection, "id": document["_id"], "ts": document["_ts"]})
         documents_by_collection = {collection: [document for _, _, document in items]
                                    for collection, items in prepared.by_collection.items()}
-
-        def write_indexes() -> bool:
-            store.index_shots(shot_refs, self.slots)
-            store.index_times(documents_by_collection, self.time_slots, self.hours_known)
-            return True
-
-        # A second connection writes the index documents (in the index database's own file)
-        # while this one writes the events.
-        indexed = self.index_writer.submit(self.with_mongo_retry, write_indexes) if documents_by_collection else None
+        prepared.documents_by_collection = documents_by_collection  # for the time index, see write_time_index
+        # A second connection writes the small index documents (in the index database's own
+        # file) while this one writes the events.
+        indexed = self.index_writer.submit(
+            lambda: self.with_mongo_retry(lambda: store.index_shots(shot_refs, self.slots) or True)
+        ) if shot_refs else None
         for collection, items in prepared.by_collection.items():
             timeseries = self.collection_kind.get(collection) == store.TIMESERIES
             documents = documents_by_collection[collection]
@@ -410,19 +460,21 @@ class Watcher:
             self.dead += len(prepared.letters)
         return True
 
-    def commit_written(self) -> None:
-        """Commit the offsets of every batch the writer finished (in order: one writer)."""
+    def take_written(self) -> dict:
+        """The offsets to commit for every batch the writer finished (in order: one writer)."""
         offsets: dict = {}
-        finished = []
         while True:
             try:
                 prepared = self.written.get_nowait()
             except queue.Empty:
-                break
+                return offsets
             offsets.update(prepared.offsets)  # later batches carry later offsets
-            finished.append(prepared)
-        if not finished:
-            return
+            self.batches += 1
+            for name, (stored, dead, newest) in prepared.per_route.items():
+                self.stats.setdefault(name, RouteStats()).add(stored, dead, newest)
+
+    def commit_written(self) -> None:
+        offsets = self.take_written()
         if offsets:
             try:
                 self.consumer.commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
@@ -430,10 +482,6 @@ class Watcher:
                 # A rebalance moved the partitions away: the new owner re-reads from the last
                 # commit and the idempotent writes turn the repeats into duplicates, not copies.
                 log.warning("offset commit failed (%s); those batches will be re-read and deduplicated", exc)
-        for prepared in finished:
-            self.batches += 1
-            for name, (stored, dead, newest) in prepared.per_route.items():
-                self.stats.setdefault(name, RouteStats()).add(stored, dead, newest)
 
     def with_mongo_retry(self, write):
         """Run a MongoDB operation until it succeeds; None if asked to stop first.

@@ -172,7 +172,12 @@ def _index_into(collection, refs_by_key: dict[str, list[dict]], slots: SlotCache
                 elif error.get("code") in TRANSIENT_CODES:
                     raise AutoReconnect(error.get("errmsg", "transient error")) from exc
                 else:
-                    log.warning("shot index entry refused: %s", error.get("errmsg"))
+                    # An empty entry keeps the slot: readers stop at the first missing slot.
+                    log.warning("index entry %s refused: %s", docs[error["index"]]["_id"], error.get("errmsg"))
+                    try:
+                        collection.insert_one({**docs[error["index"]], "refs": [], "refused": str(error.get("errmsg"))})
+                    except DuplicateKeyError:
+                        taken.add(keys[error["index"]])
         for key in keys:
             if key in taken and pending[key] < MAX_SHOT_SLOTS:
                 pending[key] += 1
@@ -319,9 +324,10 @@ def index_times(documents_by_collection: dict[str, list[dict]], slots: dict[str,
     for collection, documents in documents_by_collection.items():
         refs_by_minute: dict[str, list[dict]] = {}
         for doc in documents:
-            ts = _newest_first(doc, "_ts")
+            ts = _newest_first(doc, "_ts").astimezone(UTC)
             refs_by_minute.setdefault(ts.strftime(MINUTE), []).append(
-                {"id": doc["_id"], "ts": ts, "source": doc.get("source"), "kind": doc.get("kind")})
+                {"id": doc["_id"], "ts": ts, "source": _text_or_none(doc.get("source")),
+                 "kind": _text_or_none(doc.get("kind"))})
         hours = {minute[:-2] for minute in refs_by_minute} - {h for c, h in hours_known if c == collection}
         if hours:
             try:
@@ -332,6 +338,11 @@ def index_times(documents_by_collection: dict[str, list[dict]], slots: dict[str,
             hours_known.update((collection, hour) for hour in hours)
         _index_into(time_index(collection), refs_by_minute, slots.setdefault(collection, SlotCache()),
                     key_field="minute")
+
+
+def _text_or_none(value) -> str | None:
+    """Source and kind as the index keeps them: text, or None for "read the event to know"."""
+    return value if isinstance(value, str) else None
 
 
 def _minute_refs(collection: str, minute: str) -> list[dict]:
@@ -371,15 +382,17 @@ def _search_by_time(query: EventQuery, limit: int) -> SearchResult:
         for ref in refs:
             ts = _newest_first(ref, "ts")
             if (ref["id"] in seen or query.since and ts < query.since or query.until and ts > query.until
-                    or query.source and ref.get("source") != query.source
-                    or query.kind and ref.get("kind") != query.kind):
+                    or query.source and ref.get("source") not in (None, query.source)
+                    or query.kind and ref.get("kind") not in (None, query.kind)):
                 continue
-            seen.add(ref["id"])
             if fetched >= MAX_FETCHED:
                 return SearchResult(found, complete=False)
             fetched += 1
             doc = db.find_one({"_id": ref["id"]})
-            if doc is not None and query.matches(doc):
+            if doc is None or _newest_first(doc, "_ts") != ts:
+                continue  # refused by MongoDB, or a replayed batch's second reference (its `_ts` was "now")
+            seen.add(ref["id"])
+            if query.matches(doc):
                 found.append(doc)
                 if len(found) >= limit:
                     return SearchResult(found)
@@ -419,20 +432,32 @@ class EventQuery:
     def matches(self, doc: dict) -> bool:
         """The same filter evaluated in Python, for documents fetched by `_id`."""
         for name in ("source", "kind"):
-            if getattr(self, name) and doc.get(name) != getattr(self, name):
+            wanted = getattr(self, name)
+            if wanted and not any(_same(v, wanted) for v in values_at(doc, name)):
                 return False
         ts = _newest_first(doc, "_ts")
         if self.since and ts < self.since or self.until and ts > self.until:
             return False
         if self.field:
-            value: object = doc
-            for part in self.field.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-            values = value if isinstance(value, list) else [value]  # MongoDB matches array elements
             candidates = field_value_candidates(self.value)
-            if not any(_same(v, c) for v in values for c in candidates):
+            if not any(_same(v, c) for v in values_at(doc, self.field) for c in candidates):
                 return False
         return True
+
+
+def values_at(doc: dict, path: str) -> list:
+    """The values an equality filter on a dotted path compares, as MongoDB finds them: through
+    arrays of subdocuments on the way, and each element of an array at the end."""
+    values: list = [doc]
+    for part in path.split("."):
+        found = []
+        for value in values:
+            if isinstance(value, dict) and part in value:
+                found.append(value[part])
+            elif isinstance(value, list):
+                found.extend(item[part] for item in value if isinstance(item, dict) and part in item)
+        values = found
+    return [item for value in values for item in (value if isinstance(value, list) else [value])]
 
 
 def _same(a, b) -> bool:

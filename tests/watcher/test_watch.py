@@ -189,7 +189,9 @@ def test_search_by_shot_key_and_field_uses_plain_values_only(routes, run_watcher
     by_shot = store.search(store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"])).events
     assert [doc["_id"] for doc in by_shot] == [events[2]["event_id"]]
     assert store.search(store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"], kind="image")).events == []
-    by_field = store.search(store.EventQuery(collection="diag_a", field="values.energy", value="0.4")).events
+    by_field_query = store.EventQuery(collection="diag_a", field="values.energy", value="0.4")
+    wait_for(lambda: store.search(by_field_query).events, message="the time index written (once a second)")
+    by_field = store.search(by_field_query).events
     assert [doc["_id"] for doc in by_field] == [events[3]["event_id"]]
     by_shot_and_field = store.search(store.EventQuery(collection="diag_a", shot_key=events[3]["shot_key"],
                                                       field="values.energy", value="0.4")).events
@@ -213,7 +215,7 @@ def spread_events() -> list[dict]:
             at -= 86_400 * 1_000_000_000
         events.append(make_envelope(experiment="TIME", source=("laser", "camera", "probe")[n % 3],
                                     kind="image" if n % 5 == 0 else "shot", shot_number=n, laser_ts_ns=at,
-                                    tz="UTC", seq=n, values={"energy": n % 4}))
+                                    tz="UTC", seq=n, values={"energy": n % 4, "channels": [{"name": f"c{n % 3}"}]}))
     return events
 
 
@@ -231,6 +233,8 @@ def test_search_by_time_source_kind_and_field_reads_the_time_index_and_answers_a
     produce(producer, topic, events)
     watcher = run_watcher(batch_size=16)  # many batches: minutes spread over many index slots
     wait_for(lambda: watcher.stored == 120, message="120 events stored")
+    everything = store.EventQuery(collection="timed", limit=500)
+    wait_for(lambda: len(store.search(everything).events) == 120, message="the time index written (once a second)")
     at = datetime(2025, 11, 24, 16, 0, tzinfo=UTC)
     queries = [
         store.EventQuery(collection="timed"),
@@ -241,6 +245,7 @@ def test_search_by_time_source_kind_and_field_reads_the_time_index_and_answers_a
         store.EventQuery(collection="timed", until=at + timedelta(minutes=1)),  # reaches the day-old event
         store.EventQuery(collection="timed", since=at + timedelta(minutes=61, seconds=30), limit=3),
         store.EventQuery(collection="timed", field="values.energy", value="2", source="probe"),
+        store.EventQuery(collection="timed", field="values.channels.name", value="c1"),  # through an array
         store.EventQuery(collection="timed", since=at + timedelta(hours=5)),  # nothing there
     ]
     for query in queries:
@@ -252,6 +257,44 @@ def test_search_by_time_source_kind_and_field_reads_the_time_index_and_answers_a
     monkeypatch.setattr(store, "MAX_FETCHED", 5)  # a field filter that has to read far back
     capped = store.search(store.EventQuery(collection="timed", field="values.energy", value="99"))
     assert capped.events == [] and not capped.complete
+
+
+def test_event_times_in_any_unit_or_offset_are_indexed_in_utc_and_bad_ones_fall_back_to_ingest_time(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic()
+    routes(topic, "clocks", timestamp_field="t", require_envelope=False)
+    times = {"s": 1_764_000_000, "ms": 1_764_000_060_500, "us": 1_764_000_120_000_001,
+             "ns": 1_764_000_180_000_000_002, "iso": "2025-11-24T18:04:00+02:00", "huge": 1e30, "text": "soon"}
+    produce(producer, topic, [{"event_id": name, "t": t, "source": "clock"} for name, t in times.items()])
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored == len(times), message="every message stored, none crashed the watcher")
+    stored = {doc["_id"]: doc["_ts"] for doc in mongo_db["clocks"].find()}
+    base = datetime(2025, 11, 24, 16, 0, tzinfo=UTC)
+    assert [stored[name] for name in ("s", "ms", "us", "ns", "iso")] == [
+        base, base + timedelta(seconds=60.5), base + timedelta(minutes=2), base + timedelta(minutes=3),
+        base + timedelta(minutes=4)]
+    assert stored["huge"] > datetime.now(UTC) - timedelta(minutes=5)  # unusable: the ingest time
+    window = store.EventQuery(collection="clocks", since=base + timedelta(minutes=3, seconds=30),
+                              until=base + timedelta(minutes=4, seconds=30))
+    wait_for(lambda: [doc["_id"] for doc in store.search(window).events] == ["iso"], message="found in UTC")
+
+
+def test_a_replayed_batch_with_ingest_times_is_found_once_at_its_stored_time(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic()
+    routes(topic, "replayed", timestamp_field="")  # `_ts` is the ingest time
+    first, second = envelopes(2, "REPLAY")
+    produce(producer, topic, [first])
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored == 1, message="the first stored")
+    produce(producer, topic, [second])
+    wait_for(lambda: watcher.stored == 2, message="the second stored")
+    time.sleep(0.01)
+    produce(producer, topic, [first])  # the first again, as a replay would: a later "now"
+    wait_for(lambda: watcher.duplicates == 1, message="the replay recognised")
+    query = store.EventQuery(collection="replayed")
+    wait_for(lambda: len(store.search(query).events) == 2, message="both in the time index")
+    assert [doc["_id"] for doc in store.search(query).events] == scan(query) == [second["event_id"], first["event_id"]]
 
 
 def test_a_collection_that_held_events_before_its_time_index_is_searched_whole(
