@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -42,7 +42,7 @@ LIVE_INTERVAL = 0.25
 STATUS_SAVE_INTERVAL = 2.0
 COMMIT_TIMEOUT_MS = 5000  # a commit that cannot succeed (topic deleted, broker away) is retried by replay
 TIME_INDEX_SECONDS = 1.0  # the time index is written once a second (or every TIME_INDEX_REFS events)
-TIME_INDEX_REFS = 5000
+TIME_INDEX_REFS = 20_000
 
 
 class Rejected(ValueError):
@@ -223,6 +223,7 @@ class Watcher:
         self.time_slots: dict[str, store.SlotCache] = {}
         self.hours_known: set[tuple[str, str]] = set()
         self.awaiting_time_index: list[Prepared] = []  # written, waiting for the next time-index write
+        self.time_index_written: Future | None = None
         self.flush_requested = threading.Event()
         self.stored = self.duplicates = self.dead = self.batches = 0
         self.assigned: set = set()
@@ -360,15 +361,15 @@ class Watcher:
         """The writer thread: write each handed-over batch until MongoDB acknowledged it.
 
         A batch is committed once its events, shot index and time index are written. The time
-        index is written for all batches of the last second at once: per batch, a 1 kHz stream
-        in small batches would make thousands of index slots a minute for searches to read.
+        index is written for all batches of the last second at once (beside the events, on the
+        index connection): per batch, a 1 kHz stream in small batches would make thousands of
+        index slots a minute for searches to read.
         """
         while True:
             try:
                 prepared = self.to_write.get(timeout=TIME_INDEX_SECONDS / 4)
             except queue.Empty:
-                if not self.write_time_index(force=self.flush_requested.is_set()):
-                    return
+                self.write_time_index(force=self.flush_requested.is_set())
                 continue
             try:
                 if prepared is None:
@@ -382,34 +383,36 @@ class Watcher:
                           (time.monotonic() - began) * 1000, (time.monotonic() - prepared.fetched) * 1000)
                 prepared.written = time.monotonic()
                 self.awaiting_time_index.append(prepared)
-                if not self.write_time_index(force=self.flush_requested.is_set()):
-                    return
+                self.write_time_index(force=self.flush_requested.is_set())
             finally:
                 self.to_write.task_done()
 
-    def write_time_index(self, force: bool = False) -> bool:
-        """Index the waiting batches' events by time when a second has passed (or when forced),
-        then hand the batches over for their offsets to be committed. False if stopped first."""
-        waiting = self.awaiting_time_index
-        if not waiting:
-            self.flush_requested.clear()
-            return True
-        refs = sum(len(docs) for p in waiting for docs in p.documents_by_collection.values())
-        if not force and refs < TIME_INDEX_REFS and time.monotonic() - waiting[0].written < TIME_INDEX_SECONDS:
-            return True
-        documents_by_collection: dict[str, list[dict]] = {}
-        for prepared in waiting:
-            for collection, documents in prepared.documents_by_collection.items():
-                documents_by_collection.setdefault(collection, []).extend(documents)
-        if self.with_mongo_retry(lambda: store.index_times(documents_by_collection, self.time_slots,
-                                                           self.hours_known) or True) is None:
-            return False
-        for prepared in waiting:
-            prepared.documents_by_collection = {}
-            self.written.put(prepared)
-        waiting.clear()
+    def write_time_index(self, force: bool = False) -> None:
+        """When a second has passed (or when forced), have the index connection index the
+        waiting batches' events by time, then hand the batches over for their offsets to be
+        committed (in order: the index connection is one thread)."""
+        last = self.time_index_written
+        if last is not None and last.done() and last.exception() is not None:
+            raise last.exception()  # as a failed event write would: the writer stops, nothing more is committed
+        batches = self.awaiting_time_index
+        refs = sum(len(docs) for p in batches for docs in p.documents_by_collection.values())
+        if batches and (force or refs >= TIME_INDEX_REFS or time.monotonic() - batches[0].written >= TIME_INDEX_SECONDS):
+            self.awaiting_time_index = []
+            documents_by_collection: dict[str, list[dict]] = {}
+            for prepared in batches:
+                for collection, documents in prepared.documents_by_collection.items():
+                    documents_by_collection.setdefault(collection, []).extend(documents)
+
+            def index_then_release() -> None:
+                if self.with_mongo_retry(lambda: store.index_times(documents_by_collection, self.time_slots,
+                                                                   self.hours_known) or True) is None:
+                    return  # stopped while MongoDB was unreachable: these batches stay uncommitted
+                for prepared in batches:
+                    prepared.documents_by_collection = {}
+                    self.written.put(prepared)
+
+            self.time_index_written = self.index_writer.submit(index_then_release)
         self.flush_requested.clear()
-        return True
 
     def write(self, prepared: Prepared) -> bool:
         """Documents and the shot index (in parallel), then dead letters. False if stopped first.

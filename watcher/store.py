@@ -157,11 +157,16 @@ def index_shots(refs_by_key: dict[str, list[dict]], slots: SlotCache | None = No
         _index_into(mongo.shot_index_database()[name], {key: refs_by_key[key] for key in keys}, slots)
 
 
-def _index_into(collection, refs_by_key: dict[str, list[dict]], slots: SlotCache, key_field: str = "shot_key") -> None:
-    pending = {key: slots.get(key, 0) for key in refs_by_key}
+def _index_into(collection, refs_by_key: dict[str, list[dict]], slots: SlotCache) -> None:
+    _insert_slots(collection, {key: {"shot_key": key, "refs": refs} for key, refs in refs_by_key.items()}, slots)
+
+
+def _insert_slots(collection, bodies_by_key: dict[str, dict], slots: SlotCache) -> None:
+    """Insert each body as `"<key>|<n>"` with the next free n of its key (insert-only index)."""
+    pending = {key: slots.get(key, 0) for key in bodies_by_key}
     while pending:
         keys = list(pending)
-        docs = [{"_id": f"{key}|{pending[key]}", key_field: key, "refs": refs_by_key[key]} for key in keys]
+        docs = [{"_id": f"{key}|{pending[key]}", **bodies_by_key[key]} for key in keys]
         taken: set[str] = set()
         try:
             collection.insert_many(docs, ordered=False)
@@ -175,7 +180,7 @@ def _index_into(collection, refs_by_key: dict[str, list[dict]], slots: SlotCache
                     # An empty entry keeps the slot: readers stop at the first missing slot.
                     log.warning("index entry %s refused: %s", docs[error["index"]]["_id"], error.get("errmsg"))
                     try:
-                        collection.insert_one({**docs[error["index"]], "refs": [], "refused": str(error.get("errmsg"))})
+                        collection.insert_one({"_id": docs[error["index"]]["_id"], "refused": str(error.get("errmsg"))})
                     except DuplicateKeyError:
                         taken.add(keys[error["index"]])
         for key in keys:
@@ -286,7 +291,8 @@ def routed_collections() -> list[str]:
 
 # --- the time index ---------------------------------------------------------------------
 # Per routed collection, in the index database: `times_<collection>` holds, per minute of `_ts`,
-# insert-only slots `"<YYYYmmddHHMM>|<n>"` with `{id, ts, source, kind}` references, and
+# insert-only slots `"<YYYYmmddHHMM>|<n>"` listing the events' ids, ts, sources and kinds (four
+# flat arrays: a third of the cost of a list of subdocuments to write, half to read), and
 # `hours_<collection>` one small document per hour that has any. A search by time, source or
 # kind then reads the hours (a small collection), the slots of the minutes it needs newest
 # first, and the events by `_id`: look-ups only, where FerretDB would read the whole collection.
@@ -322,13 +328,17 @@ def index_times(documents_by_collection: dict[str, list[dict]], slots: dict[str,
                 hours_known: set[tuple[str, str]]) -> None:
     """Record a batch's events under the minute (and hour) of their `_ts`."""
     for collection, documents in documents_by_collection.items():
-        refs_by_minute: dict[str, list[dict]] = {}
+        by_minute: dict[str, dict] = {}
         for doc in documents:
             ts = _newest_first(doc, "_ts").astimezone(UTC)
-            refs_by_minute.setdefault(ts.strftime(MINUTE), []).append(
-                {"id": doc["_id"], "ts": ts, "source": _text_or_none(doc.get("source")),
-                 "kind": _text_or_none(doc.get("kind"))})
-        hours = {minute[:-2] for minute in refs_by_minute} - {h for c, h in hours_known if c == collection}
+            minute = ts.strftime(MINUTE)
+            body = by_minute.get(minute) or by_minute.setdefault(
+                minute, {"minute": minute, "ids": [], "ts": [], "sources": [], "kinds": []})
+            body["ids"].append(doc["_id"])
+            body["ts"].append(ts)
+            body["sources"].append(_text_or_none(doc.get("source")))
+            body["kinds"].append(_text_or_none(doc.get("kind")))
+        hours = {minute[:-2] for minute in by_minute} - {h for c, h in hours_known if c == collection}
         if hours:
             try:
                 hours_index(collection).insert_many([{"_id": hour} for hour in sorted(hours)], ordered=False)
@@ -336,8 +346,7 @@ def index_times(documents_by_collection: dict[str, list[dict]], slots: dict[str,
                 if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                     raise AutoReconnect("hour index not written") from exc
             hours_known.update((collection, hour) for hour in hours)
-        _index_into(time_index(collection), refs_by_minute, slots.setdefault(collection, SlotCache()),
-                    key_field="minute")
+        _insert_slots(time_index(collection), by_minute, slots.setdefault(collection, SlotCache()))
 
 
 def _text_or_none(value) -> str | None:
@@ -351,7 +360,8 @@ def _minute_refs(collection: str, minute: str) -> list[dict]:
         doc = index.find_one({"_id": f"{minute}|{slot}"})
         if doc is None:
             break
-        refs.extend(doc.get("refs", []))
+        refs.extend({"id": i, "ts": ts, "source": source, "kind": kind} for i, ts, source, kind
+                    in zip(doc.get("ids", []), doc.get("ts", []), doc.get("sources", []), doc.get("kinds", [])))
     return refs
 
 
