@@ -301,7 +301,10 @@ def routed_collections() -> list[str]:
 
 MINUTE = "%Y%m%d%H%M"
 COMPLETE, PARTIAL = "complete", "partial"
-MAX_FETCHED = 20_000  # events read by `_id` for one search with a field filter, at most
+# One search reads at most this many events by `_id` (field filters) and index references
+# (source/kind filters), then stops and says so: about 5 s each.
+MAX_FETCHED = 20_000
+MAX_EXAMINED = 300_000
 
 
 def time_index(collection: str):
@@ -381,14 +384,17 @@ def _minutes_newest_first(collection: str, since: datetime | None, until: dateti
 @dataclass
 class SearchResult:
     events: list[dict]
-    complete: bool = True  # False: stopped after MAX_FETCHED events read (narrow the time range)
+    complete: bool = True  # False: stopped after MAX_FETCHED events or MAX_EXAMINED references (narrow the time range)
     indexed: bool = True  # False: the collection was read whole (no complete time index)
 
 
 def _search_by_time(query: EventQuery, limit: int) -> SearchResult:
-    db, found, fetched, seen = mongo.database()[query.collection], [], 0, set()
+    db, found, fetched, examined, seen = mongo.database()[query.collection], [], 0, 0, set()
     for minute in _minutes_newest_first(query.collection, query.since, query.until):
+        if examined >= MAX_EXAMINED:
+            return SearchResult(found, complete=False)
         refs = sorted(_minute_refs(query.collection, minute), key=lambda ref: _newest_first(ref, "ts"), reverse=True)
+        examined += len(refs)
         for ref in refs:
             ts = _newest_first(ref, "ts")
             if (ref["id"] in seen or query.since and ts < query.since or query.until and ts > query.until

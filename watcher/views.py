@@ -39,8 +39,7 @@ def search(request):
         except ValueError as exc:
             error = str(exc)
     return render(request, "watcher/search.html", {"form": form, "rows": event_rows(result.events),
-                                                   "result": result, "error": error,
-                                                   "max_fetched": store.MAX_FETCHED})
+                                                   "result": result, "error": error})
 
 
 def shot_events(request, shot_key: str):

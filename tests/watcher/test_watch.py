@@ -257,6 +257,10 @@ def test_search_by_time_source_kind_and_field_reads_the_time_index_and_answers_a
     monkeypatch.setattr(store, "MAX_FETCHED", 5)  # a field filter that has to read far back
     capped = store.search(store.EventQuery(collection="timed", field="values.energy", value="99"))
     assert capped.events == [] and not capped.complete
+    monkeypatch.setattr(store, "MAX_EXAMINED", 10)  # a source that is not there at all
+    capped = store.search(store.EventQuery(collection="timed", source="nowhere"))
+    assert capped.events == [] and not capped.complete
+    assert store.search(store.EventQuery(collection="timed", source="camera", limit=1)).complete
 
 
 def test_event_times_in_any_unit_or_offset_are_indexed_in_utc_and_bad_ones_fall_back_to_ingest_time(
