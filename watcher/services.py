@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -110,7 +110,10 @@ def to_document(route: Route, record, now: datetime) -> dict:
 
     document["_id"] = str(doc_id)
     document["_ts"] = to_datetime(get_path(document, route.timestamp_field)) if route.timestamp_field else None
-    document["_ts"] = document["_ts"] or now
+    # No usable event time: the record's Kafka timestamp (the same when a replay re-reads it),
+    # else the ingest time.
+    kafka_ts = getattr(record, "timestamp", None)
+    document["_ts"] = document["_ts"] or (to_datetime(kafka_ts / 1000) if kafka_ts and kafka_ts > 0 else None) or now
     document["_ingest"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset,
                            "key": record.key.decode(errors="replace") if record.key else None, "at": now}
     return document
@@ -175,8 +178,8 @@ class CommitBeforeRevoke(AsyncConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked) -> None:
         watcher = self.watcher
-        watcher.flush_requested.set()  # what waits for the time index goes out within 0.25 s
-        offsets = watcher.take_written()
+        offsets, finished = watcher.take_written()
+        watcher.finished_elsewhere.put(finished)
         if offsets:
             try:
                 await watcher.consumer.commit_async(offsets)
@@ -223,8 +226,10 @@ class Watcher:
         self.time_slots: dict[str, store.SlotCache] = {}
         self.hours_known: set[tuple[str, str]] = set()
         self.awaiting_time_index: list[Prepared] = []  # written, waiting for the next time-index write
-        self.time_index_written: Future | None = None
-        self.flush_requested = threading.Event()
+        self.time_index_error: BaseException | None = None  # the index connection failed: the writer stops
+        self.time_index_given_up = False  # stopped with MongoDB away: nothing later may be committed past it
+        self.writer_error: BaseException | None = None
+        self.finished_elsewhere: queue.Queue = queue.Queue()  # committed by the rebalance listener, for the stats
         self.stored = self.duplicates = self.dead = self.batches = 0
         self.assigned: set = set()
         self.consumer: KafkaConsumer | None = None
@@ -309,6 +314,9 @@ class Watcher:
                 if batch:
                     self.hand_over(self.prepare(batch))
                 self.publish_if_due()
+        except BaseException:
+            self.stop.set()  # the writer and the index connection stop waiting for MongoDB
+            raise
         finally:
             while writer.is_alive():  # the end marker goes after the batches already handed over
                 try:
@@ -323,6 +331,8 @@ class Watcher:
             elapsed = time.monotonic() - started
             log.info("watcher stopped: %d stored, %d duplicates, %d dead letters, %d batches in %.1f s",
                      self.stored, self.duplicates, self.dead, self.batches, elapsed)
+        if self.writer_error is not None:
+            raise RuntimeError("the MongoDB writer failed (see the log)") from self.writer_error
 
     def hand_over(self, prepared: Prepared) -> None:
         """Queue a batch for the writer; waits (fetching nothing) while the writer is busy."""
@@ -365,11 +375,18 @@ class Watcher:
         index connection): per batch, a 1 kHz stream in small batches would make thousands of
         index slots a minute for searches to read.
         """
+        try:
+            self._write_batches()
+        except BaseException as exc:
+            log.exception("the MongoDB writer failed; the watcher stops")
+            self.writer_error = exc
+
+    def _write_batches(self) -> None:
         while True:
             try:
                 prepared = self.to_write.get(timeout=TIME_INDEX_SECONDS / 4)
             except queue.Empty:
-                self.write_time_index(force=self.flush_requested.is_set())
+                self.write_time_index()
                 continue
             try:
                 if prepared is None:
@@ -383,7 +400,7 @@ class Watcher:
                           (time.monotonic() - began) * 1000, (time.monotonic() - prepared.fetched) * 1000)
                 prepared.written = time.monotonic()
                 self.awaiting_time_index.append(prepared)
-                self.write_time_index(force=self.flush_requested.is_set())
+                self.write_time_index()
             finally:
                 self.to_write.task_done()
 
@@ -391,9 +408,8 @@ class Watcher:
         """When a second has passed (or when forced), have the index connection index the
         waiting batches' events by time, then hand the batches over for their offsets to be
         committed (in order: the index connection is one thread)."""
-        last = self.time_index_written
-        if last is not None and last.done() and last.exception() is not None:
-            raise last.exception()  # as a failed event write would: the writer stops, nothing more is committed
+        if self.time_index_error is not None:
+            raise self.time_index_error  # as a failed event write would: the writer stops
         batches = self.awaiting_time_index
         refs = sum(len(docs) for p in batches for docs in p.documents_by_collection.values())
         if batches and (force or refs >= TIME_INDEX_REFS or time.monotonic() - batches[0].written >= TIME_INDEX_SECONDS):
@@ -404,15 +420,25 @@ class Watcher:
                     documents_by_collection.setdefault(collection, []).extend(documents)
 
             def index_then_release() -> None:
-                if self.with_mongo_retry(lambda: store.index_times(documents_by_collection, self.time_slots,
-                                                                   self.hours_known) or True) is None:
-                    return  # stopped while MongoDB was unreachable: these batches stay uncommitted
+                # Once one job did not write its batches' index, no later job may release its own:
+                # their offsets would commit the earlier batches too.
+                if self.time_index_error is not None or self.time_index_given_up:
+                    return
+                try:
+                    done = self.with_mongo_retry(lambda: store.index_times(
+                        documents_by_collection, self.time_slots, self.hours_known) or True)
+                except BaseException as exc:
+                    log.exception("time index not written; these batches stay uncommitted and the watcher stops")
+                    self.time_index_error = exc
+                    return
+                if done is None:
+                    self.time_index_given_up = True  # stopped while MongoDB was unreachable
+                    return
                 for prepared in batches:
                     prepared.documents_by_collection = {}
                     self.written.put(prepared)
 
-            self.time_index_written = self.index_writer.submit(index_then_release)
-        self.flush_requested.clear()
+            self.index_writer.submit(index_then_release)
 
     def write(self, prepared: Prepared) -> bool:
         """Documents and the shot index (in parallel), then dead letters. False if stopped first.
@@ -463,21 +489,33 @@ class Watcher:
             self.dead += len(prepared.letters)
         return True
 
-    def take_written(self) -> dict:
-        """The offsets to commit for every batch the writer finished (in order: one writer)."""
+    def take_written(self) -> tuple[dict, list[Prepared]]:
+        """The batches the writer finished and the offsets to commit for them (in order)."""
         offsets: dict = {}
+        finished = []
         while True:
             try:
                 prepared = self.written.get_nowait()
             except queue.Empty:
-                return offsets
+                return offsets, finished
             offsets.update(prepared.offsets)  # later batches carry later offsets
+            finished.append(prepared)
+
+    def count_finished(self, finished: list[Prepared]) -> None:
+        """The live counters, on the main thread only (the page's status reads them there)."""
+        while True:
+            try:
+                finished.extend(self.finished_elsewhere.get_nowait())
+            except queue.Empty:
+                break
+        for prepared in finished:
             self.batches += 1
             for name, (stored, dead, newest) in prepared.per_route.items():
                 self.stats.setdefault(name, RouteStats()).add(stored, dead, newest)
 
     def commit_written(self) -> None:
-        offsets = self.take_written()
+        offsets, finished = self.take_written()
+        self.count_finished(finished)
         if offsets:
             try:
                 self.consumer.commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)

@@ -346,8 +346,11 @@ def index_times(documents_by_collection: dict[str, list[dict]], slots: dict[str,
             try:
                 hours_index(collection).insert_many([{"_id": hour} for hour in sorted(hours)], ordered=False)
             except BulkWriteError as exc:
-                if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
-                    raise AutoReconnect("hour index not written") from exc
+                codes = {e.get("code") for e in exc.details.get("writeErrors", [])} - {DUPLICATE_KEY}
+                if codes & TRANSIENT_CODES:
+                    raise AutoReconnect("hour index not written (transient)") from exc
+                if codes:
+                    raise
             hours_known.update((collection, hour) for hour in hours)
         _insert_slots(time_index(collection), by_minute, slots.setdefault(collection, SlotCache()))
 

@@ -1,6 +1,7 @@
 """The watcher against real Kafka and real MongoDB: routing, exactly-once storage, dead letters."""
 
 import re
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,9 @@ from django.conf import settings
 
 from labbook import mongo
 from labbook.envelope import make_envelope
+from labbook.runloop import StopFlag
 from watcher import store
+from watcher.services import Watcher
 
 from .conftest import envelopes, wait_for
 
@@ -383,3 +386,34 @@ def test_watcher_pages_require_login(client, mongo_db):
     for url in ("/watcher/", "/watcher/search/", "/watcher/dead-letters/", "/watcher/shot/X-20251124-000001/"):
         response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_a_failing_time_index_stops_the_watcher_with_nothing_committed(
+        routes, make_topic, producer, mongo_db, kafka_admin, monkeypatch):
+    topic = make_topic()
+    routes(topic, "unindexed")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "index_times", broken)
+    produce(producer, topic, envelopes(20, "BROKEN"))
+    watcher = Watcher(stop=StopFlag(), group_id=f"test-broken-{uuid.uuid4().hex[:6]}", live=False,
+                      route_refresh_seconds=0.5)
+    raised = []
+
+    def run():
+        try:
+            watcher.run()
+        except RuntimeError as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    watcher.stop.set()
+    assert not thread.is_alive(), "the watcher did not stop by itself"
+    assert raised and "disk full" in str(raised[0].__cause__)  # `manage.py watch` exits non-zero
+    assert store.count("unindexed") == 20  # the events were written...
+    offsets = kafka_admin.list_group_offsets(watcher.group_id).get(watcher.group_id, {})
+    assert not any(meta.offset > 0 for tp, meta in offsets.items() if tp.topic == topic)  # ...and will be re-read
