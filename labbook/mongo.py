@@ -18,6 +18,17 @@ def client_for(uri: str) -> pymongo.MongoClient:
     )
 
 
+@cache
+def _queries_use_secondary_indexes(uri: str) -> bool:
+    return "ferretdbVersion" not in client_for(uri).admin.command("buildInfo")
+
+
+def queries_use_secondary_indexes() -> bool:
+    """False on FerretDB v1, which keeps indexes but answers every query but one by `_id` with
+    a scan (there an index is pure write cost: each one a JSON extraction per inserted row)."""
+    return _queries_use_secondary_indexes(settings.MONGODB_URI)
+
+
 def client() -> pymongo.MongoClient:
     """The client for settings.MONGODB_URI (one per URI and process, as pymongo intends)."""
     return client_for(settings.MONGODB_URI)

@@ -75,8 +75,9 @@ def prepare_collection(name: str, timeseries: bool) -> str:
         kind = NORMAL
     if timeseries and kind == NORMAL:
         kind = NO_TIMESERIES  # an existing normal collection (e.g. created by FerretDB earlier)
-    db[name].create_index("shot_key")
-    db[name].create_index("_ts")
+    if mongo.queries_use_secondary_indexes():  # for queries of the data by other programs
+        db[name].create_index("shot_key")
+        db[name].create_index("_ts")
     start_time_index(name)
     return kind
 
