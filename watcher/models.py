@@ -52,7 +52,7 @@ class Route(models.Model):
         return f"{self.name}: {self.topic} → {self.collection}"
 
     def clean(self) -> None:
-        if self.collection in RESERVED_COLLECTIONS or self.collection.startswith(store.SHOT_INDEX):
+        if self.collection in RESERVED_COLLECTIONS or self.collection.startswith(store.OLD_SHOT_INDEX):
             raise ValidationError({"collection": f"'{self.collection}' is used by the watcher itself."})
         if self.topic_is_regex:
             try:

@@ -222,7 +222,7 @@ class Watcher:
         self.routes_signature: tuple = ()
         self.collection_kind: dict[str, str] = {}
         self.stats: dict[str, RouteStats] = {}
-        self.slots = store.SlotCache()
+        self.shot_slots: dict[str, store.SlotCache] = {}  # per index collection
         self.time_slots: dict[str, store.SlotCache] = {}
         self.hours_known: set[tuple[str, str]] = set()
         self.awaiting_time_index: list[Prepared] = []  # written, waiting for the next time-index write
@@ -424,11 +424,15 @@ class Watcher:
                 # their offsets would commit the earlier batches too.
                 if self.time_index_error is not None or self.time_index_given_up:
                     return
+                def index() -> bool:
+                    store.index_shots(documents_by_collection, self.shot_slots)
+                    store.index_times(documents_by_collection, self.time_slots, self.hours_known)
+                    return True
+
                 try:
-                    done = self.with_mongo_retry(lambda: store.index_times(
-                        documents_by_collection, self.time_slots, self.hours_known) or True)
+                    done = self.with_mongo_retry(index)
                 except BaseException as exc:
-                    log.exception("time index not written; these batches stay uncommitted and the watcher stops")
+                    log.exception("shot or time index not written; these batches stay uncommitted and the watcher stops")
                     self.time_index_error = exc
                     return
                 if done is None:
@@ -441,34 +445,21 @@ class Watcher:
             self.index_writer.submit(index_then_release)
 
     def write(self, prepared: Prepared) -> bool:
-        """Documents and the shot index (in parallel), then dead letters. False if stopped first.
+        """The batch's documents, then its dead letters. False if stopped first.
 
         A crash anywhere before the offsets are committed replays the batch, and every one of
-        these writes is idempotent. The index may name a document MongoDB then refused (it
-        went to the dead letters); readers skip references to documents that are not there.
+        these writes is idempotent. The indexes (written later, see write_time_index) may name
+        a document MongoDB refused (it went to the dead letters); readers skip references to
+        documents that are not there.
         """
         now = datetime.now(UTC)
-        shot_refs: dict[str, list[dict]] = {}
-        for collection, items in prepared.by_collection.items():
-            for _, _, document in items:
-                if isinstance(document.get("shot_key"), str) and document["shot_key"]:
-                    shot_refs.setdefault(document["shot_key"], []).append(
-                        {"c": collection, "id": document["_id"], "ts": document["_ts"]})
-        documents_by_collection = {collection: [document for _, _, document in items]
-                                   for collection, items in prepared.by_collection.items()}
-        prepared.documents_by_collection = documents_by_collection  # for the time index, see write_time_index
-        # A second connection writes the small index documents (in the index database's own
-        # file) while this one writes the events.
-        indexed = self.index_writer.submit(
-            lambda: self.with_mongo_retry(lambda: store.index_shots(shot_refs, self.slots) or True)
-        ) if shot_refs else None
+        prepared.documents_by_collection = {collection: [document for _, _, document in items]
+                                            for collection, items in prepared.by_collection.items()}
         for collection, items in prepared.by_collection.items():
             timeseries = self.collection_kind.get(collection) == store.TIMESERIES
-            documents = documents_by_collection[collection]
+            documents = prepared.documents_by_collection[collection]
             result = self.with_mongo_retry(lambda: store.insert_idempotent(collection, documents, timeseries))
             if result is None:
-                if indexed is not None:
-                    indexed.result()
                 return False
             self.stored += result.inserted
             self.duplicates += result.duplicates
@@ -481,8 +472,6 @@ class Watcher:
                     continue
                 counts[0] += 1
                 counts[2].append(document)
-        if indexed is not None and indexed.result() is None:
-            return False
         if prepared.letters:
             if self.with_mongo_retry(lambda: store.add_dead_letters(prepared.letters)) is None:
                 return False

@@ -6,12 +6,12 @@ stored". This is as correct on MongoDB as upserts and, unlike upserts, fast on F
 (where 1,000 upserts by `_id` take minutes and duplicate inserts a tenth of a second).
 
 Reads that must stay fast on FerretDB address documents by string `_id` only (the one
-query it pushes down to SQLite): the shot index has `_id = "<shot key>|<slot>"`, so the
-events of a shot are found with a few `_id` look-ups instead of a scan of every collection.
-The index is split into one small collection per shot date, and lives in a database of its
-own (`mongo.shot_index_database()`): FerretDB writes each database's SQLite file on its own,
-so the watcher writes a batch's index entries and its events at the same time (on two cores,
-about a third more events per second than with both in one file).
+query it pushes down to SQLite). The shot index keeps, per bucket of a hundred shots, slots
+`_id = "<bucket>|<n>"` listing the shot keys, collections, ids and times of their events, so
+the events of a shot are found with a few `_id` look-ups instead of a scan of every collection.
+It is split into one small collection per shot date and lives, with the time index, in a
+database of its own (`mongo.shot_index_database()`): FerretDB writes each database's SQLite
+file on its own, so the watcher writes the indexes and the events at the same time.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 
 DEAD_LETTERS = "dead_letters"
 STATUS = "watcher_status"
-SHOT_INDEX = "shot_index"  # one collection per shot date: shot_index_20261124, …
-SHOT_DATE = re.compile(r"-(\d{8})-\d+$")
-RESERVED = {DEAD_LETTERS, STATUS, SHOT_INDEX}
+SHOT_INDEX = "shots"  # one collection per shot date: shots_20261124, …
+OLD_SHOT_INDEX = "shot_index"  # the layout before the buckets: one document per shot key and slot
+SHOT_KEY = re.compile(r"^(?P<prefix>.*-(?P<date>\d{8}))-(?P<number>\d+)$")
+SHOTS_PER_BUCKET = 100
+RESERVED = {DEAD_LETTERS, STATUS}
 DUPLICATE_KEY = 11000
 # Server-side conditions that say nothing about the document: retry the batch, never dead-letter.
 TRANSIENT_CODES = {6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
@@ -137,29 +139,40 @@ class SlotCache(OrderedDict):
             self.popitem(last=False)
 
 
-def shot_index_collection(shot_key: str) -> str:
-    """The shot index collection of a shot key's date (`<experiment>-<YYYYMMDD>-<number>`)."""
-    match = SHOT_DATE.search(shot_key)
-    return f"{SHOT_INDEX}_{match.group(1) if match else 'other'}"
+def shot_bucket(shot_key: str) -> tuple[str, str]:
+    """The shot index collection and bucket of a shot key: `<experiment>-<YYYYMMDD>-<number>`
+    goes to that date's collection and the bucket of its hundred shots (`ABC-20261124-12xx`
+    holds shots 1200-1299); any other key is a bucket of its own."""
+    match = SHOT_KEY.match(shot_key)
+    if match is None:
+        return f"{SHOT_INDEX}_other", shot_key
+    return f"{SHOT_INDEX}_{match['date']}", f"{match['prefix']}-{int(match['number']) // SHOTS_PER_BUCKET}xx"
 
 
-def index_shots(refs_by_key: dict[str, list[dict]], slots: SlotCache | None = None) -> None:
-    """Record where the events of each shot key are: `{"c": collection, "id": _id, "ts": time}`.
+def index_shots(documents_by_collection: dict[str, list[dict]], slots: dict[str, SlotCache]) -> None:
+    """Record where the events of each shot key are, one slot per bucket and call.
 
-    Insert-only: each write takes the next free slot `"<shot key>|<n>"` of its key (a
-    duplicate means the slot is taken, so try the next one; atomic across watchers).
-    A replayed batch adds its references again in a new slot; readers deduplicate.
+    The watcher calls this once a second for everything stored in that second, so a 1 kHz
+    stream of distinct shots costs ten small index documents a second, not a thousand.
+    Insert-only: a call takes the next free slot `"<bucket>|<n>"` of each bucket (a duplicate
+    means the slot is taken, so try the next one; atomic across watchers). A replayed batch
+    adds its references again in a new slot; readers deduplicate.
     """
-    slots = slots if slots is not None else SlotCache()
-    by_collection: dict[str, list[str]] = {}
-    for key in refs_by_key:
-        by_collection.setdefault(shot_index_collection(key), []).append(key)
-    for name, keys in by_collection.items():
-        _index_into(mongo.shot_index_database()[name], {key: refs_by_key[key] for key in keys}, slots)
-
-
-def _index_into(collection, refs_by_key: dict[str, list[dict]], slots: SlotCache) -> None:
-    _insert_slots(collection, {key: {"shot_key": key, "refs": refs} for key, refs in refs_by_key.items()}, slots)
+    bodies: dict[str, dict[str, dict]] = {}  # index collection → bucket → four flat arrays
+    for collection, documents in documents_by_collection.items():
+        for doc in documents:
+            shot_key = doc.get("shot_key")
+            if not isinstance(shot_key, str) or not shot_key:
+                continue
+            name, bucket = shot_bucket(shot_key)
+            body = bodies.setdefault(name, {}).get(bucket) or bodies[name].setdefault(
+                bucket, {"keys": [], "c": [], "ids": [], "ts": []})
+            body["keys"].append(shot_key)
+            body["c"].append(collection)
+            body["ids"].append(doc["_id"])
+            body["ts"].append(doc["_ts"])
+    for name, by_bucket in bodies.items():
+        _insert_slots(mongo.shot_index_database()[name], by_bucket, slots.setdefault(name, SlotCache()))
 
 
 def _insert_slots(collection, bodies_by_key: dict[str, dict], slots: SlotCache) -> None:
@@ -192,36 +205,41 @@ def _insert_slots(collection, bodies_by_key: dict[str, dict], slots: SlotCache) 
 
 
 def move_old_shot_index() -> int:
-    """Move the shot index collections older versions kept in the labbook database; returns
-    how many index documents moved. Run before the watcher writes; idempotent (a move cut
-    short is finished by the next start, and a reference added twice is read once)."""
-    old_db, moved = mongo.database(), 0
-    for name in old_db.list_collection_names():
-        if not name.startswith(f"{SHOT_INDEX}_"):
-            continue
-        refs_by_key: dict[str, list[dict]] = {}
-        for doc in old_db[name].find():
-            refs_by_key.setdefault(doc["shot_key"], []).extend(doc.get("refs", []))
-            moved += 1
-        if refs_by_key:
-            _index_into(mongo.shot_index_database()[name], refs_by_key, SlotCache())
-        old_db.drop_collection(name)
-        log.info("moved the shot index %s into the database %s", name, mongo.shot_index_database().name)
+    """Move the shot index of older versions (one document per shot key and slot, in
+    `shot_index_<date>` of either database) into the buckets; returns how many index documents
+    moved. Run before the watcher writes; idempotent (a move cut short is finished by the next
+    start, and a reference added twice is read once)."""
+    moved = 0
+    for db in (mongo.database(), mongo.shot_index_database()):
+        for name in db.list_collection_names():
+            if not (name.startswith(f"{OLD_SHOT_INDEX}_") or name == OLD_SHOT_INDEX):
+                continue
+            documents_by_collection: dict[str, list[dict]] = {}
+            for doc in db[name].find():
+                for ref in doc.get("refs", []):
+                    documents_by_collection.setdefault(ref["c"], []).append(
+                        {"_id": ref["id"], "shot_key": doc["shot_key"], "_ts": ref.get("ts")})
+                moved += 1
+            index_shots(documents_by_collection, {})
+            db.drop_collection(name)
+            log.info("moved the shot index %s.%s into the buckets of %s", db.name, name,
+                     mongo.shot_index_database().name)
     return moved
 
 
 def shot_refs(shot_key: str) -> list[dict]:
     """Every (collection, id, time) recorded for a shot key, without duplicates."""
-    collection = mongo.shot_index_database()[shot_index_collection(shot_key)]
+    name, bucket = shot_bucket(shot_key)
+    collection = mongo.shot_index_database()[name]
     refs, seen = [], set()
     for slot in range(MAX_SHOT_SLOTS):
-        doc = collection.find_one({"_id": f"{shot_key}|{slot}"})
+        doc = collection.find_one({"_id": f"{bucket}|{slot}"})
         if doc is None:
             break
-        for ref in doc.get("refs", []):
-            if (ref["c"], ref["id"]) not in seen:
-                seen.add((ref["c"], ref["id"]))
-                refs.append(ref)
+        for key, c, i, ts in zip(doc.get("keys", []), doc.get("c", []), doc.get("ids", []), doc.get("ts", [])):
+            if key == shot_key and (c, i) not in seen:
+                seen.add((c, i))
+                refs.append({"c": c, "id": i, "ts": ts})
     return refs
 
 

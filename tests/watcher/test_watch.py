@@ -141,43 +141,68 @@ def test_shot_join_finds_every_collections_events_once_newest_first_with_provena
     produce(producer, laser_topic, [shot, other])
     produce(producer, camera_topic, [camera])
     watcher = run_watcher()
-    wait_for(lambda: watcher.stored == 3, message="3 events stored")
-    produce(producer, camera_topic, [camera])  # re-sent: must not show up twice
-    wait_for(lambda: watcher.duplicates == 1, message="the re-sent event recognised")
+    wait_for(lambda: len(store.events_for_shot(shot["shot_key"])) == 2, message="the shot index written")
+    index_name, bucket = store.shot_bucket(shot["shot_key"])
+    assert (index_name, bucket) == ("shots_20251124", "JOIN-20251124-0xx")  # shots 0-99 of that date
+    index = mongo.shot_index_database()[index_name]  # a database of its own
+    assert index_name not in mongo_db.list_collection_names()
+    slots = index.count_documents({})
+    produce(producer, camera_topic, [camera])  # re-sent: indexed again, must not show up twice
+    wait_for(lambda: watcher.duplicates == 1 and index.count_documents({}) == slots + 1,
+             message="the re-sent event recognised and indexed again")
 
     joined = store.events_for_shot(shot["shot_key"])
     assert [(e["_collection"], e["source"]) for e in joined] == [("join_camera", "camera"), ("join_laser", "laser")]
     assert joined[0]["_ingest"]["topic"] == camera_topic and joined[1]["_ingest"]["topic"] == laser_topic
     assert {"partition", "offset", "at"} <= set(joined[1]["_ingest"])
     assert store.events_for_shot(shot["shot_key"], limit=1)[0]["source"] == "camera"
-    assert [e["_id"] for e in store.events_for_shot(other["shot_key"])] == [other["event_id"]]
+    assert [e["_id"] for e in store.events_for_shot(other["shot_key"])] == [other["event_id"]]  # same bucket
     assert store.events_for_shot("JOIN-20251124-999999") == []
-    day_index = f"shot_index_{shot['shot_key'].split('-')[1]}"  # one small index collection per shot date
-    assert store.shot_index_collection(shot["shot_key"]) == day_index
-    assert day_index in mongo.shot_index_database().list_collection_names()  # a database of its own
-    assert day_index not in mongo_db.list_collection_names()
 
     page = admin_client.get(f"/watcher/shot/{shot['shot_key']}/")
     assert page.status_code == 200
     assert b"2 ingested events" in page.content and b"join_camera" in page.content
 
 
-def test_a_starting_watcher_moves_an_old_shot_index_into_its_database_and_loses_no_reference(
+def test_shot_index_keeps_a_hundred_shots_a_document_and_joins_each_shot_exactly(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic()
+    routes(topic, "many_shots", require_envelope=False)  # an agent with shot keys of its own
+    events = envelopes(300, "BULK", start=50)  # shots 50-349: four buckets of a hundred
+    odd = dict(envelopes(1, "ODD")[0], shot_key="run 7 / shot a")  # not <experiment>-<date>-<number>
+    produce(producer, topic, events + [odd])
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored == 301, message="301 events stored")
+    wait_for(lambda: store.events_for_shot(events[-1]["shot_key"]), message="the shot index written")
+
+    for event in events[::37] + [events[-1], odd]:
+        assert [e["_id"] for e in store.events_for_shot(event["shot_key"])] == [event["event_id"]]
+    assert store.events_for_shot("BULK-20251124-000350") == []  # an unused shot of a used bucket
+    index = mongo.shot_index_database()
+    slots = sum(index[name].count_documents({}) for name in index.list_collection_names() if name.startswith("shots_"))
+    assert 5 <= slots <= 5 * 3  # the four buckets and the odd key, one slot each per second of writing
+
+
+def test_a_starting_watcher_moves_an_old_shot_index_into_the_buckets_and_loses_no_reference(
         routes, run_watcher, make_topic, mongo_db):
     routes(make_topic(), "moved_events")
-    old, new = envelopes(2, "MOVE", start=3)
-    new["shot_key"] = old["shot_key"]  # two events of one shot, one indexed by an older version
+    oldest, old, other = envelopes(3, "MOVE", start=3)
+    old["shot_key"] = oldest["shot_key"]  # two events of one shot, indexed by two older versions
     at = {"c": "moved_events", "ts": datetime.now(UTC)}
-    mongo_db["moved_events"].insert_many([{"_id": e["event_id"], **e} for e in (old, new)])
-    day_index = store.shot_index_collection(old["shot_key"])
-    mongo_db[day_index].insert_one({"_id": f"{old['shot_key']}|0", "shot_key": old["shot_key"],
-                                    "refs": [{**at, "id": old["event_id"]}]})
-    mongo.shot_index_database()[day_index].insert_one(  # slot 0 already taken in the new place
-        {"_id": f"{old['shot_key']}|0", "shot_key": old["shot_key"], "refs": [{**at, "id": new["event_id"]}]})
+    mongo_db["moved_events"].insert_many([{"_id": e["event_id"], **e} for e in (oldest, old, other)])
+    old_index = f"shot_index_{oldest['shot_key'].split('-')[1]}"  # one document per shot key and slot
+    mongo_db[old_index].insert_one({"_id": f"{oldest['shot_key']}|0", "shot_key": oldest["shot_key"],
+                                    "refs": [{**at, "id": oldest["event_id"]}]})
+    mongo.shot_index_database()[old_index].insert_many([
+        {"_id": f"{old['shot_key']}|0", "shot_key": old["shot_key"], "refs": [{**at, "id": old["event_id"]}]},
+        {"_id": f"{other['shot_key']}|0", "shot_key": other["shot_key"], "refs": [{**at, "id": other["event_id"]}]},
+    ])
 
     run_watcher()
-    wait_for(lambda: day_index not in mongo_db.list_collection_names(), message="the old index moved")
-    assert sorted(e["_id"] for e in store.events_for_shot(old["shot_key"])) == sorted([old["event_id"], new["event_id"]])
+    wait_for(lambda: old_index not in mongo_db.list_collection_names() + mongo.shot_index_database().list_collection_names(),
+             message="the old indexes moved")
+    assert sorted(e["_id"] for e in store.events_for_shot(old["shot_key"])) == sorted([oldest["event_id"], old["event_id"]])
+    assert [e["_id"] for e in store.events_for_shot(other["shot_key"])] == [other["event_id"]]
     assert store.move_old_shot_index() == 0  # nothing left to move
 
 
@@ -189,7 +214,9 @@ def test_search_by_shot_key_and_field_uses_plain_values_only(routes, run_watcher
     watcher = run_watcher()
     wait_for(lambda: watcher.stored == 5, message="5 events stored")
 
-    by_shot = store.search(store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"])).events
+    by_shot_query = store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"])
+    wait_for(lambda: store.search(by_shot_query).events, message="the shot index written (once a second)")
+    by_shot = store.search(by_shot_query).events
     assert [doc["_id"] for doc in by_shot] == [events[2]["event_id"]]
     assert store.search(store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"], kind="image")).events == []
     by_field_query = store.EventQuery(collection="diag_a", field="values.energy", value="0.4")
@@ -375,7 +402,7 @@ def test_search_page_lists_matching_events_with_their_provenance(
     events = envelopes(3, "PAGE", start=5)
     produce(producer, topic, events)
     watcher = run_watcher()
-    wait_for(lambda: watcher.stored == 3, message="3 stored")
+    wait_for(lambda: watcher.stored == 3 and store.shot_refs(events[1]["shot_key"]), message="3 stored and indexed")
     page = admin_client.get("/watcher/search/", {"collection": "diag_d", "shot_key": events[1]["shot_key"]})
     assert page.status_code == 200
     assert events[1]["shot_key"].encode() in page.content and events[0]["shot_key"].encode() not in page.content
