@@ -5,8 +5,10 @@
 On one topic pre-filled with envelope messages: (a) a naive consumer doing insert_one per
 message, (b) raw insert_many of the same documents (the ceiling: documents already decoded,
 2,000 per call), (c) `manage.py watch` as its own process (validation, provenance, shot
-index, offset commits). Then the end-to-end latency (produce → document visible to a
-reader) at 1 kHz through the same watch process. The last line is one JSON object.
+and time index, offset commits). With the CPU time per message of each consumer and, when it
+is the FerretDB scripts/services.py started, of the server. Then the end-to-end latency
+(produce → document visible to a reader) at 1 kHz through the same watch process. The last
+line is one JSON object.
 """
 
 import argparse
@@ -52,6 +54,31 @@ def envelope(n: int) -> dict:
                          values={"energy": n / 10, "mode": "ns"})
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def local_ferretdb_pid() -> int | None:
+    """The FerretDB that scripts/services.py started, when the benchmark uses it."""
+    try:
+        pid = int((ROOT / ".services" / "mongo" / "mongo.pid").read_text())
+        running = b"ferretdb" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if running and "MONGODB_URI" not in os.environ else None
+
+
+SERVER_PID = local_ferretdb_pid()
+SERVER_US: dict[str, float] = {}  # the server's CPU time per message in each consumer's run (µs)
+
+
+def server_cpu() -> float:
+    """CPU seconds the MongoDB server has used so far (0 when it is not ours to measure)."""
+    return cpu_seconds(SERVER_PID) if SERVER_PID else 0.0
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -69,19 +96,23 @@ def fill_topic(producer: KafkaProducer, topic: str, count: int) -> None:
     producer.flush(300)
 
 
-def naive(topic: str, count: int, seconds: float) -> tuple[float, int]:
-    """insert_one per message, as a first-try consumer does (bluesky-kafka's MongoConsumer)."""
+def naive(topic: str, count: int, seconds: float) -> tuple[float, int, float]:
+    """insert_one per message, as a first-try consumer does (bluesky-kafka's MongoConsumer).
+    Also returns this process's CPU time per message meanwhile (µs)."""
     collection = mongo.database()["naive"]
     consumer = consumer_for(topic, "naive")
-    done, started = 0, None
+    done, started, cpu_started, server_started = 0, None, 0.0, 0.0
     for record in consumer:
-        started = started or time.perf_counter()
+        if started is None:
+            started, cpu_started, server_started = time.perf_counter(), time.process_time(), server_cpu()
         collection.insert_one(orjson.loads(record.value))
         done += 1
         if done >= count or time.perf_counter() - started > seconds:
             break
+    cpu_us = (time.process_time() - cpu_started) / done * 1e6
+    SERVER_US["naive"] = (server_cpu() - server_started) / done * 1e6
     consumer.close()
-    return done / (time.perf_counter() - started), done
+    return done / (time.perf_counter() - started), done, cpu_us
 
 
 def raw_insert_many(topic: str, count: int) -> float:
@@ -95,9 +126,10 @@ def raw_insert_many(topic: str, count: int) -> float:
             break
     consumer.close()
     collection = mongo.database()["raw"]
-    started = time.perf_counter()
+    started, server_started = time.perf_counter(), server_cpu()
     for start in range(0, len(docs), 2000):
         collection.insert_many(docs[start:start + 2000], ordered=False)
+    SERVER_US["raw_insert_many"] = (server_cpu() - server_started) / len(docs) * 1e6
     return len(docs) / (time.perf_counter() - started)
 
 
@@ -107,20 +139,22 @@ def committed(admin: KafkaAdminClient, group: str, topic: str) -> int:
 
 
 def watch_throughput(admin: KafkaAdminClient, watch: subprocess.Popen, group: str, topic: str,
-                     count: int) -> float:
-    """Messages per second from the first committed batch to the last (startup excluded)."""
+                     count: int) -> tuple[float, float]:
+    """Messages per second from the first committed batch to the last (startup excluded), and
+    the watch process's own CPU time per message meanwhile (µs)."""
     first = 0
     while first == 0:
         if watch.poll() is not None:
             raise RuntimeError("manage.py watch exited early")
         first = committed(admin, group, topic)
         time.sleep(0.02)
-    started = time.perf_counter()
+    started, cpu_started, server_started = time.perf_counter(), cpu_seconds(watch.pid), server_cpu()
     done = first
     while done < count:
         time.sleep(0.02)
         done = committed(admin, group, topic)
-    return (count - first) / (time.perf_counter() - started)
+    SERVER_US["watch"] = (server_cpu() - server_started) / (count - first) * 1e6
+    return (count - first) / (time.perf_counter() - started), (cpu_seconds(watch.pid) - cpu_started) / (count - first) * 1e6
 
 
 def latency(producer: KafkaProducer, topic: str, probe_topic: str, seconds: float,
@@ -196,10 +230,12 @@ def main() -> None:
         fill_topic(producer, topic, count)
         print(f"  filled in {time.perf_counter() - started:.1f} s", flush=True)
 
-        rate, done = naive(topic, count, 15 if args.quick else 30)
+        rate, done, naive_cpu_us = naive(topic, count, 15 if args.quick else 30)
         figures["naive_msgs_per_s"] = round(rate)
         figures["naive_messages_timed"] = done
-        print(f"(a) naive insert_one consumer: {figures['naive_msgs_per_s']} msg/s ({done} messages)", flush=True)
+        figures["naive_cpu_us_per_msg"] = round(naive_cpu_us, 1)
+        print(f"(a) naive insert_one consumer: {figures['naive_msgs_per_s']} msg/s ({done} messages; "
+              f"its own CPU {figures['naive_cpu_us_per_msg']} µs a message)", flush=True)
         figures["raw_insert_many_msgs_per_s"] = round(raw_insert_many(topic, count))
         print(f"(b) raw insert_many (ceiling): {figures['raw_insert_many_msgs_per_s']} msg/s", flush=True)
 
@@ -209,13 +245,24 @@ def main() -> None:
         watch = subprocess.Popen([sys.executable, "manage.py", "watch", "--group", group, "--name", "bench"],
                                  cwd=ROOT, stdout=subprocess.PIPE, text=True,
                                  stderr=args.watch_log.open("w") if args.watch_log else subprocess.DEVNULL)
-        rate = watch_throughput(admin, watch, group, topic, count)
+        rate, cpu_us = watch_throughput(admin, watch, group, topic, count)
         figures["watch_msgs_per_s"] = round(rate)
+        figures["watch_cpu_us_per_msg"] = round(cpu_us, 1)
         figures["watch_vs_naive"] = round(rate / figures["naive_msgs_per_s"], 2)
         figures["watch_vs_raw_insert_many"] = round(rate / figures["raw_insert_many_msgs_per_s"], 2)
         print(f"(c) manage.py watch: {figures['watch_msgs_per_s']} msg/s = "
               f"{figures['watch_vs_naive']}x naive, {figures['watch_vs_raw_insert_many']}x raw insert_many "
               f"(targets: >= 10x, >= 0.5x)", flush=True)
+        print(f"    the watch process's own CPU: {figures['watch_cpu_us_per_msg']} µs a message "
+              f"(on a server that cost nothing, at most {1e6 / cpu_us:,.0f} msg/s on one core, "
+              f"{naive_cpu_us / cpu_us:.1f}x naive's CPU-bound {1e6 / naive_cpu_us:,.0f})", flush=True)
+        if SERVER_PID:
+            figures.update({f"server_cpu_us_per_msg_{name}": round(us, 1) for name, us in SERVER_US.items()})
+            print("    the MongoDB server's CPU a message: " + ", ".join(
+                f"{name} {us:.1f} µs" for name, us in SERVER_US.items()) +
+                f" (so the server alone caps any batching consumer at "
+                f"{SERVER_US['naive'] / SERVER_US['raw_insert_many']:.1f}x naive)",
+                flush=True)
 
         # Searching what was just stored: through the time index, and the same find on the server.
         window = (datetime(2025, 11, 24, 16, 0, 30, tzinfo=UTC), datetime(2025, 11, 24, 16, 0, 40, tzinfo=UTC))

@@ -24,8 +24,9 @@ def _queries_use_secondary_indexes(uri: str) -> bool:
 
 
 def queries_use_secondary_indexes() -> bool:
-    """False on FerretDB v1, which keeps indexes but answers every query but one by `_id` with
-    a scan (there an index is pure write cost: each one a JSON extraction per inserted row)."""
+    """False on FerretDB v1 (labbook runs its SQLite backend), which keeps indexes but answers
+    every query but one by `_id` with a scan: there an index is pure write cost, a JSON
+    extraction per inserted row."""
     return _queries_use_secondary_indexes(settings.MONGODB_URI)
 
 
