@@ -58,9 +58,6 @@ def get_path(document: dict, path: str):
     return value
 
 
-EPOCH_UNITS = ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3))  # above this → ns, µs, ms since the epoch
-
-
 def to_datetime(value) -> datetime | None:
     """An event time in UTC, given as s, ms, µs or ns since the epoch (told apart by size: any
     time after 1973), or as ISO 8601 text; None for anything else, e.g. out of range."""
@@ -68,7 +65,8 @@ def to_datetime(value) -> datetime | None:
         return None
     try:
         if isinstance(value, int | float):
-            divisor = next((d for limit, d in EPOCH_UNITS if abs(value) > limit), 1)
+            magnitude = abs(value)  # above 1e17 ns, 1e14 µs, 1e11 ms since the epoch, else s
+            divisor = 1e9 if magnitude > 1e17 else 1e6 if magnitude > 1e14 else 1e3 if magnitude > 1e11 else 1
             return datetime.fromtimestamp(value / divisor, tz=UTC)
         if isinstance(value, str):
             parsed = datetime.fromisoformat(value)

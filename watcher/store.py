@@ -351,11 +351,14 @@ def index_times(documents_by_collection: dict[str, list[dict]], slots: dict[str,
     """Record a batch's events under the minute (and hour) of their `_ts`."""
     for collection, documents in documents_by_collection.items():
         by_minute: dict[str, dict] = {}
+        body_of: dict[datetime, dict] = {}  # by the minute as a datetime: strftime per event was 4% of the CPU
         for doc in documents:
             ts = _newest_first(doc, "_ts").astimezone(UTC)
-            minute = ts.strftime(MINUTE)
-            body = by_minute.get(minute) or by_minute.setdefault(
-                minute, {"minute": minute, "ids": [], "ts": [], "sources": [], "kinds": []})
+            body = body_of.get(start := ts.replace(second=0, microsecond=0))
+            if body is None:
+                minute = start.strftime(MINUTE)
+                body = body_of[start] = by_minute[minute] = {"minute": minute, "ids": [], "ts": [], "sources": [],
+                                                              "kinds": []}
             body["ids"].append(doc["_id"])
             body["ts"].append(ts)
             body["sources"].append(_text_or_none(doc.get("source")))
