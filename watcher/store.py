@@ -6,7 +6,7 @@ stored". This is as correct on MongoDB as upserts and, unlike upserts, fast on F
 (where 1,000 upserts by `_id` take minutes and duplicate inserts a tenth of a second).
 
 Reads that must stay fast on FerretDB address documents by string `_id` only (the one
-query it pushes down to SQLite). The shot index keeps, per bucket of a hundred shots, slots
+query it pushes down to SQLite). The shot index keeps, per bucket of ten shots, slots
 `_id = "<bucket>|<n>"` listing the shot keys, collections, ids and times of their events, so
 the events of a shot are found with a few `_id` look-ups instead of a scan of every collection.
 It is split into one small collection per shot date and lives, with the time index, in a
@@ -33,7 +33,7 @@ STATUS = "watcher_status"
 SHOT_INDEX = "shots"  # one collection per shot date: shots_20261124, …
 OLD_SHOT_INDEX = "shot_index"  # the layout before the buckets: one document per shot key and slot
 SHOT_KEY = re.compile(r"^(?P<prefix>.*-(?P<date>\d{8}))-(?P<number>\d+)$")
-SHOTS_PER_BUCKET = 100
+SHOTS_PER_BUCKET = 10  # a 1 kHz stream: 100 index documents a second; a slow laser: few slots a lookup
 RESERVED = {DEAD_LETTERS, STATUS}
 DUPLICATE_KEY = 11000
 # Server-side conditions that say nothing about the document: retry the batch, never dead-letter.
@@ -141,19 +141,19 @@ class SlotCache(OrderedDict):
 
 def shot_bucket(shot_key: str) -> tuple[str, str]:
     """The shot index collection and bucket of a shot key: `<experiment>-<YYYYMMDD>-<number>`
-    goes to that date's collection and the bucket of its hundred shots (`ABC-20261124-12xx`
-    holds shots 1200-1299); any other key is a bucket of its own."""
+    goes to that date's collection and the bucket of its ten shots (`ABC-20261124-123x` holds
+    shots 1230-1239); any other key is a bucket of its own."""
     match = SHOT_KEY.match(shot_key)
     if match is None:
         return f"{SHOT_INDEX}_other", shot_key
-    return f"{SHOT_INDEX}_{match['date']}", f"{match['prefix']}-{int(match['number']) // SHOTS_PER_BUCKET}xx"
+    return f"{SHOT_INDEX}_{match['date']}", f"{match['prefix']}-{int(match['number']) // SHOTS_PER_BUCKET}x"
 
 
 def index_shots(documents_by_collection: dict[str, list[dict]], slots: dict[str, SlotCache]) -> None:
     """Record where the events of each shot key are, one slot per bucket and call.
 
     The watcher calls this once a second for everything stored in that second, so a 1 kHz
-    stream of distinct shots costs ten small index documents a second, not a thousand.
+    stream of distinct shots costs a hundred small index documents a second, not a thousand.
     Insert-only: a call takes the next free slot `"<bucket>|<n>"` of each bucket (a duplicate
     means the slot is taken, so try the next one; atomic across watchers). A replayed batch
     adds its references again in a new slot; readers deduplicate.

@@ -143,7 +143,7 @@ def test_shot_join_finds_every_collections_events_once_newest_first_with_provena
     watcher = run_watcher()
     wait_for(lambda: len(store.events_for_shot(shot["shot_key"])) == 2, message="the shot index written")
     index_name, bucket = store.shot_bucket(shot["shot_key"])
-    assert (index_name, bucket) == ("shots_20251124", "JOIN-20251124-0xx")  # shots 0-99 of that date
+    assert (index_name, bucket) == ("shots_20251124", "JOIN-20251124-1x")  # shots 10-19 of that date
     index = mongo.shot_index_database()[index_name]  # a database of its own
     assert index_name not in mongo_db.list_collection_names()
     slots = index.count_documents({})
@@ -164,11 +164,11 @@ def test_shot_join_finds_every_collections_events_once_newest_first_with_provena
     assert b"2 ingested events" in page.content and b"join_camera" in page.content
 
 
-def test_shot_index_keeps_a_hundred_shots_a_document_and_joins_each_shot_exactly(
+def test_shot_index_keeps_ten_shots_a_document_and_joins_each_shot_exactly(
         routes, run_watcher, make_topic, producer, mongo_db):
     topic = make_topic()
     routes(topic, "many_shots", require_envelope=False)  # an agent with shot keys of its own
-    events = envelopes(300, "BULK", start=50)  # shots 50-349: four buckets of a hundred
+    events = envelopes(300, "BULK", start=55)  # shots 55-354: 31 buckets of ten
     odd = dict(envelopes(1, "ODD")[0], shot_key="run 7 / shot a")  # not <experiment>-<date>-<number>
     produce(producer, topic, events + [odd])
     watcher = run_watcher()
@@ -177,10 +177,10 @@ def test_shot_index_keeps_a_hundred_shots_a_document_and_joins_each_shot_exactly
 
     for event in events[::37] + [events[-1], odd]:
         assert [e["_id"] for e in store.events_for_shot(event["shot_key"])] == [event["event_id"]]
-    assert store.events_for_shot("BULK-20251124-000350") == []  # an unused shot of a used bucket
+    assert store.events_for_shot("BULK-20251124-000356") == []  # an unused shot of a used bucket
     index = mongo.shot_index_database()
     slots = sum(index[name].count_documents({}) for name in index.list_collection_names() if name.startswith("shots_"))
-    assert 5 <= slots <= 5 * 3  # the four buckets and the odd key, one slot each per second of writing
+    assert 32 <= slots <= 32 * 3  # the 31 buckets and the odd key, one slot each per second of writing
 
 
 def test_a_starting_watcher_moves_an_old_shot_index_into_the_buckets_and_loses_no_reference(
