@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from labbook import mongo
 from labbook.asgi import application
 from watcher import store
 
@@ -37,6 +38,15 @@ def add_route_in(env: dict, topic: str, collection: str) -> None:
     code = ("from watcher.models import Route; Route.objects.all().delete(); "
             f"Route.objects.create(name='r', topic={topic!r}, collection={collection!r})")
     subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+def indexed_ids(collection: str) -> tuple[set, set]:
+    """The event ids of a collection that the shot index and the time index name."""
+    index = mongo.shot_index_database()
+    by_shot = {i for name in index.list_collection_names() if name.startswith(f"{store.SHOT_INDEX}_")
+               for doc in index[name].find() for c, i in zip(doc.get("c", []), doc.get("ids", [])) if c == collection}
+    by_time = {i for doc in store.time_index(collection).find() for i in doc.get("ids", [])}
+    return by_shot, by_time
 
 
 def start_watch(env: dict, group: str) -> subprocess.Popen:
@@ -73,6 +83,8 @@ def test_watcher_killed_with_sigkill_mid_stream_then_restarted_stores_every_even
     ids = store.all_ids("killed_events")
     assert len(ids) == 20000 and set(ids) == {e["event_id"] for e in events}
     assert "duplicates skipped" in output  # the replayed tail was recognised, not stored again
+    # What the kill cut off between storing events and indexing them was indexed on replay.
+    assert indexed_ids("killed_events") == (set(ids), set(ids))
 
 
 @pytest.mark.slow
@@ -98,7 +110,9 @@ def test_mongodb_gone_for_ten_seconds_mid_stream_loses_nothing(
     private_mongodb.start()
     wait_for(lambda: store.count("outage_events") == 3000, timeout=90, message="all 3000 stored")
     wait_for(lambda: watcher.mongo_down_since is None, timeout=10, message="the outage over")
-    assert set(store.all_ids("outage_events")) == {e["event_id"] for e in events}
+    ids = {e["event_id"] for e in events}
+    assert set(store.all_ids("outage_events")) == ids
+    wait_for(lambda: indexed_ids("outage_events") == (ids, ids), timeout=10, message="every event in both indexes")
 
 
 def test_live_view_receives_aggregated_status_at_a_bounded_rate(
