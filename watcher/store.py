@@ -216,7 +216,7 @@ def move_old_shot_index() -> int:
                 continue
             documents_by_collection: dict[str, list[dict]] = {}
             for doc in db[name].find():
-                for ref in doc.get("refs", []):
+                for ref in doc.get("refs", []):  # none in a slot kept empty for a refused entry
                     documents_by_collection.setdefault(ref["c"], []).append(
                         {"_id": ref["id"], "shot_key": doc["shot_key"], "_ts": ref.get("ts")})
                 moved += 1

@@ -196,6 +196,7 @@ def test_a_starting_watcher_moves_an_old_shot_index_into_the_buckets_and_loses_n
     mongo.shot_index_database()[old_index].insert_many([
         {"_id": f"{old['shot_key']}|0", "shot_key": old["shot_key"], "refs": [{**at, "id": old["event_id"]}]},
         {"_id": f"{other['shot_key']}|0", "shot_key": other["shot_key"], "refs": [{**at, "id": other["event_id"]}]},
+        {"_id": f"{other['shot_key']}|1", "refused": "a slot kept empty for an entry the server refused"},
     ])
 
     run_watcher()
