@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,7 +16,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from kafka import KafkaConsumer, KafkaProducer
-from pymongo import UpdateOne
+from pymongo import MongoClient, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from labbook.asgi import application
 from shotsheet.consumers import sheet_group
@@ -57,6 +59,50 @@ def test_mongodb_bulk_upsert_then_query_round_trip(mongo_db):
     assert [doc["energy"] for doc in found] == [28.5, 27.0, 25.5]
     assert isinstance(found[0]["energy"], float)
     assert shots.count_documents({}) == 20
+
+
+def id_indexes(database_file: Path) -> list[tuple[str, int, str]]:
+    """(name, unique, SQL) of the _id indexes of every collection table in one FerretDB file."""
+    with sqlite3.connect(f"file:{database_file}?mode=ro", uri=True) as con:
+        rows = con.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql LIKE '%_id%'").fetchall()
+    return [(name, int("UNIQUE" in sql), sql.split("(", 1)[1]) for name, sql in rows]
+
+
+def test_ferretdb_tables_have_one_unique_id_index_that_lookups_use_and_duplicates_hit(private_mongodb, tmp_path):
+    client = MongoClient(private_mongodb.uri, serverSelectionTimeoutMS=5000)
+    events = client["idx"]["events"]
+    events.insert_one({"_id": "a", "n": 1})
+    data = tmp_path / "private-mongo" / "idx.sqlite"
+    wait = time.monotonic() + 10
+    while [name for name, _, _ in id_indexes(data) if not name.endswith("_labbook_uid")] and time.monotonic() < wait:
+        time.sleep(0.1)  # the wrapper replaces FerretDB's index within a second
+    [(name, unique, expression)] = id_indexes(data)
+    assert name.endswith("_labbook_uid") and unique and expression == "_ferretdb_sjson->'$._id')"
+
+    def duplicates_hit_it():
+        with pytest.raises(DuplicateKeyError):
+            events.insert_one({"_id": "a", "n": 2})
+        with pytest.raises(BulkWriteError) as refused:
+            events.insert_many([{"_id": "b"}, {"_id": "a"}, {"_id": "c"}], ordered=False)
+        assert [e["code"] for e in refused.value.details["writeErrors"]] == [11000]
+        assert events.find_one({"_id": "a"})["n"] == 1 and events.count_documents({}) == 3
+        assert [index["name"] for index in events.list_indexes()] == ["_id_"]  # as MongoDB lists it
+        events.delete_many({"_id": {"$in": ["b", "c"]}})
+
+    duplicates_hit_it()
+    # A database of an older wrapper (FerretDB's index plus a second, non-unique one) is changed
+    # over as FerretDB starts, before any client can write.
+    private_mongodb.kill()
+    table = name.removesuffix("_labbook_uid")
+    with sqlite3.connect(data) as con:
+        con.execute(f'CREATE UNIQUE INDEX "{table}__id_" ON "{table}" (_ferretdb_sjson->"_id")')
+        con.execute(f'CREATE INDEX "{table}_labbook_id" ON "{table}" (_ferretdb_sjson->\'$._id\')')
+        con.execute(f'DROP INDEX "{name}"')
+    assert len(id_indexes(data)) == 2
+    private_mongodb.start()
+    assert id_indexes(data) == [(name, 1, expression)]
+    duplicates_hit_it()
+    client.close()
 
 
 def test_kafka_produce_consume_round_trip(kafka_topic):
