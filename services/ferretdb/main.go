@@ -99,14 +99,10 @@ func main() {
 
 	// The first round runs before clients connect: replacing the index of a large
 	// table (an upgrade) holds SQLite's write lock for a while.
-	files, _ := filepath.Glob(filepath.Join(dir, "*.sqlite"))
-	for _, file := range files {
-		if err := indexDatabase(ctx, file); err != nil {
-			slog.Warn("replacing _id indexes, will retry", "file", file, "error", err)
-		}
-	}
+	indexer := &idIndexer{dir: dir}
+	indexer.round(ctx)
 	indexed := make(chan struct{})
-	go func() { defer close(indexed); addIDIndexes(ctx, dir) }()
+	go func() { defer close(indexed); indexer.loop(ctx) }()
 
 	slog.Warn("ferretdb listening", "addr", *listen, "data", dir)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
@@ -116,38 +112,46 @@ func main() {
 	<-indexed
 }
 
-// addIDIndexes indexes the collection tables of every database file in dir, at
-// start (again) and then every second (collections are created at any time), until ctx
-// ends. A file is only opened when it changed since it was last done.
-func addIDIndexes(ctx context.Context, dir string) {
-	done := map[string]string{} // database file -> its signature when last done
-	failed := map[string]bool{} // database files that failed in the last round
-	for {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.sqlite"))
-		nextDone, nextFailed := map[string]string{}, map[string]bool{}
-		for _, file := range files {
-			sig := signature(file)
-			if sig != done[file] {
-				if err := indexDatabase(ctx, file); err != nil {
-					// Retried next round. Errors are normal while FerretDB creates or
-					// drops that database at the same moment, so only warn of one
-					// that persists.
-					if failed[file] && ctx.Err() == nil {
-						slog.Warn("replacing _id index, will retry", "file", file, "error", err)
-					}
-					nextFailed[file] = true
-					continue
-				}
-			}
-			nextDone[file] = sig
-		}
-		done, failed = nextDone, nextFailed
+// idIndexer replaces the _id indexes of the collection tables of every database
+// file in dir. A file is only opened when it changed since it was last done.
+type idIndexer struct {
+	dir    string
+	done   map[string]string // database file -> its signature when last done
+	failed map[string]bool   // database files that failed in the last round
+}
 
+// round does every database file that changed since the last round.
+func (x *idIndexer) round(ctx context.Context) {
+	files, _ := filepath.Glob(filepath.Join(x.dir, "*.sqlite"))
+	done, failed := map[string]string{}, map[string]bool{}
+	for _, file := range files {
+		sig := signature(file)
+		if sig != x.done[file] {
+			if err := indexDatabase(ctx, file); err != nil {
+				// Retried next round. Errors are normal while FerretDB creates or
+				// drops that database at the same moment, so only warn of one
+				// that persists.
+				if x.failed[file] && ctx.Err() == nil {
+					slog.Warn("replacing _id index, will retry", "file", file, "error", err)
+				}
+				failed[file] = true
+				continue
+			}
+		}
+		done[file] = sig
+	}
+	x.done, x.failed = done, failed
+}
+
+// loop runs a round every second (collections are created at any time) until ctx ends.
+func (x *idIndexer) loop(ctx context.Context) {
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Second):
 		}
+		x.round(ctx)
 	}
 }
 
