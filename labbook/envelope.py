@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
@@ -46,11 +48,36 @@ def validation_errors(document: Any) -> list[str]:
     ]
 
 
-def shot_key(experiment: str, shot_number: int | None, laser_ts_ns: int | None, tz: str) -> str | None:
-    """`<experiment>-<local YYYYMMDD>-<shot, 6 digits>`: shot counters restart daily."""
+def shot_key(experiment: str, shot_number: int | None, laser_ts_ns: int | None, tz: str, run: int = 1) -> str | None:
+    """`<experiment>[-r<run>]-<local YYYYMMDD>-<shot, 6 digits>`: shot counters restart daily,
+    and a counter that restarts within a day starts run 2, 3, … of that day, so a key never
+    names two shots. Run 1 has no run segment (the keys of a day without a reset read as before)."""
     if shot_number is None:
         return None
-    return f"{experiment}-{local_date(laser_ts_ns or time.time_ns(), tz)}-{shot_number:06d}"
+    run_part = f"-r{run}" if run > 1 else ""
+    return f"{experiment}{run_part}-{local_date(laser_ts_ns or time.time_ns(), tz)}-{shot_number:06d}"
+
+
+SHOT_KEY = re.compile(r"^(?P<experiment>.+?)(?:-r(?P<run>[1-9][0-9]*))?-(?P<date>[0-9]{8})-(?P<number>[0-9]{6,})$")
+
+
+@dataclass(frozen=True)
+class ShotKey:
+    """The parts of a well-formed shot key."""
+
+    experiment: str
+    date: str  # local YYYYMMDD
+    run: int  # 1 for the day's first run of the shot counter
+    number: int
+
+
+def parse_shot_key(text: str) -> ShotKey | None:
+    """The parts of a key `shot_key()` makes (`LWFA-20261202-000012`, `LWFA-r2-20261202-000001`),
+    or None for any other text."""
+    match = SHOT_KEY.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        return None
+    return ShotKey(match["experiment"], match["date"], int(match["run"] or 1), int(match["number"]))
 
 
 _day = ("", 0, 0, "")  # (zone, start ns, end ns, YYYYMMDD) of the last local day asked for

@@ -18,7 +18,7 @@ import zmq
 from django.conf import settings
 from kafka import KafkaConsumer
 
-from labbook.envelope import SCHEMA_PATH, make_envelope, validation_errors
+from labbook.envelope import SCHEMA_PATH, ShotKey, make_envelope, parse_shot_key, shot_key, validation_errors
 from labbook.runloop import StopFlag
 from relay import store
 from relay.durable_log import read_all
@@ -44,6 +44,18 @@ def wait_for(condition, timeout=20.0, message="condition"):
 
 
 # --- envelope and parsers -------------------------------------------------------------------
+def test_shot_keys_name_the_run_of_a_day_and_parse_back_into_their_parts():
+    when = 1_764_000_000_123_456_789  # 2025-11-24 in Berlin
+    first = shot_key("LWFA-2", 12, when, "Europe/Berlin")
+    second = shot_key("LWFA-2", 12, when, "Europe/Berlin", run=2)
+    assert (first, second) == ("LWFA-2-20251124-000012", "LWFA-2-r2-20251124-000012")
+    assert parse_shot_key(first) == ShotKey("LWFA-2", "20251124", 1, 12)
+    assert parse_shot_key(second) == ShotKey("LWFA-2", "20251124", 2, 12)
+    assert parse_shot_key(" LWFA-20251124-1234567 ") == ShotKey("LWFA", "20251124", 1, 1_234_567)
+    for not_a_key in ("shot 12", "LWFA-2025112-000012", "LWFA-20251124-12", "", None, 12):
+        assert parse_shot_key(not_a_key) is None
+
+
 def test_envelope_matches_its_schema_and_its_id_is_deterministic():
     args = dict(experiment="LWFA", source="laser", kind="shot", shot_number=42,
                 laser_ts_ns=1_764_000_000_123_456_789, tz="Europe/Berlin", values={"energy_J": 9.8})
