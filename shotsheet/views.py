@@ -65,13 +65,10 @@ def entry_new(request, slug):
     if request.method == "POST":
         form = form_class(request.POST)
         if form.is_valid():
-            shot = services.relay_shot() or {}
-            typed_key = form.cleaned_data["shot_key"].strip()
-            if typed_key and typed_key != shot.get("shot_key"):
-                shot = {"shot_key": typed_key}
-            try:
+            try:  # the shot key as the form shows it: prefilled from the relay, or typed
                 entry = services.create_entry(sheet, version, entry_values(form, fields),
-                                              author=request.user.get_username(), shot=shot,
+                                              author=request.user.get_username(),
+                                              shot_key=form.cleaned_data["shot_key"],
                                               comment=form.cleaned_data["comment"])
             except services.NotSaved as exc:
                 return render(request, "shotsheet/entry_form.html", {

@@ -97,7 +97,7 @@ def test_the_web_process_reads_active_sheets_ahead_of_their_first_page_view(tran
     Field.objects.create(sheet=active, key="energy", label="Energy", type=Field.Type.FLOAT, position=0)
     Sheet.objects.create(name="Old", slug="warm-old", experiment="TST", active=False)
     version = services.current_schema(active)
-    made = [services.create_entry(active, version, {"energy": n}, author="ada", shot={"shot_key": None})
+    made = [services.create_entry(active, version, {"energy": n}, author="ada", shot_key=None)
             for n in range(3)]
     table.forget("warm-active")  # as in a freshly started process
 

@@ -1,0 +1,52 @@
+"""An entry's shot identity, editing it, the edit conflict and the entry's own keys (issue 10)."""
+
+from datetime import UTC, datetime
+
+from relay import store as relay_store
+from shotsheet import services, store
+
+LASER_NS = 1_764_000_000_123_456_789  # 2025-11-24 16:00:00.123456789 UTC
+
+
+def relay_shot(number: int, laser_ts_ns: int = LASER_NS) -> dict:
+    return {"shot_key": f"TST-20251124-{number:06d}", "shot_number": number, "laser_ts_ns": laser_ts_ns,
+            "event_id": f"e{number}", "source": "laser"}
+
+
+def test_an_entry_takes_its_number_from_any_well_formed_key_and_its_laser_time_from_the_relays_record(
+        admin_client, sheet, mongo_db):
+    relay_store.record_shots([relay_shot(41), relay_shot(43, LASER_NS + 2_000_000)])
+    relay_store.save_state({"rate": 1.0}, relay_shot(43, LASER_NS + 2_000_000))  # 41 is not the latest
+    for key in ("TST-20251124-000041", "TST-r2-20251124-000007", "shot twelve"):
+        response = admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "1", "shot_key": key})
+        assert response.status_code == 302
+    entries = {e["shot_key"]: e for e in mongo_db["entries"].find({"sheet": "test"})}
+    assert entries["TST-20251124-000041"]["shot_number"] == 41
+    assert entries["TST-20251124-000041"]["laser_ts_ns"] == LASER_NS
+    assert entries["TST-r2-20251124-000007"]["shot_number"] == 7  # well formed, never seen by the relay
+    assert entries["TST-r2-20251124-000007"]["laser_ts_ns"] is None
+    assert entries["shot twelve"]["shot_number"] is None and entries["shot twelve"]["laser_ts_ns"] is None
+
+
+def test_imported_entries_get_their_shot_numbers_and_laser_times(sheet, mongo_db):
+    relay_store.record_shots([relay_shot(2)])
+    header = ["Shot", "Energy [J]", "Target"]
+    rows = [["TST-20251124-000001", "1.5", "Al"], ["TST-20251124-000002", "2.5", "Cu"], ["", "3.5", "Al"]]
+    stored, errors = services.import_rows(sheet, header, rows, author="ada")
+    assert (stored, errors) == (3, [])
+    entries = {e["values"]["energy"]: e for e in mongo_db["entries"].find({"sheet": "test"})}
+    assert [entries[e]["shot_number"] for e in (1.5, 2.5, 3.5)] == [1, 2, None]
+    assert [entries[e]["laser_ts_ns"] for e in (1.5, 2.5, 3.5)] == [None, LASER_NS, None]
+
+
+def test_the_plot_says_how_many_entries_have_no_value_for_its_axes(admin_client, sheet, make_entry):
+    make_entry(sheet, shot_key="TST-20251124-000001", energy=1.0)
+    make_entry(sheet, shot_key="TST-20251124-000002")
+    make_entry(sheet, shot_key=None, energy=3.0)
+    make_entry(sheet, shot_key="legacy shot 4", energy=4.0)
+    make_entry(sheet, shot_key="TST-20251124-000005", energy=None)
+    data = admin_client.get("/sheets/test/plot.json", {"y": "energy", "x": "shot"}).json()
+    assert data["x"] == [1, 2] and data["y"] == [1.0, 1.0]
+    assert data["missing"] == "Not plotted: of 5 entries, 2 have no shot number, 1 has no Energy [J]."
+    complete = admin_client.get("/sheets/test/plot.json", {"y": "energy", "x": "time"}).json()
+    assert complete["missing"] == "Not plotted: of 5 entries, 1 has no Energy [J]."
