@@ -112,6 +112,15 @@ def shot_identity(shot_key: str | None) -> dict:
             "laser_ts_ns": record.get("laser_ts_ns") if record else None}
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def laser_time(entry: dict) -> datetime | None:
+    """The entry's laser time in the lab's zone, for people to read (stored as UTC ns)."""
+    ns = entry.get("laser_ts_ns")
+    return timezone.localtime(EPOCH + timedelta(microseconds=ns // 1000)) if ns is not None else None
+
+
 def sticky_values(sheet: Sheet, fields: list[dict]) -> dict:
     try:
         last = table.newest(sheet.slug)
@@ -166,14 +175,23 @@ def log_change(sheet: Sheet, entry_ids: list[str]) -> None:
         table.forget(sheet.slug)
 
 
-def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: str, comment: str) -> dict:
-    """Save changed values with their history, refusing it if the entry changed since `rev`."""
+def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: str, comment: str,
+                 shot_key: str | None) -> dict:
+    """Save changed values, comment and shot key with their history, refusing it if the entry
+    changed since `rev`. A new shot key brings its own shot number and laser time."""
     diff = {key: [entry["values"].get(key), new] for key, new in values.items()
             if not same_value(entry["values"].get(key), new)}
     changes = {f"values.{key}": new for key, (_, new) in diff.items()}
     if comment != entry.get("comment", ""):
         changes["comment"] = comment
         diff["comment"] = [entry.get("comment", ""), comment]
+    shot_key = (shot_key or "").strip() or None
+    if not same_value(entry.get("shot_key"), shot_key):
+        try:
+            changes.update(shot_identity(shot_key))
+        except PyMongoError as exc:
+            raise NotSaved(exc) from exc
+        diff["shot_key"] = [entry.get("shot_key"), shot_key]
     if not changes:
         return entry
     now = datetime.now(UTC)

@@ -100,7 +100,8 @@ def entry_detail(request, slug, entry_id):
         if form.is_valid():
             try:
                 services.update_entry(sheet, entry, int(request.POST.get("rev", 0)), entry_values(form, fields),
-                                      author=request.user.get_username(), comment=form.cleaned_data["comment"])
+                                      author=request.user.get_username(), comment=form.cleaned_data["comment"],
+                                      shot_key=form.cleaned_data["shot_key"])
                 messages.success(request, "Entry updated.")
                 return redirect("shotsheet:entry_detail", slug=slug, entry_id=entry_id)
             except (services.EditConflict, services.NotSaved) as exc:
@@ -118,6 +119,7 @@ def entry_detail(request, slug, entry_id):
     return render(request, "shotsheet/entry_form.html", {
         "sheet": sheet, "form": form, "version": entry["schema_version"], "entry": entry, "conflict": conflict,
         "history": list(reversed(entry.get("history", []))), "events": events[:200],
+        "laser_time": services.laser_time(entry),
     })
 
 

@@ -50,3 +50,24 @@ def test_the_plot_says_how_many_entries_have_no_value_for_its_axes(admin_client,
     assert data["missing"] == "Not plotted: of 5 entries, 2 have no shot number, 1 has no Energy [J]."
     complete = admin_client.get("/sheets/test/plot.json", {"y": "energy", "x": "time"}).json()
     assert complete["missing"] == "Not plotted: of 5 entries, 1 has no Energy [J]."
+
+
+def test_editing_the_shot_key_saves_it_with_history_and_derives_number_and_laser_time_again(
+        admin_client, sheet, make_entry, mongo_db):
+    relay_store.record_shots([relay_shot(9)])
+    entry = make_entry(sheet, shot_key="TST-20251124-000008")
+    url = f"/sheets/test/entries/{entry['_id']}/"
+    response = admin_client.post(url, {"target": "Al", "energy": "1.0", "shot_key": "TST-20251124-000009",
+                                       "rev": "1", "comment": ""})
+    assert response.status_code == 302
+    stored = store.get_entry(entry["_id"])
+    assert (stored["shot_key"], stored["shot_number"], stored["laser_ts_ns"]) == ("TST-20251124-000009", 9, LASER_NS)
+    assert stored["rev"] == 2
+    assert stored["history"][0]["changes"] == {"shot_key": ["TST-20251124-000008", "TST-20251124-000009"]}
+    page = admin_client.get(url).content.decode()
+    assert "TST-20251124-000008 → TST-20251124-000009" in page
+    assert "shot number 9 ·\n    laser time 2025-11-24 17:00:00.123456 CET" in page  # the lab's zone
+    assert admin_client.get("/sheets/shot/TST-20251124-000009/")["Location"].endswith(url)  # the table follows
+    admin_client.post(url, {"target": "Al", "energy": "1.0", "shot_key": "", "rev": "2", "comment": ""})
+    cleared = store.get_entry(entry["_id"])
+    assert (cleared["shot_key"], cleared["shot_number"], cleared["laser_ts_ns"]) == (None, None, None)
