@@ -8,6 +8,7 @@ import logging
 import re
 import uuid
 import zipfile
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +35,22 @@ FIELD_ATTRIBUTES = ["key", "label", "type", "unit", "required", "min_value", "ma
 
 class EditConflict(Exception):
     """Somebody else saved the entry first."""
+
+    def __init__(self):
+        super().__init__("This entry was changed by someone else while you edited it; nothing of yours was saved. "
+                         "Their values and yours are compared below, and yours are still in the form. Start from "
+                         "theirs (reload), or choose “Overwrite with my values” to save the form as it is.")
+
+
+@dataclass(frozen=True)
+class ConflictRow:
+    """One field whose saved value differs from the value in a refused form."""
+
+    key: str
+    label: str
+    theirs: str  # saved now
+    yours: str  # in the form
+    changed_by: str  # who changed it since the form was opened, and when ('' if nobody)
 
 
 class NotSaved(Exception):
@@ -200,8 +217,7 @@ def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: s
     except PyMongoError as exc:
         raise NotSaved(exc) from exc
     if not saved:
-        raise EditConflict("This entry was changed by someone else while you edited it; "
-                           "reload it to see their changes, then apply yours again.")
+        raise EditConflict()
     log_change(sheet, [entry["_id"]])
     try:
         updated = store.get_entry(entry["_id"])
@@ -209,6 +225,24 @@ def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: s
         return entry  # saved; the table and the other browsers catch up when MongoDB answers
     broadcast(sheet, updated)
     return updated
+
+
+def conflict_rows(fields: list[dict], entry: dict, opened_rev: int, values: dict, *, comment: str,
+                  shot_key: str | None) -> list[ConflictRow]:
+    """Field by field, the saved entry against a form opened at revision `opened_rev`: what a
+    refused editor must see before choosing to overwrite."""
+    changed_by: dict[str, list[str]] = {}
+    for item in entry.get("history", [])[max(opened_rev, 1) - 1:]:  # revision n+1 added history item n
+        when = timezone.localtime(item["when"]).strftime("%Y-%m-%d %H:%M:%S %Z")
+        for key in item["changes"]:
+            changed_by.setdefault(key, []).append(f"{item['who']}, {when}")
+    compared = [(f["key"], f"{f['label']} [{f['unit']}]" if f["unit"] else f["label"],
+                 entry["values"].get(f["key"]), values.get(f["key"])) for f in fields if not f["archived"]]
+    compared += [("shot_key", "Shot key", entry.get("shot_key"), (shot_key or "").strip() or None),
+                 ("comment", "Comment", entry.get("comment", ""), comment)]
+    return [ConflictRow(key, label, display(theirs), display(yours),
+                        "changed by " + "; ".join(changed_by[key]) if key in changed_by else "")
+            for key, label, theirs, yours in compared if not same_value(theirs, yours)]
 
 
 def same_value(old, new) -> bool:

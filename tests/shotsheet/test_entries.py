@@ -1,6 +1,6 @@
 """An entry's shot identity, editing it, the edit conflict and the entry's own keys (issue 10)."""
 
-from datetime import UTC, datetime
+import re
 
 from relay import store as relay_store
 from shotsheet import services, store
@@ -71,3 +71,46 @@ def test_editing_the_shot_key_saves_it_with_history_and_derives_number_and_laser
     admin_client.post(url, {"target": "Al", "energy": "1.0", "shot_key": "", "rev": "2", "comment": ""})
     cleared = store.get_entry(entry["_id"])
     assert (cleared["shot_key"], cleared["shot_number"], cleared["laser_ts_ns"]) == (None, None, None)
+
+
+def hidden_rev(html: str) -> str:
+    return re.search(r'name="rev" value="(\d+)"', html).group(1)
+
+
+def overwrite_rev(html: str) -> str:
+    return re.search(r'name="overwrite" value="(\d+)"', html).group(1)
+
+
+def test_a_refused_edit_shows_what_changed_and_overwrites_only_when_asked_to(admin_client, sheet, make_entry):
+    entry = make_entry(sheet, shot_key="TST-20251124-000001", energy=1.0)
+    url = f"/sheets/test/entries/{entry['_id']}/"
+    opened_by_b = admin_client.get(url).content.decode()
+    assert admin_client.post(url, {"target": "Al", "energy": "2.5", "shot_key": "TST-20251124-000001",
+                                   "rev": hidden_rev(opened_by_b), "comment": "by A"}).status_code == 302
+    b_typed = {"target": "Cu", "energy": "3.5", "shot_key": "TST-20251124-000001", "comment": ""}
+    refused = admin_client.post(url, {**b_typed, "rev": hidden_rev(opened_by_b)})
+    html = refused.content.decode()
+    assert refused.status_code == 409 and "changed by someone else" in html
+    rows = dict(re.findall(r'<tr data-field="(\w+)">(.*?)</tr>', html, re.S))
+    assert set(rows) == {"energy", "target", "comment"}
+    assert re.search(r'class="theirs">2.5<.*class="yours">3.5<.*admin', rows["energy"], re.S)
+    assert re.search(r'class="theirs">Al<.*class="yours">Cu<', rows["target"], re.S)
+    assert re.search(r'class="theirs">by A<.*class="yours"><', rows["comment"], re.S)
+    assert 'value="3.5"' in html  # B's values stay in the form
+
+    again = admin_client.post(url, {**b_typed, "rev": hidden_rev(html)})  # a plain Save on the conflict page
+    assert again.status_code == 409 and store.get_entry(entry["_id"])["values"]["energy"] == 2.5
+
+    admin_client.post(url, {"target": "Al", "energy": "4.0", "shot_key": "TST-20251124-000001", "rev": "2",
+                            "comment": "by A"})  # A saves again while B looks at the comparison
+    stale = admin_client.post(url, {**b_typed, "rev": hidden_rev(html), "overwrite": overwrite_rev(html)})
+    assert stale.status_code == 409 and store.get_entry(entry["_id"])["values"]["energy"] == 4.0
+    assert 'class="theirs">4.0<' in stale.content.decode()
+
+    chosen = admin_client.post(url, {**b_typed, "rev": hidden_rev(html),
+                                     "overwrite": overwrite_rev(stale.content.decode())})
+    assert chosen.status_code == 302
+    stored = store.get_entry(entry["_id"])
+    assert (stored["values"]["energy"], stored["values"]["target"], stored["comment"], stored["rev"]) == \
+        (3.5, "Cu", "", 4)
+    assert stored["history"][-1]["changes"] == {"energy": [4.0, 3.5], "target": ["Al", "Cu"], "comment": ["by A", ""]}

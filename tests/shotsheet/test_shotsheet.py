@@ -85,7 +85,7 @@ def test_edits_are_kept_in_history_and_a_concurrent_edit_is_refused(admin_client
     first = admin_client.post(url, {"target": "Al", "energy": "2.5", "rev": "1", "comment": ""})
     assert first.status_code == 302
     second = admin_client.post(url, {"target": "Cu", "energy": "3.5", "rev": "1", "comment": ""})  # stale rev
-    assert second.status_code == 200 and b"changed by someone else" in second.content
+    assert second.status_code == 409 and b"changed by someone else" in second.content
     stored = store.get_entry(entry["_id"])
     assert stored["values"]["energy"] == 2.5 and stored["values"]["target"] == "Al" and stored["rev"] == 2
     assert stored["history"][0]["who"] == "admin" and stored["history"][0]["changes"] == {"energy": [1.0, 2.5]}
