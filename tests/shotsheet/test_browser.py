@@ -137,3 +137,17 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
         stored = store.get_entry(entry["_id"])
         assert (stored["values"]["energy"], stored["values"]["note"], stored["rev"]) == (3.5, "from b", 4)
         assert b.input_value("#id_energy") == "3.5"
+
+    def test_the_entry_comment_shows_under_its_header_in_a_live_row(self):
+        watcher = self.logged_in_page()
+        watcher.goto(f"{self.live_server_url}/sheets/browser/")
+        watcher.wait_for_selector("#live-state:has-text('live')")
+        writer = self.logged_in_page()
+        writer.goto(f"{self.live_server_url}/sheets/browser/new/")
+        writer.fill("#id_energy", "7.5")
+        writer.fill("#id_comment", "refocused the OAP")
+        writer.click("button[name=save]")
+        writer.wait_for_url(f"{self.live_server_url}/sheets/browser/")
+        cell = watcher.wait_for_selector("#entries tbody td:text-is('refocused the OAP')", timeout=5000)
+        headers = watcher.eval_on_selector_all("#entries thead th", "ths => ths.map(th => th.textContent.trim())")
+        assert headers[cell.evaluate("td => td.cellIndex")] == "comment"

@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from relay import store as relay_store
 from shotsheet import services, store
 
@@ -114,3 +116,41 @@ def test_a_refused_edit_shows_what_changed_and_overwrites_only_when_asked_to(adm
     assert (stored["values"]["energy"], stored["values"]["target"], stored["comment"], stored["rev"]) == \
         (3.5, "Cu", "", 4)
     assert stored["history"][-1]["changes"] == {"energy": [4.0, 3.5], "target": ["Al", "Cu"], "comment": ["by A", ""]}
+
+
+def test_a_field_cannot_take_a_key_or_label_the_entry_itself_uses(admin_client, sheet):
+    from django.core.exceptions import ValidationError
+
+    from shotsheet.models import RESERVED_NAMES, Field
+
+    for key, label in [("comment", "Remark"), ("Shot_Number", "Shot no."), ("laser_ts_ns", "Laser"),
+                       ("remark", "Comment"), ("shot_no", "Shot"), ("created_at", "created")]:
+        with pytest.raises(ValidationError, match="the entry's own"):
+            Field(sheet=sheet, key=key, label=label, type=Field.Type.TEXT).full_clean()
+    Field(sheet=sheet, key="gas_comment", label="Gas comment", type=Field.Type.TEXT).full_clean()  # fine
+    older = Field.objects.create(sheet=sheet, key="comment", label="Comment", type=Field.Type.TEXT, position=9)
+    with pytest.raises(ValidationError, match="choose another label"):
+        older.full_clean()  # made before the rule: its stored key stays, its label must change
+    older.label = "Operator remark"
+    older.full_clean()
+    response = admin_client.post("/admin/shotsheet/sheet/add/", {
+        "name": "New", "slug": "new", "experiment": "NEW", "active": "on",
+        "fields-TOTAL_FORMS": "1", "fields-INITIAL_FORMS": "0", "fields-MIN_NUM_FORMS": "0",
+        "fields-MAX_NUM_FORMS": "1000", "fields-0-key": "comment", "fields-0-label": "Comment",
+        "fields-0-type": "text", "fields-0-position": "0"})
+    assert response.status_code == 200 and "the entry&#x27;s own" in response.content.decode()
+    # every name an entry document or an export uses is reserved
+    entry = services.entry_document(sheet, 1, {}, author="ada", shot_key=None, comment="",
+                                    created=services.datetime.now(services.UTC), import_id="i")
+    header, _ = services.export_rows(sheet, {"sheet": "test"}, [("created", -1)])
+    reserved = {name.lower() for name in RESERVED_NAMES}
+    assert set(entry) <= reserved
+    assert {name.lower() for name in header[:header.index("comment") + 1]} <= reserved
+
+
+def test_the_entry_comment_is_shown_in_the_table(admin_client, sheet, make_entry):
+    entry = make_entry(sheet, energy=2.0)
+    services.update_entry(sheet, store.get_entry(entry["_id"]), 1, {}, author="ada", comment="refocused <OAP>",
+                          shot_key=None)
+    page = admin_client.get("/sheets/test/").content.decode()
+    assert "<th>comment</th>" in page and "<td>refocused &lt;OAP&gt;</td>" in page
