@@ -102,7 +102,7 @@ def main() -> None:
             entries.count_documents({"sheet": "bench"}),
             list(entries.find({"sheet": "bench"}).sort("created", -1).limit(50))))
         def page_after_a_save():
-            services.create_entry(sheet, version, {"energy": 5.0, "target": "Ti", "note": "new"}, author="bench", shot={})
+            services.create_entry(sheet, version, {"energy": 5.0, "target": "Ti", "note": "new"}, author="bench", shot_key=None)
             started = time.perf_counter()
             page({})
             return (time.perf_counter() - started) * 1000
@@ -141,7 +141,7 @@ def main() -> None:
             for n in range(saves):
                 started = time.perf_counter()
                 await sync_to_async(services.create_entry)(sheet, version, {"energy": 1.0, "target": "Al", "note": ""},
-                                                           author="bench", shot={})
+                                                           author="bench", shot_key=None)
                 while (await communicator.receive_json_from(timeout=5))["type"] != "entry":
                     pass
                 latencies.append((time.perf_counter() - started) * 1000)

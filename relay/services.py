@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from .parsers import PARSERS, ParseError
 log = logging.getLogger(__name__)
 STATUS_GROUP = "relay.status"
 SHIPPER_NICENESS = 10
+RECORDED_SHOTS = 1000  # shots recorded by key per status round (0.5 s): every shot up to 2 kHz, newest kept above
 RUN = 64  # messages harmonised, logged (one write) and published together in a burst; at 1 kHz a run is one message
 
 
@@ -282,6 +284,18 @@ class RelayStats:
     window: list = field(default_factory=list)
 
 
+def drain(queue: deque) -> list:
+    """What is in a deque now, taken out (the relay loop appends meanwhile; the last status
+    round, at exit, may drain beside the status thread)."""
+    taken = []
+    for _ in range(len(queue)):
+        try:
+            taken.append(queue.popleft())
+        except IndexError:
+            break
+    return taken
+
+
 class Relay:
     """One relay process: `run()` returns after `stop` is set, with the log flushed."""
 
@@ -305,6 +319,7 @@ class Relay:
         self.stats = RelayStats()
         self.seq = 0
         self.last_shot: dict | None = None
+        self.unrecorded_shots: deque[dict] = deque(maxlen=RECORDED_SHOTS)  # for the status thread to record
         self.ready = threading.Event()
         self.shipper = ShipperProcess(self.log.directory, self.kafka_topic, self.kafka_servers) if kafka else None
 
@@ -356,6 +371,7 @@ class Relay:
             pub.send_multipart([spec["source_topic"], encoded])
             if envelope["kind"] == "shot":
                 self.last_shot = envelope
+                self.unrecorded_shots.append(envelope)
         self.stats.published += len(published)
 
     # --- the loop ---------------------------------------------------------------------------
@@ -458,7 +474,9 @@ class Relay:
 
     def publish_status(self) -> None:
         status = self.status()
+        shots = drain(self.unrecorded_shots)
         try:
+            store.record_shots(shots)
             store.save_state(status, self.last_shot)
             async_to_sync(get_channel_layer().group_send)(STATUS_GROUP, {"type": "relay.status", "status": status})
         except Exception as exc:  # the status is best effort; relaying goes on

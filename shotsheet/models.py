@@ -87,6 +87,21 @@ class Sheet(models.Model):
         return self.name
 
 
+# Names an entry uses itself (its document's top-level keys, the export's columns, what the
+# importer matches, the entry form's own inputs): a field with one of them as key or label would
+# be confused with the entry's own value in exports, imports and the form. Compared case-blind.
+RESERVED_NAMES = frozenset({
+    "_id", "sheet", "experiment", "schema_version", "values", "shot_key", "shot_number", "laser_ts_ns",
+    "laser_ts", "author", "created", "updated", "comment", "rev", "history", "daq", "import_id",  # document
+    "entry", "shot",  # export column, import alias
+    "overwrite", "save", "save_next", "sourced", "csrfmiddlewaretoken",  # entry form
+})
+
+
+def reserved_name(text: str) -> bool:
+    return text.strip().lower().replace(" ", "_") in RESERVED_NAMES
+
+
 class Field(models.Model):
     class Type(models.TextChoices):
         TEXT = "text", "Text"
@@ -127,6 +142,14 @@ class Field(models.Model):
         return f"{self.label} [{self.unit}]" if self.unit else self.label
 
     def clean(self) -> None:
+        old_key = Field.objects.filter(pk=self.pk).values_list("key", flat=True).first() if self.pk else None
+        # a key already stored in entries stays (it cannot change); its label can, and must
+        checked = [("label", self.label)] + ([("key", self.key)] if self.key != old_key else [])
+        reserved = {name: f"'{value}' is one of the entry's own names ({', '.join(sorted(RESERVED_NAMES))}); "
+                          f"choose another {name}."
+                    for name, value in checked if value and reserved_name(value)}
+        if reserved:
+            raise ValidationError(reserved)
         if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
             raise ValidationError({"max_value": "The maximum is below the minimum."})
         if self.choice_source_id and self.type not in (self.Type.CHOICE, self.Type.MULTI_CHOICE):
@@ -134,7 +157,6 @@ class Field(models.Model):
         if self.pk and self.sheet_id:
             from . import store
 
-            old_key = Field.objects.filter(pk=self.pk).values_list("key", flat=True).first()
             if old_key and old_key != self.key and store.has_entries(self.sheet.slug):
                 raise ValidationError({"key": f"The key '{old_key}' is stored in this sheet's entries and "
                                               "cannot change; change the label instead."})

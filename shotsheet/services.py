@@ -8,15 +8,19 @@ import logging
 import re
 import uuid
 import zipfile
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 from pymongo.errors import PyMongoError
+
+from labbook.envelope import parse_shot_key
 
 from . import store, table
 from .consumers import sheet_group
@@ -31,6 +35,22 @@ FIELD_ATTRIBUTES = ["key", "label", "type", "unit", "required", "min_value", "ma
 
 class EditConflict(Exception):
     """Somebody else saved the entry first."""
+
+    def __init__(self):
+        super().__init__("This entry was changed by someone else while you edited it; nothing of yours was saved. "
+                         "Their values and yours are compared below, and yours are still in the form. Start from "
+                         "theirs (reload), or choose “Overwrite with my values” to save the form as it is.")
+
+
+@dataclass(frozen=True)
+class ConflictRow:
+    """One field whose saved value differs from the value in a refused form."""
+
+    key: str
+    label: str
+    theirs: str  # saved now
+    yours: str  # in the form
+    changed_by: str  # who changed it since the form was opened, and when ('' if nobody)
 
 
 class NotSaved(Exception):
@@ -95,6 +115,29 @@ def relay_shot() -> dict | None:
         return None
 
 
+def shot_identity(shot_key: str | None) -> dict:
+    """The shot fields of an entry with this key: the number read from any well-formed key, the
+    laser time (UTC ns, as in the envelope) from the relay's record of that very shot, if any."""
+    key = (shot_key or "").strip() or None
+    parts = parse_shot_key(key) if key else None
+    record = None
+    if key and apps.is_installed("relay"):
+        from relay.store import shot
+
+        record = shot(key)
+    return {"shot_key": key, "shot_number": parts.number if parts else None,
+            "laser_ts_ns": record.get("laser_ts_ns") if record else None}
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def laser_time(entry: dict) -> datetime | None:
+    """The entry's laser time in the lab's zone, for people to read (stored as UTC ns)."""
+    ns = entry.get("laser_ts_ns")
+    return timezone.localtime(EPOCH + timedelta(microseconds=ns // 1000)) if ns is not None else None
+
+
 def sticky_values(sheet: Sheet, fields: list[dict]) -> dict:
     try:
         last = table.newest(sheet.slug)
@@ -115,17 +158,22 @@ def new_id(sheet: Sheet, when: datetime) -> str:
     return f"{sheet.slug}:{when:%Y%m%d%H%M%S}:{uuid.uuid4().hex[:8]}"
 
 
-def create_entry(sheet: Sheet, version: SchemaVersion, values: dict, *, author: str, shot: dict,
-                 comment: str = "") -> dict:
-    now = datetime.now(UTC)
-    entry = {
-        "_id": new_id(sheet, now),
-        "sheet": sheet.slug, "experiment": sheet.experiment, "schema_version": version.number,
-        "values": values, "shot_key": shot.get("shot_key") or None, "shot_number": shot.get("shot_number"),
-        "laser_ts": shot.get("laser_ts"), "author": author, "created": now, "updated": now,
-        "comment": comment, "rev": 1, "history": [], "daq": daq_snapshot(sheet),
+def entry_document(sheet: Sheet, version_number: int, values: dict, *, author: str, shot_key: str | None,
+                   comment: str, created: datetime, daq: dict | None = None, **extra) -> dict:
+    """The one builder of an entry document, for the web form and the import alike."""
+    return {
+        "_id": new_id(sheet, created), "sheet": sheet.slug, "experiment": sheet.experiment,
+        "schema_version": version_number, "values": values, **shot_identity(shot_key),
+        "author": author, "created": created, "updated": created, "comment": comment,
+        "rev": 1, "history": [], "daq": daq, **extra,
     }
+
+
+def create_entry(sheet: Sheet, version: SchemaVersion, values: dict, *, author: str, shot_key: str | None,
+                 comment: str = "") -> dict:
     try:
+        entry = entry_document(sheet, version.number, values, author=author, shot_key=shot_key, comment=comment,
+                               created=datetime.now(UTC), daq=daq_snapshot(sheet))
         store.insert_entry(entry)
     except PyMongoError as exc:
         raise NotSaved(exc) from exc
@@ -144,14 +192,23 @@ def log_change(sheet: Sheet, entry_ids: list[str]) -> None:
         table.forget(sheet.slug)
 
 
-def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: str, comment: str) -> dict:
-    """Save changed values with their history, refusing it if the entry changed since `rev`."""
+def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: str, comment: str,
+                 shot_key: str | None) -> dict:
+    """Save changed values, comment and shot key with their history, refusing it if the entry
+    changed since `rev`. A new shot key brings its own shot number and laser time."""
     diff = {key: [entry["values"].get(key), new] for key, new in values.items()
             if not same_value(entry["values"].get(key), new)}
     changes = {f"values.{key}": new for key, (_, new) in diff.items()}
     if comment != entry.get("comment", ""):
         changes["comment"] = comment
         diff["comment"] = [entry.get("comment", ""), comment]
+    shot_key = (shot_key or "").strip() or None
+    if not same_value(entry.get("shot_key"), shot_key):
+        try:
+            changes.update(shot_identity(shot_key))
+        except PyMongoError as exc:
+            raise NotSaved(exc) from exc
+        diff["shot_key"] = [entry.get("shot_key"), shot_key]
     if not changes:
         return entry
     now = datetime.now(UTC)
@@ -160,8 +217,7 @@ def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: s
     except PyMongoError as exc:
         raise NotSaved(exc) from exc
     if not saved:
-        raise EditConflict("This entry was changed by someone else while you edited it; "
-                           "reload it to see their changes, then apply yours again.")
+        raise EditConflict()
     log_change(sheet, [entry["_id"]])
     try:
         updated = store.get_entry(entry["_id"])
@@ -169,6 +225,24 @@ def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: s
         return entry  # saved; the table and the other browsers catch up when MongoDB answers
     broadcast(sheet, updated)
     return updated
+
+
+def conflict_rows(fields: list[dict], entry: dict, opened_rev: int, values: dict, *, comment: str,
+                  shot_key: str | None) -> list[ConflictRow]:
+    """Field by field, the saved entry against a form opened at revision `opened_rev`: what a
+    refused editor must see before choosing to overwrite."""
+    changed_by: dict[str, list[str]] = {}
+    for item in entry.get("history", [])[max(opened_rev, 1) - 1:]:  # revision n+1 added history item n
+        when = timezone.localtime(item["when"]).strftime("%Y-%m-%d %H:%M:%S %Z")
+        for key in item["changes"]:
+            changed_by.setdefault(key, []).append(f"{item['who']}, {when}")
+    compared = [(f["key"], f"{f['label']} [{f['unit']}]" if f["unit"] else f["label"],
+                 entry["values"].get(f["key"]), values.get(f["key"])) for f in fields if not f["archived"]]
+    compared += [("shot_key", "Shot key", entry.get("shot_key"), (shot_key or "").strip() or None),
+                 ("comment", "Comment", entry.get("comment", ""), comment)]
+    return [ConflictRow(key, label, display(theirs), display(yours),
+                        "changed by " + "; ".join(changed_by[key]) if key in changed_by else "")
+            for key, label, theirs, yours in compared if not same_value(theirs, yours)]
 
 
 def same_value(old, new) -> bool:
@@ -293,22 +367,34 @@ def parse_time(raw: str) -> datetime:
 
 
 def plot_series(sheet: Sheet, query: dict, y_key: str, x: str, limit: int = 20_000) -> dict:
-    """x (shot number or time, seconds) and y of a numeric field, for the sheet's plot."""
+    """x (shot number or time, seconds) and y of a numeric field, for the sheet's plot, and a
+    sentence on the entries left out for want of a value (so a sparse plot is not taken as the data)."""
     columns = {c["key"]: c for c in table_columns(sheet)}
     if y_key not in columns or columns[y_key]["type"] not in NUMERIC:
         raise ValueError(f"'{y_key}' is not a numeric field of {sheet.slug}")
     if x not in ("time", "shot"):
         raise ValueError("x is 'time' or 'shot'")
-    points = []
+    column = columns[y_key]
+    label = f"{column['label']} [{column['unit']}]" if column["unit"] else column["label"]
+    points, entries, no_x, no_y = [], 0, 0, 0
     for entry in table.table(sheet.slug).find(query, [("created", 1)])[:limit]:
+        entries += 1
         y = entry["values"].get(y_key)
         x_value = entry["created"].timestamp() if x == "time" else entry.get("shot_number")
-        if isinstance(y, int | float) and not isinstance(y, bool) and x_value is not None:
+        has_y = isinstance(y, int | float) and not isinstance(y, bool)
+        no_x += x_value is None
+        no_y += not has_y
+        if has_y and x_value is not None:
             points.append((x_value, y))
     points.sort()
-    column = columns[y_key]
-    return {"x": [p[0] for p in points], "y": [p[1] for p in points],
-            "label": f"{column['label']} [{column['unit']}]" if column["unit"] else column["label"]}
+    return {"x": [p[0] for p in points], "y": [p[1] for p in points], "label": label,
+            "missing": missing_note(entries, {"shot number": no_x, label: no_y})}
+
+
+def missing_note(entries: int, missing: dict[str, int]) -> str:
+    """'Not plotted: of 5 entries, 2 have no shot number, 1 has no Energy [J].' ('' if none is missing)."""
+    parts = [f"{count} {'has' if count == 1 else 'have'} no {name}" for name, count in missing.items() if count]
+    return f"Not plotted: of {entries} entries, {', '.join(parts)}." if parts else ""
 
 
 def export_rows(sheet: Sheet, query: dict, sort: list, limit: int = 100_000) -> tuple[list[str], list[list]]:
@@ -442,13 +528,9 @@ def import_rows(sheet: Sheet, header: list[str], rows: list[list], explicit: dic
             errors.append(f"row {number}: {problems}")
             continue
         created = now + timedelta(milliseconds=len(entries))  # the log's row order, oldest first
-        entries.append({
-            "_id": new_id(sheet, created), "sheet": sheet.slug,
-            "experiment": sheet.experiment, "schema_version": version.number, "values": entry_values(form, fields),
-            "shot_key": form.cleaned_data["shot_key"] or None, "shot_number": None, "laser_ts": None,
-            "author": author, "created": created, "updated": created, "comment": form.cleaned_data["comment"],
-            "rev": 1, "history": [], "import_id": import_id,
-        })
+        entries.append(entry_document(sheet, version.number, entry_values(form, fields), author=author,
+                                      shot_key=form.cleaned_data["shot_key"], comment=form.cleaned_data["comment"],
+                                      created=created, import_id=import_id))
     if errors:
         return 0, errors
     # Marked done only once every entry is in: a server lost midway leaves the import unfinished,

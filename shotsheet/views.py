@@ -65,13 +65,10 @@ def entry_new(request, slug):
     if request.method == "POST":
         form = form_class(request.POST)
         if form.is_valid():
-            shot = services.relay_shot() or {}
-            typed_key = form.cleaned_data["shot_key"].strip()
-            if typed_key and typed_key != shot.get("shot_key"):
-                shot = {"shot_key": typed_key}
-            try:
+            try:  # the shot key as the form shows it: prefilled from the relay, or typed
                 entry = services.create_entry(sheet, version, entry_values(form, fields),
-                                              author=request.user.get_username(), shot=shot,
+                                              author=request.user.get_username(),
+                                              shot_key=form.cleaned_data["shot_key"],
                                               comment=form.cleaned_data["comment"])
             except services.NotSaved as exc:
                 return render(request, "shotsheet/entry_form.html", {
@@ -96,18 +93,29 @@ def entry_detail(request, slug, entry_id):
         raise Http404("No such entry")
     fields = services.schema_fields(sheet, entry["schema_version"])
     form_class = entry_form_class(fields)
-    conflict = None
+    conflict, conflict_rows, status = None, [], 200
+    opened_rev = entry["rev"]  # the revision the form's values start from
     initial = {**entry["values"], "shot_key": entry.get("shot_key") or "", "comment": entry.get("comment", "")}
     if request.method == "POST":
         form = form_class(request.POST, initial=initial)
+        opened_rev = revision(request.POST.get("rev"))
+        # Overwriting is a choice made on the comparison, for the revision compared there only.
+        expected_rev = revision(request.POST["overwrite"]) if "overwrite" in request.POST else opened_rev
         if form.is_valid():
+            values, comment, shot_key = (entry_values(form, fields), form.cleaned_data["comment"],
+                                         form.cleaned_data["shot_key"])
             try:
-                services.update_entry(sheet, entry, int(request.POST.get("rev", 0)), entry_values(form, fields),
-                                      author=request.user.get_username(), comment=form.cleaned_data["comment"])
+                services.update_entry(sheet, entry, expected_rev, values, author=request.user.get_username(),
+                                      comment=comment, shot_key=shot_key)
                 messages.success(request, "Entry updated.")
                 return redirect("shotsheet:entry_detail", slug=slug, entry_id=entry_id)
-            except (services.EditConflict, services.NotSaved) as exc:
-                conflict = str(exc)
+            except services.EditConflict as exc:
+                conflict, status = str(exc), 409
+                entry = store.get_entry(entry_id) or entry  # what they saved, to compare and to overwrite
+                conflict_rows = services.conflict_rows(fields, entry, opened_rev, values, comment=comment,
+                                                       shot_key=shot_key)
+            except services.NotSaved as exc:
+                conflict, status = str(exc), 503
     else:
         form = form_class(initial=initial)
     events = []
@@ -120,8 +128,18 @@ def entry_detail(request, slug, entry_id):
             events = []
     return render(request, "shotsheet/entry_form.html", {
         "sheet": sheet, "form": form, "version": entry["schema_version"], "entry": entry, "conflict": conflict,
+        "conflict_rows": conflict_rows, "rev": opened_rev, "overwrite_rev": entry["rev"] if conflict_rows else None,
         "history": list(reversed(entry.get("history", []))), "events": events[:200],
-    })
+        "laser_time": services.laser_time(entry),
+    }, status=status)
+
+
+def revision(raw: str | None) -> int:
+    """A revision number from the form (0 for anything else: never a revision, so refused)."""
+    try:
+        return int(raw or 0)
+    except ValueError:
+        return 0
 
 
 def entry_by_shot(request, shot_key):

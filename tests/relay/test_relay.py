@@ -426,3 +426,15 @@ def test_every_envelope_a_subscriber_saw_is_in_the_log_after_kill_9_mid_burst(la
     logged = {r["envelope"]["event_id"] for r in read_all(log_dir) if r["type"] == "envelope"}
     assert len(seen) > 20_000
     assert seen <= logged, f"{len(seen - logged)} published envelopes missing from the log"
+
+
+def test_the_relay_records_each_shot_by_its_key_for_the_shot_sheet(laser, start_relay):
+    relay = start_relay(laser.endpoint_for_relay, kafka=False)
+    shots = [[b"laser", orjson.dumps({"shot": n, "ts_ns": 1_764_000_000_000_000_000 + n})] for n in (21, 22, 23)]
+    send_until_received(laser, relay, shots + [[b"laser", b'{"kind": "status"}']])
+    first = shot_key("TST", 21, 1_764_000_000_000_000_021, settings.TIME_ZONE)
+    wait_for(lambda: store.shot(first) is not None, message="shot 21 recorded in MongoDB")
+    assert store.shot(first)["laser_ts_ns"] == 1_764_000_000_000_000_021
+    assert store.shot(first.replace("000021", "000022"))["shot_number"] == 22  # not only the latest shot
+    assert store.latest_shot()["shot_number"] == 23
+    assert store.shot("TST-20251124-999999") is None

@@ -24,5 +24,5 @@ def make_entry():
     def make(sheet, shot_key=None, author="ada", **values) -> dict:
         version = services.current_schema(sheet)
         return services.create_entry(sheet, version, {"target": "Al", "energy": 1.0, "ok": False, **values},
-                                     author=author, shot={"shot_key": shot_key})
+                                     author=author, shot_key=shot_key)
     return make

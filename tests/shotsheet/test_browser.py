@@ -98,3 +98,56 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
         page.wait_for_selector(".messagelist .success")
         page.goto(f"{self.live_server_url}/sheets/browser/new/")
         assert "Gas pressure [mbar]" in page.inner_text("label[for='id_gas_pressure']")
+
+    def test_a_refused_edit_shows_both_values_and_overwrites_only_when_asked_to(self):
+        from shotsheet import services, store
+
+        entry = services.create_entry(self.sheet, services.current_schema(self.sheet), {"energy": 1.0, "note": ""},
+                                      author="marie", shot_key="BRW-20251124-000001")
+        url = f"{self.live_server_url}/sheets/browser/entries/{entry['_id']}/"
+        a, b = self.logged_in_page(), self.logged_in_page()  # two browser contexts: two people
+        a.goto(url)
+        b.goto(url)
+        a.fill("#id_energy", "2.5")
+        a.click("button:text-is('Save changes')")
+        a.wait_for_selector(".alert-success")
+        b.fill("#id_energy", "3.5")
+        b.fill("#id_note", "from b")
+        b.click("button:text-is('Save changes')")
+        b.wait_for_selector("#conflict-fields")
+        assert b.inner_text("tr[data-field=energy] .theirs") == "2.5"
+        assert b.inner_text("tr[data-field=energy] .yours") == "3.5"
+        assert "changed by marie" in b.inner_text("tr[data-field=energy]")
+        assert b.inner_text("tr[data-field=note] .yours") == "from b"
+        assert b.input_value("#id_energy") == "3.5"  # B's values stay in the form
+
+        b.click("button:text-is('Save changes')")  # Save again on the conflict page: still refused
+        b.wait_for_selector("#conflict-fields")
+        assert store.get_entry(entry["_id"])["values"]["energy"] == 2.5
+
+        a.fill("#id_energy", "4.0")  # A saves again while B reads the comparison
+        a.click("button:text-is('Save changes')")
+        a.wait_for_selector(".alert-success")
+        b.click("button:text-is('Overwrite with my values')")  # chosen for what B saw: refused
+        b.wait_for_selector("tr[data-field=energy] .theirs:text-is('4.0')")
+        assert store.get_entry(entry["_id"])["values"]["energy"] == 4.0
+
+        b.click("button:text-is('Overwrite with my values')")
+        b.wait_for_selector(".alert-success")
+        stored = store.get_entry(entry["_id"])
+        assert (stored["values"]["energy"], stored["values"]["note"], stored["rev"]) == (3.5, "from b", 4)
+        assert b.input_value("#id_energy") == "3.5"
+
+    def test_the_entry_comment_shows_under_its_header_in_a_live_row(self):
+        watcher = self.logged_in_page()
+        watcher.goto(f"{self.live_server_url}/sheets/browser/")
+        watcher.wait_for_selector("#live-state:has-text('live')")
+        writer = self.logged_in_page()
+        writer.goto(f"{self.live_server_url}/sheets/browser/new/")
+        writer.fill("#id_energy", "7.5")
+        writer.fill("#id_comment", "refocused the OAP")
+        writer.click("button[name=save]")
+        writer.wait_for_url(f"{self.live_server_url}/sheets/browser/")
+        cell = watcher.wait_for_selector("#entries tbody td:text-is('refocused the OAP')", timeout=5000)
+        headers = watcher.eval_on_selector_all("#entries thead th", "ths => ths.map(th => th.textContent.trim())")
+        assert headers[cell.evaluate("td => td.cellIndex")] == "comment"

@@ -76,7 +76,7 @@ def test_bad_value_shows_its_error_next_to_the_field_and_keeps_everything_typed(
 def make_entry(sheet, shot_key=None, **values):
     version = services.current_schema(sheet)
     return services.create_entry(sheet, version, {"target": "Al", "energy": 1.0, "ok": False, **values},
-                                 author="ada", shot={"shot_key": shot_key})
+                                 author="ada", shot_key=shot_key)
 
 
 def test_edits_are_kept_in_history_and_a_concurrent_edit_is_refused(admin_client, sheet, mongo_db):
@@ -85,7 +85,7 @@ def test_edits_are_kept_in_history_and_a_concurrent_edit_is_refused(admin_client
     first = admin_client.post(url, {"target": "Al", "energy": "2.5", "rev": "1", "comment": ""})
     assert first.status_code == 302
     second = admin_client.post(url, {"target": "Cu", "energy": "3.5", "rev": "1", "comment": ""})  # stale rev
-    assert second.status_code == 200 and b"changed by someone else" in second.content
+    assert second.status_code == 409 and b"changed by someone else" in second.content
     stored = store.get_entry(entry["_id"])
     assert stored["values"]["energy"] == 2.5 and stored["values"]["target"] == "Al" and stored["rev"] == 2
     assert stored["history"][0]["who"] == "admin" and stored["history"][0]["changes"] == {"energy": [1.0, 2.5]}
@@ -135,7 +135,7 @@ def test_a_saved_entry_reaches_an_open_table_over_the_websocket(mongo_db):
         from asgiref.sync import sync_to_async
 
         await sync_to_async(lambda: services.create_entry(
-            sheet, services.current_schema(sheet), {"energy": 4.5}, author="ada", shot={}))()
+            sheet, services.current_schema(sheet), {"energy": 4.5}, author="ada", shot_key=None))()
         message = await communicator.receive_json_from(timeout=5)
         await communicator.disconnect()
         return message

@@ -17,7 +17,6 @@ DEMO_FIELDS = [
     ("focus_z", "Focus position", Field.Type.FLOAT, "µm", {"sticky": True}),
     ("gas_pressure", "Gas pressure", Field.Type.FLOAT, "mbar", {"min_value": 0}),
     ("shot_ok", "Shot OK", Field.Type.BOOLEAN, "", {"default": "true"}),
-    ("comment", "Comment", Field.Type.LONG_TEXT, "", {}),
 ]
 
 

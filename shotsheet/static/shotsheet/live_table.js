@@ -15,7 +15,7 @@
     link.href = `/sheets/${encodeURIComponent(slug)}/entries/${encodeURIComponent(entry.id)}/`;
     link.textContent = String(entry.created).replace("T", " ").slice(0, 19);
     const first = document.createElement("td"); first.appendChild(link);
-    fresh.append(first, cell(entry.shot_key), ...entry.values.map(cell), cell(entry.author));
+    fresh.append(first, cell(entry.shot_key), ...entry.values.map(cell), cell(entry.author), cell(entry.comment));
     fresh.classList.add("table-success");
     if (row) { row.replaceWith(fresh); }
     else if (firstPage) {

@@ -3,6 +3,7 @@
   const panel = document.getElementById("plot-panel");
   if (!panel) return;
   const target = document.getElementById("plot");
+  const missing = document.getElementById("plot-missing");
   let chart = null;
 
   async function draw() {
@@ -12,6 +13,7 @@
     const data = await response.json();
     if (chart) chart.destroy();
     target.textContent = "";
+    missing.textContent = data.missing || "";  // entries without a value for an axis, counted
     if (!response.ok) { target.textContent = data.error; return; }
     chart = new uPlot({
       width: Math.min(target.parentElement.clientWidth, 1100), height: 320,
