@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -28,6 +27,7 @@ from kafka.errors import KafkaError
 
 from labbook.envelope import make_envelope
 from labbook.runloop import StopFlag
+from labbook.times import epoch_ns
 
 from . import store
 from .durable_log import Cursor, DurableLog, read_from
@@ -71,22 +71,17 @@ class ShotTracker:
         return shot, flags
 
 
-def laser_time_ns(message: dict) -> int | None:
-    """The laser's timestamp: `ts_ns` (int ns), or `timestamp`/`time` (s since epoch or ISO 8601)."""
-    if isinstance(message.get("ts_ns"), int):
+def laser_time_ns(message: dict, tz: str) -> int | None:
+    """The laser's timestamp: `ts_ns` (int ns), or `timestamp`/`time` in any unit or ISO 8601
+    (labbook.times; naive text in the input's zone `tz`). An unreadable time stays among the values."""
+    if type(message.get("ts_ns")) is int:
         return message.pop("ts_ns")
     for key in ("timestamp", "time"):
-        value = message.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            message.pop(key)
-            return int(value * 1e9) if value < 1e12 else int(value)
-        if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                continue
-            message.pop(key)
-            return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1e9)
+        if key in message:
+            ns = epoch_ns(message[key], tz)
+            if ns is not None:
+                del message[key]
+                return ns
     return None
 
 
@@ -312,7 +307,7 @@ class Relay:
     def envelope_for(self, spec: dict, topic: bytes, raw: bytes) -> dict:
         message = PARSERS[spec["parser"]](raw)
         shot = shot_number_of(message)
-        laser_ts = laser_time_ns(message)
+        laser_ts = laser_time_ns(message, spec["time_zone"])
         source = spec["source"]
         kind = str(message.pop("kind", "shot"))
         flags: dict = {}
@@ -369,7 +364,8 @@ class Relay:
                 for prefix in [t.strip() for t in spec.get("topics", "").split(",")] or [""]:
                     socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
             socket.connect(spec["endpoint"])
-            sockets[socket] = {**spec, "source_topic": spec["source"].encode()}  # the PUB topic, encoded once
+            sockets[socket] = {**spec, "source_topic": spec["source"].encode(),  # the PUB topic, encoded once
+                               "time_zone": spec.get("time_zone") or settings.TIME_ZONE}
         return sockets
 
     def run(self) -> None:

@@ -20,6 +20,7 @@ from kafka import KafkaConsumer
 
 from labbook.envelope import SCHEMA_PATH, ShotKey, make_envelope, parse_shot_key, shot_key, validation_errors
 from labbook.runloop import StopFlag
+from labbook.times import epoch_ns
 from relay import store
 from relay.durable_log import read_all
 from relay.parsers import ParseError, parse_json, parse_key_value, parse_msgpack
@@ -83,6 +84,20 @@ def test_parsers_read_json_msgpack_and_key_value_and_name_the_problem():
             parser(raw)
 
 
+def test_event_times_in_every_unit_and_zone_read_as_one_instant():
+    at = 1_764_000_000_123_456_789  # 2025-11-24 16:00:00.123456789 UTC
+    for value, expected in [(1_764_000_000, 1_764_000_000 * 10**9), (1_764_000_000.5, 1_764_000_000_500_000_000),
+                            (1_764_000_000_123, 1_764_000_000_123_000_000),
+                            (1_764_000_000_123_456, 1_764_000_000_123_456_000), (at, at),
+                            ("2025-11-24T17:00:00.123456+01:00", 1_764_000_000_123_456_000),
+                            ("2025-11-24T16:00:00.123456Z", 1_764_000_000_123_456_000),
+                            ("2025-11-24T11:00:00.123456", 1_764_000_000_123_456_000)]:  # naive: New York
+        assert epoch_ns(value, "America/New_York") == expected, value
+    assert epoch_ns("2025-11-24T17:00:00", "Europe/Berlin") == 1_764_000_000 * 10**9
+    for unusable in ("soon", "", None, True, 1e30, float("nan"), "0001-01-01T00:00", [1], {"s": 1}):
+        assert epoch_ns(unusable, "UTC") is None, unusable
+
+
 def test_shot_tracker_flags_gaps_duplicates_and_counter_resets():
     tracker = ShotTracker()
     flags = [tracker.observe(n)[1] for n in (1, 2, 2, 5, 6, 1, 2)]
@@ -120,7 +135,8 @@ def start_relay(tmp_path, mongo_db):
     def start(laser_endpoint: str, **options) -> Relay:
         options.setdefault("kafka_topic", f"test.relay.{uuid.uuid4().hex[:8]}")
         relay = Relay(inputs=[{"endpoint": laser_endpoint, "mode": "SUB", "topics": "",
-                               "parser": options.pop("parser", "json"), "source": "laser"}],
+                               "parser": options.pop("parser", "json"), "source": "laser",
+                               "time_zone": options.pop("time_zone", "")}],
                       pub_endpoint=f"tcp://127.0.0.1:{free_port()}",
                       snapshot_endpoint=f"tcp://127.0.0.1:{free_port()}",
                       log_dir=options.pop("log_dir", tmp_path / "log"), experiment="TST",
@@ -245,6 +261,29 @@ def test_kafka_down_then_back_loses_nothing_and_replay_keeps_event_ids(laser, st
     replayed = [orjson.loads(r.value) for r in consumer]
     consumer.close()
     assert [e["event_id"] for e in replayed] == [e["event_id"] for e in shots[49:59]]
+    sub.close(0)
+
+
+def test_laser_times_in_any_unit_or_zone_date_the_shot_right(laser, start_relay):
+    relay = start_relay(laser.endpoint_for_relay, kafka=False, time_zone="America/New_York")
+    sub = subscriber(relay.pub_endpoint)
+    time.sleep(0.3)
+    sent = {1: {"timestamp": 1_764_000_000}, 2: {"timestamp": 1_764_000_000_123},  # s, ms
+            3: {"time": 1_764_000_000_123_456}, 4: {"timestamp": 1_764_000_000_123_456_789},  # µs, ns
+            5: {"time": "2025-11-24T17:00:00.5+01:00"}, 6: {"timestamp": "2025-11-24T11:00:00.25"},  # naive: New York
+            7: {"ts_ns": 1_764_000_000_000_000_007}}
+    send_until_received(laser, relay, [[b"laser", orjson.dumps({"shot": n, **t})] for n, t in sent.items()])
+    received = {}
+    while len(received) < len(sent) and sub.poll(5000):
+        envelope = orjson.loads(sub.recv_multipart()[1])
+        if envelope["kind"] == "shot":
+            received[envelope["shot_number"]] = envelope
+    second = 1_764_000_000 * 10**9
+    assert {n: e["laser_ts_ns"] for n, e in received.items()} == {
+        1: second, 2: second + 123_000_000, 3: second + 123_456_000, 4: second + 123_456_789,
+        5: second + 500_000_000, 6: second + 250_000_000, 7: second + 7}
+    assert {e["shot_key"].split("-")[1] for e in received.values()} == {"20251124"}  # New York's date
+    assert all(e["values"] == {} for e in received.values())  # the time is read, not left among the values
     sub.close(0)
 
 
