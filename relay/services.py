@@ -25,7 +25,7 @@ from django.conf import settings
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from labbook.envelope import make_envelope
+from labbook.envelope import local_date, make_envelope
 from labbook.runloop import StopFlag
 from labbook.times import epoch_ns
 
@@ -41,16 +41,23 @@ RUN = 64  # messages harmonised, logged (one write) and published together in a 
 
 @dataclass
 class ShotTracker:
-    """Gap, duplicate and counter-reset detection on one source's shot numbers."""
+    """Gap, duplicate and counter-reset detection on one source's shot numbers, and its runs.
+
+    A counter that goes back within a local day starts the day's next run (the shot key names
+    it, so a key never names two shots); a new day starts at run 1.
+    """
 
     last: int | None = None
+    date: str = ""  # local YYYYMMDD of the last shot
+    run: int = 1
     gaps: int = 0
     missing: int = 0
     duplicates: int = 0
     resets: int = 0
 
-    def observe(self, shot: int | None) -> tuple[int, dict]:
-        """The shot number to use (assigned when the laser gives none) and the flags to record."""
+    def observe(self, shot: int | None, date: str) -> tuple[int, dict]:
+        """The shot number to use (assigned when the laser gives none) and the flags to record;
+        `self.run` is then the shot's run."""
         flags: dict = {}
         if shot is None:
             shot = 1 if self.last is None else self.last + 1
@@ -66,9 +73,16 @@ class ShotTracker:
             elif shot < self.last:
                 # The laser restarted (new day or run): a new counter, not thousands of gaps.
                 self.resets += 1
-                flags["counter_reset"] = {"previous": self.last}
+                self.run = self.run + 1 if date == self.date else 1
+                flags["counter_reset"] = {"previous": self.last, "run": self.run}
+        if date != self.date:
+            self.run, self.date = 1, date
         self.last = shot
         return shot, flags
+
+    def run_of(self, date: str) -> int:
+        """The run a shot number of another kind of event (a diagnostic's) on `date` belongs to."""
+        return self.run if date == self.date else 1
 
 
 def laser_time_ns(message: dict, tz: str) -> int | None:
@@ -308,16 +322,21 @@ class Relay:
         message = PARSERS[spec["parser"]](raw)
         shot = shot_number_of(message)
         laser_ts = laser_time_ns(message, spec["time_zone"])
+        relay_ts = time.time_ns()
         source = spec["source"]
         kind = str(message.pop("kind", "shot"))
         flags: dict = {}
-        if kind == "shot":  # other kinds (status, probe …) neither take nor move the shot counter
+        run = 1
+        if kind == "shot" or shot is not None:
+            date = local_date(laser_ts or relay_ts, settings.TIME_ZONE)
             tracker = self.trackers.get(source) or self.trackers.setdefault(source, ShotTracker())
-            shot, flags = tracker.observe(shot)
+            if kind == "shot":  # other kinds (status, probe …) neither take nor move the shot counter
+                shot, flags = tracker.observe(shot, date)
+            run = tracker.run_of(date)
         self.seq += 1
         return make_envelope(
-            experiment=self.experiment, source=source, kind=kind,
-            shot_number=shot, laser_ts_ns=laser_ts, tz=settings.TIME_ZONE, seq=self.seq,
+            experiment=self.experiment, source=source, kind=kind, shot_number=shot, laser_ts_ns=laser_ts,
+            tz=settings.TIME_ZONE, run=run, relay_ts_ns=relay_ts, seq=self.seq,
             transport={"endpoint": spec["endpoint"], "mode": spec["mode"], "topic": topic.decode(errors="replace")},
             values=message, metadata=flags,
         )

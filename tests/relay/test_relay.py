@@ -98,12 +98,18 @@ def test_event_times_in_every_unit_and_zone_read_as_one_instant():
         assert epoch_ns(unusable, "UTC") is None, unusable
 
 
-def test_shot_tracker_flags_gaps_duplicates_and_counter_resets():
+def test_shot_tracker_flags_gaps_duplicates_and_counter_resets_and_counts_runs_per_day():
     tracker = ShotTracker()
-    flags = [tracker.observe(n)[1] for n in (1, 2, 2, 5, 6, 1, 2)]
-    assert flags == [{}, {}, {"duplicate": True}, {"gap": 2}, {}, {"counter_reset": {"previous": 6}}, {}]
-    assert (tracker.gaps, tracker.missing, tracker.duplicates, tracker.resets) == (1, 2, 1, 1)
-    assert tracker.observe(None) == (3, {"shot_number_assigned": True})
+    day = "20261202"
+    flags = [tracker.observe(n, day)[1] for n in (1, 2, 2, 5, 6, 1, 2)]
+    assert flags == [{}, {}, {"duplicate": True}, {"gap": 2}, {}, {"counter_reset": {"previous": 6, "run": 2}}, {}]
+    assert (tracker.gaps, tracker.missing, tracker.duplicates, tracker.resets, tracker.run) == (1, 2, 1, 1, 2)
+    assert tracker.observe(None, day) == (3, {"shot_number_assigned": True})
+    assert tracker.observe(1, day)[1] == {"counter_reset": {"previous": 3, "run": 3}}
+    assert tracker.observe(1, "20261203")[1] == {"duplicate": True} and tracker.run == 1  # a new day: run 1
+    assert tracker.run_of("20261203") == 1 and tracker.run_of(day) == 1
+    tracker.observe(0, "20261203")
+    assert (tracker.run, tracker.run_of("20261203"), tracker.run_of("20261204")) == (2, 2, 1)
 
 
 # --- the running relay ----------------------------------------------------------------------
@@ -287,6 +293,40 @@ def test_laser_times_in_any_unit_or_zone_date_the_shot_right(laser, start_relay)
     sub.close(0)
 
 
+def test_a_laser_without_times_gives_every_shot_and_status_message_a_key_and_id_of_its_own(laser, start_relay,
+                                                                                           tmp_path):
+    """Three runs of shots 1–3 in one day (the counter reset twice), status messages without time."""
+    relay = start_relay(laser.endpoint_for_relay, parser="kv", kafka=False)
+    sub = subscriber(relay.pub_endpoint)
+    time.sleep(0.3)
+    messages = [b"shot=1 energy=1.5", b"shot=2 energy=1.5", b"kind=status state=ready", b"shot=3 energy=1.5",
+                b"shot=1 energy=1.6", b"shot=2 energy=1.6", b"kind=status state=ready", b"shot=3 energy=1.6",
+                b"shot=3 energy=1.6",  # a re-send: the duplicate keeps its key and id
+                b"shot=1 energy=1.7", b"shot=2 energy=1.7", b"shot=3 energy=1.7", b"kind=status state=ready"]
+    send_until_received(laser, relay, [[b"laser", raw] for raw in messages])
+    received = []
+    while len(received) < len(messages) and sub.poll(5000):
+        envelope = orjson.loads(sub.recv_multipart()[1])
+        if envelope["kind"] != "probe":
+            received.append(envelope)
+    assert len(received) == len(messages)
+    shots = [e for e in received if e["kind"] == "shot"]
+    keys = [parse_shot_key(e["shot_key"]) for e in shots]
+    assert [(k.run, k.number) for k in keys] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3), (2, 3),
+                                                 (3, 1), (3, 2), (3, 3)]
+    assert shots[6]["metadata"] == {"duplicate": True} and shots[6]["event_id"] == shots[5]["event_id"]
+    assert len({e["shot_key"] for e in shots}) == 9 and len({e["event_id"] for e in shots}) == 9
+    statuses = [e for e in received if e["kind"] == "status"]
+    assert len({e["event_id"] for e in statuses}) == 3 and all(e["shot_key"] is None for e in statuses)
+    assert all(validation_errors(e) == [] for e in received)
+    assert shots[3]["shot_key"] == f"TST-r2-{keys[0].date}-000001"
+    relay.stop.set()
+    logged = [r["envelope"] for r in read_all(relay.log.directory)
+              if r["type"] == "envelope" and r["envelope"]["kind"] != "probe"]
+    assert [e["event_id"] for e in logged] == [e["event_id"] for e in received]  # a replay sends these ids
+    sub.close(0)
+
+
 @pytest.mark.slow
 def test_sigterm_mid_stream_exits_zero_with_every_received_message_in_the_log(laser, tmp_path, mongo_db):
     log_dir = tmp_path / "log"
@@ -397,7 +437,7 @@ def test_a_restarted_laser_is_followed_as_a_new_run_not_a_gap_storm(start_relay)
     shots = [r["envelope"] for r in read_all(relay.log.directory)
              if r["type"] == "envelope" and r["envelope"]["kind"] == "shot"]
     reset = next(e for e in shots if e["shot_number"] == 1)
-    assert reset["metadata"] == {"counter_reset": {"previous": 5049}}
+    assert reset["metadata"] == {"counter_reset": {"previous": 5049, "run": 2}}
     assert [e["shot_number"] for e in shots] == list(range(5000, 5050)) + list(range(1, 21))
     laser.close(0)
 
