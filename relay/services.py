@@ -25,17 +25,18 @@ from django.conf import settings
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from labbook.envelope import local_date, make_envelope
+from labbook.envelope import local_date, make_envelope, parse_shot_key
 from labbook.runloop import StopFlag
 from labbook.times import epoch_ns
 
 from . import store
-from .durable_log import Cursor, DurableLog, read_from
+from .durable_log import Cursor, DurableLog, StateFile, read_from, tail_start
 from .parsers import PARSERS, ParseError
 
 log = logging.getLogger(__name__)
 STATUS_GROUP = "relay.status"
 SHIPPER_NICENESS = 10
+COUNTERS_TAIL_BYTES = 8 * 2**20  # without saved counters: where to look for the last shots in the log
 RUN = 64  # messages harmonised, logged (one write) and published together in a burst; at 1 kHz a run is one message
 
 
@@ -54,11 +55,15 @@ class ShotTracker:
     missing: int = 0
     duplicates: int = 0
     resets: int = 0
+    relay_down_since_ns: int | None = None  # restored after a restart: the next shot reports it
 
     def observe(self, shot: int | None, date: str) -> tuple[int, dict]:
         """The shot number to use (assigned when the laser gives none) and the flags to record;
         `self.run` is then the shot's run."""
         flags: dict = {}
+        if self.relay_down_since_ns is not None:  # whatever follows (gap, reset) happened while the relay was down
+            flags["relay_restart"] = {"previous": self.last, "down_since_ns": self.relay_down_since_ns}
+            self.relay_down_since_ns = None
         if shot is None:
             shot = 1 if self.last is None else self.last + 1
             flags["shot_number_assigned"] = True
@@ -79,6 +84,10 @@ class ShotTracker:
             self.run, self.date = 1, date
         self.last = shot
         return shot, flags
+
+    def counters(self) -> dict:
+        """What a restarted relay needs to go on counting (see Relay.restore_counters)."""
+        return {"last": self.last, "date": self.date, "run": self.run}
 
     def run_of(self, date: str) -> int:
         """The run a shot number of another kind of event (a diagnostic's) on `date` belongs to."""
@@ -310,12 +319,52 @@ class Relay:
         self.heartbeat_seconds = heartbeat_seconds or settings.RELAY_HEARTBEAT_SECONDS
         self.stop = stop or StopFlag()
         self.live, self.kafka = live, kafka
-        self.trackers: dict[str, ShotTracker] = {}
         self.stats = RelayStats()
+        self.counters = StateFile(self.log.directory / "counters.json")
+        self.trackers: dict[str, ShotTracker] = {}
         self.seq = 0
         self.last_shot: dict | None = None
+        self.log_position: tuple[str, int] = ("", 0)  # up to where the saved counters hold
+        self.restore_counters()
         self.ready = threading.Event()
         self.shipper = ShipperProcess(self.log.directory, self.kafka_topic, self.kafka_servers) if kafka else None
+
+    # --- counters that survive a restart -------------------------------------------------
+    def restore_counters(self) -> None:
+        """Seq, the last shot and each source's shot counter and run as the previous relay left
+        them: the counters it saved (every second), brought up to date with the log lines after
+        them (a relay killed -9 saved up to a second before its last line). Each source's next
+        shot then reports the relay's downtime, and the shots missed in it as a gap."""
+        saved = self.counters.load()
+        self.seq, self.last_shot = saved.get("seq", 0), saved.get("last_shot")
+        self.trackers = {source: ShotTracker(**counters) for source, counters in saved.get("sources", {}).items()}
+        down_since = saved.get("alive_ns")
+        file, offset = saved.get("log") or tail_start(self.log.directory, COUNTERS_TAIL_BYTES)
+        self.log_position = (file, offset)
+        for file, offset, record in read_from(self.log.directory, file, offset, limit=2**62):
+            self.log_position = (file, offset)
+            envelope = record.get("envelope") if record.get("type") == "envelope" else None
+            if not envelope:
+                continue
+            self.seq = max(self.seq, envelope.get("seq") or 0)
+            down_since = max(down_since or 0, envelope.get("relay_ts_ns") or 0)
+            key = parse_shot_key(envelope.get("shot_key"))
+            if envelope.get("kind") == "shot" and key:
+                self.trackers[envelope["source"]] = ShotTracker(last=envelope["shot_number"], date=key.date,
+                                                                run=key.run)
+                self.last_shot = envelope
+        for tracker in self.trackers.values():
+            tracker.relay_down_since_ns = down_since
+        if saved or self.seq:
+            log.info("relay: counters restored (seq %d, %d source(s)); the relay was down since %s",
+                     self.seq, len(self.trackers), down_since)
+
+    def save_counters(self) -> None:
+        """Once a second from the loop (the only thread that moves them), so they match the log position."""
+        self.log_position = self.log.position() or self.log_position
+        self.counters.save({"log": self.log_position, "seq": self.seq, "alive_ns": time.time_ns(),
+                            "last_shot": self.last_shot,
+                            "sources": {source: tracker.counters() for source, tracker in self.trackers.items()}})
 
     # --- harmonisation ----------------------------------------------------------------
     def envelope_for(self, spec: dict, topic: bytes, raw: bytes) -> dict:
@@ -428,8 +477,10 @@ class Relay:
                     snapshot.recv()
                     snapshot.send(orjson.dumps(self.last_shot or {}))
                 now = time.monotonic()
-                if self.shipper and now - last_check >= 1:
-                    self.shipper.ensure_running()
+                if now - last_check >= 1:
+                    if self.shipper:
+                        self.shipper.ensure_running()
+                    self.save_counters()
                     last_check = now
                 if now - last_message >= self.heartbeat_seconds:
                     pub.send_multipart([b"heartbeat", orjson.dumps(
@@ -438,6 +489,7 @@ class Relay:
                     last_message = now
         finally:
             self.log.close()
+            self.save_counters()
             if self.shipper:
                 self.shipper.stop()
             if self.live:

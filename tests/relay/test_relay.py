@@ -442,6 +442,85 @@ def test_a_restarted_laser_is_followed_as_a_new_run_not_a_gap_storm(start_relay)
     laser.close(0)
 
 
+def relay_process(laser, log_dir: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
+           "MONGODB_DB": settings.MONGODB_DB, "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}"}
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "relay", "--input", laser.endpoint_for_relay, "--log-dir", str(log_dir),
+         "--pub", f"tcp://127.0.0.1:{free_port()}", "--snapshot", f"tcp://127.0.0.1:{free_port()}", "--no-live",
+         "--no-kafka", *extra],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def logged_envelopes(log_dir: Path) -> list[dict]:
+    return [r["envelope"] for r in read_all(log_dir) if r["type"] == "envelope"] if log_dir.exists() else []
+
+
+def probe_until_logged(laser, log_dir: Path, timeout: float = 60) -> None:
+    """Probes until the (re)started relay has subscribed and logged one."""
+    before = sum(1 for e in logged_envelopes(log_dir) if e["kind"] == "probe")
+    deadline = time.monotonic() + timeout
+    while sum(1 for e in logged_envelopes(log_dir) if e["kind"] == "probe") == before:
+        assert time.monotonic() < deadline, "the relay never subscribed"
+        laser.send_multipart([b"laser", b'{"kind": "probe"}'])
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_after_kill_9_and_restart_seq_goes_on_and_the_first_shot_reports_the_shots_missed(laser, tmp_path,
+                                                                                           mongo_db):
+    log_dir = tmp_path / "log"
+    relay = relay_process(laser, log_dir, tmp_path)
+    try:
+        probe_until_logged(laser, log_dir)
+        for n in range(1, 101):
+            laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
+        wait_for(lambda: any(e["shot_number"] == 100 for e in logged_envelopes(log_dir)), message="shot 100 logged")
+        relay.send_signal(signal.SIGKILL)  # at once: its counters saved a second ago are behind the log
+        relay.wait(10)
+        before = logged_envelopes(log_dir)
+        # shots 101–521 go by while no relay listens
+        relay = relay_process(laser, log_dir, tmp_path)
+        probe_until_logged(laser, log_dir)
+        for n in range(522, 532):
+            laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
+        wait_for(lambda: any(e["shot_number"] == 531 for e in logged_envelopes(log_dir)), message="shot 531 logged")
+    finally:
+        relay.kill()
+        relay.wait(10)
+    envelopes = logged_envelopes(log_dir)
+    seqs = [e["seq"] for e in envelopes]
+    assert seqs == list(range(1, len(envelopes) + 1)), "seq started again after the restart"
+    after = [e for e in envelopes[len(before):] if e["kind"] == "shot"]
+    assert after[0]["shot_number"] == 522
+    assert after[0]["metadata"]["gap"] == 421
+    assert after[0]["metadata"]["relay_restart"]["previous"] == 100
+    down_since = after[0]["metadata"]["relay_restart"]["down_since_ns"]
+    assert before[-1]["relay_ts_ns"] <= down_since < after[0]["relay_ts_ns"]
+    assert all(e["metadata"] == {} for e in after[1:])
+    assert len({e["event_id"] for e in envelopes}) == len(envelopes)
+
+
+def test_counters_come_back_from_the_log_alone_when_their_file_is_lost(laser, start_relay, tmp_path):
+    log_dir = tmp_path / "log"
+    relay = start_relay(laser.endpoint_for_relay, kafka=False, log_dir=log_dir, parser="kv")
+    send_until_received(laser, relay, [[b"laser", b"shot=%d" % n] for n in (7, 8, 9)])
+    wait_for(lambda: relay.trackers.get("laser") and relay.trackers["laser"].last == 9, message="shot 9")
+    relay.stop.set()
+    wait_for(lambda: (log_dir / "counters.json").exists(), message="counters saved on the way out")
+    last_seq = relay.seq
+    (log_dir / "counters.json").unlink()  # e.g. a relay of the version before, or a lost file
+    again = Relay(inputs=[], log_dir=log_dir, experiment="TST", live=False, kafka=False)
+    assert again.seq == last_seq and again.last_shot["shot_number"] == 9
+    tracker = again.trackers["laser"]
+    down_since = tracker.relay_down_since_ns
+    assert (tracker.last, tracker.run) == (9, 1) and down_since >= relay.last_shot["relay_ts_ns"]
+    assert tracker.observe(12, tracker.date)[1] == {"relay_restart": {"previous": 9, "down_since_ns": down_since},
+                                                    "gap": 2}
+    assert tracker.observe(13, tracker.date)[1] == {}
+    again.log.close()
+
+
 def child_pids(pid: int) -> list[int]:
     return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
             for child in (task / "children").read_text().split()]
