@@ -22,6 +22,7 @@ class RelayInput(models.Model):
         JSON = "json", "JSON"
         MSGPACK = "msgpack", "msgpack"
         KEY_VALUE = "kv", "key=value text"
+        AUTO = "auto", "auto (JSON object, msgpack map, else key=value)"
 
     name = models.SlugField(unique=True)
     endpoint = models.CharField(max_length=200, help_text="e.g. tcp://laser-daq:5555")

@@ -21,6 +21,7 @@ import orjson
 import zmq
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django import db
 from django.conf import settings
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 STATUS_GROUP = "relay.status"
 SHIPPER_NICENESS = 10
 COUNTERS_TAIL_BYTES = 8 * 2**20  # without saved counters: where to look for the last shots in the log
+INPUTS_RELOAD_SECONDS = 2.0
 RUN = 64  # messages harmonised, logged (one write) and published together in a burst; at 1 kHz a run is one message
 
 
@@ -121,10 +123,14 @@ def shot_number_of(message: dict) -> int | None:
 
 
 def input_specs() -> list[dict]:
+    """The enabled inputs of the admin's *Relay inputs*; RELAY_DEFAULT_INPUT while there are none
+    at all (inputs that are all disabled mean: read nothing)."""
     from .models import RelayInput
 
-    specs = [i.as_spec() for i in RelayInput.objects.filter(enabled=True)]
-    return specs or [dict(settings.RELAY_DEFAULT_INPUT)]
+    inputs = list(RelayInput.objects.order_by("name"))
+    if not inputs:
+        return [dict(settings.RELAY_DEFAULT_INPUT)]
+    return [i.as_spec() for i in inputs if i.enabled]
 
 
 class KafkaShipper:
@@ -308,7 +314,11 @@ class Relay:
                  kafka_topic: str | None = None, log_dir=None, fsync: str | None = None,
                  experiment: str | None = None, heartbeat_seconds: float | None = None,
                  stop: StopFlag | None = None, live: bool = True, kafka: bool = True) -> None:
+        self.inputs_from_admin = inputs is None  # then re-read every INPUTS_RELOAD_SECONDS
         self.inputs = inputs if inputs is not None else input_specs()
+        self.changed_inputs: list[dict] | None = None  # set by the thread re-reading them, applied by the loop
+        self.sockets: dict[zmq.Socket, dict] = {}  # input socket → its spec, as the loop uses it
+        self.poller = zmq.Poller()
         self.pub_endpoint = pub_endpoint or settings.RELAY_PUB_ENDPOINT
         self.snapshot_endpoint = snapshot_endpoint or settings.RELAY_SNAPSHOT_ENDPOINT
         self.kafka_servers = kafka_servers or settings.KAFKA_BOOTSTRAP_SERVERS
@@ -421,21 +431,71 @@ class Relay:
                 self.last_shot = envelope
         self.stats.published += len(published)
 
-    # --- the loop ---------------------------------------------------------------------------
-    def open_inputs(self, context: zmq.Context) -> dict:
-        sockets = {}
-        for spec in self.inputs:
-            socket = context.socket(zmq.SUB if spec["mode"] == "SUB" else zmq.PULL)
-            socket.setsockopt(zmq.RCVHWM, 100_000)
-            socket.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)  # laser restarts: reconnect quickly
-            if spec["mode"] == "SUB":
-                for prefix in [t.strip() for t in spec.get("topics", "").split(",")] or [""]:
-                    socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-            socket.connect(spec["endpoint"])
-            sockets[socket] = {**spec, "source_topic": spec["source"].encode(),  # the PUB topic, encoded once
-                               "time_zone": spec.get("time_zone") or settings.TIME_ZONE}
-        return sockets
+    # --- inputs -----------------------------------------------------------------------------
+    def open_input(self, context: zmq.Context, spec: dict) -> zmq.Socket:
+        socket = context.socket(zmq.SUB if spec["mode"] == "SUB" else zmq.PULL)
+        socket.setsockopt(zmq.RCVHWM, 100_000)
+        socket.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)  # laser restarts: reconnect quickly
+        if spec["mode"] == "SUB":
+            for prefix in [t.strip() for t in spec.get("topics", "").split(",")] or [""]:
+                socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        socket.connect(spec["endpoint"])
+        self.sockets[socket] = {**spec, "source_topic": spec["source"].encode(),  # the PUB topic, encoded once
+                                "time_zone": spec.get("time_zone") or settings.TIME_ZONE, "spec": spec}
+        self.poller.register(socket, zmq.POLLIN)
+        return socket
 
+    def apply_inputs(self, context: zmq.Context, specs: list[dict], pub: zmq.Socket) -> None:
+        """Open the inputs new in `specs`, then close those no longer there (an edited input is
+        both), after handling what they had already received."""
+        self.inputs = specs
+        current = [spec["spec"] for spec in self.sockets.values()]
+        for spec in specs:
+            if spec not in current:
+                self.open_input(context, spec)
+                log.info("relay: input %s (%s, %s parser, source %s) opened", spec["endpoint"], spec["mode"],
+                         spec["parser"], spec["source"])
+        for socket, spec in list(self.sockets.items()):
+            if spec["spec"] not in specs:
+                self.receive(socket, spec, pub)
+                self.poller.unregister(socket)
+                socket.close(linger=0)
+                del self.sockets[socket]
+                log.info("relay: input %s (%s parser, source %s) closed", spec["endpoint"], spec["parser"],
+                         spec["source"])
+
+    def watch_inputs_every(self, seconds: float) -> None:
+        """Re-read the admin's inputs (off the loop: a database query would delay shots); the
+        loop applies a changed list."""
+        try:
+            while not self.stop.wait(seconds):
+                try:
+                    specs = input_specs()
+                except Exception as exc:  # the configuration database away: keep the inputs there are
+                    log.warning("relay inputs not re-read: %s", exc)
+                    continue
+                if specs != self.inputs:
+                    self.changed_inputs = specs
+        finally:
+            db.connection.close()
+
+    def receive(self, socket: zmq.Socket, spec: dict, pub: zmq.Socket) -> bool:
+        """Handle what `socket` has received, in runs of RUN, up to 16 runs (a burst of 1024
+        must not starve the other inputs); True if there was anything."""
+        for count in range(16):
+            messages = []
+            while len(messages) < RUN:
+                try:
+                    messages.append(socket.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+            if messages:
+                self.handle(spec, messages, pub)
+            if len(messages) < RUN:
+                return bool(messages) or count > 0
+        return True
+
+    # --- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
         if self.shipper:
             self.shipper.start()  # before any ZeroMQ context exists
@@ -445,37 +505,31 @@ class Relay:
         pub.bind(self.pub_endpoint)
         snapshot = context.socket(zmq.REP)
         snapshot.bind(self.snapshot_endpoint)
-        inputs = self.open_inputs(context)
-        poller = zmq.Poller()
-        for socket in [*inputs, snapshot]:
-            poller.register(socket, zmq.POLLIN)
+        self.poller.register(snapshot, zmq.POLLIN)
+        for spec in self.inputs:
+            self.open_input(context, spec)
         last_message = last_check = time.monotonic()
         gc.freeze()  # what start-up made lives on: keep it out of the collections a burst triggers
         if self.live:  # MongoDB and Redis writes off the loop: they would delay shots by milliseconds
             threading.Thread(target=self.publish_status_every, args=(0.5,), name="relay-status", daemon=True).start()
+        if self.inputs_from_admin:
+            threading.Thread(target=self.watch_inputs_every, args=(INPUTS_RELOAD_SECONDS,), name="relay-inputs",
+                             daemon=True).start()
         self.ready.set()
-        log.info("relay: %d input(s) → PUB %s, Kafka %s (%s), log %s", len(inputs), self.pub_endpoint,
+        log.info("relay: %d input(s) → PUB %s, Kafka %s (%s), log %s", len(self.sockets), self.pub_endpoint,
                  self.kafka_topic if self.kafka else "off", self.kafka_servers, self.log.directory)
         try:
             while not self.stop.is_set():
-                events = dict(poller.poll(100))
-                for socket, spec in inputs.items():
-                    if socket in events:
-                        for _ in range(16):  # drain a burst (≤ 1024) without starving the others
-                            messages = []
-                            while len(messages) < RUN:
-                                try:
-                                    messages.append(socket.recv_multipart(zmq.NOBLOCK))
-                                except zmq.Again:
-                                    break
-                            if messages:
-                                self.handle(spec, messages, pub)
-                                last_message = time.monotonic()
-                            if len(messages) < RUN:
-                                break
+                events = dict(self.poller.poll(100))
+                for socket, spec in self.sockets.items():  # changed by the loop only, below
+                    if socket in events and self.receive(socket, spec, pub):
+                        last_message = time.monotonic()
                 if snapshot in events:
                     snapshot.recv()
                     snapshot.send(orjson.dumps(self.last_shot or {}))
+                if self.changed_inputs is not None:
+                    specs, self.changed_inputs = self.changed_inputs, None
+                    self.apply_inputs(context, specs, pub)
                 now = time.monotonic()
                 if now - last_check >= 1:
                     if self.shipper:
@@ -494,7 +548,7 @@ class Relay:
                 self.shipper.stop()
             if self.live:
                 self.publish_status()
-            for socket in [*inputs, pub, snapshot]:
+            for socket in [*self.sockets, pub, snapshot]:
                 socket.close(linger=500)
             context.term()
 

@@ -23,7 +23,8 @@ from labbook.runloop import StopFlag
 from labbook.times import epoch_ns
 from relay import store
 from relay.durable_log import read_all
-from relay.parsers import ParseError, parse_json, parse_key_value, parse_msgpack
+from relay.models import RelayInput
+from relay.parsers import PARSERS, ParseError, parse_json, parse_key_value, parse_msgpack
 from relay.services import Relay, ShotTracker, replay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,6 +99,19 @@ def test_event_times_in_every_unit_and_zone_read_as_one_instant():
         assert epoch_ns(unusable, "UTC") is None, unusable
 
 
+def test_the_auto_parser_tells_json_msgpack_and_key_value_apart():
+    auto = PARSERS["auto"]
+    assert auto(b' {"shot": 1, "E": 2.5}') == {"shot": 1, "E": 2.5}
+    assert auto(msgpack.packb({"shot": 2, "mode": "burst"})) == {"shot": 2, "mode": "burst"}
+    big_map = {f"k{n}": n for n in range(20)}  # map16, not a fixmap
+    assert auto(msgpack.packb(big_map)) == big_map
+    assert auto(b"shot=3 energy=1.25") == {"shot": 3, "energy": 1.25}
+    for raw, problem in [(b"{oops", "not valid JSON"), (b"[1, 2]", "'\\[1' is not key=value"),
+                         (b"\x81\xc1", "not valid msgpack"), (b"", "empty message")]:
+        with pytest.raises(ParseError, match=problem):
+            auto(raw)
+
+
 def test_shot_tracker_flags_gaps_duplicates_and_counter_resets_and_counts_runs_per_day():
     tracker = ShotTracker()
     day = "20261202"
@@ -140,9 +154,9 @@ def start_relay(tmp_path, mongo_db):
 
     def start(laser_endpoint: str, **options) -> Relay:
         options.setdefault("kafka_topic", f"test.relay.{uuid.uuid4().hex[:8]}")
-        relay = Relay(inputs=[{"endpoint": laser_endpoint, "mode": "SUB", "topics": "",
-                               "parser": options.pop("parser", "json"), "source": "laser",
-                               "time_zone": options.pop("time_zone", "")}],
+        inputs = [{"endpoint": laser_endpoint, "mode": "SUB", "topics": "", "parser": options.pop("parser", "json"),
+                   "source": "laser", "time_zone": options.pop("time_zone", "")}]
+        relay = Relay(inputs=None if options.pop("from_admin", False) else inputs,
                       pub_endpoint=f"tcp://127.0.0.1:{free_port()}",
                       snapshot_endpoint=f"tcp://127.0.0.1:{free_port()}",
                       log_dir=options.pop("log_dir", tmp_path / "log"), experiment="TST",
@@ -440,6 +454,61 @@ def test_a_restarted_laser_is_followed_as_a_new_run_not_a_gap_storm(start_relay)
     assert reset["metadata"] == {"counter_reset": {"previous": 5049, "run": 2}}
     assert [e["shot_number"] for e in shots] == list(range(5000, 5050)) + list(range(1, 21))
     laser.close(0)
+
+
+def receive_until(sub, condition, timeout: float = 30, message: str = "an envelope") -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sub.poll(100):
+            envelope = orjson.loads(sub.recv_multipart()[-1])
+            if condition(envelope):
+                return envelope
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def test_admin_edits_of_relay_inputs_take_effect_without_a_restart(laser, start_relay, transactional_db):
+    other_context = zmq.Context()
+    second_laser = Laser(other_context)
+    main = RelayInput.objects.create(name="main", endpoint=laser.endpoint_for_relay, parser="json", source="laser")
+    relay = start_relay(laser.endpoint_for_relay, from_admin=True, kafka=False)
+    sub = subscriber(relay.pub_endpoint, b"")
+    try:
+        time.sleep(0.3)
+        send_until_received(laser, relay, [])
+
+        second = RelayInput.objects.create(name="second", endpoint=second_laser.endpoint_for_relay, parser="kv",
+                                           source="laser2")
+
+        def probe_second():  # until the relay has opened the new input and its subscription arrived
+            second_laser.send_multipart([b"laser", b"kind=probe"])
+            return False
+        envelope = receive_until(sub, lambda e: probe_second() or e.get("source") == "laser2", message="the new input")
+        assert envelope["kind"] == "probe"
+
+        main.parser, main.source = "auto", "laser-a"  # edited: now reads key=value too
+        main.save()
+
+        def send_kv_shot():
+            laser.send_multipart([b"laser", b"shot=5 energy=1.5"])
+            return False
+        envelope = receive_until(sub, lambda e: send_kv_shot() or e.get("source") == "laser-a", message="the edit")
+        assert envelope["shot_number"] == 5 and envelope["values"] == {"energy": 1.5}
+
+        second.enabled = False
+        second.save()
+        deadline = time.monotonic() + 30
+        while any(s["source"] == "laser2" for s in list(relay.sockets.values())):
+            assert time.monotonic() < deadline, "the disabled input was never closed"
+            time.sleep(0.1)
+        second_laser.send_multipart([b"laser", b"shot=99"])
+        laser.send_multipart([b"laser", b"kind=marker"])
+        seen = []
+        receive_until(sub, lambda e: seen.append(e) or e.get("kind") == "marker", message="the marker")
+        assert not any(e.get("source") == "laser2" for e in seen)
+    finally:
+        sub.close(0)
+        second_laser.pub.close(0)
+        other_context.term()
 
 
 def relay_process(laser, log_dir: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
