@@ -1,5 +1,6 @@
 """The relay over real ZeroMQ sockets and real Kafka."""
 
+import io
 import json
 import os
 import signal
@@ -16,16 +17,17 @@ import orjson
 import pytest
 import zmq
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from kafka import KafkaConsumer
 
 from labbook.envelope import SCHEMA_PATH, ShotKey, make_envelope, parse_shot_key, shot_key, validation_errors
 from labbook.runloop import StopFlag
 from labbook.times import epoch_ns
 from relay import store
-from relay.durable_log import read_all
+from relay.durable_log import DurableLog, read_all
 from relay.models import RelayInput
 from relay.parsers import PARSERS, ParseError, parse_json, parse_key_value, parse_msgpack
-from relay.services import Relay, ShotTracker, replay
+from relay.services import Relay, ReplayScope, ShotTracker, replay
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -275,7 +277,7 @@ def test_kafka_down_then_back_loses_nothing_and_replay_keeps_event_ids(laser, st
     assert [e["shot_number"] for e in shots] == list(range(1, 201))
 
     replayed_topic = f"test.relay.replay.{uuid.uuid4().hex[:8]}"
-    assert replay(log_dir, shots=(50, 59), topic=replayed_topic) == 10
+    assert replay(log_dir, ReplayScope(shots=(50, 59)), topic=replayed_topic) == 10
     consumer = KafkaConsumer(replayed_topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
                              auto_offset_reset="earliest", consumer_timeout_ms=10000)
     replayed = [orjson.loads(r.value) for r in consumer]
@@ -339,6 +341,59 @@ def test_a_laser_without_times_gives_every_shot_and_status_message_a_key_and_id_
               if r["type"] == "envelope" and r["envelope"]["kind"] != "probe"]
     assert [e["event_id"] for e in logged] == [e["event_id"] for e in received]  # a replay sends these ids
     sub.close(0)
+
+
+def three_days_of_three_runs(log_dir: Path) -> list[dict]:
+    """Shots 1–3 in runs 1, 2 and 3 on each of three days (27), plus a status message a day."""
+    log = DurableLog(log_dir, "never")
+    envelopes = []
+    for day in range(3):
+        noon = 1_764_676_800 * 10**9 + day * 86_400 * 10**9  # 2025-12-02 12:00 UTC, + days
+        for run in (1, 2, 3):
+            for shot in (1, 2, 3):
+                envelopes.append(make_envelope(experiment="TST", source="laser", kind="shot", shot_number=shot,
+                                               laser_ts_ns=None, relay_ts_ns=noon + run * 60 * 10**9 + shot * 10**9,
+                                               tz="Europe/Berlin", run=run, seq=len(envelopes) + 1))
+        envelopes.append(make_envelope(experiment="TST", source="laser", kind="status", shot_number=None,
+                                       laser_ts_ns=None, relay_ts_ns=noon, tz="Europe/Berlin",
+                                       seq=len(envelopes) + 1))
+    log.append_lines([orjson.dumps({"type": "envelope", "envelope": e}) for e in envelopes])
+    log.close()
+    return envelopes
+
+
+def test_relay_replay_sends_one_days_run_and_says_what_before_sending(tmp_path, kafka_admin, mongo_db):
+    log_dir, topic = tmp_path / "log", f"test.relay.replay.{uuid.uuid4().hex[:8]}"
+    envelopes = three_days_of_three_runs(log_dir)
+
+    def replay_command(*args: str) -> str:
+        out = io.StringIO()
+        call_command("relay_replay", "--log-dir", str(log_dir), "--topic", topic, *args, stdout=out)
+        return out.getvalue()
+
+    with pytest.raises(CommandError, match="give --date"):
+        replay_command("--shots", "1-3")  # every day's and every run's shots 1–3
+    with pytest.raises(CommandError, match="in 3 runs .*20251202 run 1, 20251202 run 2, 20251202 run 3"):
+        replay_command("--shots", "1-3", "--date", "2025-12-02")
+    plan = replay_command("--shots", "2-3", "--date", "20251203", "--run", "3", "--dry-run")
+    assert "2 envelope(s)" in plan and "20251203 run 3: 2 envelope(s), shots 2–3" in plan and "dry run" in plan
+    assert topic not in kafka_admin.list_topics()  # nothing sent
+
+    output = replay_command("--shots", "1-3", "--date", "20251203", "--run", "3")
+    assert output.index("20251203 run 3: 3 envelope(s), shots 1–3") < output.index("3 envelopes produced")
+    consumer = KafkaConsumer(topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+                             auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    replayed = [orjson.loads(r.value) for r in consumer]
+    consumer.close()
+    expected = [e for e in envelopes if e["shot_key"] and parse_shot_key(e["shot_key"]).date == "20251203"
+                and parse_shot_key(e["shot_key"]).run == 3]
+    assert [e["event_id"] for e in replayed] == [e["event_id"] for e in expected] and len(expected) == 3
+
+    whole_day = replay_command("--date", "20251204", "--dry-run")
+    assert "10 envelope(s)" in whole_day and "events of no shot (status …): 1" in whole_day
+    window = replay_command("--since", "2025-12-02T13:01", "--until", "2025-12-02T13:01:59", "--dry-run")
+    assert "20251202 run 1: 3 envelope(s), shots 1–3" in window and "run 2" not in window  # naive: Berlin
+    kafka_admin.delete_topics([topic])
 
 
 @pytest.mark.slow
