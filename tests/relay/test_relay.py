@@ -458,6 +458,46 @@ def test_kafka_killed_mid_run_then_back_has_every_event_in_kafka(laser, start_re
 
 
 @pytest.mark.slow
+def test_a_kafka_broker_killed_at_1_khz_leaves_every_event_in_kafka_once(laser, start_relay, private_kafka):
+    """kill -9 of the broker with a batch in flight: the shipper's producer retries it with the
+    same producer id and sequence numbers, so the restarted broker keeps one copy."""
+    topic = f"test.relay.idempotent.{uuid.uuid4().hex[:8]}"
+    relay = start_relay(laser.endpoint_for_relay, kafka_servers=private_kafka.address, kafka_topic=topic)
+    send_until_received(laser, relay, [])
+    streaming = threading.Event()
+    streaming.set()
+
+    def stream() -> None:  # the laser at ~1 kHz all along
+        n = 0
+        while streaming.is_set():
+            n += 1
+            laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
+            time.sleep(0.001)
+
+    sender = threading.Thread(target=stream, daemon=True)
+    sender.start()
+    try:
+        for kill in range(2):
+            shipped = relay.shipper.shipped
+            wait_for(lambda: relay.shipper.shipped > shipped + 1000, timeout=90, message="shots flowing to Kafka")
+            private_kafka.kill()
+            wait_for(lambda: not relay.status()["kafka_connected"], timeout=60, message="the outage noticed")
+            private_kafka.start()
+    finally:
+        streaming.clear()
+        sender.join(10)
+    wait_for(lambda: relay.shipper.shipped >= relay.stats.published, timeout=120, message="everything shipped")
+    logged = [r["envelope"]["event_id"] for r in read_all(relay.log.directory) if r["type"] == "envelope"]
+    consumer = KafkaConsumer(topic, bootstrap_servers=private_kafka.address, auto_offset_reset="earliest",
+                             consumer_timeout_ms=15000)
+    in_kafka = [orjson.loads(r.value)["event_id"] for r in consumer]
+    consumer.close()
+    twice = len(in_kafka) - len(set(in_kafka))
+    assert set(in_kafka) == set(logged), f"{len(set(logged) - set(in_kafka))} logged events not in Kafka"
+    assert twice == 0, f"{twice} of {len(in_kafka)} records written twice"
+
+
+@pytest.mark.slow
 def test_a_killed_kafka_shipper_is_started_again_and_ships_everything(laser, start_relay):
     relay = start_relay(laser.endpoint_for_relay)
     send_until_received(laser, relay, [[b"laser", orjson.dumps({"shot": n})] for n in range(1, 101)])
