@@ -110,23 +110,33 @@ def make_envelope(
     shot_number: int | None,
     laser_ts_ns: int | None,
     tz: str,
+    run: int = 1,
     relay_ts_ns: int | None = None,
     seq: int | None = None,
     transport: dict | None = None,
     values: dict | None = None,
     metadata: dict | None = None,
 ) -> dict:
-    key = shot_key(experiment, shot_number, laser_ts_ns, tz)
+    """One envelope. Its event id hashes what names the event, so a re-send or a replay (which
+    sends the logged envelope itself) keeps it: the run-qualified shot key and the laser time
+    when there is one of them; else, for an event with neither (a status message without time),
+    the moment and sequence number it was stamped with, which no other event shares."""
+    relay_ts_ns = relay_ts_ns if relay_ts_ns is not None else time.time_ns()
+    key = shot_key(experiment, shot_number, laser_ts_ns or relay_ts_ns, tz, run)
+    if key is None and laser_ts_ns is None:
+        identity = (experiment, source, kind, "stamped", relay_ts_ns, seq)
+    else:
+        identity = (experiment, source, kind, key, laser_ts_ns)
     return {
         "schema_version": SCHEMA_VERSION,
-        "event_id": event_id(experiment, source, kind, key, laser_ts_ns),
+        "event_id": event_id(*identity),
         "experiment": experiment,
         "shot_number": shot_number,
         "shot_key": key,
         "source": source,
         "kind": kind,
         "laser_ts_ns": laser_ts_ns,
-        "relay_ts_ns": relay_ts_ns if relay_ts_ns is not None else time.time_ns(),
+        "relay_ts_ns": relay_ts_ns,
         "seq": seq,
         "transport": transport or {},
         "values": values or {},

@@ -5,5 +5,5 @@ from .models import RelayInput
 
 @admin.register(RelayInput)
 class RelayInputAdmin(admin.ModelAdmin):
-    list_display = ["name", "endpoint", "mode", "topics", "parser", "source", "enabled"]
+    list_display = ["name", "endpoint", "mode", "topics", "parser", "source", "time_zone", "enabled"]
     list_editable = ["enabled"]

@@ -40,6 +40,7 @@ class DurableLog:
         self.file = None
         self.unsynced = False
         self.lines = 0
+        self.offset = 0  # where the next line starts in self.path
         self.day_ends_ns = 0
         self.lock = threading.Lock()
         self.closed = threading.Event()
@@ -63,9 +64,11 @@ class DurableLog:
                 self._close_file()
                 self.path = day_file(self.directory, now_ns)
                 self.file = open(self.path, "ab", buffering=0)
+                self.offset = os.fstat(self.file.fileno()).st_size
                 self.day_ends_ns = (now_ns // DAY_NS + 1) * DAY_NS
         # Unbuffered: one write(2) per call, in the OS at once, so a crash of the relay loses nothing.
         data = memoryview(b"\n".join(lines) + b"\n")
+        self.offset += len(data)
         while data:  # a regular file takes it all in one write, short of a full disk
             data = data[self.file.write(data):]
         self.lines += len(lines)
@@ -73,6 +76,10 @@ class DurableLog:
         if self.fsync == "always":
             os.fdatasync(self.file.fileno())
             self.unsynced = False
+
+    def position(self) -> tuple[str, int] | None:
+        """(file name, offset) after the last line written, None before the first."""
+        return (self.path.name, self.offset) if self.path else None
 
     def _sync_every_interval(self) -> None:
         while not self.closed.wait(self.fsync_seconds):
@@ -96,22 +103,51 @@ class DurableLog:
             self._close_file()
 
 
+class StateFile:
+    """A small JSON document saved atomically beside the log (temp file, then os.replace)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict:
+        """The saved document, or {} when there is none (or it was cut short)."""
+        try:
+            saved = orjson.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            return {}
+        return saved if isinstance(saved, dict) else {}
+
+    def save(self, document: dict) -> None:
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_bytes(orjson.dumps(document))
+        os.replace(temporary, self.path)
+
+
 class Cursor:
     """Where the Kafka shipper is in the log: (file name, byte offset), saved atomically."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            saved = orjson.loads(path.read_bytes())
-            self.file, self.offset = saved["file"], saved["offset"]
-        except (OSError, ValueError, KeyError):
-            self.file, self.offset = "", 0
+        self.state = StateFile(path)
+        saved = self.state.load()
+        self.file, self.offset = saved.get("file", ""), saved.get("offset", 0)
 
     def save(self, file: str, offset: int) -> None:
         self.file, self.offset = file, offset
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_bytes(orjson.dumps({"file": file, "offset": offset}))
-        os.replace(temporary, self.path)
+        self.state.save({"file": file, "offset": offset})
+
+
+def tail_start(directory: Path, size: int) -> tuple[str, int]:
+    """(file, offset) of the first whole line of the newest log file's last `size` bytes."""
+    files = log_files(directory)
+    if not files:
+        return "", 0
+    newest = files[-1]
+    start = max(0, newest.stat().st_size - size)
+    if start:
+        with open(newest, "rb") as f:
+            f.seek(start - 1)
+            start += len(f.readline()) - 1  # past the line the cut fell into
+    return newest.name, start
 
 
 def read_from(directory: Path, file: str, offset: int, limit: int) -> Iterator[tuple[str, int, dict]]:

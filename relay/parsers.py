@@ -1,4 +1,4 @@
-"""Payload parsers for laser messages: JSON, msgpack and plain `key=value` text."""
+"""Payload parsers for laser messages: JSON, msgpack and plain `key=value` text, or `auto`."""
 
 import msgpack
 import orjson
@@ -54,4 +54,18 @@ def parse_key_value(raw: bytes) -> dict:
     return message
 
 
-PARSERS = {"json": parse_json, "msgpack": parse_msgpack, "kv": parse_key_value}
+MSGPACK_MAPS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}  # first byte of a msgpack map (fixmap, map16, map32)
+
+
+def parse_auto(raw: bytes) -> dict:
+    """For a laser that sends more than one format on one socket: a JSON object, a msgpack map,
+    else `key=value` text, told apart by the first byte (`{`; a map's type byte, never text)."""
+    start = raw.lstrip()[:1]
+    if start == b"{":
+        return parse_json(raw)
+    if start and start[0] in MSGPACK_MAPS:
+        return parse_msgpack(raw)
+    return parse_key_value(raw)
+
+
+PARSERS = {"json": parse_json, "msgpack": parse_msgpack, "kv": parse_key_value, "auto": parse_auto}

@@ -29,6 +29,7 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from pymongo.errors import ConnectionFailure
 
+from labbook import times
 from labbook.envelope import validation_errors
 from labbook.runloop import StopFlag
 
@@ -59,21 +60,9 @@ def get_path(document: dict, path: str):
 
 
 def to_datetime(value) -> datetime | None:
-    """An event time in UTC, given as s, ms, µs or ns since the epoch (told apart by size: any
-    time after 1973), or as ISO 8601 text; None for anything else, e.g. out of range."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        if isinstance(value, int | float):
-            magnitude = abs(value)  # above 1e17 ns, 1e14 µs, 1e11 ms since the epoch, else s
-            divisor = 1e9 if magnitude > 1e17 else 1e6 if magnitude > 1e14 else 1e3 if magnitude > 1e11 else 1
-            return datetime.fromtimestamp(value / divisor, tz=UTC)
-        if isinstance(value, str):
-            parsed = datetime.fromisoformat(value)
-            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
-    return None
+    """An event time in UTC, read as the relay reads laser times (labbook.times: s, ms, µs or ns
+    by size, ISO 8601, a naive time in the lab's zone); None for anything else, e.g. out of range."""
+    return times.to_datetime(value, settings.TIME_ZONE)
 
 
 def to_document(route: Route, record, now: datetime) -> dict:

@@ -1,5 +1,6 @@
 """The relay over real ZeroMQ sockets and real Kafka."""
 
+import io
 import json
 import os
 import signal
@@ -16,14 +17,17 @@ import orjson
 import pytest
 import zmq
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from kafka import KafkaConsumer
 
 from labbook.envelope import SCHEMA_PATH, ShotKey, make_envelope, parse_shot_key, shot_key, validation_errors
 from labbook.runloop import StopFlag
+from labbook.times import epoch_ns
 from relay import store
-from relay.durable_log import read_all
-from relay.parsers import ParseError, parse_json, parse_key_value, parse_msgpack
-from relay.services import Relay, ShotTracker, replay
+from relay.durable_log import DurableLog, read_all
+from relay.models import RelayInput
+from relay.parsers import PARSERS, ParseError, parse_json, parse_key_value, parse_msgpack
+from relay.services import Relay, ReplayScope, ShotTracker, replay
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,12 +87,45 @@ def test_parsers_read_json_msgpack_and_key_value_and_name_the_problem():
             parser(raw)
 
 
-def test_shot_tracker_flags_gaps_duplicates_and_counter_resets():
+def test_event_times_in_every_unit_and_zone_read_as_one_instant():
+    at = 1_764_000_000_123_456_789  # 2025-11-24 16:00:00.123456789 UTC
+    for value, expected in [(1_764_000_000, 1_764_000_000 * 10**9), (1_764_000_000.5, 1_764_000_000_500_000_000),
+                            (1_764_000_000_123, 1_764_000_000_123_000_000),
+                            (1_764_000_000_123_456, 1_764_000_000_123_456_000), (at, at),
+                            ("2025-11-24T17:00:00.123456+01:00", 1_764_000_000_123_456_000),
+                            ("2025-11-24T16:00:00.123456Z", 1_764_000_000_123_456_000),
+                            ("2025-11-24T11:00:00.123456", 1_764_000_000_123_456_000)]:  # naive: New York
+        assert epoch_ns(value, "America/New_York") == expected, value
+    assert epoch_ns("2025-11-24T17:00:00", "Europe/Berlin") == 1_764_000_000 * 10**9
+    for unusable in ("soon", "", None, True, 1e30, float("nan"), "0001-01-01T00:00", [1], {"s": 1}):
+        assert epoch_ns(unusable, "UTC") is None, unusable
+
+
+def test_the_auto_parser_tells_json_msgpack_and_key_value_apart():
+    auto = PARSERS["auto"]
+    assert auto(b' {"shot": 1, "E": 2.5}') == {"shot": 1, "E": 2.5}
+    assert auto(msgpack.packb({"shot": 2, "mode": "burst"})) == {"shot": 2, "mode": "burst"}
+    big_map = {f"k{n}": n for n in range(20)}  # map16, not a fixmap
+    assert auto(msgpack.packb(big_map)) == big_map
+    assert auto(b"shot=3 energy=1.25") == {"shot": 3, "energy": 1.25}
+    for raw, problem in [(b"{oops", "not valid JSON"), (b"[1, 2]", "'\\[1' is not key=value"),
+                         (b"\x81\xc1", "not valid msgpack"), (b"", "empty message")]:
+        with pytest.raises(ParseError, match=problem):
+            auto(raw)
+
+
+def test_shot_tracker_flags_gaps_duplicates_and_counter_resets_and_counts_runs_per_day():
     tracker = ShotTracker()
-    flags = [tracker.observe(n)[1] for n in (1, 2, 2, 5, 6, 1, 2)]
-    assert flags == [{}, {}, {"duplicate": True}, {"gap": 2}, {}, {"counter_reset": {"previous": 6}}, {}]
-    assert (tracker.gaps, tracker.missing, tracker.duplicates, tracker.resets) == (1, 2, 1, 1)
-    assert tracker.observe(None) == (3, {"shot_number_assigned": True})
+    day = "20261202"
+    flags = [tracker.observe(n, day)[1] for n in (1, 2, 2, 5, 6, 1, 2)]
+    assert flags == [{}, {}, {"duplicate": True}, {"gap": 2}, {}, {"counter_reset": {"previous": 6, "run": 2}}, {}]
+    assert (tracker.gaps, tracker.missing, tracker.duplicates, tracker.resets, tracker.run) == (1, 2, 1, 1, 2)
+    assert tracker.observe(None, day) == (3, {"shot_number_assigned": True})
+    assert tracker.observe(1, day)[1] == {"counter_reset": {"previous": 3, "run": 3}}
+    assert tracker.observe(1, "20261203")[1] == {"duplicate": True} and tracker.run == 1  # a new day: run 1
+    assert tracker.run_of("20261203") == 1 and tracker.run_of(day) == 1
+    tracker.observe(0, "20261203")
+    assert (tracker.run, tracker.run_of("20261203"), tracker.run_of("20261204")) == (2, 2, 1)
 
 
 # --- the running relay ----------------------------------------------------------------------
@@ -119,8 +156,9 @@ def start_relay(tmp_path, mongo_db):
 
     def start(laser_endpoint: str, **options) -> Relay:
         options.setdefault("kafka_topic", f"test.relay.{uuid.uuid4().hex[:8]}")
-        relay = Relay(inputs=[{"endpoint": laser_endpoint, "mode": "SUB", "topics": "",
-                               "parser": options.pop("parser", "json"), "source": "laser"}],
+        inputs = [{"endpoint": laser_endpoint, "mode": "SUB", "topics": "", "parser": options.pop("parser", "json"),
+                   "source": "laser", "time_zone": options.pop("time_zone", "")}]
+        relay = Relay(inputs=None if options.pop("from_admin", False) else inputs,
                       pub_endpoint=f"tcp://127.0.0.1:{free_port()}",
                       snapshot_endpoint=f"tcp://127.0.0.1:{free_port()}",
                       log_dir=options.pop("log_dir", tmp_path / "log"), experiment="TST",
@@ -239,13 +277,123 @@ def test_kafka_down_then_back_loses_nothing_and_replay_keeps_event_ids(laser, st
     assert [e["shot_number"] for e in shots] == list(range(1, 201))
 
     replayed_topic = f"test.relay.replay.{uuid.uuid4().hex[:8]}"
-    assert replay(log_dir, shots=(50, 59), topic=replayed_topic) == 10
+    assert replay(log_dir, ReplayScope(shots=(50, 59)), topic=replayed_topic) == 10
     consumer = KafkaConsumer(replayed_topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
                              auto_offset_reset="earliest", consumer_timeout_ms=10000)
     replayed = [orjson.loads(r.value) for r in consumer]
     consumer.close()
     assert [e["event_id"] for e in replayed] == [e["event_id"] for e in shots[49:59]]
     sub.close(0)
+
+
+def test_laser_times_in_any_unit_or_zone_date_the_shot_right(laser, start_relay):
+    relay = start_relay(laser.endpoint_for_relay, kafka=False, time_zone="America/New_York")
+    sub = subscriber(relay.pub_endpoint)
+    time.sleep(0.3)
+    sent = {1: {"timestamp": 1_764_000_000}, 2: {"timestamp": 1_764_000_000_123},  # s, ms
+            3: {"time": 1_764_000_000_123_456}, 4: {"timestamp": 1_764_000_000_123_456_789},  # µs, ns
+            5: {"time": "2025-11-24T17:00:00.5+01:00"}, 6: {"timestamp": "2025-11-24T11:00:00.25"},  # naive: New York
+            7: {"ts_ns": 1_764_000_000_000_000_007}}
+    send_until_received(laser, relay, [[b"laser", orjson.dumps({"shot": n, **t})] for n, t in sent.items()])
+    received = {}
+    while len(received) < len(sent) and sub.poll(5000):
+        envelope = orjson.loads(sub.recv_multipart()[1])
+        if envelope["kind"] == "shot":
+            received[envelope["shot_number"]] = envelope
+    second = 1_764_000_000 * 10**9
+    assert {n: e["laser_ts_ns"] for n, e in received.items()} == {
+        1: second, 2: second + 123_000_000, 3: second + 123_456_000, 4: second + 123_456_789,
+        5: second + 500_000_000, 6: second + 250_000_000, 7: second + 7}
+    assert {e["shot_key"].split("-")[1] for e in received.values()} == {"20251124"}  # New York's date
+    assert all(e["values"] == {} for e in received.values())  # the time is read, not left among the values
+    sub.close(0)
+
+
+def test_a_laser_without_times_gives_every_shot_and_status_message_a_key_and_id_of_its_own(laser, start_relay,
+                                                                                           tmp_path):
+    """Three runs of shots 1–3 in one day (the counter reset twice), status messages without time."""
+    relay = start_relay(laser.endpoint_for_relay, parser="kv", kafka=False)
+    sub = subscriber(relay.pub_endpoint)
+    time.sleep(0.3)
+    messages = [b"shot=1 energy=1.5", b"shot=2 energy=1.5", b"kind=status state=ready", b"shot=3 energy=1.5",
+                b"shot=1 energy=1.6", b"shot=2 energy=1.6", b"kind=status state=ready", b"shot=3 energy=1.6",
+                b"shot=3 energy=1.6",  # a re-send: the duplicate keeps its key and id
+                b"shot=1 energy=1.7", b"shot=2 energy=1.7", b"shot=3 energy=1.7", b"kind=status state=ready"]
+    send_until_received(laser, relay, [[b"laser", raw] for raw in messages])
+    received = []
+    while len(received) < len(messages) and sub.poll(5000):
+        envelope = orjson.loads(sub.recv_multipart()[1])
+        if envelope["kind"] != "probe":
+            received.append(envelope)
+    assert len(received) == len(messages)
+    shots = [e for e in received if e["kind"] == "shot"]
+    keys = [parse_shot_key(e["shot_key"]) for e in shots]
+    assert [(k.run, k.number) for k in keys] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3), (2, 3),
+                                                 (3, 1), (3, 2), (3, 3)]
+    assert shots[6]["metadata"] == {"duplicate": True} and shots[6]["event_id"] == shots[5]["event_id"]
+    assert len({e["shot_key"] for e in shots}) == 9 and len({e["event_id"] for e in shots}) == 9
+    statuses = [e for e in received if e["kind"] == "status"]
+    assert len({e["event_id"] for e in statuses}) == 3 and all(e["shot_key"] is None for e in statuses)
+    assert all(validation_errors(e) == [] for e in received)
+    assert shots[3]["shot_key"] == f"TST-r2-{keys[0].date}-000001"
+    relay.stop.set()
+    logged = [r["envelope"] for r in read_all(relay.log.directory)
+              if r["type"] == "envelope" and r["envelope"]["kind"] != "probe"]
+    assert [e["event_id"] for e in logged] == [e["event_id"] for e in received]  # a replay sends these ids
+    sub.close(0)
+
+
+def three_days_of_three_runs(log_dir: Path) -> list[dict]:
+    """Shots 1–3 in runs 1, 2 and 3 on each of three days (27), plus a status message a day."""
+    log = DurableLog(log_dir, "never")
+    envelopes = []
+    for day in range(3):
+        noon = 1_764_676_800 * 10**9 + day * 86_400 * 10**9  # 2025-12-02 12:00 UTC, + days
+        for run in (1, 2, 3):
+            for shot in (1, 2, 3):
+                envelopes.append(make_envelope(experiment="TST", source="laser", kind="shot", shot_number=shot,
+                                               laser_ts_ns=None, relay_ts_ns=noon + run * 60 * 10**9 + shot * 10**9,
+                                               tz="Europe/Berlin", run=run, seq=len(envelopes) + 1))
+        envelopes.append(make_envelope(experiment="TST", source="laser", kind="status", shot_number=None,
+                                       laser_ts_ns=None, relay_ts_ns=noon, tz="Europe/Berlin",
+                                       seq=len(envelopes) + 1))
+    log.append_lines([orjson.dumps({"type": "envelope", "envelope": e}) for e in envelopes])
+    log.close()
+    return envelopes
+
+
+def test_relay_replay_sends_one_days_run_and_says_what_before_sending(tmp_path, kafka_admin, mongo_db):
+    log_dir, topic = tmp_path / "log", f"test.relay.replay.{uuid.uuid4().hex[:8]}"
+    envelopes = three_days_of_three_runs(log_dir)
+
+    def replay_command(*args: str) -> str:
+        out = io.StringIO()
+        call_command("relay_replay", "--log-dir", str(log_dir), "--topic", topic, *args, stdout=out)
+        return out.getvalue()
+
+    with pytest.raises(CommandError, match="give --date"):
+        replay_command("--shots", "1-3")  # every day's and every run's shots 1–3
+    with pytest.raises(CommandError, match="in 3 runs .*20251202 run 1, 20251202 run 2, 20251202 run 3"):
+        replay_command("--shots", "1-3", "--date", "2025-12-02")
+    plan = replay_command("--shots", "2-3", "--date", "20251203", "--run", "3", "--dry-run")
+    assert "2 envelope(s)" in plan and "20251203 run 3: 2 envelope(s), shots 2–3" in plan and "dry run" in plan
+    assert topic not in kafka_admin.list_topics()  # nothing sent
+
+    output = replay_command("--shots", "1-3", "--date", "20251203", "--run", "3")
+    assert output.index("20251203 run 3: 3 envelope(s), shots 1–3") < output.index("3 envelopes produced")
+    consumer = KafkaConsumer(topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+                             auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    replayed = [orjson.loads(r.value) for r in consumer]
+    consumer.close()
+    expected = [e for e in envelopes if e["shot_key"] and parse_shot_key(e["shot_key"]).date == "20251203"
+                and parse_shot_key(e["shot_key"]).run == 3]
+    assert [e["event_id"] for e in replayed] == [e["event_id"] for e in expected] and len(expected) == 3
+
+    whole_day = replay_command("--date", "20251204", "--dry-run")
+    assert "10 envelope(s)" in whole_day and "events of no shot (status …): 1" in whole_day
+    window = replay_command("--since", "2025-12-02T13:01", "--until", "2025-12-02T13:01:59", "--dry-run")
+    assert "20251202 run 1: 3 envelope(s), shots 1–3" in window and "run 2" not in window  # naive: Berlin
+    kafka_admin.delete_topics([topic])
 
 
 @pytest.mark.slow
@@ -310,6 +458,46 @@ def test_kafka_killed_mid_run_then_back_has_every_event_in_kafka(laser, start_re
 
 
 @pytest.mark.slow
+def test_a_kafka_broker_killed_at_1_khz_leaves_every_event_in_kafka_once(laser, start_relay, private_kafka):
+    """kill -9 of the broker with a batch in flight: the shipper's producer retries it with the
+    same producer id and sequence numbers, so the restarted broker keeps one copy."""
+    topic = f"test.relay.idempotent.{uuid.uuid4().hex[:8]}"
+    relay = start_relay(laser.endpoint_for_relay, kafka_servers=private_kafka.address, kafka_topic=topic)
+    send_until_received(laser, relay, [])
+    streaming = threading.Event()
+    streaming.set()
+
+    def stream() -> None:  # the laser at ~1 kHz all along
+        n = 0
+        while streaming.is_set():
+            n += 1
+            laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
+            time.sleep(0.001)
+
+    sender = threading.Thread(target=stream, daemon=True)
+    sender.start()
+    try:
+        for kill in range(2):
+            shipped = relay.shipper.shipped
+            wait_for(lambda: relay.shipper.shipped > shipped + 1000, timeout=90, message="shots flowing to Kafka")
+            private_kafka.kill()
+            wait_for(lambda: not relay.status()["kafka_connected"], timeout=60, message="the outage noticed")
+            private_kafka.start()
+    finally:
+        streaming.clear()
+        sender.join(10)
+    wait_for(lambda: relay.shipper.shipped >= relay.stats.published, timeout=120, message="everything shipped")
+    logged = [r["envelope"]["event_id"] for r in read_all(relay.log.directory) if r["type"] == "envelope"]
+    consumer = KafkaConsumer(topic, bootstrap_servers=private_kafka.address, auto_offset_reset="earliest",
+                             consumer_timeout_ms=15000)
+    in_kafka = [orjson.loads(r.value)["event_id"] for r in consumer]
+    consumer.close()
+    twice = len(in_kafka) - len(set(in_kafka))
+    assert set(in_kafka) == set(logged), f"{len(set(logged) - set(in_kafka))} logged events not in Kafka"
+    assert twice == 0, f"{twice} of {len(in_kafka)} records written twice"
+
+
+@pytest.mark.slow
 def test_a_killed_kafka_shipper_is_started_again_and_ships_everything(laser, start_relay):
     relay = start_relay(laser.endpoint_for_relay)
     send_until_received(laser, relay, [[b"laser", orjson.dumps({"shot": n})] for n in range(1, 101)])
@@ -358,9 +546,143 @@ def test_a_restarted_laser_is_followed_as_a_new_run_not_a_gap_storm(start_relay)
     shots = [r["envelope"] for r in read_all(relay.log.directory)
              if r["type"] == "envelope" and r["envelope"]["kind"] == "shot"]
     reset = next(e for e in shots if e["shot_number"] == 1)
-    assert reset["metadata"] == {"counter_reset": {"previous": 5049}}
+    assert reset["metadata"] == {"counter_reset": {"previous": 5049, "run": 2}}
     assert [e["shot_number"] for e in shots] == list(range(5000, 5050)) + list(range(1, 21))
     laser.close(0)
+
+
+def receive_until(sub, condition, timeout: float = 30, message: str = "an envelope") -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sub.poll(100):
+            envelope = orjson.loads(sub.recv_multipart()[-1])
+            if condition(envelope):
+                return envelope
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def test_admin_edits_of_relay_inputs_take_effect_without_a_restart(laser, start_relay, transactional_db):
+    other_context = zmq.Context()
+    second_laser = Laser(other_context)
+    main = RelayInput.objects.create(name="main", endpoint=laser.endpoint_for_relay, parser="json", source="laser")
+    relay = start_relay(laser.endpoint_for_relay, from_admin=True, kafka=False)
+    sub = subscriber(relay.pub_endpoint, b"")
+    try:
+        time.sleep(0.3)
+        send_until_received(laser, relay, [])
+
+        second = RelayInput.objects.create(name="second", endpoint=second_laser.endpoint_for_relay, parser="kv",
+                                           source="laser2")
+
+        def probe_second():  # until the relay has opened the new input and its subscription arrived
+            second_laser.send_multipart([b"laser", b"kind=probe"])
+            return False
+        envelope = receive_until(sub, lambda e: probe_second() or e.get("source") == "laser2", message="the new input")
+        assert envelope["kind"] == "probe"
+
+        main.parser, main.source = "auto", "laser-a"  # edited: now reads key=value too
+        main.save()
+
+        def send_kv_shot():
+            laser.send_multipart([b"laser", b"shot=5 energy=1.5"])
+            return False
+        envelope = receive_until(sub, lambda e: send_kv_shot() or e.get("source") == "laser-a", message="the edit")
+        assert envelope["shot_number"] == 5 and envelope["values"] == {"energy": 1.5}
+
+        second.enabled = False
+        second.save()
+        deadline = time.monotonic() + 30
+        while any(s["source"] == "laser2" for s in list(relay.sockets.values())):
+            assert time.monotonic() < deadline, "the disabled input was never closed"
+            time.sleep(0.1)
+        second_laser.send_multipart([b"laser", b"shot=99"])
+        laser.send_multipart([b"laser", b"kind=marker"])
+        seen = []
+        receive_until(sub, lambda e: seen.append(e) or e.get("kind") == "marker", message="the marker")
+        assert not any(e.get("source") == "laser2" for e in seen)
+    finally:
+        sub.close(0)
+        second_laser.pub.close(0)
+        other_context.term()
+
+
+def relay_process(laser, log_dir: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
+           "MONGODB_DB": settings.MONGODB_DB, "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}"}
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "relay", "--input", laser.endpoint_for_relay, "--log-dir", str(log_dir),
+         "--pub", f"tcp://127.0.0.1:{free_port()}", "--snapshot", f"tcp://127.0.0.1:{free_port()}", "--no-live",
+         "--no-kafka", *extra],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def logged_envelopes(log_dir: Path) -> list[dict]:
+    return [r["envelope"] for r in read_all(log_dir) if r["type"] == "envelope"] if log_dir.exists() else []
+
+
+def probe_until_logged(laser, log_dir: Path, timeout: float = 60) -> None:
+    """Probes until the (re)started relay has subscribed and logged one."""
+    before = sum(1 for e in logged_envelopes(log_dir) if e["kind"] == "probe")
+    deadline = time.monotonic() + timeout
+    while sum(1 for e in logged_envelopes(log_dir) if e["kind"] == "probe") == before:
+        assert time.monotonic() < deadline, "the relay never subscribed"
+        laser.send_multipart([b"laser", b'{"kind": "probe"}'])
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_after_kill_9_and_restart_seq_goes_on_and_the_first_shot_reports_the_shots_missed(laser, tmp_path,
+                                                                                           mongo_db):
+    log_dir = tmp_path / "log"
+    relay = relay_process(laser, log_dir, tmp_path)
+    try:
+        probe_until_logged(laser, log_dir)
+        for n in range(1, 101):
+            laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
+        wait_for(lambda: any(e["shot_number"] == 100 for e in logged_envelopes(log_dir)), message="shot 100 logged")
+        relay.send_signal(signal.SIGKILL)  # at once: its counters saved a second ago are behind the log
+        relay.wait(10)
+        before = logged_envelopes(log_dir)
+        # shots 101–521 go by while no relay listens
+        relay = relay_process(laser, log_dir, tmp_path)
+        probe_until_logged(laser, log_dir)
+        for n in range(522, 532):
+            laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
+        wait_for(lambda: any(e["shot_number"] == 531 for e in logged_envelopes(log_dir)), message="shot 531 logged")
+    finally:
+        relay.kill()
+        relay.wait(10)
+    envelopes = logged_envelopes(log_dir)
+    seqs = [e["seq"] for e in envelopes]
+    assert seqs == list(range(1, len(envelopes) + 1)), "seq started again after the restart"
+    after = [e for e in envelopes[len(before):] if e["kind"] == "shot"]
+    assert after[0]["shot_number"] == 522
+    assert after[0]["metadata"]["gap"] == 421
+    assert after[0]["metadata"]["relay_restart"]["previous"] == 100
+    down_since = after[0]["metadata"]["relay_restart"]["down_since_ns"]
+    assert before[-1]["relay_ts_ns"] <= down_since < after[0]["relay_ts_ns"]
+    assert all(e["metadata"] == {} for e in after[1:])
+    assert len({e["event_id"] for e in envelopes}) == len(envelopes)
+
+
+def test_counters_come_back_from_the_log_alone_when_their_file_is_lost(laser, start_relay, tmp_path):
+    log_dir = tmp_path / "log"
+    relay = start_relay(laser.endpoint_for_relay, kafka=False, log_dir=log_dir, parser="kv")
+    send_until_received(laser, relay, [[b"laser", b"shot=%d" % n] for n in (7, 8, 9)])
+    wait_for(lambda: relay.trackers.get("laser") and relay.trackers["laser"].last == 9, message="shot 9")
+    relay.stop.set()
+    wait_for(lambda: (log_dir / "counters.json").exists(), message="counters saved on the way out")
+    last_seq = relay.seq
+    (log_dir / "counters.json").unlink()  # e.g. a relay of the version before, or a lost file
+    again = Relay(inputs=[], log_dir=log_dir, experiment="TST", live=False, kafka=False)
+    assert again.seq == last_seq and again.last_shot["shot_number"] == 9
+    tracker = again.trackers["laser"]
+    down_since = tracker.relay_down_since_ns
+    assert (tracker.last, tracker.run) == (9, 1) and down_since >= relay.last_shot["relay_ts_ns"]
+    assert tracker.observe(12, tracker.date)[1] == {"relay_restart": {"previous": 9, "down_since_ns": down_since},
+                                                    "gap": 2}
+    assert tracker.observe(13, tracker.date)[1] == {}
+    again.log.close()
 
 
 def child_pids(pid: int) -> list[int]:
