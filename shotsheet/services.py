@@ -321,12 +321,39 @@ def export_rows(sheet: Sheet, query: dict, sort: list, limit: int = 100_000) -> 
     return header, rows
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula (OWASP)
+
+
+def csv_cell(value) -> str:
+    """A value as CSV text; text a spreadsheet would run as a formula gets a leading `'` (OWASP's
+    advice), numbers stay as they are (a negative number is still a number)."""
+    text = display(value)
+    if isinstance(value, int | float) or not text.startswith(FORMULA_STARTS):
+        return text
+    return "'" + text
+
+
 def to_csv(header: list[str], rows: list[list]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows([[display(v) for v in row] for row in rows])
+    writer.writerow([csv_cell(h) for h in header])
+    writer.writerows([[csv_cell(v) for v in row] for row in rows])
     return out.getvalue()
+
+
+def xlsx_cell(sheet, value):
+    """Text is stored as a string cell, never a formula (openpyxl makes one of any text with `=`)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, list | dict):
+        value = display(value)
+    if not isinstance(value, str):
+        return value
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"
+    return cell
 
 
 def to_xlsx(header: list[str], rows: list[list]) -> bytes:
@@ -334,10 +361,9 @@ def to_xlsx(header: list[str], rows: list[list]) -> bytes:
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("entries")
-    sheet.append(header)
+    sheet.append([xlsx_cell(sheet, h) for h in header])
     for row in rows:
-        sheet.append([v.replace(tzinfo=None) if isinstance(v, datetime) else
-                      (display(v) if isinstance(v, list | dict) else v) for v in row])
+        sheet.append([xlsx_cell(sheet, v) for v in row])
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
