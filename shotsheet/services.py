@@ -21,6 +21,7 @@ from pymongo.errors import PyMongoError
 from . import store, table
 from .consumers import sheet_group
 from .models import Field, SchemaVersion, Sheet
+from .numbers import NumberError, parse_number
 
 log = logging.getLogger(__name__)
 NUMERIC = {Field.Type.INTEGER, Field.Type.FLOAT}
@@ -215,8 +216,8 @@ def table_filters(sheet: Sheet, params) -> list[dict]:
     for column in table_columns(sheet):
         key, kind = column["key"], column["type"]
         if kind in NUMERIC:
-            inputs = [{"name": f"f_{key}_min", "placeholder": "min", "type": "number"},
-                      {"name": f"f_{key}_max", "placeholder": "max", "type": "number"}]
+            inputs = [{"name": f"f_{key}_min", "placeholder": "min", "type": "number"},  # a text input: see
+                      {"name": f"f_{key}_max", "placeholder": "max", "type": "number"}]  # forms.TypedNumberMixin
         elif kind == Field.Type.DATETIME:
             inputs = [{"name": f"f_{key}_from", "placeholder": "from", "type": "datetime-local"},
                       {"name": f"f_{key}_to", "placeholder": "to", "type": "datetime-local"}]
@@ -240,14 +241,19 @@ def table_query(sheet: Sheet, params) -> tuple[dict, list, list[str]]:
     query: dict = {"sheet": sheet.slug}
     problems = []
 
+    def number(raw: str) -> float:
+        return float(parse_number(raw, sheet.decimal_mark))
+
     def bounds(path: str, label: str, low: str, high: str, parse) -> None:
         found = {}
         for raw, op in ((low, "$gte"), (high, "$lte")):
             if raw:
                 try:
                     found[op] = parse(raw)
+                except NumberError as exc:
+                    problems.append(f"{label}: {exc}")
                 except ValueError:
-                    problems.append(f"{label}: '{raw}' is not a {'number' if parse is float else 'date/time'}")
+                    problems.append(f"{label}: '{raw}' is not a date/time")
         if found:
             query[path] = found
 
@@ -258,7 +264,7 @@ def table_query(sheet: Sheet, params) -> tuple[dict, list, list[str]]:
     for key, column in columns.items():
         kind = column["type"]
         if kind in NUMERIC:
-            bounds(f"values.{key}", column["label"], text(f"f_{key}_min"), text(f"f_{key}_max"), float)
+            bounds(f"values.{key}", column["label"], text(f"f_{key}_min"), text(f"f_{key}_max"), number)
         elif kind == Field.Type.DATETIME:
             bounds(f"values.{key}", column["label"], text(f"f_{key}_from"), text(f"f_{key}_to"), parse_time)
         elif raw := text(f"f_{key}"):

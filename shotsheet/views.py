@@ -61,7 +61,7 @@ def entry_new(request, slug):
     sheet = sheet_for(request, slug, "add", active=True)
     version = services.current_schema(sheet)
     fields = version.fields
-    form_class = entry_form_class(fields)
+    form_class = entry_form_class(fields, sheet.decimal_mark)
     if request.method == "POST":
         form = form_class(request.POST)
         if form.is_valid():
@@ -95,7 +95,7 @@ def entry_detail(request, slug, entry_id):
     if not entry or entry["sheet"] != sheet.slug:
         raise Http404("No such entry")
     fields = services.schema_fields(sheet, entry["schema_version"])
-    form_class = entry_form_class(fields)
+    form_class = entry_form_class(fields, sheet.decimal_mark)
     conflict = None
     initial = {**entry["values"], "shot_key": entry.get("shot_key") or "", "comment": entry.get("comment", "")}
     if request.method == "POST":

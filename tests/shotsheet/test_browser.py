@@ -8,6 +8,7 @@ import pytest
 from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth import get_user_model
 
+from shotsheet import store
 from shotsheet.models import Field, Sheet
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -48,8 +49,8 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
                              type=Field.Type.FLOAT, required=True, max_value=100, position=1)
         Field.objects.create(sheet=self.sheet, key="note", label="Note", type=Field.Type.TEXT, position=2)
 
-    def logged_in_page(self):
-        page = self.browser.new_context().new_page()
+    def logged_in_page(self, locale: str | None = None):
+        page = self.browser.new_context(locale=locale).new_page()
         page.set_default_timeout(15000)
         page.goto(f"{self.live_server_url}/accounts/login/")
         page.fill("#id_username", "marie")
@@ -98,3 +99,34 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
         page.wait_for_selector(".messagelist .success")
         page.goto(f"{self.live_server_url}/sheets/browser/new/")
         assert "Gas pressure [mbar]" in page.inner_text("label[for='id_gas_pressure']")
+
+    # --- values and times as a physicist types and reads them, in a German and a US browser (issue 10)
+    LOCALES = ["de-DE", "en-US"]
+
+    def type_and_save(self, page, selector: str, text: str) -> None:
+        """Typed key by key, as a person would (fill() would bypass what the browser does to keys)."""
+        page.goto(f"{self.live_server_url}/sheets/browser/new/")
+        page.locator(selector).press_sequentially(text)
+        page.press(selector, "Enter")
+
+    def test_a_decimal_comma_is_the_decimal_mark_and_an_ambiguous_value_is_refused(self):
+        for number, locale in enumerate(self.LOCALES, start=1):
+            with self.subTest(locale=locale):
+                page = self.logged_in_page(locale)
+                page.goto(f"{self.live_server_url}/sheets/browser/new/")
+                page.fill("#id_note", f"typed in {locale}")
+                self.type_and_save(page, "#id_energy", "3,7")
+                page.wait_for_url(f"{self.live_server_url}/sheets/browser/new/")
+                page.wait_for_selector(".alert-success")
+                saved = [e["values"]["energy"] for e in store.sheet_entries("browser")]
+                assert len(saved) == number and saved.count(3.7) == number, saved
+
+                page.fill("#id_note", "kept")
+                page.locator("#id_energy").press_sequentially("1,234.5")
+                page.press("#id_energy", "Enter")
+                page.wait_for_selector("#error_1_id_energy")
+                assert "both a comma and a point" in page.inner_text("#error_1_id_energy")
+                assert page.input_value("#id_energy") == "1,234.5"  # everything typed is kept
+                assert page.input_value("#id_note") == "kept"
+                assert len(store.sheet_entries("browser")) == number
+                page.context.close()
