@@ -4,6 +4,7 @@ from functools import lru_cache
 
 import orjson
 from django import forms
+from django.conf import settings
 from django.core.validators import RegexValidator
 
 from .choices import choices_for
@@ -102,8 +103,10 @@ def form_field(field: dict, decimal_mark: str = AUTO) -> forms.Field:
         return forms.ChoiceField(**common, choices=[("", "—")] + choices_of(field))
     if kind == Field.Type.MULTI_CHOICE:
         return forms.MultipleChoiceField(**common, choices=choices_of(field), widget=forms.CheckboxSelectMultiple)
-    if kind == Field.Type.DATETIME:
-        return forms.DateTimeField(**common, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    if kind == Field.Type.DATETIME:  # typed and shown in the lab's zone (Django's current time zone)
+        zone = f"lab time, {settings.TIME_ZONE}"
+        return forms.DateTimeField(**{**common, "help_text": " · ".join(filter(None, [common["help_text"], zone]))},
+                                   widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     if kind == Field.Type.JSON:
         return forms.JSONField(**common)
     validators = [RegexValidator(field["pattern"], f"Does not match the pattern {field['pattern']}")] \

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from pymongo.errors import PyMongoError
@@ -188,7 +189,7 @@ def broadcast(sheet: Sheet, entry: dict) -> None:
 
 
 def row_for(entry: dict, columns: list[dict]) -> dict:
-    return {"id": entry["_id"], "shot_key": entry.get("shot_key"), "created": entry["created"],
+    return {"id": entry["_id"], "shot_key": entry.get("shot_key"), "created": display(entry["created"]),
             "author": entry.get("author"), "rev": entry.get("rev"), "comment": entry.get("comment", ""),
             "values": [display(entry["values"].get(c["key"])) for c in columns]}
 
@@ -201,10 +202,25 @@ def display(value) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value))
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        return f"{lab_time(value):%Y-%m-%d %H:%M:%S}"  # the page names the zone once (created [zone])
     if isinstance(value, dict):
         return orjson.dumps(value).decode()
     return str(value)
+
+
+def lab_time(value: datetime) -> datetime:
+    """A stored time (UTC) in the lab's zone, settings.TIME_ZONE: the one clock people read."""
+    return (value if timezone.is_aware(value) else value.replace(tzinfo=UTC)).astimezone(
+        timezone.get_default_timezone())
+
+
+def iso_time(value: datetime) -> str:
+    """ISO 8601 in the lab's zone with its offset (milliseconds only when there are some)."""
+    return lab_time(value).isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+
+
+def created_header() -> str:
+    return f"created [{settings.TIME_ZONE}]"
 
 
 # --- the table -------------------------------------------------------------------------------------
@@ -319,7 +335,7 @@ def plot_series(sheet: Sheet, query: dict, y_key: str, x: str, limit: int = 20_0
 
 def export_rows(sheet: Sheet, query: dict, sort: list, limit: int = 100_000) -> tuple[list[str], list[list]]:
     columns = table_columns(sheet)
-    header = ["entry", "shot_key", "created", "author", "schema_version", "comment"] + [
+    header = ["entry", "shot_key", created_header(), "author", "schema_version", "comment"] + [
         f"{c['label']} [{c['unit']}]" if c["unit"] else c["label"] for c in columns]
     rows = [[e["_id"], e.get("shot_key"), e["created"], e.get("author"), e.get("schema_version"),
              e.get("comment", "")] + [e["values"].get(c["key"]) for c in columns]
@@ -333,7 +349,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet re
 def csv_cell(value) -> str:
     """A value as CSV text; text a spreadsheet would run as a formula gets a leading `'` (OWASP's
     advice), numbers stay as they are (a negative number is still a number)."""
-    text = display(value)
+    text = iso_time(value) if isinstance(value, datetime) else display(value)
     if isinstance(value, int | float) or not text.startswith(FORMULA_STARTS):
         return text
     return "'" + text
@@ -349,8 +365,8 @@ def to_csv(header: list[str], rows: list[list]) -> str:
 
 def xlsx_cell(sheet, value):
     """Text is stored as a string cell, never a formula (openpyxl makes one of any text with `=`)."""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
+    if isinstance(value, datetime):  # Excel has no zones: the lab's time, named in the header
+        return lab_time(value).replace(tzinfo=None)
     if isinstance(value, list | dict):
         value = display(value)
     if not isinstance(value, str):
@@ -376,6 +392,7 @@ def to_xlsx(header: list[str], rows: list[list]) -> bytes:
 
 
 def to_json(header: list[str], rows: list[list]) -> bytes:
+    rows = [[lab_time(v) if isinstance(v, datetime) else v for v in row] for row in rows]
     return orjson.dumps([dict(zip(header, row, strict=True)) for row in rows],
                         option=orjson.OPT_INDENT_2, default=str)
 

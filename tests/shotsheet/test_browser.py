@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from unittest import mock
 
 import pytest
@@ -103,6 +104,12 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
     # --- values and times as a physicist types and reads them, in a German and a US browser (issue 10)
     LOCALES = ["de-DE", "en-US"]
 
+    def saved_elsewhere(self, save):
+        """Run a save in a thread of its own: this thread runs Playwright's event loop, where the
+        channel layer's async_to_sync cannot send (and a save's broadcast gives up silently)."""
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(save).result()
+
     def type_and_save(self, page, selector: str, text: str) -> None:
         """Typed key by key, as a person would (fill() would bypass what the browser does to keys)."""
         page.goto(f"{self.live_server_url}/sheets/browser/new/")
@@ -129,4 +136,30 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
                 assert page.input_value("#id_energy") == "1,234.5"  # everything typed is kept
                 assert page.input_value("#id_note") == "kept"
                 assert len(store.sheet_entries("browser")) == number
+                page.context.close()
+
+    def test_a_row_that_arrives_live_shows_its_times_in_the_labs_zone(self):
+        from datetime import UTC, datetime
+        from zoneinfo import ZoneInfo
+
+        from shotsheet import services
+
+        Field.objects.create(sheet=self.sheet, key="aligned", label="Aligned", type=Field.Type.DATETIME, position=3)
+        for locale in self.LOCALES:
+            with self.subTest(locale=locale):
+                page = self.logged_in_page(locale)
+                page.goto(f"{self.live_server_url}/sheets/browser/")
+                page.wait_for_selector("#live-state:has-text('live')")
+                assert "created [Europe/Berlin]" in page.inner_text("#entries thead")
+                entry = self.saved_elsewhere(lambda: services.create_entry(
+                    self.sheet, services.current_schema(self.sheet),
+                    {"energy": 1.5, "aligned": datetime(2026, 11, 24, 9, 0, tzinfo=UTC)}, author="marie", shot={}))
+                created = store.get_entry(entry["_id"])["created"].astimezone(ZoneInfo("Europe/Berlin"))
+                row = page.wait_for_selector(f"#entries tr[data-entry='{entry['_id']}']")
+                cells = [cell.inner_text() for cell in row.query_selector_all("td")]
+                assert cells[0] == f"{created:%Y-%m-%d %H:%M:%S}", cells
+                assert "2026-11-24 10:00:00" in cells, cells
+                page.reload()  # and the same after a reload
+                cells = [c.inner_text() for c in page.query_selector_all(f"#entries tr[data-entry='{entry['_id']}'] td")]
+                assert cells[0] == f"{created:%Y-%m-%d %H:%M:%S}" and "2026-11-24 10:00:00" in cells, cells
                 page.context.close()

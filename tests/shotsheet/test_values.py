@@ -2,13 +2,17 @@
 
 import csv
 import io
+import json
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
 
 from shotsheet import store
+from shotsheet.models import Field
 from shotsheet.numbers import NumberError, parse_number
 
 FORMULAS = ["=1+1", "=cmd|' /C calc'!A0", "+1+1", "-1+1", "@SUM(A1)", "\t=1+1", "\r=1+1"]
@@ -87,3 +91,49 @@ def test_the_tables_number_filters_take_a_decimal_comma_as_typed(admin_client, s
     assert "3.9" in page and "3.5" not in page and 'type="number"' not in page
     refused = admin_client.get("/sheets/test/", {"f_energy_min": "1,234.5"}).content.decode()
     assert "Energy: &#x27;1,234.5&#x27; has both a comma and a point" in refused
+
+
+# --- one clock: stored in UTC, read in the lab's zone (settings.TIME_ZONE, Europe/Berlin here) ---------
+ALIGNED = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # 10:00 in Berlin
+
+
+@pytest.fixture
+def timed_entry(sheet, make_entry):
+    Field.objects.create(sheet=sheet, key="aligned", label="Aligned", type=Field.Type.DATETIME, position=9)
+    entry = make_entry(sheet, aligned=ALIGNED, shot_key="TST-20261124-000001")
+    return {**entry, "created": store.get_entry(entry["_id"])["created"]}  # as stored (milliseconds)
+
+
+def lab(when: datetime) -> datetime:
+    return when.astimezone(ZoneInfo("Europe/Berlin"))
+
+
+def test_the_table_shows_times_in_the_labs_zone_and_names_it(settings, admin_client, timed_entry):
+    assert settings.TIME_ZONE == "Europe/Berlin"
+    page = admin_client.get("/sheets/test/").content.decode()
+    assert "created</a> <span class=\"text-muted\">[Europe/Berlin]</span>" in page
+    assert f"{lab(timed_entry['created']):%Y-%m-%d %H:%M:%S}</a>" in page
+    assert "<td>2026-11-24 10:00:00</td>" in page and "+00:00" not in page
+
+
+def test_the_entry_form_shows_a_date_time_value_in_the_labs_zone(admin_client, timed_entry):
+    page = admin_client.get(f"/sheets/test/entries/{timed_entry['_id']}/").content.decode()
+    assert 'value="2026-11-24 10:00:00"' in page and "lab time, Europe/Berlin" in page
+    assert "+00:00" not in page
+
+
+def test_exports_carry_the_labs_zone_csv_and_json_with_their_offset_xlsx_in_the_header(admin_client, timed_entry):
+    created = lab(timed_entry["created"])
+    row = next(csv.DictReader(io.StringIO(admin_client.get("/sheets/test/export.csv").content.decode())))
+    assert datetime.fromisoformat(row["created [Europe/Berlin]"]) == created
+    assert row["created [Europe/Berlin]"].endswith("+01:00") and row["Aligned"] == "2026-11-24T10:00:00+01:00"
+
+    exported = json.loads(admin_client.get("/sheets/test/export.json").content)[0]
+    assert datetime.fromisoformat(exported["created [Europe/Berlin]"]) == created
+    assert exported["created [Europe/Berlin]"].endswith("+01:00") and exported["Aligned"] == "2026-11-24T10:00:00+01:00"
+
+    workbook = load_workbook(io.BytesIO(admin_client.get("/sheets/test/export.xlsx").content))
+    header, values = list(workbook.active.values)
+    cells = dict(zip(header, values, strict=True))
+    assert cells["created [Europe/Berlin]"] == created.replace(tzinfo=None, microsecond=created.microsecond)
+    assert cells["Aligned"] == datetime(2026, 11, 24, 10, 0)  # the lab's time, as Excel shows it

@@ -13,7 +13,7 @@
     fresh.dataset.entry = entry.id;
     const link = document.createElement("a");
     link.href = `/sheets/${encodeURIComponent(slug)}/entries/${encodeURIComponent(entry.id)}/`;
-    link.textContent = String(entry.created).replace("T", " ").slice(0, 19);
+    link.textContent = entry.created;  // the lab's time, as the server shows it (zone in the header)
     const first = document.createElement("td"); first.appendChild(link);
     fresh.append(first, cell(entry.shot_key), ...entry.values.map(cell), cell(entry.author));
     fresh.classList.add("table-success");
