@@ -179,13 +179,22 @@ def same_value(old, new) -> bool:
 
 
 def broadcast(sheet: Sheet, entry: dict) -> None:
-    """Tell every open table of the sheet (best effort: a missing Redis never blocks a save)."""
+    """Tell every open table of the sheet (best effort: a missing Redis never blocks a save).
+
+    The row carries the schema version of its columns: a table opened before fields were added
+    has other columns, and reloads itself instead of putting cells under the wrong headers.
+    """
     try:
+        row = {**row_for(entry, table_columns(sheet)), "columns_version": columns_version(sheet)}
         async_to_sync(get_channel_layer().group_send)(
-            sheet_group(sheet.slug), {"type": "entry.changed", "entry": orjson.loads(orjson.dumps(
-                row_for(entry, table_columns(sheet)), default=str))})
+            sheet_group(sheet.slug), {"type": "entry.changed", "entry": orjson.loads(orjson.dumps(row, default=str))})
     except Exception:
         pass
+
+
+def columns_version(sheet: Sheet) -> int:
+    """The newest schema version: table_columns(sheet) are the fields of every version up to it."""
+    return sheet.versions.order_by("-number").values_list("number", flat=True).first() or 0
 
 
 def row_for(entry: dict, columns: list[dict]) -> dict:

@@ -28,7 +28,7 @@ def sheet_for(request, slug: str, action: str = "view", **filters) -> Sheet:
 
 def sheet_table(request, slug):
     sheet = sheet_for(request, slug)
-    services.current_schema(sheet)
+    version = services.current_schema(sheet)
     columns = services.table_columns(sheet)
     query, sort, problems = services.table_query(sheet, request.GET)
     try:
@@ -49,7 +49,7 @@ def sheet_table(request, slug):
     params = request.GET.copy()
     params.pop("page", None)
     return render(request, "shotsheet/sheet_table.html", {
-        "sheet": sheet, "columns": columns,
+        "sheet": sheet, "columns": columns, "columns_version": version.number,
         "numeric_columns": [c for c in columns if c["type"] in services.NUMERIC], "rows": [services.row_for(e, columns) for e in entries],
         "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "problems": problems,
         "params": params.urlencode(), "sort": request.GET.get("sort", "-created"),

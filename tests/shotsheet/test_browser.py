@@ -163,3 +163,23 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
                 cells = [c.inner_text() for c in page.query_selector_all(f"#entries tr[data-entry='{entry['_id']}'] td")]
                 assert cells[0] == f"{created:%Y-%m-%d %H:%M:%S}" and "2026-11-24 10:00:00" in cells, cells
                 page.context.close()
+
+    def test_an_open_table_redraws_for_fields_added_after_it_was_opened(self):
+        from shotsheet import services
+
+        page = self.logged_in_page()
+        page.goto(f"{self.live_server_url}/sheets/browser/")
+        page.wait_for_selector("#live-state:has-text('live')")
+        Field.objects.create(sheet=self.sheet, key="gas_pressure", label="Gas pressure", unit="mbar",
+                             type=Field.Type.FLOAT, position=1)
+        Field.objects.create(sheet=self.sheet, key="shots", label="Shots", type=Field.Type.INTEGER, position=5)
+        entry = self.saved_elsewhere(lambda: services.create_entry(
+            self.sheet, services.current_schema(self.sheet), {"energy": 7.5, "gas_pressure": 12.5, "shots": 3},
+            author="marie", shot={}))
+        row = f"#entries tr[data-entry='{entry['_id']}']"
+        page.wait_for_selector(f"{row} td:text-is('12.5')")
+        headers = [th.inner_text() for th in page.query_selector_all("#entries thead th")]
+        cells = [td.inner_text() for td in page.query_selector_all(f"{row} td")]
+        assert len(cells) == len(headers), (headers, cells)
+        by_header = dict(zip(headers, cells, strict=True))
+        assert (by_header["Energy [J]"], by_header["Gas pressure [mbar]"], by_header["Shots"]) == ("7.5", "12.5", "3")

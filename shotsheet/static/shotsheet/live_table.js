@@ -8,6 +8,10 @@
   function cell(text) { const td = document.createElement("td"); td.textContent = text ?? ""; return td; }
 
   function show(entry) {
+    if (entry.columns_version > Number(table.dataset.columnsVersion)) {
+      location.reload();  // fields were added since this page was drawn: its header is out of date
+      return;
+    }
     let row = table.querySelector(`tr[data-entry="${CSS.escape(entry.id)}"]`);
     const fresh = document.createElement("tr");
     fresh.dataset.entry = entry.id;
