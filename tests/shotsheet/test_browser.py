@@ -50,8 +50,8 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
                              type=Field.Type.FLOAT, required=True, max_value=100, position=1)
         Field.objects.create(sheet=self.sheet, key="note", label="Note", type=Field.Type.TEXT, position=2)
 
-    def logged_in_page(self, locale: str | None = None):
-        page = self.browser.new_context(locale=locale).new_page()
+    def logged_in_page(self, locale: str | None = None, timezone_id: str | None = None):
+        page = self.browser.new_context(locale=locale, timezone_id=timezone_id).new_page()
         page.set_default_timeout(15000)
         page.goto(f"{self.live_server_url}/accounts/login/")
         page.fill("#id_username", "marie")
@@ -183,3 +183,22 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
         assert len(cells) == len(headers), (headers, cells)
         by_header = dict(zip(headers, cells, strict=True))
         assert (by_header["Energy [J]"], by_header["Gas pressure [mbar]"], by_header["Shots"]) == ("7.5", "12.5", "3")
+
+    def test_the_plot_reads_time_on_the_labs_clock_in_a_browser_elsewhere(self):
+        from zoneinfo import ZoneInfo
+
+        from shotsheet import services
+
+        entries = [self.saved_elsewhere(lambda energy=energy: services.create_entry(
+            self.sheet, services.current_schema(self.sheet), {"energy": energy}, author="marie", shot={}))
+            for energy in (1.0, 2.0)]
+        page = self.logged_in_page("en-US", timezone_id="America/New_York")
+        page.goto(f"{self.live_server_url}/sheets/browser/")
+        page.click("#plot-panel summary")
+        page.wait_for_selector("#plot .u-over")
+        assert "time [Europe/Berlin]" in page.inner_text("#plot .u-legend")
+        box = page.query_selector("#plot .u-over").bounding_box()
+        page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)  # the newest point
+        shown = page.inner_text("#plot .u-legend .u-series:first-child .u-value")
+        created = store.get_entry(entries[-1]["_id"])["created"].astimezone(ZoneInfo("Europe/Berlin"))
+        assert shown.startswith(f"{created:%Y-%m-%d} {created.hour % 12 or 12}:{created:%M}"), shown
