@@ -358,10 +358,10 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet re
 def csv_cell(value) -> str:
     """A value as CSV text; text a spreadsheet would run as a formula gets a leading `'` (OWASP's
     advice), numbers stay as they are (a negative number is still a number)."""
-    text = iso_time(value) if isinstance(value, datetime) else display(value)
-    if isinstance(value, int | float) or not text.startswith(FORMULA_STARTS):
-        return text
-    return "'" + text
+    if isinstance(value, int | float):
+        return display(value)
+    text = value if isinstance(value, str) else iso_time(value) if isinstance(value, datetime) else display(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def to_csv(header: list[str], rows: list[list]) -> str:
@@ -373,12 +373,13 @@ def to_csv(header: list[str], rows: list[list]) -> str:
 
 
 def xlsx_cell(sheet, value):
-    """Text is stored as a string cell, never a formula (openpyxl makes one of any text with `=`)."""
+    """Text is stored as a string cell, never a formula (openpyxl makes one of any text starting
+    with `=`; other text is a string cell already, and a cell object per value cost 2x the time)."""
     if isinstance(value, datetime):  # Excel has no zones: the lab's time, named in the header
         return lab_time(value).replace(tzinfo=None)
     if isinstance(value, list | dict):
         value = display(value)
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value.startswith("="):
         return value
     from openpyxl.cell import WriteOnlyCell
 
