@@ -236,7 +236,7 @@ def created_header() -> str:
 def table_filters(sheet: Sheet, params) -> list[dict]:
     """The table's filter inputs (built from the sheet's columns), each with its value from the URL."""
     groups = [{"label": "shot key", "inputs": [{"name": "shot", "placeholder": "contains", "type": "text"}]},
-              {"label": "created", "inputs": [{"name": "from", "placeholder": "from", "type": "datetime-local"},
+              {"label": created_header(), "inputs": [{"name": "from", "placeholder": "from", "type": "datetime-local"},
                                               {"name": "to", "placeholder": "to", "type": "datetime-local"}]}]
     for column in table_columns(sheet):
         key, kind = column["key"], column["type"]

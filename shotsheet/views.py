@@ -42,8 +42,8 @@ def sheet_table(request, slug):
                       status=503)
     if sheet_table.stale_since:
         problems.append(f"MongoDB cannot be reached: this is the table as it was at "
-                        f"{timezone.localtime(sheet_table.stale_since):%H:%M:%S} ({timezone.get_current_timezone_name()}); "
-                        "new entries are not shown.")
+                        f"{timezone.localtime(sheet_table.stale_since):%H:%M:%S} "
+                        f"({timezone.get_current_timezone_name()}); new entries are not shown.")
     found = sheet_table.find(query, sort)
     total, entries = len(found), found[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
     params = request.GET.copy()

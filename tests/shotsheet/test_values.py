@@ -51,7 +51,8 @@ def test_a_number_is_read_with_the_sheets_decimal_mark(typed, decimal_mark, numb
     ("1,234", "auto", "could be 1.234 or 1234"), ("1.234.567", "auto", "more than one comma or point"),
     ("3.7", "comma", "does not fit this sheet's decimal mark, the comma"),
     ("3,7", "point", "does not fit this sheet's decimal mark, the point"),
-    ("1,2,3", "comma", "more than one decimal comma"), ("lots", "auto", "is not a number"), ("-", "auto", "not a number"),
+    ("1,2,3", "comma", "more than one decimal comma"), ("lots", "auto", "is not a number"),
+    ("-", "auto", "not a number"),
 ])
 def test_a_number_that_could_be_read_two_ways_is_refused_with_the_reason(typed, decimal_mark, message):
     with pytest.raises(NumberError, match=re.escape(message)):
@@ -67,7 +68,8 @@ def test_the_form_takes_a_decimal_comma_and_keeps_an_ambiguous_value_with_its_me
     assert 'type="number"' not in html  # a number input lets the browser rewrite what was typed
     assert mongo_db["entries"].count_documents({}) == 0
 
-    assert admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "3,7", "shots_on_target": "3"}).status_code == 302
+    saved = admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "3,7", "shots_on_target": "3"})
+    assert saved.status_code == 302
     assert mongo_db["entries"].find_one()["values"]["energy"] == 3.7
 
 
@@ -75,7 +77,8 @@ def test_a_sheet_with_a_decimal_comma_reads_thousands_points_and_shows_its_numbe
         admin_client, sheet, mongo_db):
     sheet.decimal_mark = "comma"
     sheet.save()
-    assert admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "1,5", "shots_on_target": "1.000"}).status_code == 302
+    saved = admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "1,5", "shots_on_target": "1.000"})
+    assert saved.status_code == 302
     entry = mongo_db["entries"].find_one()
     assert (entry["values"]["energy"], entry["values"]["shots_on_target"]) == (1.5, 1000)
     url = f"/sheets/test/entries/{entry['_id']}/"
@@ -114,6 +117,7 @@ def test_the_table_shows_times_in_the_labs_zone_and_names_it(settings, admin_cli
     assert "created</a> <span class=\"text-muted\">[Europe/Berlin]</span>" in page
     assert f"{lab(timed_entry['created']):%Y-%m-%d %H:%M:%S}</a>" in page
     assert "<td>2026-11-24 10:00:00</td>" in page and "+00:00" not in page
+    assert 'aria-label="created [Europe/Berlin] from"' in page  # the filter takes the lab's time too
 
 
 def test_the_entry_form_shows_a_date_time_value_in_the_labs_zone(admin_client, timed_entry):
