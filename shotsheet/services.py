@@ -241,8 +241,8 @@ def table_filters(sheet: Sheet, params) -> list[dict]:
     for column in table_columns(sheet):
         key, kind = column["key"], column["type"]
         if kind in NUMERIC:
-            inputs = [{"name": f"f_{key}_min", "placeholder": "min", "type": "number"},  # a text input: see
-                      {"name": f"f_{key}_max", "placeholder": "max", "type": "number"}]  # forms.TypedNumberMixin
+            inputs = [{"name": f"f_{key}_min", "placeholder": "min", "type": "text", "inputmode": "decimal"},
+                      {"name": f"f_{key}_max", "placeholder": "max", "type": "text", "inputmode": "decimal"}]
         elif kind == Field.Type.DATETIME:
             inputs = [{"name": f"f_{key}_from", "placeholder": "from", "type": "datetime-local"},
                       {"name": f"f_{key}_to", "placeholder": "to", "type": "datetime-local"}]
