@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 AUTO, COMMA, POINT = "auto", "comma", "point"
 DECIMAL_MARKS = [(AUTO, "comma or point (1,5 or 1.5; no thousands separators)"),
                  (COMMA, "comma (1.234,5)"), (POINT, "point (1,234.5)")]
-NUMBER = re.compile(r"(?P<sign>[+-]?)(?P<digits>[\d.,]*\d[\d.,]*|[\d.,]*)(?P<exponent>[eE][+-]?\d+)?")
+NUMBER = re.compile(r"(?P<sign>[+-]?)(?P<digits>[\d.,]*)(?P<exponent>[eE][+-]?\d+)?")  # linear on long text
 GROUPED = {COMMA: re.compile(r"\d{1,3}(\.\d{3})+(,\d*)?"), POINT: re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?")}
 THOUSANDS_SHAPED = re.compile(r"[1-9]\d{0,2},\d{3}")
 
@@ -31,12 +31,17 @@ def parse_number(text: str, decimal_mark: str = AUTO) -> Decimal:
     typed = text.strip().replace("\u2212", "-")  # a typographic minus is a minus
     match = NUMBER.fullmatch(typed)
     if not match or not any(c.isdigit() for c in match["digits"]):
-        raise NotANumber(f"'{text}' is not a number.")
+        raise NotANumber(f"'{quoted(text)}' is not a number.")
     digits = plain_digits(text, match["digits"], decimal_mark)
     try:
         return Decimal(f"{match['sign']}{digits}{match['exponent'] or ''}")
     except InvalidOperation:
-        raise NotANumber(f"'{text}' is not a number.") from None
+        raise NotANumber(f"'{quoted(text)}' is not a number.") from None
+
+
+def quoted(text: str) -> str:
+    """The typed text for a message, cut short: a pasted page is not repeated back."""
+    return text if len(text) <= 40 else f"{text[:37]}…"
 
 
 def plain_digits(text: str, digits: str, decimal_mark: str) -> str:
@@ -46,18 +51,18 @@ def plain_digits(text: str, digits: str, decimal_mark: str) -> str:
         if GROUPED[decimal_mark].fullmatch(digits):
             digits = digits.replace(separator, "")
         elif separator in digits:
-            raise NumberError(f"'{text}' does not fit this sheet's decimal mark, the {decimal_mark} "
+            raise NumberError(f"'{quoted(text)}' does not fit this sheet's decimal mark, the {decimal_mark} "
                               f"({'1.234,5' if decimal_mark == COMMA else '1,234.5'}).")
         if digits.count(mark) > 1:
-            raise NumberError(f"'{text}' has more than one decimal {decimal_mark}.")
+            raise NumberError(f"'{quoted(text)}' has more than one decimal {decimal_mark}.")
         return digits.replace(",", ".")
     if "," in digits and "." in digits:
-        raise NumberError(f"'{text}' has both a comma and a point: which one is the decimal mark? Type it "
+        raise NumberError(f"'{quoted(text)}' has both a comma and a point: which one is the decimal mark? Type it "
                           "without thousands separators (1234.5 or 1234,5), or set the sheet's decimal mark.")
     if digits.count(",") > 1 or digits.count(".") > 1:
-        raise NumberError(f"'{text}' has more than one comma or point: type it without thousands separators.")
+        raise NumberError(f"'{quoted(text)}' has more than one comma or point: type it without thousands separators.")
     if THOUSANDS_SHAPED.fullmatch(digits):
         whole, fraction = digits.split(",")
-        raise NumberError(f"'{text}' could be {whole}.{fraction} or {whole}{fraction}: type it so, "
+        raise NumberError(f"'{quoted(text)}' could be {whole}.{fraction} or {whole}{fraction}: type it so, "
                           "or set the sheet's decimal mark.")
     return digits.replace(",", ".")

@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import re
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -13,7 +14,7 @@ from openpyxl import load_workbook
 
 from shotsheet import store
 from shotsheet.models import Field
-from shotsheet.numbers import NumberError, parse_number
+from shotsheet.numbers import NotANumber, NumberError, parse_number
 
 FORMULAS = ["=1+1", "=cmd|' /C calc'!A0", "+1+1", "-1+1", "@SUM(A1)", "\t=1+1", "\r=1+1"]
 
@@ -141,3 +142,10 @@ def test_exports_carry_the_labs_zone_csv_and_json_with_their_offset_xlsx_in_the_
     cells = dict(zip(header, values, strict=True))
     assert cells["created [Europe/Berlin]"] == created.replace(tzinfo=None, microsecond=created.microsecond)
     assert cells["Aligned"] == datetime(2026, 11, 24, 10, 0)  # the lab's time, as Excel shows it
+
+
+def test_a_long_pasted_text_is_refused_at_once_with_a_short_message():
+    started = time.monotonic()
+    with pytest.raises(NotANumber) as refused:
+        parse_number("1" * 200_000 + "x")
+    assert time.monotonic() - started < 1 and len(str(refused.value)) < 80
