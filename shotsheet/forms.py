@@ -4,10 +4,12 @@ from functools import lru_cache
 
 import orjson
 from django import forms
+from django.conf import settings
 from django.core.validators import RegexValidator
 
 from .choices import choices_for
 from .models import Field
+from .numbers import AUTO, COMMA, NotANumber, NumberError, parse_number
 
 
 def choices_of(field: dict) -> list[tuple[str, str]]:
@@ -21,6 +23,45 @@ class CommaSeparatedField(forms.CharField):
 
     def to_python(self, value):
         return [v.strip() for v in super().to_python(value).split(",") if v.strip()]
+
+
+class TypedNumberMixin:
+    """A number typed as text and read with the sheet's decimal mark (numbers.py).
+
+    A text input, not a number input: Chromium's number input dropped a typed comma (3,7 → 37).
+    """
+
+    def __init__(self, *, decimal_mark: str = AUTO, **kwargs):
+        self.decimal_mark = decimal_mark
+        attrs = {"inputmode": "decimal", "autocomplete": "off"}
+        super().__init__(widget=forms.TextInput(attrs=attrs), **kwargs)
+
+    def to_python(self, value):
+        if not isinstance(value, str) or value.strip() in self.empty_values:
+            return super().to_python(value)  # empty, or already a number (an XLSX cell)
+        try:
+            return self.number(parse_number(value, self.decimal_mark))
+        except NotANumber:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+        except NumberError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
+
+    def prepare_value(self, value):
+        """A stored number shown with the sheet's decimal mark, so saving it again reads it back."""
+        if self.decimal_mark == COMMA and isinstance(value, float):
+            return str(value).replace(".", ",")
+        return value
+
+
+class TypedFloatField(TypedNumberMixin, forms.FloatField):
+    number = float
+
+
+class TypedIntegerField(TypedNumberMixin, forms.IntegerField):
+    def number(self, value):
+        if value != value.to_integral_value():
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return int(value)
 
 
 class EntryForm(forms.Form):
@@ -47,23 +88,25 @@ class EntryForm(forms.Form):
                 form_field.help_text = " ".join(filter(None, [form_field.help_text, listing.note]))
 
 
-def form_field(field: dict) -> forms.Field:
+def form_field(field: dict, decimal_mark: str = AUTO) -> forms.Field:
     label = f"{field['label']} [{field['unit']}]" if field["unit"] else field["label"]
     common = {"label": label, "required": field["required"], "help_text": field["help_text"]}
     bounds = {k: v for k, v in (("min_value", field["min_value"]), ("max_value", field["max_value"])) if v is not None}
     kind = field["type"]
     if kind == Field.Type.INTEGER:
-        return forms.IntegerField(**common, **{k: int(v) for k, v in bounds.items()})
+        return TypedIntegerField(**common, **{k: int(v) for k, v in bounds.items()}, decimal_mark=decimal_mark)
     if kind == Field.Type.FLOAT:
-        return forms.FloatField(**common, **bounds, widget=forms.NumberInput(attrs={"step": "any"}))
+        return TypedFloatField(**common, **bounds, decimal_mark=decimal_mark)
     if kind == Field.Type.BOOLEAN:
         return forms.BooleanField(**{**common, "required": False})
     if kind == Field.Type.CHOICE:
         return forms.ChoiceField(**common, choices=[("", "—")] + choices_of(field))
     if kind == Field.Type.MULTI_CHOICE:
         return forms.MultipleChoiceField(**common, choices=choices_of(field), widget=forms.CheckboxSelectMultiple)
-    if kind == Field.Type.DATETIME:
-        return forms.DateTimeField(**common, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    if kind == Field.Type.DATETIME:  # typed and shown in the lab's zone (Django's current time zone)
+        zone = f"lab time, {settings.TIME_ZONE}"
+        return forms.DateTimeField(**{**common, "help_text": " · ".join(filter(None, [common["help_text"], zone]))},
+                                   widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     if kind == Field.Type.JSON:
         return forms.JSONField(**common)
     validators = [RegexValidator(field["pattern"], f"Does not match the pattern {field['pattern']}")] \
@@ -73,9 +116,9 @@ def form_field(field: dict) -> forms.Field:
 
 
 @lru_cache(maxsize=256)
-def _form_class(fields_json: bytes) -> type[forms.Form]:
+def _form_class(fields_json: bytes, decimal_mark: str) -> type[forms.Form]:
     fields = orjson.loads(fields_json)
-    attrs = {f["key"]: form_field(f) for f in fields if not f["archived"]}
+    attrs = {f["key"]: form_field(f, decimal_mark) for f in fields if not f["archived"]}
     attrs["shot_key"] = forms.CharField(required=False, max_length=100, label="Shot key",
                                         help_text="Prefilled from the relay's latest shot.")
     attrs["comment"] = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
@@ -83,9 +126,9 @@ def _form_class(fields_json: bytes) -> type[forms.Form]:
     return type("EntryForm", (EntryForm,), attrs)
 
 
-def entry_form_class(fields: list[dict]) -> type[forms.Form]:
-    """The form class of one schema version (cached: versions never change)."""
-    return _form_class(orjson.dumps(fields))
+def entry_form_class(fields: list[dict], decimal_mark: str = AUTO) -> type[forms.Form]:
+    """The form class of one schema version and decimal mark (cached: versions never change)."""
+    return _form_class(orjson.dumps(fields), decimal_mark)
 
 
 def entry_values(form: forms.Form, fields: list[dict]) -> dict:

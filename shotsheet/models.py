@@ -4,6 +4,8 @@ from django.core.exceptions import ValidationError
 from django.contrib.auth.models import Group
 from django.db import models
 
+from .numbers import AUTO, DECIMAL_MARKS
+
 
 class DaqProfile(models.Model):
     """A named DAQ configuration; the one current for a sheet is copied into each new entry."""
@@ -61,6 +63,9 @@ class Sheet(models.Model):
         max_length=100, help_text="Experiment or campaign id; it prefixes every shot key."
     )
     active = models.BooleanField(default=True)
+    decimal_mark = models.CharField(max_length=5, choices=DECIMAL_MARKS, default=AUTO,
+                                    help_text="How numbers are typed: a value that could be read two ways "
+                                              "is refused, never guessed.")
     daq_profile = models.ForeignKey(DaqProfile, null=True, blank=True, on_delete=models.SET_NULL,
                                     help_text="The current DAQ configuration, snapshotted into every new entry.")
     view_groups = models.ManyToManyField(Group, blank=True, related_name="+",

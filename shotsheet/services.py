@@ -16,6 +16,7 @@ import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.apps import apps
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from pymongo.errors import PyMongoError
@@ -25,6 +26,7 @@ from labbook.envelope import parse_shot_key
 from . import store, table
 from .consumers import sheet_group
 from .models import Field, SchemaVersion, Sheet
+from .numbers import NumberError, parse_number
 
 log = logging.getLogger(__name__)
 NUMERIC = {Field.Type.INTEGER, Field.Type.FLOAT}
@@ -251,17 +253,26 @@ def same_value(old, new) -> bool:
 
 
 def broadcast(sheet: Sheet, entry: dict) -> None:
-    """Tell every open table of the sheet (best effort: a missing Redis never blocks a save)."""
+    """Tell every open table of the sheet (best effort: a missing Redis never blocks a save).
+
+    The row carries the schema version of its columns: a table opened before fields were added
+    has other columns, and reloads itself instead of putting cells under the wrong headers.
+    """
     try:
+        row = {**row_for(entry, table_columns(sheet)), "columns_version": columns_version(sheet)}
         async_to_sync(get_channel_layer().group_send)(
-            sheet_group(sheet.slug), {"type": "entry.changed", "entry": orjson.loads(orjson.dumps(
-                row_for(entry, table_columns(sheet)), default=str))})
+            sheet_group(sheet.slug), {"type": "entry.changed", "entry": orjson.loads(orjson.dumps(row, default=str))})
     except Exception:
         pass
 
 
+def columns_version(sheet: Sheet) -> int:
+    """The newest schema version: table_columns(sheet) are the fields of every version up to it."""
+    return sheet.versions.order_by("-number").values_list("number", flat=True).first() or 0
+
+
 def row_for(entry: dict, columns: list[dict]) -> dict:
-    return {"id": entry["_id"], "shot_key": entry.get("shot_key"), "created": entry["created"],
+    return {"id": entry["_id"], "shot_key": entry.get("shot_key"), "created": display(entry["created"]),
             "author": entry.get("author"), "rev": entry.get("rev"), "comment": entry.get("comment", ""),
             "values": [display(entry["values"].get(c["key"])) for c in columns]}
 
@@ -274,23 +285,38 @@ def display(value) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value))
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        return f"{lab_time(value):%Y-%m-%d %H:%M:%S}"  # the page names the zone once (created [zone])
     if isinstance(value, dict):
         return orjson.dumps(value).decode()
     return str(value)
+
+
+def lab_time(value: datetime) -> datetime:
+    """A stored time (UTC) in the lab's zone, settings.TIME_ZONE: the one clock people read."""
+    return (value if timezone.is_aware(value) else value.replace(tzinfo=UTC)).astimezone(
+        timezone.get_default_timezone())
+
+
+def iso_time(value: datetime) -> str:
+    """ISO 8601 in the lab's zone with its offset (milliseconds only when there are some)."""
+    return lab_time(value).isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+
+
+def created_header() -> str:
+    return f"created [{settings.TIME_ZONE}]"
 
 
 # --- the table -------------------------------------------------------------------------------------
 def table_filters(sheet: Sheet, params) -> list[dict]:
     """The table's filter inputs (built from the sheet's columns), each with its value from the URL."""
     groups = [{"label": "shot key", "inputs": [{"name": "shot", "placeholder": "contains", "type": "text"}]},
-              {"label": "created", "inputs": [{"name": "from", "placeholder": "from", "type": "datetime-local"},
+              {"label": created_header(), "inputs": [{"name": "from", "placeholder": "from", "type": "datetime-local"},
                                               {"name": "to", "placeholder": "to", "type": "datetime-local"}]}]
     for column in table_columns(sheet):
         key, kind = column["key"], column["type"]
         if kind in NUMERIC:
-            inputs = [{"name": f"f_{key}_min", "placeholder": "min", "type": "number"},
-                      {"name": f"f_{key}_max", "placeholder": "max", "type": "number"}]
+            inputs = [{"name": f"f_{key}_min", "placeholder": "min", "type": "text", "inputmode": "decimal"},
+                      {"name": f"f_{key}_max", "placeholder": "max", "type": "text", "inputmode": "decimal"}]
         elif kind == Field.Type.DATETIME:
             inputs = [{"name": f"f_{key}_from", "placeholder": "from", "type": "datetime-local"},
                       {"name": f"f_{key}_to", "placeholder": "to", "type": "datetime-local"}]
@@ -314,14 +340,19 @@ def table_query(sheet: Sheet, params) -> tuple[dict, list, list[str]]:
     query: dict = {"sheet": sheet.slug}
     problems = []
 
+    def number(raw: str) -> float:
+        return float(parse_number(raw, sheet.decimal_mark))
+
     def bounds(path: str, label: str, low: str, high: str, parse) -> None:
         found = {}
         for raw, op in ((low, "$gte"), (high, "$lte")):
             if raw:
                 try:
                     found[op] = parse(raw)
+                except NumberError as exc:
+                    problems.append(f"{label}: {exc}")
                 except ValueError:
-                    problems.append(f"{label}: '{raw}' is not a {'number' if parse is float else 'date/time'}")
+                    problems.append(f"{label}: '{raw}' is not a date/time")
         if found:
             query[path] = found
 
@@ -332,7 +363,7 @@ def table_query(sheet: Sheet, params) -> tuple[dict, list, list[str]]:
     for key, column in columns.items():
         kind = column["type"]
         if kind in NUMERIC:
-            bounds(f"values.{key}", column["label"], text(f"f_{key}_min"), text(f"f_{key}_max"), float)
+            bounds(f"values.{key}", column["label"], text(f"f_{key}_min"), text(f"f_{key}_max"), number)
         elif kind == Field.Type.DATETIME:
             bounds(f"values.{key}", column["label"], text(f"f_{key}_from"), text(f"f_{key}_to"), parse_time)
         elif raw := text(f"f_{key}"):
@@ -399,7 +430,7 @@ def missing_note(entries: int, missing: dict[str, int]) -> str:
 
 def export_rows(sheet: Sheet, query: dict, sort: list, limit: int = 100_000) -> tuple[list[str], list[list]]:
     columns = table_columns(sheet)
-    header = ["entry", "shot_key", "created", "author", "schema_version", "comment"] + [
+    header = ["entry", "shot_key", created_header(), "author", "schema_version", "comment"] + [
         f"{c['label']} [{c['unit']}]" if c["unit"] else c["label"] for c in columns]
     rows = [[e["_id"], e.get("shot_key"), e["created"], e.get("author"), e.get("schema_version"),
              e.get("comment", "")] + [e["values"].get(c["key"]) for c in columns]
@@ -407,12 +438,40 @@ def export_rows(sheet: Sheet, query: dict, sort: list, limit: int = 100_000) -> 
     return header, rows
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula (OWASP)
+
+
+def csv_cell(value) -> str:
+    """A value as CSV text; text a spreadsheet would run as a formula gets a leading `'` (OWASP's
+    advice), numbers stay as they are (a negative number is still a number)."""
+    if isinstance(value, int | float):
+        return display(value)
+    text = value if isinstance(value, str) else iso_time(value) if isinstance(value, datetime) else display(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def to_csv(header: list[str], rows: list[list]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows([[display(v) for v in row] for row in rows])
+    writer.writerow([csv_cell(h) for h in header])
+    writer.writerows([[csv_cell(v) for v in row] for row in rows])
     return out.getvalue()
+
+
+def xlsx_cell(sheet, value):
+    """Text is stored as a string cell, never a formula (openpyxl makes one of any text starting
+    with `=`; other text is a string cell already, and a cell object per value cost 2x the time)."""
+    if isinstance(value, datetime):  # Excel has no zones: the lab's time, named in the header
+        return lab_time(value).replace(tzinfo=None)
+    if isinstance(value, list | dict):
+        value = display(value)
+    if not isinstance(value, str) or not value.startswith("="):
+        return value
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"
+    return cell
 
 
 def to_xlsx(header: list[str], rows: list[list]) -> bytes:
@@ -420,16 +479,16 @@ def to_xlsx(header: list[str], rows: list[list]) -> bytes:
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("entries")
-    sheet.append(header)
+    sheet.append([xlsx_cell(sheet, h) for h in header])
     for row in rows:
-        sheet.append([v.replace(tzinfo=None) if isinstance(v, datetime) else
-                      (display(v) if isinstance(v, list | dict) else v) for v in row])
+        sheet.append([xlsx_cell(sheet, v) for v in row])
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
 
 
 def to_json(header: list[str], rows: list[list]) -> bytes:
+    rows = [[lab_time(v) if isinstance(v, datetime) else v for v in row] for row in rows]
     return orjson.dumps([dict(zip(header, row, strict=True)) for row in rows],
                         option=orjson.OPT_INDENT_2, default=str)
 

@@ -28,7 +28,7 @@ def sheet_for(request, slug: str, action: str = "view", **filters) -> Sheet:
 
 def sheet_table(request, slug):
     sheet = sheet_for(request, slug)
-    services.current_schema(sheet)
+    version = services.current_schema(sheet)
     columns = services.table_columns(sheet)
     query, sort, problems = services.table_query(sheet, request.GET)
     try:
@@ -42,13 +42,14 @@ def sheet_table(request, slug):
                       status=503)
     if sheet_table.stale_since:
         problems.append(f"MongoDB cannot be reached: this is the table as it was at "
-                        f"{timezone.localtime(sheet_table.stale_since):%H:%M:%S}; new entries are not shown.")
+                        f"{timezone.localtime(sheet_table.stale_since):%H:%M:%S} "
+                        f"({timezone.get_current_timezone_name()}); new entries are not shown.")
     found = sheet_table.find(query, sort)
     total, entries = len(found), found[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
     params = request.GET.copy()
     params.pop("page", None)
     return render(request, "shotsheet/sheet_table.html", {
-        "sheet": sheet, "columns": columns,
+        "sheet": sheet, "columns": columns, "columns_version": version.number,
         "numeric_columns": [c for c in columns if c["type"] in services.NUMERIC], "rows": [services.row_for(e, columns) for e in entries],
         "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "problems": problems,
         "params": params.urlencode(), "sort": request.GET.get("sort", "-created"),
@@ -61,7 +62,7 @@ def entry_new(request, slug):
     sheet = sheet_for(request, slug, "add", active=True)
     version = services.current_schema(sheet)
     fields = version.fields
-    form_class = entry_form_class(fields)
+    form_class = entry_form_class(fields, sheet.decimal_mark)
     if request.method == "POST":
         form = form_class(request.POST)
         if form.is_valid():
@@ -92,7 +93,7 @@ def entry_detail(request, slug, entry_id):
     if not entry or entry["sheet"] != sheet.slug:
         raise Http404("No such entry")
     fields = services.schema_fields(sheet, entry["schema_version"])
-    form_class = entry_form_class(fields)
+    form_class = entry_form_class(fields, sheet.decimal_mark)
     conflict, conflict_rows, status = None, [], 200
     opened_rev = entry["rev"]  # the revision the form's values start from
     initial = {**entry["values"], "shot_key": entry.get("shot_key") or "", "comment": entry.get("comment", "")}

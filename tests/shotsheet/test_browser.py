@@ -2,12 +2,14 @@
 
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from unittest import mock
 
 import pytest
 from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth import get_user_model
 
+from shotsheet import store
 from shotsheet.models import Field, Sheet
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -48,8 +50,8 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
                              type=Field.Type.FLOAT, required=True, max_value=100, position=1)
         Field.objects.create(sheet=self.sheet, key="note", label="Note", type=Field.Type.TEXT, position=2)
 
-    def logged_in_page(self):
-        page = self.browser.new_context().new_page()
+    def logged_in_page(self, locale: str | None = None, timezone_id: str | None = None):
+        page = self.browser.new_context(locale=locale, timezone_id=timezone_id).new_page()
         page.set_default_timeout(15000)
         page.goto(f"{self.live_server_url}/accounts/login/")
         page.fill("#id_username", "marie")
@@ -151,3 +153,105 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
         cell = watcher.wait_for_selector("#entries tbody td:text-is('refocused the OAP')", timeout=5000)
         headers = watcher.eval_on_selector_all("#entries thead th", "ths => ths.map(th => th.textContent.trim())")
         assert headers[cell.evaluate("td => td.cellIndex")] == "comment"
+
+    # --- values and times as a physicist types and reads them, in a German and a US browser (issue 10)
+    LOCALES = ["de-DE", "en-US"]
+
+    def saved_elsewhere(self, save):
+        """Run a save in a thread of its own: this thread runs Playwright's event loop, where the
+        channel layer's async_to_sync cannot send (and a save's broadcast gives up silently)."""
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(save).result()
+
+    def type_and_save(self, page, selector: str, text: str) -> None:
+        """Typed key by key, as a person would (fill() would bypass what the browser does to keys)."""
+        page.goto(f"{self.live_server_url}/sheets/browser/new/")
+        page.locator(selector).press_sequentially(text)
+        page.press(selector, "Enter")
+
+    def test_a_decimal_comma_is_the_decimal_mark_and_an_ambiguous_value_is_refused(self):
+        for number, locale in enumerate(self.LOCALES, start=1):
+            with self.subTest(locale=locale):
+                page = self.logged_in_page(locale)
+                page.goto(f"{self.live_server_url}/sheets/browser/new/")
+                page.fill("#id_note", f"typed in {locale}")
+                self.type_and_save(page, "#id_energy", "3,7")
+                page.wait_for_url(f"{self.live_server_url}/sheets/browser/new/")
+                page.wait_for_selector(".alert-success")
+                saved = [e["values"]["energy"] for e in store.sheet_entries("browser")]
+                assert len(saved) == number and saved.count(3.7) == number, saved
+
+                page.fill("#id_note", "kept")
+                page.locator("#id_energy").press_sequentially("1,234.5")
+                page.press("#id_energy", "Enter")
+                page.wait_for_selector("#error_1_id_energy")
+                assert "both a comma and a point" in page.inner_text("#error_1_id_energy")
+                assert page.input_value("#id_energy") == "1,234.5"  # everything typed is kept
+                assert page.input_value("#id_note") == "kept"
+                assert len(store.sheet_entries("browser")) == number
+                page.context.close()
+
+    def test_a_row_that_arrives_live_shows_its_times_in_the_labs_zone(self):
+        from datetime import UTC, datetime
+        from zoneinfo import ZoneInfo
+
+        from shotsheet import services
+
+        Field.objects.create(sheet=self.sheet, key="aligned", label="Aligned", type=Field.Type.DATETIME, position=3)
+        for locale in self.LOCALES:
+            with self.subTest(locale=locale):
+                page = self.logged_in_page(locale)
+                page.goto(f"{self.live_server_url}/sheets/browser/")
+                page.wait_for_selector("#live-state:has-text('live')")
+                assert "created [Europe/Berlin]" in page.inner_text("#entries thead")
+                entry = self.saved_elsewhere(lambda: services.create_entry(
+                    self.sheet, services.current_schema(self.sheet),
+                    {"energy": 1.5, "aligned": datetime(2026, 11, 24, 9, 0, tzinfo=UTC)}, author="marie", shot_key=None))
+                created = store.get_entry(entry["_id"])["created"].astimezone(ZoneInfo("Europe/Berlin"))
+                row = f"#entries tr[data-entry='{entry['_id']}']"
+                page.wait_for_selector(row)
+                for shown in ("live", "after a reload"):
+                    cells = [cell.inner_text() for cell in page.query_selector_all(f"{row} td")]
+                    assert cells[0] == f"{created:%Y-%m-%d %H:%M:%S}", (shown, cells)
+                    assert "2026-11-24 10:00:00" in cells, (shown, cells)
+                    page.reload()
+                page.context.close()
+
+    def test_an_open_table_redraws_for_fields_added_after_it_was_opened(self):
+        from shotsheet import services
+
+        page = self.logged_in_page()
+        page.goto(f"{self.live_server_url}/sheets/browser/")
+        page.wait_for_selector("#live-state:has-text('live')")
+        Field.objects.create(sheet=self.sheet, key="gas_pressure", label="Gas pressure", unit="mbar",
+                             type=Field.Type.FLOAT, position=1)
+        Field.objects.create(sheet=self.sheet, key="shots", label="Shots", type=Field.Type.INTEGER, position=5)
+        entry = self.saved_elsewhere(lambda: services.create_entry(
+            self.sheet, services.current_schema(self.sheet), {"energy": 7.5, "gas_pressure": 12.5, "shots": 3},
+            author="marie", shot_key=None))
+        row = f"#entries tr[data-entry='{entry['_id']}']"
+        page.wait_for_selector(f"{row} td:text-is('12.5')")
+        headers = [th.inner_text() for th in page.query_selector_all("#entries thead th")]
+        cells = [td.inner_text() for td in page.query_selector_all(f"{row} td")]
+        assert len(cells) == len(headers), (headers, cells)
+        by_header = dict(zip(headers, cells, strict=True))
+        assert (by_header["Energy [J]"], by_header["Gas pressure [mbar]"], by_header["Shots"]) == ("7.5", "12.5", "3")
+
+    def test_the_plot_reads_time_on_the_labs_clock_in_a_browser_elsewhere(self):
+        from zoneinfo import ZoneInfo
+
+        from shotsheet import services
+
+        entries = [self.saved_elsewhere(lambda energy=energy: services.create_entry(
+            self.sheet, services.current_schema(self.sheet), {"energy": energy}, author="marie", shot_key=None))
+            for energy in (1.0, 2.0)]
+        page = self.logged_in_page("en-US", timezone_id="America/New_York")
+        page.goto(f"{self.live_server_url}/sheets/browser/")
+        page.click("#plot-panel summary")
+        page.wait_for_selector("#plot .u-over")
+        assert "time [Europe/Berlin]" in page.inner_text("#plot .u-legend")
+        box = page.query_selector("#plot .u-over").bounding_box()
+        page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)  # the newest point
+        shown = page.inner_text("#plot .u-legend .u-series:first-child .u-value")
+        created = store.get_entry(entries[-1]["_id"])["created"].astimezone(ZoneInfo("Europe/Berlin"))
+        assert shown.startswith(f"{created:%Y-%m-%d} {created.hour % 12 or 12}:{created:%M}"), shown

@@ -8,12 +8,16 @@
   function cell(text) { const td = document.createElement("td"); td.textContent = text ?? ""; return td; }
 
   function show(entry) {
+    if (entry.columns_version > Number(table.dataset.columnsVersion)) {
+      location.reload();  // fields were added since this page was drawn: its header is out of date
+      return;
+    }
     let row = table.querySelector(`tr[data-entry="${CSS.escape(entry.id)}"]`);
     const fresh = document.createElement("tr");
     fresh.dataset.entry = entry.id;
     const link = document.createElement("a");
     link.href = `/sheets/${encodeURIComponent(slug)}/entries/${encodeURIComponent(entry.id)}/`;
-    link.textContent = String(entry.created).replace("T", " ").slice(0, 19);
+    link.textContent = entry.created;  // the lab's time, as the server shows it (zone in the header)
     const first = document.createElement("td"); first.appendChild(link);
     fresh.append(first, cell(entry.shot_key), ...entry.values.map(cell), cell(entry.author), cell(entry.comment));
     fresh.classList.add("table-success");

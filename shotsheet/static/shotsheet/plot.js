@@ -18,7 +18,8 @@
     chart = new uPlot({
       width: Math.min(target.parentElement.clientWidth, 1100), height: 320,
       scales: {x: {time: x === "time"}},
-      series: [{label: x === "time" ? "time" : "shot"},
+      tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1e3), panel.dataset.timeZone),  // the lab's clock
+      series: [{label: x === "time" ? `time [${panel.dataset.timeZone}]` : "shot"},
                {label: data.label, stroke: "#0d6efd", points: {show: true, size: 5}, width: 1}],
     }, [data.x, data.y], target);
   }
