@@ -205,6 +205,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LABBOOK_LOG_LEVEL", "INFO")},
     "loggers": {"kafka": {"level": "WARNING"}, "pymongo": {"level": "WARNING"},
+                "axes": {"level": "WARNING"},  # lock-outs; not a line for every login
                 "django.request": {"filters": ["forbidden_in_one_line"]}},
 }
 

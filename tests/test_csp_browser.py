@@ -1,18 +1,13 @@
 """The pages still work in Chromium under the Content-Security-Policy: nothing refused, live parts live."""
 
-import os
-import shutil
-from unittest import mock
-
 import pytest
-from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth import get_user_model
 
 from relay import store as relay_store
 from shotsheet import services
 from shotsheet.models import Field, Sheet
+from tests.browser import BrowserTestCase, wait_until
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("mongo_db")]
 
 # Runs before any page script (Playwright's init scripts are not subject to the page's policy).
@@ -24,28 +19,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
 """
 
 
-class PagesUnderThePolicy(ChannelsLiveServerTestCase):
-    host = "127.0.0.1"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.async_unsafe = mock.patch.dict(os.environ, {"DJANGO_ALLOW_ASYNC_UNSAFE": "true"})
-        cls.async_unsafe.start()
-        super().setUpClass()
-        from playwright.sync_api import sync_playwright
-
-        cls.playwright = sync_playwright().start()
-        cls.browser = cls.playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.browser.close()
-        cls.playwright.stop()
-        super().tearDownClass()
-        cls.async_unsafe.stop()
-
+class PagesUnderThePolicy(BrowserTestCase):
     def setUp(self):
         get_user_model().objects.create_superuser("ada", "a@example.org", "csp-pass-123")
         sheet = Sheet.objects.create(name="Policy sheet", slug="policy", experiment="POL")
@@ -58,13 +32,8 @@ class PagesUnderThePolicy(ChannelsLiveServerTestCase):
         self.context.add_init_script(RECORD_VIOLATIONS)
         self.console: list[str] = []
         self.page = self.context.new_page()
-        self.page.set_default_timeout(15000)
         self.page.on("console", lambda message: self.console.append(f"{message.type}: {message.text}"))
-        self.page.goto(f"{self.live_server_url}/accounts/login/")
-        self.page.fill("#id_username", "ada")
-        self.page.fill("#id_password", "csp-pass-123")
-        self.page.click("button[type=submit]")
-        self.page.wait_for_url(f"{self.live_server_url}/sheets/")
+        self.log_in(self.page, "ada", "csp-pass-123")
 
     def tearDown(self):
         self.context.close()
@@ -86,7 +55,7 @@ class PagesUnderThePolicy(ChannelsLiveServerTestCase):
         self.assert_nothing_refused("/sheets/policy/")
 
         self.page.goto(f"{base}/sheets/policy/new/")
-        self.page.wait_for_function("document.activeElement && document.activeElement.id === 'id_energy'")
+        wait_until(lambda: self.page.evaluate("document.activeElement && document.activeElement.id") == "id_energy")
         self.assert_nothing_refused("/sheets/policy/new/")
 
         self.page.goto(f"{base}/relay/")
@@ -105,5 +74,5 @@ class PagesUnderThePolicy(ChannelsLiveServerTestCase):
         # The policy is in force and the recorder sees what it refuses: an injected inline script does not run.
         self.page.evaluate("""() => { const s = document.createElement("script");
                                       s.textContent = "window.inlineRan = true"; document.body.append(s); }""")
-        self.page.wait_for_function("window.cspViolations.length > 0")
+        wait_until(lambda: self.page.evaluate("window.cspViolations.length") > 0)
         assert self.page.evaluate("window.inlineRan") is None

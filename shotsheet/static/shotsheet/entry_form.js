@@ -1,8 +1,9 @@
-// The relay's current shot, live: the shot key follows it until the user types one.
+// The relay's current shot, live: the shot key follows it until the user types one
+// (or the form was opened with a shot key of its own, from a shot's "create one" link).
 (function () {
   const badge = document.getElementById("relay-shot");
   const input = document.getElementById("id_shot_key");
-  let typed = false;
+  let typed = badge.dataset.follow === "no";
   input?.addEventListener("input", () => { typed = true; });
   document.querySelector("form input:not([type=hidden]), form select, form textarea")?.focus();
   function connect() {
