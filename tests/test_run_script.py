@@ -101,8 +101,8 @@ def system_env(tmp_path, kafka_admin):
     })
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True, timeout=300)
-    subprocess.run([*manage, "shell", "-c", f"from watcher.models import Route; Route.objects.update(topic='test.{name}')"],
-                   env=env, cwd=ROOT, check=True, timeout=120)
+    route_on_own_topic = f"from watcher.models import Route; Route.objects.update(topic='test.{name}')"
+    subprocess.run([*manage, "shell", "-c", route_on_own_topic], env=env, cwd=ROOT, check=True, timeout=120)
     yield env, ports
     client = pymongo.MongoClient(settings.MONGODB_URI)
     for database in (name, f"{name}_shots"):

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from labbook.asgi import application
 from shotsheet.models import Field, Sheet
@@ -86,8 +87,6 @@ def test_an_unknown_websocket_path_is_closed_not_an_error():
 def test_a_forbidden_page_is_logged_as_one_line_without_traceback(client, db, mongo_db, caplog):
     sheet = Sheet.objects.create(name="Closed sheet", slug="closed", experiment="CLS")
     Field.objects.create(sheet=sheet, key="energy", label="Energy", type=Field.Type.FLOAT)
-    from django.contrib.auth.models import Group
-
     sheet.view_groups.set([Group.objects.create(name="insiders")])
     client.force_login(get_user_model().objects.create_user("visitor", password=PASSWORD))
     with caplog.at_level(logging.INFO, logger="django.request"):
