@@ -5,9 +5,11 @@ DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS), never by a second settings tree.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -46,6 +48,8 @@ INSTALLED_APPS = [
     "channels",
     "crispy_forms",
     "crispy_bootstrap5",
+    "csp",
+    "axes",
     "shotsheet",
     "relay",
     "watcher",
@@ -61,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns its lock-out into the response
 ]
 
 ROOT_URLCONF = "labbook.urls"
@@ -126,6 +132,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes): after LABBOOK_LOGIN_FAILURE_LIMIT wrong passwords for one account
+# from one address, that pair is locked out for LABBOOK_LOGIN_COOLOFF_MINUTES (each further attempt
+# starts the time again), the right password included. Per account *and* address, so a stranger
+# cannot lock the lab's accounts for everyone; a success resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LABBOOK_LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LABBOOK_LOGIN_COOLOFF_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "labbook.lockout.locked_out"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -140,6 +159,22 @@ SECURE_HSTS_PRELOAD = SECURE_HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE_HTTPS else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts, styles and connections only from this site, so an
+# injected <script> or on* attribute does not run. The templates keep no inline code (tests/test_csp.py);
+# Bootstrap's CSS draws its icons from data: URLs; websockets are 'self' too.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("LABBOOK_TIME_ZONE", "Europe/Berlin")
@@ -166,9 +201,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"forbidden_in_one_line": {"()": "labbook.logfilters.ForbiddenInOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LABBOOK_LOG_LEVEL", "INFO")},
-    "loggers": {"kafka": {"level": "WARNING"}, "pymongo": {"level": "WARNING"}},
+    "loggers": {"kafka": {"level": "WARNING"}, "pymongo": {"level": "WARNING"},
+                "axes": {"level": "WARNING"},  # lock-outs; not a line for every login
+                "django.request": {"filters": ["forbidden_in_one_line"]}},
 }
 
 # --- shotsheet ---

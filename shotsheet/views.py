@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from pymongo.errors import PyMongoError
 
-from . import services, store, table
+from . import selectors, services, store, table
 from .forms import ImportForm, entry_form_class, entry_values, initial_values
 from .models import Sheet
 
@@ -50,6 +50,7 @@ def sheet_table(request, slug):
     params.pop("page", None)
     return render(request, "shotsheet/sheet_table.html", {
         "sheet": sheet, "columns": columns, "columns_version": version.number,
+        "may_add": sheet.active and sheet.allows(request.user, "add"),
         "numeric_columns": [c for c in columns if c["type"] in services.NUMERIC], "rows": [services.row_for(e, columns) for e in entries],
         "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "problems": problems,
         "params": params.urlencode(), "sort": request.GET.get("sort", "-created"),
@@ -63,28 +64,37 @@ def entry_new(request, slug):
     version = services.current_schema(sheet)
     fields = version.fields
     form_class = entry_form_class(fields, sheet.decimal_mark)
+    relay_key = (services.relay_shot() or {}).get("shot_key", "")
     if request.method == "POST":
         form = form_class(request.POST)
         if form.is_valid():
-            try:  # the shot key as the form shows it: prefilled from the relay, or typed
+            try:  # the shot key as the form shows it: prefilled from the relay, from a link, or typed
                 entry = services.create_entry(sheet, version, entry_values(form, fields),
                                               author=request.user.get_username(),
                                               shot_key=form.cleaned_data["shot_key"],
                                               comment=form.cleaned_data["comment"])
             except services.NotSaved as exc:
-                return render(request, "shotsheet/entry_form.html", {
-                    "sheet": sheet, "form": form, "version": version.number, "entry": None, "not_saved": str(exc)},
-                    status=503)
+                return render_new_entry_form(request, sheet, version, form, relay_key, shot_key_source="sent",
+                                             not_saved=str(exc), status=503)
             messages.success(request, f"Saved entry {entry.get('shot_key') or entry['_id']}.")
             if "save_next" in request.POST:
                 return redirect("shotsheet:entry_new", slug=slug)
             return redirect("shotsheet:sheet_table", slug=slug)
-    else:
-        shot = services.relay_shot() or {}
-        form = form_class(initial={**initial_values(fields), **services.sticky_values(sheet, fields),
-                                   "shot_key": shot.get("shot_key", "")})
-    return render(request, "shotsheet/entry_form.html",
-                  {"sheet": sheet, "form": form, "version": version.number, "entry": None})
+        return render_new_entry_form(request, sheet, version, form, relay_key, shot_key_source="sent")
+    linked_key = request.GET.get("shot_key", "").strip()  # from a shot's "create one" link
+    form = form_class(initial={**initial_values(fields), **services.sticky_values(sheet, fields),
+                               "shot_key": linked_key or relay_key})
+    return render_new_entry_form(request, sheet, version, form, relay_key,
+                                 shot_key_source="link" if linked_key else "relay")
+
+
+def render_new_entry_form(request, sheet: Sheet, version, form, relay_key: str, *, shot_key_source: str,
+                          status: int = 200, **extra) -> HttpResponse:
+    """The entry form with the relay badge as things are: the relay's shot when it has one, and the
+    shot key follows the relay only when it came from the relay (not from a link or a sent form)."""
+    return render(request, "shotsheet/entry_form.html", {
+        "sheet": sheet, "form": form, "version": version.number, "entry": None,
+        "relay_shot_key": relay_key, "shot_key_source": shot_key_source, **extra}, status=status)
 
 
 def entry_detail(request, slug, entry_id):
@@ -144,13 +154,13 @@ def revision(raw: str | None) -> int:
 
 
 def entry_by_shot(request, shot_key):
-    visible = [sheet.slug for sheet in Sheet.objects.all() if sheet.allows(request.user, "view")]
-    entries = [entry for slug in visible for entry in table.table(slug).find({"shot_key": shot_key}, [])]
+    """The entry of a shot key; for a shot without one (yet), the forms to create it."""
+    entries = selectors.entries_of_shot(request.user, shot_key)
     if len(entries) == 1:
-        return redirect("shotsheet:entry_detail", slug=entries[0]["sheet"], entry_id=entries[0]["_id"])
-    return render(request, "shotsheet/entry_by_shot.html",
-                  {"shot_key": shot_key, "entries": [(e["sheet"], e["_id"]) for e in entries]},
-                  status=200 if entries else 404)
+        return redirect(entries[0].url)
+    return render(request, "shotsheet/entry_by_shot.html", {
+        "shot_key": shot_key, "entries": entries,
+        "new_entry_links": [] if entries else selectors.new_entry_links(request.user, shot_key)})
 
 
 def plot_data(request, slug):

@@ -2,20 +2,33 @@
 
 import importlib.util
 import multiprocessing
+import os
 import signal
 import socket
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pymongo
 import pytest
+from asgiref.sync import SyncToAsync
 from django.conf import settings
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from labbook import mongo
+
+
+def fresh_sync_executor_after_fork() -> None:
+    """A forked child (the browser tests' live daphne) inherits asgiref's executor for
+    database_sync_to_async with the worker thread an earlier test started, but not the thread:
+    every database call of its websockets then waited for good. The child gets a fresh one."""
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+
+
+os.register_at_fork(after_in_child=fresh_sync_executor_after_fork)
 
 
 @pytest.fixture(scope="session", autouse=True)

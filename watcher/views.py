@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
@@ -43,10 +44,17 @@ def search(request):
 
 
 def shot_events(request, shot_key: str):
-    """Every ingested event of one shot, across all routed collections (the shot join)."""
+    """Every ingested event of one shot, across all routed collections (the shot join), and its
+    shot sheet entry, or the forms to create one when it has none yet."""
+    entries, new_entry_links = [], []
+    if apps.is_installed("shotsheet"):
+        from shotsheet import selectors
+
+        entries = selectors.entries_of_shot(request.user, shot_key)
+        new_entry_links = [] if entries else selectors.new_entry_links(request.user, shot_key)
     return render(request, "watcher/shot_events.html", {
-        "shot_key": shot_key, "entry_url": entry_url(shot_key),
-        "rows": event_rows(store.events_for_shot(shot_key)),
+        "shot_key": shot_key, "shotsheet": apps.is_installed("shotsheet"), "entries": entries,
+        "new_entry_links": new_entry_links, "rows": event_rows(store.events_for_shot(shot_key)),
     })
 
 
