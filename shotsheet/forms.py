@@ -4,6 +4,7 @@ from functools import lru_cache
 
 import orjson
 from django import forms
+from django.conf import settings
 from django.core.validators import RegexValidator
 
 from .choices import choices_for
@@ -103,8 +104,6 @@ def initial_values(fields: list[dict]) -> dict:
 
 
 class ImportForm(forms.Form):
-    MAX_BYTES = 5 * 1024 * 1024
-
     file = forms.FileField(help_text="CSV (UTF-8) or XLSX; the first row names the columns. "
                                      "Bigger logs: manage.py import_entries.")
     mapping = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
@@ -115,7 +114,8 @@ class ImportForm(forms.Form):
         upload = self.cleaned_data["file"]
         if not upload.name.lower().endswith((".csv", ".xlsx", ".xlsm")):
             raise forms.ValidationError("Upload a .csv or .xlsx file.")
-        if upload.size > self.MAX_BYTES:
+        limit = settings.SHOTSHEET_IMPORT_MAX_BYTES
+        if upload.size > limit:
             raise forms.ValidationError(f"The file has {upload.size / 1e6:.1f} MB; the web takes up to "
-                                        f"{self.MAX_BYTES / 1e6:.0f} MB. Use manage.py import_entries.")
+                                        f"{limit / 1e6:.1f} MB. Use manage.py import_entries.")
         return upload

@@ -7,9 +7,7 @@ import io
 import logging
 import re
 import uuid
-import zipfile
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 from asgiref.sync import async_to_sync
@@ -18,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from pymongo.errors import PyMongoError
 
-from . import store, table
+from . import importer, store, table
 from .consumers import sheet_group
 from .models import Field, SchemaVersion, Sheet
 
@@ -354,24 +352,7 @@ TRUE_WORDS = {"yes", "y", "true", "1", "on", "x", "ok"}
 
 def read_table(file, name: str | None = None) -> tuple[list[str], list[list]]:
     """Header and rows of a CSV or XLSX file, given as a path or as an open binary file and its name."""
-    name = str(name or file)
-    if name.lower().endswith((".xlsx", ".xlsm")):
-        from openpyxl import load_workbook
-
-        try:
-            rows = [list(r) for r in load_workbook(file, read_only=True, data_only=True).active.values]
-        except (KeyError, ValueError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{name} is not a readable XLSX file ({exc})") from None
-    elif isinstance(file, str | Path):
-        with open(file, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    else:
-        try:
-            rows = list(csv.reader(io.TextIOWrapper(file, encoding="utf-8-sig", newline="")))
-        except UnicodeDecodeError:
-            raise ValueError(f"{name} is not UTF-8 text; save it as CSV UTF-8 or XLSX") from None
-    if not rows:
-        raise ValueError(f"{name} is empty")
+    rows = importer.read_grid(file, name).rows
     return [str(h or "").strip() for h in rows[0]], rows[1:]
 
 
