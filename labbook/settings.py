@@ -181,6 +181,9 @@ SHOTSHEET_IMPORT_MAX_UNPACKED_BYTES = int(os.environ.get("SHOTSHEET_IMPORT_MAX_U
 SHOTSHEET_IMPORT_MAX_ROWS = int(os.environ.get("SHOTSHEET_IMPORT_MAX_ROWS", 20_000))
 SHOTSHEET_IMPORT_MAX_COLUMNS = int(os.environ.get("SHOTSHEET_IMPORT_MAX_COLUMNS", 200))
 SHOTSHEET_IMPORT_MAX_CELL_CHARS = int(os.environ.get("SHOTSHEET_IMPORT_MAX_CELL_CHARS", 10_000))
+# An upload waits here (random name) between the preview and the import, at most this long.
+SHOTSHEET_IMPORT_DIR = Path(os.environ.get("SHOTSHEET_IMPORT_DIR", DATA_DIR / "imports"))
+SHOTSHEET_IMPORT_KEEP_SECONDS = int(os.environ.get("SHOTSHEET_IMPORT_KEEP_SECONDS", 3600))
 
 # --- relay ---
 RELAY_EXPERIMENT = os.environ.get("RELAY_EXPERIMENT", "DEMO")

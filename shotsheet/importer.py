@@ -10,14 +10,24 @@ directory before anything is parsed, and every way a file can be unreadable ends
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import logging
+import re
+import secrets
+import time
 import zipfile
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
+
+from labbook.envelope import parse_shot_key
+
+from .numbers import parse_number
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +154,8 @@ def read_csv(file: IO[bytes], name: str, limits: Limits) -> Grid:
         if "field larger than field limit" in str(exc):  # csv's own limit, 131,072 characters
             raise ImportRefused(long_value(name, row, limits)) from None
         raise ImportRefused(f"{name}, row {row}: not readable as CSV ({exc})") from None
+    finally:
+        text.detach()  # the caller's file stays open
     grid = Grid(name, trimmed(rows))
     check_size(grid, limits)
     return grid
@@ -184,3 +196,511 @@ def last_filled(row: list) -> int:
         if is_filled(row[index - 1]):
             return index
     return 0
+
+
+# --- columns: where the header is, what each column holds -------------------------------------------
+IGNORE = "(ignore)"
+ENTRY_TIME = "(entry time)"
+SHOT_KEY = "shot_key"
+COMMENT = "comment"
+HEADER_SEARCH_ROWS = 30  # title rows above the header: a lab's log has a few, never pages
+UNIT = re.compile(r"^(?P<name>.*?)\s*[\[(]\s*(?P<unit>[^\[\]()]*?)\s*[\])]\s*$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a column can go to: a field of the sheet, the entry's shot key, comment or time."""
+
+    value: str
+    label: str
+    unit: str = ""
+    type: str = ""
+
+    @property
+    def title(self) -> str:
+        return f"{self.label} [{self.unit}]" if self.unit else self.label
+
+
+def targets_of(fields: list[dict]) -> dict[str, Target]:
+    """Every target of a schema version's fields, by value (what --map and the preview's choices name)."""
+    found = {SHOT_KEY: Target(SHOT_KEY, "Shot key", type="text"), COMMENT: Target(COMMENT, "Comment", type="text"),
+             ENTRY_TIME: Target(ENTRY_TIME, "Entry time", type="datetime")}
+    for f in fields:
+        if not f["archived"] and f["key"] not in found:
+            found[f["key"]] = Target(f["key"], f["label"], f["unit"], f["type"])
+    return found
+
+
+def normal(text: str) -> str:
+    """A header or name as compared: case, underscores and spacing do not count."""
+    return " ".join(text.replace("_", " ").casefold().split()).strip(" :.")
+
+
+def same_unit(a: str, b: str) -> bool:
+    return a.replace("µ", "u").replace("μ", "u").strip() == b.replace("µ", "u").replace("μ", "u").strip()
+
+
+def name_and_unit(header: str) -> tuple[str, str]:
+    """`Energy [J]` and `Pulse (fs)` → (name, unit)."""
+    match = UNIT.match(header)
+    return (match["name"], match["unit"]) if match and match["name"] else (header, "")
+
+
+@dataclass
+class Match:
+    """What a header names: a target, or (unmatched) a close one to suggest, with why."""
+
+    target: str = ""
+    suggestion: str = ""
+    note: str = ""
+
+
+def match_header(header: str, group: str, targets: dict[str, Target]) -> Match:
+    names: dict[str, str] = {"shot": SHOT_KEY, "shot key": SHOT_KEY, "shotkey": SHOT_KEY}
+    for target in targets.values():
+        if target.value != ENTRY_TIME:  # the entry time only when the user says so
+            names.setdefault(normal(target.value), target.value)
+            names.setdefault(normal(target.label), target.value)
+    name, unit = name_and_unit(header)
+    for candidate in filter(None, (normal(name), normal(f"{group} {name}") if group else "")):
+        if candidate in names:
+            target = targets[names[candidate]]
+            if unit and target.unit and not same_unit(unit, target.unit):
+                return Match(suggestion=target.value,
+                             note=f"its unit is {unit}, the field's is {target.unit}: convert the values first")
+            return Match(target=target.value)
+    close = difflib.get_close_matches(normal(name), list(names), n=1, cutoff=0.75)
+    return Match(suggestion=names[close[0]]) if close else Match()
+
+
+@dataclass
+class Column:
+    """One column of the file under the header row, and where it goes."""
+
+    index: int  # 1-based
+    header: str
+    group: str = ""  # the merged group header above it, if any
+    samples: list[str] = field(default_factory=list)
+    target: str = ""  # "" = nobody said yet; IGNORE = explicitly ignored
+    matched: bool = False  # the target came from the header, not from the user
+    suggestion: str = ""
+    note: str = ""
+
+    @property
+    def letter(self) -> str:
+        from openpyxl.utils import get_column_letter
+
+        return get_column_letter(self.index)
+
+    @property
+    def name(self) -> str:
+        """How reports name it: its header (under its group), or its letter when it has none."""
+        header = self.header or f"column {self.letter}"
+        return f"{self.group} › {header}" if self.group else header
+
+
+@dataclass
+class ImportOptions:
+    """What the person importing chose: header row, decimal mark, date order, column → target."""
+
+    header_row: int | None = None  # 1-based; None: found by matching
+    decimal_mark: str = "auto"
+    date_order: str = "dmy"  # for 01/02/2026; dotted dates are always day.month.year
+    choices: dict[str, str] = field(default_factory=dict)  # column header, name or letter → target
+
+
+@dataclass
+class Plan:
+    """The file as the importer understood it: header row, columns and their targets, data rows."""
+
+    grid: Grid
+    header_row: int
+    columns: list[Column]
+    data_rows: list[int]  # 1-based row numbers that hold something
+    empty_rows: int  # blank or formatted-empty rows under the header, skipped
+    options: ImportOptions
+    targets: dict[str, Target]
+    required: list[str]  # targets that must have a column
+
+    @property
+    def unresolved(self) -> list[Column]:
+        return [c for c in self.columns if not c.target]
+
+    @property
+    def ignored(self) -> list[Column]:
+        return [c for c in self.columns if c.target == IGNORE]
+
+    @property
+    def mapped(self) -> list[Column]:
+        return [c for c in self.columns if c.target and c.target != IGNORE]
+
+    def problems(self) -> list[str]:
+        """What stops the import before any row is read: unresolved columns, double or missing targets."""
+        found = [f"Column {c.letter} “{c.name}” matches no field{suggestion_text(self, c)}: choose a field "
+                 "or ignore it." for c in self.unresolved]
+        by_target: dict[str, list[Column]] = {}
+        for column in self.mapped:
+            by_target.setdefault(column.target, []).append(column)
+        for target, columns in by_target.items():
+            if len(columns) > 1:
+                found.append(f"{self.targets[target].title} is chosen for columns "
+                             f"{', '.join(c.letter for c in columns)}: choose one.")
+        found += [f"{self.targets[key].title} is required, but no column goes to it." for key in self.required
+                  if key not in by_target]
+        if not set(by_target) - {SHOT_KEY, COMMENT, ENTRY_TIME}:
+            found.append("No column goes to a field of the sheet.")
+        return found
+
+
+def suggestion_text(plan: Plan, column: Column) -> str:
+    if not column.suggestion:
+        return ""
+    return f" (did you mean {plan.targets[column.suggestion].title}?{' ' + column.note if column.note else ''})"
+
+
+def plan_import(grid: Grid, fields: list[dict], options: ImportOptions | None = None) -> Plan:
+    """Find the header (below any title rows), name each column, match it to a field, count the rows."""
+    options = options or ImportOptions()
+    targets = targets_of(fields)
+    header_row = options.header_row or find_header_row(grid, targets)
+    if not 1 <= header_row <= len(grid.rows):
+        raise ImportRefused(f"{grid.name} has no row {header_row}")
+    data_rows = [n for n in range(header_row + 1, len(grid.rows) + 1) if any(map(is_filled, grid.rows[n - 1]))]
+    columns = []
+    for index in range(1, grid.width + 1):
+        header, group = header_text(grid, header_row, index), group_text(grid, header_row, index)
+        samples = [display_value(grid.value(n, index)) for n in data_rows if is_filled(grid.value(n, index))]
+        if not header and not samples:
+            continue  # nothing in it: nothing to lose
+        column = Column(index, header, group, samples[:3])
+        match = match_header(header, group, targets) if header else Match()
+        column.target, column.matched, column.suggestion, column.note = (match.target, bool(match.target),
+                                                                          match.suggestion, match.note)
+        chosen = next((options.choices[k] for k in (column.header, column.name, column.letter)
+                       if k and k in options.choices), None)
+        if chosen is not None:
+            if chosen and chosen != IGNORE and chosen not in targets:
+                raise ImportRefused(f"{grid.name}: no field '{chosen}' in the sheet (for column {column.letter})")
+            column.target, column.matched = chosen, False
+        columns.append(column)
+    required = [f["key"] for f in fields if f["required"] and not f["archived"]]
+    return Plan(grid, header_row, columns, data_rows, len(grid.rows) - header_row - len(data_rows), options,
+                targets, required)
+
+
+def find_header_row(grid: Grid, targets: dict[str, Target]) -> int:
+    """The row (of the first few) whose cells name the most fields; the first filled row if none does."""
+    best, best_score = 0, 0
+    for row in range(1, min(len(grid.rows), HEADER_SEARCH_ROWS) + 1):
+        score = sum(1 for col in range(1, grid.width + 1)
+                    if (header := header_text(grid, row, col))
+                    and match_header(header, group_text(grid, row, col), targets).target)
+        if score > best_score:
+            best, best_score = row, score
+    return best or next(n for n, row in enumerate(grid.rows, start=1) if any(map(is_filled, row)))
+
+
+def header_text(grid: Grid, row: int, col: int) -> str:
+    """A header cell's text; a header merged down from the row above (`Shot` over two rows) counts."""
+    value = grid.value(row, col)
+    if not is_filled(value):
+        merged = grid.merged_range(row, col)
+        if merged and merged.min_col == col and merged.min_row < row:
+            value = grid.value(merged.min_row, merged.min_col)
+    return " ".join(str(value).split()) if is_filled(value) else ""
+
+
+def group_text(grid: Grid, row: int, col: int) -> str:
+    """The merged group header above a header cell (`Laser` over `Energy [J]` and `Pulse (fs)`)."""
+    merged = grid.merged_range(row - 1, col) if row > 1 else None
+    if merged and merged.max_col > merged.min_col and (row, col) not in merged:
+        return header_text(grid, merged.min_row, merged.min_col)
+    return ""
+
+
+def display_value(value) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="minutes" if not value.second else "seconds")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value).strip()
+
+
+# --- rows: converting and checking every cell, the report ----------------------------------------------
+TRUE_WORDS = {"yes", "y", "true", "1", "on", "x", "ok", "ja", "j", "wahr"}
+FALSE_WORDS = {"no", "n", "false", "0", "off", "-", "nein", "falsch", ""}
+DOTTED = re.compile(r"(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4}|\d{2})")
+SLASHED = re.compile(r"(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{4}|\d{2})")
+CLOCK = re.compile(r"(?:[ T,]+(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?")
+REPORT_EXAMPLES = 12  # cells listed per kind of problem; the count says how many there are
+
+
+@dataclass
+class Problem:
+    """One bad cell: where it is, which column, what it holds and what is wrong with it."""
+
+    row: int
+    cell: str  # `C17`, or `row 17` for a problem of the whole row
+    column: str
+    value: str
+    problem: str
+
+
+@dataclass
+class ProblemGroup:
+    """Problems of one kind in one column (`100 rows in Energy [J]: decimal comma, …`)."""
+
+    column: str
+    problem: str
+    cells: list[Problem]
+
+    @property
+    def summary(self) -> str:
+        where = f" in {self.column}" if self.column else ""
+        return f"{len(self.cells)} row{'s' if len(self.cells) != 1 else ''}{where}: {self.problem.rstrip('.')}"
+
+    @property
+    def examples(self) -> list[Problem]:
+        return self.cells[:REPORT_EXAMPLES]
+
+    def __str__(self) -> str:
+        cells = ", ".join(f"{p.cell} {p.value!r}" if p.value else p.cell for p in self.examples)
+        more = f", … {len(self.cells) - REPORT_EXAMPLES} more" if len(self.cells) > REPORT_EXAMPLES else ""
+        return f"{self.summary} — {cells}{more}"
+
+
+@dataclass
+class ImportRow:
+    """A row that passed the entry form: what its entry will hold."""
+
+    row: int
+    values: dict
+    shot_key: str | None
+    comment: str
+    created: datetime | None
+
+
+@dataclass
+class Checked:
+    """Every data row of a plan checked: the rows to store, or what is wrong, grouped by kind."""
+
+    rows: list[ImportRow]
+    problems: list[Problem]
+
+    @property
+    def bad_rows(self) -> int:
+        return len({p.row for p in self.problems})
+
+    @property
+    def groups(self) -> list[ProblemGroup]:
+        groups: dict[tuple[str, str], ProblemGroup] = {}
+        for problem in self.problems:
+            key = (problem.column, problem.problem)
+            groups.setdefault(key, ProblemGroup(problem.column, problem.problem, [])).cells.append(problem)
+        return sorted(groups.values(), key=lambda g: -len(g.cells))
+
+
+def check_rows(plan: Plan, fields: list[dict], progress=None) -> Checked:
+    """Convert every cell the way its field reads it and check each row with the sheet's entry form."""
+    from .forms import entry_form_class, entry_values
+
+    form_class = entry_form_class(fields)
+    column_of = {c.target: c for c in plan.mapped}
+    rows, problems = [], []
+    for number in progress(plan.data_rows) if progress else plan.data_rows:
+        data, failed, created = {}, set(), None
+        for column in plan.mapped:
+            raw = plan.grid.value(number, column.index)
+            try:
+                value = cell_value(raw, plan.targets[column.target].type, plan.options)
+            except ValueError as exc:
+                problems.append(Problem(number, f"{column.letter}{number}", column.name, display_value(raw), str(exc)))
+                failed.add(column.target)
+                continue
+            if column.target == ENTRY_TIME:
+                created = value or None
+            else:
+                data[column.target] = value
+        form = form_class(data)
+        valid = form.is_valid()
+        for key, messages in form.errors.items():
+            if key in failed:
+                continue
+            column = column_of.get(key)
+            cell = f"{column.letter}{number}" if column else f"row {number}"
+            name = column.name if column else plan.targets[key].title if key in plan.targets else ""
+            raw = display_value(plan.grid.value(number, column.index)) if column else ""
+            problems += [Problem(number, cell, name, raw, message) for message in messages]
+        if ENTRY_TIME in column_of and created is None and ENTRY_TIME not in failed:
+            column = column_of[ENTRY_TIME]
+            problems.append(Problem(number, f"{column.letter}{number}", column.name, "", "no entry time"))
+            failed.add(ENTRY_TIME)
+        if valid and not failed:
+            rows.append(ImportRow(number, entry_values(form, fields), form.cleaned_data["shot_key"].strip() or None,
+                                  form.cleaned_data["comment"], created))
+    return Checked(rows, problems)
+
+
+def cell_value(raw, kind: str, options: ImportOptions):
+    """A cell as its field's form reads it; ValueError with the problem when it cannot be read so."""
+    from .models import Field
+
+    if not is_filled(raw):
+        return [] if kind == Field.Type.MULTI_CHOICE else ""
+    if kind in (Field.Type.FLOAT, Field.Type.INTEGER):
+        if isinstance(raw, bool) or isinstance(raw, datetime | date):
+            raise ValueError("not a number")
+        number = raw if isinstance(raw, int | float) else parse_number(str(raw), options.decimal_mark)
+        return int(number) if kind == Field.Type.INTEGER and float(number).is_integer() else number
+    if kind == Field.Type.DATETIME:
+        return local_time(raw, options.date_order)
+    if kind == Field.Type.BOOLEAN:
+        word = str(raw).strip().casefold() if not isinstance(raw, bool | int | float) else str(int(raw))
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise ValueError("not yes or no")
+    if kind == Field.Type.MULTI_CHOICE:
+        return [v.strip() for v in re.split(r"[,;]", str(raw)) if v.strip()]
+    return display_value(raw)
+
+
+def local_time(raw, date_order: str = "dmy") -> datetime:
+    """A date/time cell or text in the lab's zone (settings.TIME_ZONE, unless it says its own) → UTC."""
+    if isinstance(raw, datetime):
+        when = raw
+    elif isinstance(raw, date):
+        when = datetime(raw.year, raw.month, raw.day)
+    elif isinstance(raw, str):
+        when = parse_time_text(raw.strip(), date_order)
+    else:
+        raise ValueError("not a date")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(settings.TIME_ZONE))
+    return when.astimezone(UTC)
+
+
+def parse_time_text(text: str, date_order: str) -> datetime:
+    """`24.11.2026 14:03`, `24/11/2026` (or 11/24/2026 by the import's date order), ISO 8601."""
+    for pattern in (DOTTED, SLASHED):
+        if match := re.fullmatch(pattern.pattern + CLOCK.pattern, text):
+            parts = match.groupdict()
+            if pattern is DOTTED or date_order == "dmy":
+                day, month = parts.get("d") or parts["a"], parts.get("m") or parts["b"]
+            else:
+                day, month = parts["b"], parts["a"]
+            year = int(parts["y"]) + (2000 if len(parts["y"]) == 2 else 0)
+            try:
+                return datetime(year, int(month), int(day), int(parts["H"] or 0), int(parts["M"] or 0),
+                                int(parts["S"] or 0))
+            except ValueError:
+                order = "dd.mm.yyyy" if pattern is DOTTED else "dd/mm/yyyy" if date_order == "dmy" else "mm/dd/yyyy"
+                raise ValueError(f"no such date ({order})") from None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not a date (dd.mm.yyyy HH:MM or ISO 8601)") from None
+
+
+def import_grid(sheet, grid: Grid, options: ImportOptions | None = None, *, author: str,
+                progress=None) -> tuple[int, Checked]:
+    """A whole file at once (the command, tests): (entries stored, the check); none stored if any row is bad."""
+    from . import services
+
+    version = services.current_schema(sheet)
+    plan = plan_import(grid, version.fields, options)
+    if problems := plan.problems():
+        raise ImportRefused("nothing was imported: " + " ".join(problems))
+    checked = check_rows(plan, version.fields, progress)
+    if checked.problems:
+        return 0, checked
+    return store_rows(sheet, version.number, checked.rows, author=author), checked
+
+
+def store_rows(sheet, version_number: int, rows: list[ImportRow], *, author: str) -> int:
+    """All rows as entries of one import, marked done only once every one is in (all or nothing)."""
+    from . import services, store
+
+    now = datetime.now(UTC)
+    import_id = services.new_id(sheet, now)
+    entries = []
+    for order, row in enumerate(rows):
+        created = row.created or now + timedelta(milliseconds=order)  # the log's row order, oldest first
+        entries.append(imported_entry(sheet, version_number, row, created, author, import_id))
+    # A server lost midway leaves the import unfinished, and the entries of an unfinished import
+    # are not part of the sheet.
+    store.begin_import(import_id, sheet.slug, len(entries))
+    store.insert_entries(entries)
+    store.finish_import(import_id)
+    services.log_change(sheet, [e["_id"] for e in entries])
+    return len(entries)
+
+
+def imported_entry(sheet, version_number: int, row: ImportRow, created: datetime, author: str,
+                   import_id: str) -> dict:
+    """The entry document of an imported row (the shared entry builder's job once there is one)."""
+    from . import services
+
+    shot = parse_shot_key(row.shot_key) if row.shot_key else None
+    return {
+        "_id": services.new_id(sheet, created), "sheet": sheet.slug, "experiment": sheet.experiment,
+        "schema_version": version_number, "values": row.values, "shot_key": row.shot_key,
+        "shot_number": shot.number if shot else None, "laser_ts": None, "author": author, "created": created,
+        "updated": created, "comment": row.comment, "rev": 1, "history": [], "import_id": import_id,
+    }
+
+
+# --- the uploaded file between the preview and the import ------------------------------------------------
+TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def upload_dir() -> Path:
+    return Path(settings.SHOTSHEET_IMPORT_DIR)
+
+
+def keep_upload(chunks, name: str) -> str:
+    """Keep an upload (already size-checked) under a random name until its import; old ones are removed."""
+    directory = upload_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    remove_expired(directory)
+    token = secrets.token_urlsafe(16)
+    path = directory / f"{token}{Path(name).suffix.lower()}"
+    with open(path, "xb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+    return token
+
+
+def kept_upload(token: str) -> Path | None:
+    """The file kept under a token, None when there is none or it expired."""
+    if not TOKEN.fullmatch(token):
+        return None
+    found = [p for p in upload_dir().glob(f"{token}.*") if p.suffix in (".csv", ".xlsx", ".xlsm")]
+    if not found or time.time() - found[0].stat().st_mtime > settings.SHOTSHEET_IMPORT_KEEP_SECONDS:
+        return None
+    return found[0]
+
+
+def discard_upload(token: str) -> None:
+    if path := kept_upload(token):
+        path.unlink(missing_ok=True)
+
+
+def remove_expired(directory: Path) -> None:
+    cutoff = time.time() - settings.SHOTSHEET_IMPORT_KEEP_SECONDS
+    for path in directory.iterdir():
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:
+            pass  # another process removed it first
+
+
+def parse_choices(lines: list[str]) -> dict[str, str]:
+    """`COLUMN=FIELD` pairs (from the command line) as a dict; `COLUMN=` ignores the column."""
+    choices = {}
+    for pair in filter(None, (line.strip() for line in lines)):
+        column, sep, target = pair.rpartition("=")
+        if not sep or not column.strip():
+            raise ImportRefused(f"a mapping is COLUMN=FIELD, not '{pair}'")
+        choices[column.strip()] = target.strip() or IGNORE
+    return choices
