@@ -321,6 +321,7 @@ class Plan:
     options: ImportOptions
     targets: dict[str, Target]
     required: list[str]  # targets that must have a column
+    unknown_columns: list[str] = field(default_factory=list)  # chosen for, but no column is called so
 
     @property
     def unresolved(self) -> list[Column]:
@@ -347,6 +348,8 @@ class Plan:
                              f"{', '.join(c.letter for c in columns)}: choose one.")
         found += [f"{self.targets[key].title} is required, but no column goes to it." for key in self.required
                   if key not in by_target]
+        found += [f"No column is called “{name}” (a typo in a choice would otherwise go unnoticed)."
+                  for name in self.unknown_columns]
         if not set(by_target) - {SHOT_KEY, COMMENT, ENTRY_TIME}:
             found.append("No column goes to a field of the sheet.")
         return found
@@ -384,8 +387,9 @@ def plan_import(grid: Grid, fields: list[dict], options: ImportOptions | None = 
             column.target, column.matched = chosen, False
         columns.append(column)
     required = [f["key"] for f in fields if f["required"] and not f["archived"]]
+    named = {name for c in columns for name in (c.header, c.name, c.letter)}
     return Plan(grid, header_row, columns, data_rows, len(grid.rows) - header_row - len(data_rows), options,
-                targets, required)
+                targets, required, unknown_columns=sorted(set(options.choices) - named))
 
 
 def find_header_row(grid: Grid, targets: dict[str, Target]) -> int:
@@ -555,7 +559,9 @@ def cell_value(raw, kind: str, options: ImportOptions):
     if kind == Field.Type.DATETIME:
         return local_time(raw, options.date_order)
     if kind == Field.Type.BOOLEAN:
-        word = str(raw).strip().casefold() if not isinstance(raw, bool | int | float) else str(int(raw))
+        if isinstance(raw, bool | int | float) and raw in (0, 1):
+            return bool(raw)
+        word = str(raw).strip().casefold()
         if word in TRUE_WORDS or word in FALSE_WORDS:
             return word in TRUE_WORDS
         raise ValueError("not yes or no")

@@ -12,6 +12,7 @@ from openpyxl import Workbook
 from openpyxl.styles import PatternFill
 
 from shotsheet import importer
+from shotsheet.models import Field
 from shotsheet.numbers import parse_number
 
 from .legacy_log import FIRST_ROW, legacy_log, legacy_sheet
@@ -97,8 +98,8 @@ def test_bad_cells_are_reported_by_cell_column_value_and_problem_grouped_by_kind
     assert f"1 row in Laser › Energy [J]: Ensure this value is less than or equal to 100.0 — {over} '150'" in report
     assert (f"1 row in Laser › Energy [J]: ambiguous number: both a comma and a point (choose the decimal mark) "
             f"— {ambiguous} '12,5.3'") in report
-    assert f"1 row in Conditions › target: Select a valid choice. Fe is not one of the available choices — {choice} 'Fe'" \
-        in report
+    assert ("1 row in Conditions › target: Select a valid choice. Fe is not one of the available choices "
+            f"— {choice} 'Fe'") in report
     with pytest.raises(CommandError):
         call_command("import_entries", "legacy", str(path), *mapping, "--decimal", "point", stdout=out, stderr=out)
     assert "99 rows in Laser › Energy [J]: decimal comma, but this import reads decimal points — " \
@@ -172,3 +173,25 @@ def test_a_kept_upload_is_only_its_uploaders_and_expires(admin_client, client, l
     settings.SHOTSHEET_IMPORT_KEEP_SECONDS = 0
     assert admin_client.get(preview_url)["Location"] == "/sheets/legacy/import/"
     assert admin_client.get("/sheets/legacy/import/../../../etc/passwd/").status_code == 404
+
+
+def test_a_yes_no_cell_that_is_neither_is_refused_not_read_as_no(legacy, mongo_db, tmp_path):
+    Field.objects.create(sheet=legacy, key="aligned", label="Aligned", type=Field.Type.BOOLEAN, position=9)
+    workbook = Workbook()
+    workbook.active.append(["shot_key", "Energy [J]", "Aligned"])
+    for shot, aligned in enumerate([1, 0, True, "ja", "nein", 0.5, "maybe"], start=1):
+        workbook.active.append([f"LWFA-20261124-{shot:06d}", 1.0, aligned])
+    path = tmp_path / "log.xlsx"
+    workbook.save(path)
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="2 of 7 rows have errors"):
+        call_command("import_entries", "legacy", str(path), stdout=out, stderr=out)
+    assert "2 rows in Aligned: not yes or no — C7 '0.5', C8 'maybe'" in out.getvalue()
+
+
+def test_a_choice_for_a_column_that_is_not_there_is_refused(legacy, mongo_db, tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("shot_key,Energy [J]\nLWFA-20261124-000001,5\n")
+    with pytest.raises(CommandError, match="No column is called “Remarks”"):
+        run_import(path, "--ignore", "Remarks")
+    assert mongo_db["entries"].count_documents({}) == 0
