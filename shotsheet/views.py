@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
@@ -226,7 +227,7 @@ def sheet_import_preview(request, slug, token):
             return redirect("shotsheet:sheet_table", slug=slug)
     return render(request, "shotsheet/sheet_import_preview.html", {
         "sheet": sheet, "name": kept["name"], "plan": plan, "checked": checked, "problems": problems,
-        "targets": list(plan.targets.values()), "ignore": importer.IGNORE,
+        "targets": list(plan.targets.values()), "ignore": importer.IGNORE, "time_zone": settings.TIME_ZONE,
         "options_form": ImportOptionsForm(initial={"header_row": plan.header_row, "shown_header_row": plan.header_row,
                                                    "decimal_mark": plan.options.decimal_mark,
                                                    "date_order": plan.options.date_order}),

@@ -145,6 +145,7 @@ def test_the_web_import_previews_every_column_before_it_imports(admin_client, le
     page = admin_client.get(preview_url).content.decode()
     assert "Header in row <strong>5</strong>" in page and '<strong id="import-rows">500</strong>' in page
     assert "did you mean <strong>Gas pressure [mbar]</strong>?" in page
+    assert "Dates and times without a zone are read as Europe/Berlin time (stored in UTC)." in page
     assert "LWFA-20261124-000001 · LWFA-20261124-000002" in page  # sample values
     refused = admin_client.post(preview_url, {"header_row": 5, "shown_header_row": 5, "decimal_mark": "auto",
                                               "date_order": "dmy", "import": ""}).content.decode()
