@@ -196,3 +196,13 @@ def test_a_choice_for_a_column_that_is_not_there_is_refused(legacy, mongo_db, tm
     with pytest.raises(CommandError, match="No column is called “Remarks”"):
         run_import(path, "--ignore", "Remarks")
     assert mongo_db["entries"].count_documents({}) == 0
+
+
+def test_a_german_excel_csv_with_a_title_row_semicolons_and_decimal_commas(legacy, mongo_db, tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("Schusslog Kampagne November\n\nShot;Energy [J];Pulse (fs)\n"
+                    "LWFA-20261124-000001;3,7;25,5\nLWFA-20261124-000002;12;30\n", encoding="utf-8")
+    assert "Imported 2 entries" in run_import(path)
+    stored = entries(mongo_db)
+    assert stored["LWFA-20261124-000001"]["values"]["energy"] == 3.7
+    assert stored["LWFA-20261124-000001"]["values"]["pulse"] == 25.5
