@@ -198,23 +198,22 @@ def sheet_import_preview(request, slug, token):
         messages.error(request, "That upload is no longer kept (imported, or older than an hour): upload it again.")
         return redirect("shotsheet:sheet_import", slug=slug)
     version = services.current_schema(sheet)
-    options_form = ImportOptionsForm(request.POST if request.method == "POST" else None)
-    options = importer.ImportOptions()
-    if options_form.is_valid():
-        data = options_form.cleaned_data
-        options = importer.ImportOptions(data["header_row"], data["decimal_mark"], data["date_order"])
-        if data["header_row"] == data["shown_header_row"]:  # choices made for other columns do not carry over
-            options.choices = {key.removeprefix("col_"): value for key, value in request.POST.items()
-                               if key.startswith("col_")}
     try:
-        plan = importer.plan_import(importer.read_grid(path, kept["name"]), version.fields, options)
+        grid = importer.read_grid(path, kept["name"])
     except importer.ImportRefused as exc:
         discard_import(request, token)
         messages.error(request, str(exc))
         return redirect("shotsheet:sheet_import", slug=slug)
+    options, problems = import_options(request)
+    try:
+        plan = importer.plan_import(grid, version.fields, options)
+    except importer.ImportRefused as exc:  # e.g. a header row past the end: show what the file gives itself
+        plan = importer.plan_import(grid, version.fields)
+        problems.append(str(exc))
     checked = importer.check_rows(plan, version.fields)
-    problems = plan.problems()
-    if request.method == "POST" and "import" in request.POST and not problems and not checked.problems:
+    may_import = request.method == "POST" and "import" in request.POST and not problems
+    problems += plan.problems()
+    if may_import and not problems and not checked.problems:
         try:
             stored = importer.store_rows(sheet, version.number, checked.rows, author=request.user.get_username())
         except PyMongoError as exc:
@@ -233,6 +232,22 @@ def sheet_import_preview(request, slug, token):
                                                    "date_order": plan.options.date_order}),
         "tried": request.method == "POST" and "import" in request.POST,
     })
+
+
+def import_options(request) -> tuple[importer.ImportOptions, list[str]]:
+    """The preview's choices as posted, and why they cannot be imported as they are (then only shown)."""
+    if request.method != "POST":
+        return importer.ImportOptions(), []
+    form = ImportOptionsForm(request.POST)
+    if not form.is_valid():
+        return importer.ImportOptions(), [f"{form[name].label}: {' '.join(errors)}"
+                                          for name, errors in form.errors.items()]
+    data = form.cleaned_data
+    options = importer.ImportOptions(data["header_row"], data["decimal_mark"], data["date_order"])
+    if data["header_row"] != data["shown_header_row"]:  # other columns now: the choices made do not carry over
+        return options, [f"The header is now row {data['header_row']}: check where each column goes, then import."]
+    options.choices = {key.removeprefix("col_"): value for key, value in request.POST.items() if key.startswith("col_")}
+    return options, []
 
 
 def discard_import(request, token: str) -> None:

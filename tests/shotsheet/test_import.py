@@ -206,3 +206,21 @@ def test_a_german_excel_csv_with_a_title_row_semicolons_and_decimal_commas(legac
     stored = entries(mongo_db)
     assert stored["LWFA-20261124-000001"]["values"]["energy"] == 3.7
     assert stored["LWFA-20261124-000001"]["values"]["pulse"] == 25.5
+
+
+def test_the_web_import_imports_only_what_was_previewed(admin_client, legacy, mongo_db):
+    response = upload(admin_client, "log.csv", b"Shot log\nshot_key,Energy [J]\nLWFA-20261124-000001,5\n")
+    preview_url = response["Location"]
+    chosen = {"shown_header_row": 2, "decimal_mark": "auto", "date_order": "dmy", "import": ""}
+    # the header moved in the same submit: the columns are others now, so they are shown first
+    page = admin_client.post(preview_url, {**chosen, "header_row": 1}).content.decode()
+    assert "The header is now row 1: check where each column goes, then import." in page
+    page = admin_client.post(preview_url, {**chosen, "header_row": 99}).content.decode()
+    assert "log.csv has no row 99" in page  # the upload is still there
+    page = admin_client.post(preview_url, {**chosen, "header_row": "two"}).content.decode()
+    assert "Header row: Enter a whole number." in page
+    page = admin_client.post(preview_url, {**chosen, "header_row": 2, "col_B": "no_such_field"}).content.decode()
+    assert "no field &#x27;no_such_field&#x27; in the sheet (for column B)" in page
+    assert mongo_db["entries"].count_documents({}) == 0
+    assert admin_client.post(preview_url, {**chosen, "header_row": 2}).status_code == 302
+    assert mongo_db["entries"].count_documents({}) == 1
