@@ -34,7 +34,7 @@ from django.conf import settings
 
 from labbook.envelope import parse_shot_key
 
-from .numbers import parse_number
+from .numbers import decimal_evidence, parse_number
 
 log = logging.getLogger(__name__)
 
@@ -350,6 +350,8 @@ class Plan:
     targets: dict[str, Target]
     required: list[str]  # targets that must have a column
     unknown_columns: list[str] = field(default_factory=list)  # chosen for, but no column is called so
+    decimal_mark: str = "auto"  # as chosen, or as the file's numbers typed as text show it
+    decimal_seen: str = ""  # where the file showed it (`B10 '5,5'`)
 
     @property
     def unresolved(self) -> list[Column]:
@@ -416,8 +418,28 @@ def plan_import(grid: Grid, fields: list[dict], options: ImportOptions | None = 
         columns.append(column)
     required = [f["key"] for f in fields if f["required"] and not f["archived"]]
     named = {name for c in columns for name in (c.header, c.name, c.letter)}
-    return Plan(grid, header_row, columns, data_rows, len(grid.rows) - header_row - len(data_rows), options,
-                targets, required, unknown_columns=sorted(set(options.choices) - named))
+    plan = Plan(grid, header_row, columns, data_rows, len(grid.rows) - header_row - len(data_rows), options,
+                targets, required, unknown_columns=sorted(set(options.choices) - named),
+                decimal_mark=options.decimal_mark)
+    if options.decimal_mark == "auto":
+        plan.decimal_mark, plan.decimal_seen = file_decimal_mark(plan)
+    return plan
+
+
+def file_decimal_mark(plan: Plan) -> tuple[str, str]:
+    """The decimal mark the numbers typed as text show beyond doubt, if they all show the same one.
+
+    So `1.234` next to `12.25` is 1.234, and next to `3,7` it is 1234; with no such evidence, or
+    both marks in one file, every value that could be either is refused."""
+    seen: dict[str, str] = {}
+    for column in plan.mapped:
+        if plan.targets[column.target].type not in ("float", "integer"):
+            continue
+        for number in plan.data_rows:
+            raw = plan.grid.value(number, column.index)
+            if isinstance(raw, str) and (mark := decimal_evidence(raw)) and mark not in seen:
+                seen[mark] = f"{column.letter}{number} {raw.strip()!r}"
+    return next(iter(seen.items())) if len(seen) == 1 else ("auto", "")
 
 
 def find_header_row(grid: Grid, targets: dict[str, Target]) -> int:
@@ -547,7 +569,8 @@ def check_rows(plan: Plan, fields: list[dict], progress=None) -> Checked:
         for column in plan.mapped:
             raw = plan.grid.value(number, column.index)
             try:
-                value = cell_value(raw, plan.targets[column.target].type, plan.options)
+                value = cell_value(raw, plan.targets[column.target].type, plan.decimal_mark,
+                                   plan.options.date_order)
             except ValueError as exc:
                 problems.append(Problem(number, f"{column.letter}{number}", column.name, display_value(raw), str(exc)))
                 failed.add(column.target)
@@ -576,7 +599,7 @@ def check_rows(plan: Plan, fields: list[dict], progress=None) -> Checked:
     return Checked(rows, problems)
 
 
-def cell_value(raw, kind: str, options: ImportOptions):
+def cell_value(raw, kind: str, decimal_mark: str = "auto", date_order: str = "dmy"):
     """A cell as its field's form reads it; ValueError with the problem when it cannot be read so."""
     from .models import Field
 
@@ -585,10 +608,10 @@ def cell_value(raw, kind: str, options: ImportOptions):
     if kind in (Field.Type.FLOAT, Field.Type.INTEGER):
         if isinstance(raw, bool) or isinstance(raw, datetime | date):
             raise ValueError("not a number")
-        number = raw if isinstance(raw, int | float) else parse_number(str(raw), options.decimal_mark)
+        number = raw if isinstance(raw, int | float) else parse_number(str(raw), decimal_mark)
         return int(number) if kind == Field.Type.INTEGER and float(number).is_integer() else number
     if kind == Field.Type.DATETIME:
-        return local_time(raw, options.date_order)
+        return local_time(raw, date_order)
     if kind == Field.Type.BOOLEAN:
         if isinstance(raw, bool | int | float) and raw in (0, 1):
             return bool(raw)

@@ -96,8 +96,8 @@ def test_bad_cells_are_reported_by_cell_column_value_and_problem_grouped_by_kind
     report = out.getvalue()
     over, ambiguous, choice = log.bad_cells
     assert f"1 row in Laser › Energy [J]: Ensure this value is less than or equal to 100.0 — {over} '150'" in report
-    assert (f"1 row in Laser › Energy [J]: ambiguous number: both a comma and a point (choose the decimal mark) "
-            f"— {ambiguous} '12,5.3'") in report
+    assert "numbers typed as text: decimal comma, as the file shows (B10 '5,5')" in report
+    assert f"1 row in Laser › Energy [J]: not a number — {ambiguous} '12,5.3'" in report
     assert ("1 row in Conditions › target: Select a valid choice. Fe is not one of the available choices "
             f"— {choice} 'Fe'") in report
     with pytest.raises(CommandError):
@@ -224,3 +224,19 @@ def test_the_web_import_imports_only_what_was_previewed(admin_client, legacy, mo
     assert mongo_db["entries"].count_documents({}) == 0
     assert admin_client.post(preview_url, {**chosen, "header_row": 2}).status_code == 302
     assert mongo_db["entries"].count_documents({}) == 1
+
+
+def test_numbers_that_could_be_either_are_read_as_the_rest_of_the_file_shows(legacy, mongo_db, tmp_path):
+    path = tmp_path / "log.csv"
+    for others, meant in (("12.25", 1.234), ("3,7", 1234.0)):
+        mongo_db["entries"].delete_many({})
+        path.write_text(f"shot_key;Energy [J];Pulse (fs)\nLWFA-20261124-000001;1;1.234\n"
+                        f"LWFA-20261124-000002;1;{others}\n")
+        run_import(path)
+        assert entries(mongo_db)["LWFA-20261124-000001"]["values"]["pulse"] == meant
+    path.write_text("shot_key;Energy [J];Pulse (fs)\nLWFA-20261124-000001;1;1.234\nLWFA-20261124-000002;1;1.5\n"
+                    "LWFA-20261124-000003;1;2,5\n")
+    out = io.StringIO()
+    with pytest.raises(CommandError):  # both marks in one file: what could be either is refused
+        call_command("import_entries", "legacy", str(path), stdout=out, stderr=out)
+    assert "1 row in Pulse (fs): ambiguous number: thousands separator or decimal mark?" in out.getvalue()

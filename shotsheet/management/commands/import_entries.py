@@ -66,6 +66,8 @@ def describe(plan: importer.Plan) -> str:
     """The plan in a few lines: header row, where each column goes."""
     lines = [f"{plan.grid.name}: header in row {plan.header_row}, {len(plan.data_rows)} rows"
              f"{f', {plan.empty_rows} empty rows skipped' if plan.empty_rows else ''}"]
+    if plan.decimal_seen:
+        lines.append(f"  numbers typed as text: decimal {plan.decimal_mark}, as the file shows ({plan.decimal_seen})")
     for column in plan.columns:
         goes = ("ignored" if column.target == importer.IGNORE else
                 f"→ {plan.targets[column.target].title}" if column.target else "→ ?")
