@@ -126,6 +126,7 @@ class ImportOptionsForm(forms.Form):
     header_row = forms.IntegerField(min_value=1, label="Header row")
     shown_header_row = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
     decimal_mark = forms.ChoiceField(choices=list(DECIMAL_MARKS.items()), label="Numbers typed as text")
-    date_order = forms.ChoiceField(choices=[("dmy", "day/month/year (24/11/2026)"),
+    date_order = forms.ChoiceField(choices=[("auto", "as the file shows, refuse what is ambiguous"),
+                                            ("dmy", "day/month/year (24/11/2026)"),
                                             ("mdy", "month/day/year (11/24/2026)")],
                                    label="Dates with slashes", help_text="Dotted dates are always day.month.year.")

@@ -333,7 +333,7 @@ class ImportOptions:
 
     header_row: int | None = None  # 1-based; None: found by matching
     decimal_mark: str = "auto"
-    date_order: str = "dmy"  # for 01/02/2026; dotted dates are always day.month.year
+    date_order: str = "auto"  # dmy, mdy or auto for 01/02/2026; dotted dates are always day.month.year
     choices: dict[str, str] = field(default_factory=dict)  # column header, name or letter → target
 
 
@@ -352,6 +352,8 @@ class Plan:
     unknown_columns: list[str] = field(default_factory=list)  # chosen for, but no column is called so
     decimal_mark: str = "auto"  # as chosen, or as the file's numbers typed as text show it
     decimal_seen: str = ""  # where the file showed it (`B10 '5,5'`)
+    date_order: str = "auto"  # of slashed dates: as chosen, or as the file's unambiguous ones show it
+    date_seen: str = ""
 
     @property
     def unresolved(self) -> list[Column]:
@@ -420,10 +422,21 @@ def plan_import(grid: Grid, fields: list[dict], options: ImportOptions | None = 
     named = {name for c in columns for name in (c.header, c.name, c.letter)}
     plan = Plan(grid, header_row, columns, data_rows, len(grid.rows) - header_row - len(data_rows), options,
                 targets, required, unknown_columns=sorted(set(options.choices) - named),
-                decimal_mark=options.decimal_mark)
+                decimal_mark=options.decimal_mark, date_order=options.date_order)
     if options.decimal_mark == "auto":
         plan.decimal_mark, plan.decimal_seen = file_decimal_mark(plan)
+    if options.date_order == "auto":
+        plan.date_order, plan.date_seen = file_date_order(plan)
     return plan
+
+
+def text_cells(plan: Plan, types: tuple[str, ...]):
+    """(cell, text) of every text cell in the columns that go to targets of these types."""
+    for column in plan.mapped:
+        if plan.targets[column.target].type in types:
+            for number in plan.data_rows:
+                if isinstance(raw := plan.grid.value(number, column.index), str):
+                    yield f"{column.letter}{number}", raw.strip()
 
 
 def file_decimal_mark(plan: Plan) -> tuple[str, str]:
@@ -432,14 +445,27 @@ def file_decimal_mark(plan: Plan) -> tuple[str, str]:
     So `1.234` next to `12.25` is 1.234, and next to `3,7` it is 1234; with no such evidence, or
     both marks in one file, every value that could be either is refused."""
     seen: dict[str, str] = {}
-    for column in plan.mapped:
-        if plan.targets[column.target].type not in ("float", "integer"):
-            continue
-        for number in plan.data_rows:
-            raw = plan.grid.value(number, column.index)
-            if isinstance(raw, str) and (mark := decimal_evidence(raw)) and mark not in seen:
-                seen[mark] = f"{column.letter}{number} {raw.strip()!r}"
+    for cell, text in text_cells(plan, ("float", "integer")):
+        if (mark := decimal_evidence(text)) and mark not in seen:
+            seen[mark] = f"{cell} {text!r}"
     return next(iter(seen.items())) if len(seen) == 1 else ("auto", "")
+
+
+def file_date_order(plan: Plan) -> tuple[str, str]:
+    """day/month or month/day, as the file's slashed dates show it beyond doubt (`24/11/2026`)."""
+    seen: dict[str, str] = {}
+    for cell, text in text_cells(plan, ("datetime",)):
+        if (order := slashed_order(text)) and order not in seen:
+            seen[order] = f"{cell} {text!r}"
+    return next(iter(seen.items())) if len(seen) == 1 else ("auto", "")
+
+
+def slashed_order(text: str) -> str | None:
+    """The order a slashed date shows beyond doubt: 24/11 is day/month, 11/24 month/day."""
+    match = SLASHED.match(text)
+    if not match or (int(match["a"]) > 12) == (int(match["b"]) > 12):
+        return None
+    return "dmy" if int(match["a"]) > 12 else "mdy"
 
 
 def find_header_row(grid: Grid, targets: dict[str, Target]) -> int:
@@ -569,8 +595,7 @@ def check_rows(plan: Plan, fields: list[dict], progress=None) -> Checked:
         for column in plan.mapped:
             raw = plan.grid.value(number, column.index)
             try:
-                value = cell_value(raw, plan.targets[column.target].type, plan.decimal_mark,
-                                   plan.options.date_order)
+                value = cell_value(raw, plan.targets[column.target].type, plan.decimal_mark, plan.date_order)
             except ValueError as exc:
                 problems.append(Problem(number, f"{column.letter}{number}", column.name, display_value(raw), str(exc)))
                 failed.add(column.target)
@@ -599,7 +624,7 @@ def check_rows(plan: Plan, fields: list[dict], progress=None) -> Checked:
     return Checked(rows, problems)
 
 
-def cell_value(raw, kind: str, decimal_mark: str = "auto", date_order: str = "dmy"):
+def cell_value(raw, kind: str, decimal_mark: str = "auto", date_order: str = "auto"):
     """A cell as its field's form reads it; ValueError with the problem when it cannot be read so."""
     from .models import Field
 
@@ -624,7 +649,7 @@ def cell_value(raw, kind: str, decimal_mark: str = "auto", date_order: str = "dm
     return display_value(raw)
 
 
-def local_time(raw, date_order: str = "dmy") -> datetime:
+def local_time(raw, date_order: str = "auto") -> datetime:
     """A date/time cell or text in the lab's zone (settings.TIME_ZONE, unless it says its own) → UTC."""
     if isinstance(raw, datetime):
         when = raw
@@ -639,22 +664,25 @@ def local_time(raw, date_order: str = "dmy") -> datetime:
     return when.astimezone(UTC)
 
 
-def parse_time_text(text: str, date_order: str) -> datetime:
-    """`24.11.2026 14:03`, `24/11/2026` (or 11/24/2026 by the import's date order), ISO 8601."""
+def parse_time_text(text: str, date_order: str = "auto") -> datetime:
+    """`24.11.2026 14:03`, `24/11/2026` (or 11/24/2026 by the date order), ISO 8601."""
     for pattern in (DOTTED, SLASHED):
         if match := re.fullmatch(pattern.pattern + CLOCK.pattern, text):
             parts = match.groupdict()
-            if pattern is DOTTED or date_order == "dmy":
-                day, month = parts.get("d") or parts["a"], parts.get("m") or parts["b"]
+            if pattern is DOTTED:
+                day, month = parts["d"], parts["m"]
             else:
-                day, month = parts["b"], parts["a"]
+                order = date_order if date_order != "auto" else slashed_order(text) or (
+                    "dmy" if parts["a"] == parts["b"] else "")
+                if not order:
+                    raise ValueError("ambiguous date: day/month or month/day? (choose the date order)")
+                day, month = (parts["a"], parts["b"]) if order == "dmy" else (parts["b"], parts["a"])
             year = int(parts["y"]) + (2000 if len(parts["y"]) == 2 else 0)
             try:
                 return datetime(year, int(month), int(day), int(parts["H"] or 0), int(parts["M"] or 0),
                                 int(parts["S"] or 0))
             except ValueError:
-                order = "dd.mm.yyyy" if pattern is DOTTED else "dd/mm/yyyy" if date_order == "dmy" else "mm/dd/yyyy"
-                raise ValueError(f"no such date ({order})") from None
+                raise ValueError("no such date or time") from None
     try:
         return datetime.fromisoformat(text)
     except ValueError:

@@ -130,6 +130,26 @@ def test_numbers_and_dates_typed_as_text():
     assert importer.local_time("11/24/2026 14:03", "mdy") == datetime(2026, 11, 24, 13, 3, tzinfo=UTC)
     with pytest.raises(ValueError, match="no such date"):
         importer.local_time("11/24/2026", "dmy")
+    assert importer.local_time("11/24/2026 14:03") == datetime(2026, 11, 24, 13, 3, tzinfo=UTC)  # only mdy fits
+    with pytest.raises(ValueError, match="ambiguous date"):
+        importer.local_time("01/02/2026")
+
+
+def test_slashed_dates_that_could_be_either_are_read_as_the_rest_of_the_file_shows(legacy, mongo_db, tmp_path):
+    path = tmp_path / "log.csv"
+    for other, meant in (("24/11/2026 14:03", datetime(2026, 2, 1, 9, 0, tzinfo=UTC)),
+                         ("11/24/2026 14:03", datetime(2026, 1, 2, 9, 0, tzinfo=UTC))):
+        mongo_db["entries"].delete_many({})
+        path.write_text(f"shot_key,Energy [J],when\nLWFA-20261124-000001,1,01/02/2026 10:00\n"
+                        f"LWFA-20261124-000002,1,{other}\n")
+        output = run_import(path, "--entry-time", "when")
+        assert "dates with slashes: " in output
+        assert entries(mongo_db)["LWFA-20261124-000001"]["created"] == meant
+    path.write_text("shot_key,Energy [J],when\nLWFA-20261124-000001,1,01/02/2026 10:00\n")
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_entries", "legacy", str(path), "--entry-time", "when", stdout=out, stderr=out)
+    assert "1 row in when: ambiguous date: day/month or month/day? (choose the date order)" in out.getvalue()
 
 
 # --- item 10 in the web: preview, then import ---------------------------------------------------------------
@@ -148,10 +168,10 @@ def test_the_web_import_previews_every_column_before_it_imports(admin_client, le
     assert "Dates and times without a zone are read as Europe/Berlin time (stored in UTC)." in page
     assert "LWFA-20261124-000001 · LWFA-20261124-000002" in page  # sample values
     refused = admin_client.post(preview_url, {"header_row": 5, "shown_header_row": 5, "decimal_mark": "auto",
-                                              "date_order": "dmy", "import": ""}).content.decode()
+                                              "date_order": "auto", "import": ""}).content.decode()
     assert "Column D “Conditions › Gas presure [mbar]” matches no field" in refused
     assert mongo_db["entries"].count_documents({}) == 0
-    chosen = {"header_row": 5, "shown_header_row": 5, "decimal_mark": "auto", "date_order": "dmy",
+    chosen = {"header_row": 5, "shown_header_row": 5, "decimal_mark": "auto", "date_order": "auto",
               "col_D": "gas_pressure", "col_F": importer.ENTRY_TIME, "col_G": importer.IGNORE}
     page = admin_client.post(preview_url, {**chosen, "check": ""}).content.decode()
     assert "Ignored columns (not imported): G “Remarks of the night”" in page
@@ -211,7 +231,7 @@ def test_a_german_excel_csv_with_a_title_row_semicolons_and_decimal_commas(legac
 def test_the_web_import_imports_only_what_was_previewed(admin_client, legacy, mongo_db):
     response = upload(admin_client, "log.csv", b"Shot log\nshot_key,Energy [J]\nLWFA-20261124-000001,5\n")
     preview_url = response["Location"]
-    chosen = {"shown_header_row": 2, "decimal_mark": "auto", "date_order": "dmy", "import": ""}
+    chosen = {"shown_header_row": 2, "decimal_mark": "auto", "date_order": "auto", "import": ""}
     # the header moved in the same submit: the columns are others now, so they are shown first
     page = admin_client.post(preview_url, {**chosen, "header_row": 1}).content.decode()
     assert "The header is now row 1: check where each column goes, then import." in page

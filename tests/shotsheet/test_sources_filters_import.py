@@ -75,7 +75,7 @@ def import_through_preview(client, name: str, content: bytes, **choices):
     response = client.post("/sheets/test/import/", {"file": SimpleUploadedFile(name, content)})
     assert response.status_code == 302, response.content.decode()
     return client.post(response["Location"], {"header_row": 1, "shown_header_row": 1, "decimal_mark": "auto",
-                                              "date_order": "dmy", "import": "", **choices})
+                                              "date_order": "auto", "import": "", **choices})
 
 
 def test_web_import_stores_every_row_with_native_types(admin_client, sheet, mongo_db):

@@ -25,8 +25,9 @@ class Command(BaseCommand):
         parser.add_argument("--header-row", type=int, help="the header's row number (default: found)")
         parser.add_argument("--decimal", choices=list(DECIMAL_MARKS), default="auto",
                             help="the decimal mark of numbers typed as text (default: either, ambiguous refused)")
-        parser.add_argument("--dates", choices=["dmy", "mdy"], default="dmy",
-                            help="the order of dates written with slashes (dotted dates are day.month.year)")
+        parser.add_argument("--dates", choices=["auto", "dmy", "mdy"], default="auto",
+                            help="the order of dates written with slashes (default: as the file's unambiguous "
+                                 "ones show it, ambiguous refused); dotted dates are day.month.year")
         parser.add_argument("--author", default="import")
 
     def handle(self, *args, sheet, file, author, **options):
@@ -66,6 +67,8 @@ def describe(plan: importer.Plan) -> str:
     """The plan in a few lines: header row, where each column goes."""
     lines = [f"{plan.grid.name}: header in row {plan.header_row}, {len(plan.data_rows)} rows"
              f"{f', {plan.empty_rows} empty rows skipped' if plan.empty_rows else ''}"]
+    if plan.date_seen:
+        lines.append(f"  dates with slashes: {plan.date_order}, as the file shows ({plan.date_seen})")
     if plan.decimal_seen:
         lines.append(f"  numbers typed as text: decimal {plan.decimal_mark}, as the file shows ({plan.decimal_seen})")
     for column in plan.columns:
