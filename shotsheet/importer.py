@@ -34,6 +34,9 @@ from django.conf import settings
 
 from labbook.envelope import parse_shot_key
 
+from . import services, store
+from .forms import entry_form_class, entry_values
+from .models import Field
 from .numbers import decimal_evidence, parse_number
 
 log = logging.getLogger(__name__)
@@ -242,8 +245,9 @@ class Target:
 
 def targets_of(fields: list[dict]) -> dict[str, Target]:
     """Every target of a schema version's fields, by value (what --map and the preview's choices name)."""
-    found = {SHOT_KEY: Target(SHOT_KEY, "Shot key", type="text"), COMMENT: Target(COMMENT, "Comment", type="text"),
-             ENTRY_TIME: Target(ENTRY_TIME, "Entry time", type="datetime")}
+    found = {SHOT_KEY: Target(SHOT_KEY, "Shot key", type=Field.Type.TEXT),
+             COMMENT: Target(COMMENT, "Comment", type=Field.Type.TEXT),
+             ENTRY_TIME: Target(ENTRY_TIME, "Entry time", type=Field.Type.DATETIME)}
     for f in fields:
         if not f["archived"] and f["key"] not in found:
             found[f["key"]] = Target(f["key"], f["label"], f["unit"], f["type"])
@@ -445,7 +449,7 @@ def file_decimal_mark(plan: Plan) -> tuple[str, str]:
     So `1.234` next to `12.25` is 1.234, and next to `3,7` it is 1234; with no such evidence, or
     both marks in one file, every value that could be either is refused."""
     seen: dict[str, str] = {}
-    for cell, text in text_cells(plan, ("float", "integer")):
+    for cell, text in text_cells(plan, (Field.Type.FLOAT, Field.Type.INTEGER)):
         if (mark := decimal_evidence(text)) and mark not in seen:
             seen[mark] = f"{cell} {text!r}"
     return next(iter(seen.items())) if len(seen) == 1 else ("auto", "")
@@ -454,7 +458,7 @@ def file_decimal_mark(plan: Plan) -> tuple[str, str]:
 def file_date_order(plan: Plan) -> tuple[str, str]:
     """day/month or month/day, as the file's slashed dates show it beyond doubt (`24/11/2026`)."""
     seen: dict[str, str] = {}
-    for cell, text in text_cells(plan, ("datetime",)):
+    for cell, text in text_cells(plan, (Field.Type.DATETIME,)):
         if (order := slashed_order(text)) and order not in seen:
             seen[order] = f"{cell} {text!r}"
     return next(iter(seen.items())) if len(seen) == 1 else ("auto", "")
@@ -585,8 +589,6 @@ class Checked:
 
 def check_rows(plan: Plan, fields: list[dict], progress=None) -> Checked:
     """Convert every cell the way its field reads it and check each row with the sheet's entry form."""
-    from .forms import entry_form_class, entry_values
-
     form_class = entry_form_class(fields)
     column_of = {c.target: c for c in plan.mapped}
     rows, problems = [], []
@@ -626,8 +628,6 @@ def check_rows(plan: Plan, fields: list[dict], progress=None) -> Checked:
 
 def cell_value(raw, kind: str, decimal_mark: str = "auto", date_order: str = "auto"):
     """A cell as its field's form reads it; ValueError with the problem when it cannot be read so."""
-    from .models import Field
-
     if not is_filled(raw):
         return [] if kind == Field.Type.MULTI_CHOICE else ""
     if kind in (Field.Type.FLOAT, Field.Type.INTEGER):
@@ -692,8 +692,6 @@ def parse_time_text(text: str, date_order: str = "auto") -> datetime:
 def import_grid(sheet, grid: Grid, options: ImportOptions | None = None, *, author: str,
                 progress=None) -> tuple[int, Checked]:
     """A whole file at once (the command, tests): (entries stored, the check); none stored if any row is bad."""
-    from . import services
-
     version = services.current_schema(sheet)
     plan = plan_import(grid, version.fields, options)
     if problems := plan.problems():
@@ -706,8 +704,6 @@ def import_grid(sheet, grid: Grid, options: ImportOptions | None = None, *, auth
 
 def store_rows(sheet, version_number: int, rows: list[ImportRow], *, author: str) -> int:
     """All rows as entries of one import, marked done only once every one is in (all or nothing)."""
-    from . import services, store
-
     now = datetime.now(UTC)
     import_id = services.new_id(sheet, now)
     entries = []
@@ -726,8 +722,6 @@ def store_rows(sheet, version_number: int, rows: list[ImportRow], *, author: str
 def imported_entry(sheet, version_number: int, row: ImportRow, created: datetime, author: str,
                    import_id: str) -> dict:
     """The entry document of an imported row (the shared entry builder's job once there is one)."""
-    from . import services
-
     shot = parse_shot_key(row.shot_key) if row.shot_key else None
     return {
         "_id": services.new_id(sheet, created), "sheet": sheet.slug, "experiment": sheet.experiment,
