@@ -123,10 +123,13 @@ class ImportForm(forms.Form):
 class ImportOptionsForm(forms.Form):
     """How the file is read (the preview's choices besides each column's target)."""
 
-    header_row = forms.IntegerField(min_value=1, label="Header row")
+    header_row = forms.IntegerField(min_value=1, label="Header row",
+                                    widget=forms.NumberInput(attrs={"class": "form-control form-control-sm"}))
     shown_header_row = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
-    decimal_mark = forms.ChoiceField(choices=list(DECIMAL_MARKS.items()), label="Numbers typed as text")
+    decimal_mark = forms.ChoiceField(choices=list(DECIMAL_MARKS.items()), label="Numbers typed as text",
+                                     widget=forms.Select(attrs={"class": "form-select form-select-sm"}))
     date_order = forms.ChoiceField(choices=[("auto", "as the file shows, refuse what is ambiguous"),
                                             ("dmy", "day/month/year (24/11/2026)"),
                                             ("mdy", "month/day/year (11/24/2026)")],
-                                   label="Dates with slashes", help_text="Dotted dates are always day.month.year.")
+                                   label="Dates with slashes", help_text="Dotted dates are always day.month.year.",
+                                   widget=forms.Select(attrs={"class": "form-select form-select-sm"}))
