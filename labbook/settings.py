@@ -213,6 +213,15 @@ LOGGING = {
 # The web process reads the active sheets' tables when it starts, not at their first page view
 # (a 100,000-entry sheet takes seconds to read).
 SHOTSHEET_WARM_TABLES = env_bool("SHOTSHEET_WARM_TABLES", True)
+# Imports of legacy shot logs: an upload is untrusted, so what is read of it is bounded.
+SHOTSHEET_IMPORT_MAX_BYTES = int(os.environ.get("SHOTSHEET_IMPORT_MAX_BYTES", 5_000_000))  # web upload
+SHOTSHEET_IMPORT_MAX_UNPACKED_BYTES = int(os.environ.get("SHOTSHEET_IMPORT_MAX_UNPACKED_BYTES", 10_000_000))  # XLSX
+SHOTSHEET_IMPORT_MAX_ROWS = int(os.environ.get("SHOTSHEET_IMPORT_MAX_ROWS", 20_000))
+SHOTSHEET_IMPORT_MAX_COLUMNS = int(os.environ.get("SHOTSHEET_IMPORT_MAX_COLUMNS", 200))
+SHOTSHEET_IMPORT_MAX_CELL_CHARS = int(os.environ.get("SHOTSHEET_IMPORT_MAX_CELL_CHARS", 10_000))
+# An upload waits here (random name) between the preview and the import, at most this long.
+SHOTSHEET_IMPORT_DIR = Path(os.environ.get("SHOTSHEET_IMPORT_DIR", DATA_DIR / "imports"))
+SHOTSHEET_IMPORT_KEEP_SECONDS = int(os.environ.get("SHOTSHEET_IMPORT_KEEP_SECONDS", 3600))
 
 # --- relay ---
 RELAY_EXPERIMENT = os.environ.get("RELAY_EXPERIMENT", "DEMO")

@@ -9,7 +9,7 @@ from django.core.validators import RegexValidator
 
 from .choices import choices_for
 from .models import Field
-from .numbers import AUTO, COMMA, NotANumber, NumberError, parse_number
+from .numbers import AUTO, COMMA, DECIMAL_MARKS, NotANumber, NumberError, parse_number
 
 
 def choices_of(field: dict) -> list[tuple[str, str]]:
@@ -146,19 +146,31 @@ def initial_values(fields: list[dict]) -> dict:
 
 
 class ImportForm(forms.Form):
-    MAX_BYTES = 5 * 1024 * 1024
-
-    file = forms.FileField(help_text="CSV (UTF-8) or XLSX; the first row names the columns. "
-                                     "Bigger logs: manage.py import_entries.")
-    mapping = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
-                              help_text="Optional, one COLUMN=FIELD per line; other columns match a "
-                                        "field's key or label (with or without [unit]).")
+    file = forms.FileField(help_text="CSV (UTF-8) or XLSX, as the lab keeps it: title rows and group headers "
+                                     "are fine. Next you see where each column goes, before anything is "
+                                     "imported. Bigger logs: manage.py import_entries.")
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if not upload.name.lower().endswith((".csv", ".xlsx", ".xlsm")):
             raise forms.ValidationError("Upload a .csv or .xlsx file.")
-        if upload.size > self.MAX_BYTES:
+        limit = settings.SHOTSHEET_IMPORT_MAX_BYTES
+        if upload.size > limit:
             raise forms.ValidationError(f"The file has {upload.size / 1e6:.1f} MB; the web takes up to "
-                                        f"{self.MAX_BYTES / 1e6:.0f} MB. Use manage.py import_entries.")
+                                        f"{limit / 1e6:.1f} MB. Use manage.py import_entries.")
         return upload
+
+
+class ImportOptionsForm(forms.Form):
+    """How the file is read (the preview's choices besides each column's target)."""
+
+    header_row = forms.IntegerField(min_value=1, label="Header row",
+                                    widget=forms.NumberInput(attrs={"class": "form-control form-control-sm"}))
+    shown_header_row = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    decimal_mark = forms.ChoiceField(choices=DECIMAL_MARKS, label="Numbers typed as text",
+                                     widget=forms.Select(attrs={"class": "form-select form-select-sm"}))
+    date_order = forms.ChoiceField(choices=[("auto", "as the file shows, refuse what is ambiguous"),
+                                            ("dmy", "day/month/year (24/11/2026)"),
+                                            ("mdy", "month/day/year (11/24/2026)")],
+                                   label="Dates with slashes", help_text="Dotted dates are always day.month.year.",
+                                   widget=forms.Select(attrs={"class": "form-select form-select-sm"}))

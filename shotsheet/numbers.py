@@ -1,10 +1,12 @@
 """Numbers as people type them: a decimal comma or point, never a silently different value.
 
-German-speaking labs type `3,7`; a browser's number input turned that into 37. Here the text is
-read as typed: with the sheet's decimal mark "comma or point" (the default) a single comma or
-point is the decimal mark, and whatever could be read two ways (`1,234.5`, `1.234,5`, `1,234`)
-is refused with a message that says why. A sheet that names its mark ("comma": `1.234,5`,
-"point": `1,234.5`) also takes that mark's thousands separators.
+German-speaking labs type `3,7`; a browser's number input turned that into 37, and an Excel log
+read as English made it 37.0. Here the text is read as typed, for the entry form and the importer
+alike: with the decimal mark "comma or point" (the default) a single comma or point is the
+decimal mark, and whatever could be read two ways (`1,234.5`, `1.234,5`, `1,234`, `1.234`) is
+refused with a message that says why. A sheet or an import that names its mark ("comma":
+`1.234,5`, "point": `1,234.5`) also takes that mark's thousands separators. A whole file can
+settle "comma or point" by the values that show their mark beyond doubt (`decimal_evidence`).
 """
 
 import re
@@ -15,28 +17,40 @@ DECIMAL_MARKS = [(AUTO, "comma or point (1,5 or 1.5; no thousands separators)"),
                  (COMMA, "comma (1.234,5)"), (POINT, "point (1,234.5)")]
 NUMBER = re.compile(r"(?P<sign>[+-]?)(?P<digits>[\d.,]*)(?P<exponent>[eE][+-]?\d+)?")  # linear on long text
 GROUPED = {COMMA: re.compile(r"\d{1,3}(\.\d{3})+(,\d*)?"), POINT: re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?")}
-THOUSANDS_SHAPED = re.compile(r"[1-9]\d{0,2},\d{3}")
+THOUSANDS_SHAPED = re.compile(r"[1-9]\d{0,2}[.,]\d{3}")  # 1,234 or 1.234: a decimal, or thousands?
+SPACE_GROUPS = re.compile(r"(?<=\d)[ \u00a0\u202f\u2009'](?=\d{3}(?!\d))")  # 1 234 or 1'234: thousands only
 
 
 class NumberError(ValueError):
-    """The text is not a number, or not one number only: the message says which and why."""
+    """The text is not a number, or not one number only.
+
+    `str()` is the message for the person who typed it (with the text); `reason` says the same
+    without the text, so an import report can group its rows by it.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class NotANumber(NumberError):
     """No number at all (a word, a lone sign)."""
 
+    def __init__(self, text: str) -> None:
+        super().__init__(f"'{quoted(text)}' is not a number.", "not a number")
+
 
 def parse_number(text: str, decimal_mark: str = AUTO) -> Decimal:
-    """The number a person meant by `text`, read with the sheet's decimal mark."""
-    typed = text.strip().replace("\u2212", "-")  # a typographic minus is a minus
+    """The number a person meant by `text`, read with the sheet's (or the import's) decimal mark."""
+    typed = SPACE_GROUPS.sub("", text.strip().replace("\u2212", "-"))  # a typographic minus is a minus
     match = NUMBER.fullmatch(typed)
     if not match or not any(c.isdigit() for c in match["digits"]):
-        raise NotANumber(f"'{quoted(text)}' is not a number.")
+        raise NotANumber(text)
     digits = plain_digits(text, match["digits"], decimal_mark)
     try:
         return Decimal(f"{match['sign']}{digits}{match['exponent'] or ''}")
     except InvalidOperation:
-        raise NotANumber(f"'{quoted(text)}' is not a number.") from None
+        raise NotANumber(text) from None
 
 
 def quoted(text: str) -> str:
@@ -50,19 +64,39 @@ def plain_digits(text: str, digits: str, decimal_mark: str) -> str:
         separator, mark = (".", ",") if decimal_mark == COMMA else (",", ".")
         if GROUPED[decimal_mark].fullmatch(digits):
             digits = digits.replace(separator, "")
-        elif separator in digits:
+        elif re.fullmatch(rf"\d*\{separator}\d+", digits):  # a number, but with the other mark
+            other = "point" if decimal_mark == COMMA else "comma"
             raise NumberError(f"'{quoted(text)}' does not fit this sheet's decimal mark, the {decimal_mark} "
-                              f"({'1.234,5' if decimal_mark == COMMA else '1,234.5'}).")
+                              f"({'1.234,5' if decimal_mark == COMMA else '1,234.5'}).",
+                              f"decimal {other}, but this import reads decimal {decimal_mark}s")
+        elif separator in digits:
+            raise NumberError(f"'{quoted(text)}' is not a number with this sheet's decimal mark, the {decimal_mark} "
+                              f"({'1.234,5' if decimal_mark == COMMA else '1,234.5'}).", "not a number")
         if digits.count(mark) > 1:
-            raise NumberError(f"'{quoted(text)}' has more than one decimal {decimal_mark}.")
+            raise NumberError(f"'{quoted(text)}' has more than one decimal {decimal_mark}.", "not a number")
         return digits.replace(",", ".")
     if "," in digits and "." in digits:
         raise NumberError(f"'{quoted(text)}' has both a comma and a point: which one is the decimal mark? Type it "
-                          "without thousands separators (1234.5 or 1234,5), or set the sheet's decimal mark.")
+                          "without thousands separators (1234.5 or 1234,5), or set the sheet's decimal mark.",
+                          "ambiguous number: both a comma and a point (choose the decimal mark)")
     if digits.count(",") > 1 or digits.count(".") > 1:
-        raise NumberError(f"'{quoted(text)}' has more than one comma or point: type it without thousands separators.")
+        raise NumberError(f"'{quoted(text)}' has more than one comma or point: type it without thousands separators.",
+                          "ambiguous number: thousands separator or decimal mark? (choose the decimal mark)")
     if THOUSANDS_SHAPED.fullmatch(digits):
-        whole, fraction = digits.split(",")
+        whole, fraction = re.split("[.,]", digits)
         raise NumberError(f"'{quoted(text)}' could be {whole}.{fraction} or {whole}{fraction}: type it so, "
-                          "or set the sheet's decimal mark.")
+                          "or set the sheet's decimal mark.",
+                          "ambiguous number: thousands separator or decimal mark? (choose the decimal mark)")
     return digits.replace(",", ".")
+
+
+def decimal_evidence(text: str) -> str | None:
+    """The decimal mark a value shows beyond doubt (`3,7` → "comma", `0.125` → "point"), else None."""
+    match = NUMBER.fullmatch(SPACE_GROUPS.sub("", text.strip()))
+    if not match:
+        return None
+    digits = match["digits"]
+    marks = {mark for mark in ".," if mark in digits}
+    if len(marks) != 1 or digits.count(marks.pop()) > 1 or THOUSANDS_SHAPED.fullmatch(digits):
+        return None
+    return COMMA if "," in digits else POINT

@@ -7,10 +7,8 @@ import io
 import logging
 import re
 import uuid
-import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 from asgiref.sync import async_to_sync
@@ -491,111 +489,3 @@ def to_json(header: list[str], rows: list[list]) -> bytes:
     rows = [[lab_time(v) if isinstance(v, datetime) else v for v in row] for row in rows]
     return orjson.dumps([dict(zip(header, row, strict=True)) for row in rows],
                         option=orjson.OPT_INDENT_2, default=str)
-
-
-# --- import of legacy shot logs ------------------------------------------------------------------
-TRUE_WORDS = {"yes", "y", "true", "1", "on", "x", "ok"}
-
-
-def read_table(file, name: str | None = None) -> tuple[list[str], list[list]]:
-    """Header and rows of a CSV or XLSX file, given as a path or as an open binary file and its name."""
-    name = str(name or file)
-    if name.lower().endswith((".xlsx", ".xlsm")):
-        from openpyxl import load_workbook
-
-        try:
-            rows = [list(r) for r in load_workbook(file, read_only=True, data_only=True).active.values]
-        except (KeyError, ValueError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{name} is not a readable XLSX file ({exc})") from None
-    elif isinstance(file, str | Path):
-        with open(file, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    else:
-        try:
-            rows = list(csv.reader(io.TextIOWrapper(file, encoding="utf-8-sig", newline="")))
-        except UnicodeDecodeError:
-            raise ValueError(f"{name} is not UTF-8 text; save it as CSV UTF-8 or XLSX") from None
-    if not rows:
-        raise ValueError(f"{name} is empty")
-    return [str(h or "").strip() for h in rows[0]], rows[1:]
-
-
-def parse_mapping(lines: list[str]) -> dict[str, str]:
-    """`COLUMN=FIELD` pairs (from --map or the import form) as a dict."""
-    explicit = {}
-    for pair in filter(None, (line.strip() for line in lines)):
-        column, sep, field = pair.partition("=")
-        if not sep:
-            raise ValueError(f"a mapping is COLUMN=FIELD, not '{pair}'")
-        explicit[column.strip()] = field.strip()
-    return explicit
-
-
-def column_mapping(header: list[str], fields: list[dict], explicit: dict[str, str]) -> dict[int, str]:
-    """Column index → field key: explicit `column=field` pairs, else header = key or label."""
-    by_name = {}
-    for f in fields:
-        by_name[f["key"].lower()] = f["key"]
-        by_name[f["label"].lower()] = f["key"]
-        if f["unit"]:
-            by_name[f"{f['label']} [{f['unit']}]".lower()] = f["key"]
-    by_name.update({"shot_key": "shot_key", "shot": "shot_key", "comment": "comment"})
-    mapping = {}
-    for index, column in enumerate(header):
-        key = explicit.get(column) or by_name.get(column.lower())
-        if key:
-            mapping[index] = key
-    unknown = set(explicit.values()) - {f["key"] for f in fields} - {"shot_key", "comment"}
-    if unknown:
-        raise ValueError(f"no such field(s) in the sheet: {', '.join(sorted(unknown))}")
-    return mapping
-
-
-def import_rows(sheet: Sheet, header: list[str], rows: list[list], explicit: dict[str, str] | None = None,
-                *, author: str, progress=None) -> tuple[int, list[str]]:
-    """Validate every row with the sheet's entry form; store all of them, or none if any fails.
-
-    Returns (entries stored, per-row error report).
-    """
-    from .forms import entry_form_class, entry_values
-
-    version = current_schema(sheet)
-    fields = version.fields
-    by_key = {f["key"]: f for f in fields}
-    mapping = column_mapping(header, fields, explicit or {})
-    if not set(mapping.values()) - {"shot_key", "comment"}:
-        raise ValueError(f"no column matches a field of '{sheet.slug}' (columns: {', '.join(header)})")
-    form_class = entry_form_class(fields)
-    entries, errors = [], []
-    now = datetime.now(UTC)
-    import_id = new_id(sheet, now)
-    for number, row in enumerate(progress(rows) if progress else rows, start=2):
-        data = {}
-        for index, key in mapping.items():
-            value = row[index] if index < len(row) else None
-            field = by_key.get(key)
-            if field and field["type"] == Field.Type.BOOLEAN:
-                value = "on" if str(value or "").strip().lower() in TRUE_WORDS or value is True else ""
-            elif field and field["type"] == Field.Type.MULTI_CHOICE:
-                value = [v.strip() for v in str(value or "").split(",") if v.strip()]
-            elif isinstance(value, datetime):
-                value = value.isoformat(sep=" ")
-            data[key] = "" if value is None else value
-        form = form_class(data)
-        if not form.is_valid():
-            problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
-            errors.append(f"row {number}: {problems}")
-            continue
-        created = now + timedelta(milliseconds=len(entries))  # the log's row order, oldest first
-        entries.append(entry_document(sheet, version.number, entry_values(form, fields), author=author,
-                                      shot_key=form.cleaned_data["shot_key"], comment=form.cleaned_data["comment"],
-                                      created=created, import_id=import_id))
-    if errors:
-        return 0, errors
-    # Marked done only once every entry is in: a server lost midway leaves the import unfinished,
-    # and the entries of an unfinished import are not part of the sheet.
-    store.begin_import(import_id, sheet.slug, len(entries))
-    store.insert_entries(entries)
-    store.finish_import(import_id)
-    log_change(sheet, [e["_id"] for e in entries])
-    return len(entries), []

@@ -9,6 +9,7 @@ urlpatterns = [
     path("<slug:slug>/", views.sheet_table, name="sheet_table"),
     path("<slug:slug>/new/", views.entry_new, name="entry_new"),
     path("<slug:slug>/import/", views.sheet_import, name="sheet_import"),
+    path("<slug:slug>/import/<str:token>/", views.sheet_import_preview, name="sheet_import_preview"),
     path("<slug:slug>/export.<str:fmt>", views.export, name="export"),
     path("<slug:slug>/plot.json", views.plot_data, name="plot_data"),
     path("<slug:slug>/entries/<str:entry_id>/", views.entry_detail, name="entry_detail"),

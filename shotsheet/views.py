@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
@@ -7,8 +8,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 from pymongo.errors import PyMongoError
 
-from . import selectors, services, store, table
-from .forms import ImportForm, entry_form_class, entry_values, initial_values
+from . import importer, selectors, services, store, table
+from .forms import ImportForm, ImportOptionsForm, entry_form_class, entry_values, initial_values
 from .models import Sheet
 
 PAGE_SIZE = 50
@@ -199,27 +200,89 @@ def export(request, slug, fmt):
 
 
 def sheet_import(request, slug):
-    """A small legacy shot log from the browser: every row valid, or nothing imported."""
+    """Step 1 of an import from the browser: the file, kept (under a random name) for the preview."""
     sheet = sheet_for(request, slug, "add", active=True)
-    errors = []
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            header, rows = services.read_table(upload.file, upload.name)
-            stored, errors = services.import_rows(sheet, header, rows,
-                                                  services.parse_mapping(form.cleaned_data["mapping"].splitlines()),
-                                                  author=request.user.get_username())
-        except ValueError as exc:
-            form.add_error(None, str(exc))
-        except PyMongoError as exc:
-            form.add_error(None, f"Nothing was imported: the database cannot be reached ({type(exc).__name__}). "
-                                 "Upload the file again when it is back.")
+            importer.read_grid(upload.file, upload.name)  # a file that cannot be read is not kept
+        except importer.ImportRefused as exc:
+            form.add_error("file", str(exc))
         else:
-            if not errors:
-                messages.success(request, f"Imported {stored} entries from {upload.name}.")
-                return redirect("shotsheet:sheet_table", slug=slug)
-    return render(request, "shotsheet/sheet_import.html", {"sheet": sheet, "form": form, "errors": errors})
+            upload.file.seek(0)
+            token = importer.keep_upload(upload.chunks(), upload.name)
+            request.session.setdefault("imports", {})[token] = {"sheet": sheet.slug, "name": upload.name}
+            request.session.modified = True
+            return redirect("shotsheet:sheet_import_preview", slug=slug, token=token)
+    return render(request, "shotsheet/sheet_import.html", {"sheet": sheet, "form": form})
+
+
+def sheet_import_preview(request, slug, token):
+    """Step 2: where each column goes (changeable), the rows and their errors; then all of them or none."""
+    sheet = sheet_for(request, slug, "add", active=True)
+    kept = request.session.get("imports", {}).get(token)
+    path = importer.kept_upload(token) if kept and kept["sheet"] == sheet.slug else None
+    if path is None:
+        messages.error(request, "That upload is no longer kept (imported, or older than an hour): upload it again.")
+        return redirect("shotsheet:sheet_import", slug=slug)
+    version = services.current_schema(sheet)
+    try:
+        grid = importer.read_grid(path, kept["name"])
+    except importer.ImportRefused as exc:
+        discard_import(request, token)
+        messages.error(request, str(exc))
+        return redirect("shotsheet:sheet_import", slug=slug)
+    options, problems = import_options(request)
+    try:
+        plan = importer.plan_import(grid, version.fields, options)
+    except importer.ImportRefused as exc:  # e.g. a header row past the end: show what the file gives itself
+        plan = importer.plan_import(grid, version.fields)
+        problems.append(str(exc))
+    checked = importer.check_rows(plan, version.fields)
+    may_import = request.method == "POST" and "import" in request.POST and not problems
+    problems += plan.problems()
+    if may_import and not problems and not checked.problems:
+        try:
+            stored = importer.store_rows(sheet, version.number, checked.rows, author=request.user.get_username())
+        except PyMongoError as exc:
+            problems = [f"Nothing was imported: the database cannot be reached ({type(exc).__name__}). "
+                        "Import again when it is back."]
+        else:
+            discard_import(request, token)
+            skipped = f"; {plan.empty_rows} empty rows skipped" if plan.empty_rows else ""
+            messages.success(request, f"Imported {stored} entries from {kept['name']}{skipped}.")
+            return redirect("shotsheet:sheet_table", slug=slug)
+    return render(request, "shotsheet/sheet_import_preview.html", {
+        "sheet": sheet, "name": kept["name"], "plan": plan, "checked": checked, "problems": problems,
+        "targets": list(plan.targets.values()), "ignore": importer.IGNORE, "time_zone": settings.TIME_ZONE,
+        "options_form": ImportOptionsForm(initial={"header_row": plan.header_row, "shown_header_row": plan.header_row,
+                                                   "decimal_mark": plan.options.decimal_mark,
+                                                   "date_order": plan.options.date_order}),
+        "tried": request.method == "POST" and "import" in request.POST,
+    })
+
+
+def import_options(request) -> tuple[importer.ImportOptions, list[str]]:
+    """The preview's choices as posted, and why they cannot be imported as they are (then only shown)."""
+    if request.method != "POST":
+        return importer.ImportOptions(), []
+    form = ImportOptionsForm(request.POST)
+    if not form.is_valid():
+        return importer.ImportOptions(), [f"{form[name].label}: {' '.join(errors)}"
+                                          for name, errors in form.errors.items()]
+    data = form.cleaned_data
+    options = importer.ImportOptions(data["header_row"], data["decimal_mark"], data["date_order"])
+    if data["header_row"] != data["shown_header_row"]:  # other columns now: the choices made do not carry over
+        return options, [f"The header is now row {data['header_row']}: check where each column goes, then import."]
+    options.choices = {key.removeprefix("col_"): value for key, value in request.POST.items() if key.startswith("col_")}
+    return options, []
+
+
+def discard_import(request, token: str) -> None:
+    importer.discard_upload(token)
+    request.session.get("imports", {}).pop(token, None)
+    request.session.modified = True
 
 
 def sheet_url(sheet: Sheet) -> str:

@@ -49,7 +49,7 @@ def every_page(db, mongo_db):
     Field.objects.create(sheet=sheet, key="when", label="When", type=Field.Type.DATETIME, position=2)
     version = services.current_schema(sheet)
     entry = services.create_entry(sheet, version, {"energy": 1.5, "note": "n"}, author="admin",
-                                  shot={"shot_key": "CSP-20261124-000001"})
+                                  shot_key="CSP-20261124-000001")
     relay_store.save_state({"rate": 1.0}, {"shot_key": "CSP-20261124-000002"})
     return [
         "/accounts/login/", "/sheets/", "/sheets/csp/", "/sheets/csp/?f_energy_min=1", "/sheets/csp/new/",

@@ -26,7 +26,7 @@ class PagesUnderThePolicy(BrowserTestCase):
         Field.objects.create(sheet=sheet, key="energy", label="Energy", unit="J", type=Field.Type.FLOAT, position=0)
         Field.objects.create(sheet=sheet, key="when", label="When", type=Field.Type.DATETIME, position=1)
         services.create_entry(sheet, services.current_schema(sheet), {"energy": 2.5}, author="ada",
-                              shot={"shot_key": "POL-20261124-000001"})
+                              shot_key="POL-20261124-000001")
         relay_store.save_state({"rate": 1.0}, {"shot_key": "POL-20261124-000002"})
         self.context = self.browser.new_context()
         self.context.add_init_script(RECORD_VIOLATIONS)
@@ -47,7 +47,7 @@ class PagesUnderThePolicy(BrowserTestCase):
         base = self.live_server_url
         self.page.goto(f"{base}/sheets/policy/")
         self.page.wait_for_selector("#live-state:has-text('live')")  # live_table.js ran, its websocket connected
-        number_filter = self.page.locator("input.filter-input[type=number]").first
+        number_filter = self.page.locator("input.filter-input[inputmode]").first
         font_size = float(self.page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)"))
         assert abs(number_filter.bounding_box()["width"] - 6 * font_size * 0.875) < 0.5 * font_size  # 6em, small
         self.page.click("#plot-panel summary")

@@ -16,7 +16,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("mongo_db")]
 
 
-class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
+class BrowserTestCase(ChannelsLiveServerTestCase):
+    """Chromium and a live daphne for the test class; log in as the superuser `marie` of setUp."""
+
     host = "127.0.0.1"
 
     @classmethod
@@ -41,15 +43,6 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
         super().tearDownClass()
         cls.async_unsafe.stop()
 
-    def setUp(self):
-        get_user_model().objects.create_superuser("marie", "m@example.org", "browser-pass-123")
-        self.sheet = Sheet.objects.create(name="Browser sheet", slug="browser", experiment="BRW")
-        Field.objects.create(sheet=self.sheet, key="target", label="Target", type=Field.Type.CHOICE,
-                             choices="Al\nCu", position=0)
-        Field.objects.create(sheet=self.sheet, key="energy", label="Energy", unit="J",
-                             type=Field.Type.FLOAT, required=True, max_value=100, position=1)
-        Field.objects.create(sheet=self.sheet, key="note", label="Note", type=Field.Type.TEXT, position=2)
-
     def logged_in_page(self, locale: str | None = None, timezone_id: str | None = None):
         page = self.browser.new_context(locale=locale, timezone_id=timezone_id).new_page()
         page.set_default_timeout(15000)
@@ -59,6 +52,17 @@ class ShotSheetInTheBrowser(ChannelsLiveServerTestCase):
         page.click("button[type=submit]")
         page.wait_for_url(f"{self.live_server_url}/sheets/")
         return page
+
+
+class ShotSheetInTheBrowser(BrowserTestCase):
+    def setUp(self):
+        get_user_model().objects.create_superuser("marie", "m@example.org", "browser-pass-123")
+        self.sheet = Sheet.objects.create(name="Browser sheet", slug="browser", experiment="BRW")
+        Field.objects.create(sheet=self.sheet, key="target", label="Target", type=Field.Type.CHOICE,
+                             choices="Al\nCu", position=0)
+        Field.objects.create(sheet=self.sheet, key="energy", label="Energy", unit="J",
+                             type=Field.Type.FLOAT, required=True, max_value=100, position=1)
+        Field.objects.create(sheet=self.sheet, key="note", label="Note", type=Field.Type.TEXT, position=2)
 
     def test_bad_value_shows_its_error_and_keeps_the_other_inputs(self):
         page = self.logged_in_page()

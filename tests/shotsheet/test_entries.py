@@ -5,7 +5,7 @@ import re
 import pytest
 
 from relay import store as relay_store
-from shotsheet import services, store
+from shotsheet import importer, services, store
 
 LASER_NS = 1_764_000_000_123_456_789  # 2025-11-24 16:00:00.123456789 UTC
 
@@ -32,10 +32,10 @@ def test_an_entry_takes_its_number_from_any_well_formed_key_and_its_laser_time_f
 
 def test_imported_entries_get_their_shot_numbers_and_laser_times(sheet, mongo_db):
     relay_store.record_shots([relay_shot(2)])
-    header = ["Shot", "Energy [J]", "Target"]
-    rows = [["TST-20251124-000001", "1.5", "Al"], ["TST-20251124-000002", "2.5", "Cu"], ["", "3.5", "Al"]]
-    stored, errors = services.import_rows(sheet, header, rows, author="ada")
-    assert (stored, errors) == (3, [])
+    grid = importer.Grid("log.csv", [["Shot", "Energy [J]", "Target"], ["TST-20251124-000001", "1.5", "Al"],
+                                     ["TST-20251124-000002", "2.5", "Cu"], ["", "3.5", "Al"]])
+    stored, checked = importer.import_grid(sheet, grid, author="ada")
+    assert (stored, checked.problems) == (3, [])
     entries = {e["values"]["energy"]: e for e in mongo_db["entries"].find({"sheet": "test"})}
     assert [entries[e]["shot_number"] for e in (1.5, 2.5, 3.5)] == [1, 2, None]
     assert [entries[e]["laser_ts_ns"] for e in (1.5, 2.5, 3.5)] == [None, LASER_NS, None]

@@ -38,9 +38,15 @@ def test_mongodb_lost_midway_through_an_import_leaves_nothing_of_it_in_the_sheet
         admin_client, sheet, private_mongodb, monkeypatch):
     from pymongo.errors import PyMongoError
 
-    from shotsheet import services, store, table
+    from shotsheet import importer, store, table
 
     rows = [[str(n % 100), "Al"] for n in range(1, 201)]
+
+    def import_rows(rows):
+        stored, checked = importer.import_grid(sheet, importer.Grid("log.csv", [["Energy [J]", "target"], *rows]),
+                                               author="t")
+        return stored, checked.problems
+
     real_finish = store.finish_import
 
     def server_lost_before_the_import_is_done(import_id):
@@ -49,7 +55,7 @@ def test_mongodb_lost_midway_through_an_import_leaves_nothing_of_it_in_the_sheet
 
     monkeypatch.setattr(store, "finish_import", server_lost_before_the_import_is_done)
     with pytest.raises(PyMongoError):
-        services.import_rows(sheet, ["Energy [J]", "target"], rows, author="t")
+        import_rows(rows)
     monkeypatch.undo()
     private_mongodb.start()
     table.forget("test")  # as a restarted web process: everything read afresh
@@ -58,6 +64,6 @@ def test_mongodb_lost_midway_through_an_import_leaves_nothing_of_it_in_the_sheet
     assert table.table("test").find({}, []) == []  # … but not part of the sheet
     assert admin_client.get("/sheets/test/export.json").json() == []
 
-    assert services.import_rows(sheet, ["Energy [J]", "target"], rows[:3], author="t") == (3, [])
+    assert import_rows(rows[:3]) == (3, [])
     newest_first = [e["values"]["energy"] for e in table.table("test").find({}, table.DEFAULT_ORDER)]
     assert newest_first == [3.0, 2.0, 1.0]  # the log's row order kept

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.http import QueryDict
 
-from shotsheet import services, store, table
+from shotsheet import importer, services, store, table
 from shotsheet.models import Field, Sheet
 
 
@@ -86,9 +86,9 @@ def test_concurrent_writers_keep_the_change_log_gap_free(mongo_db):
 def test_the_table_catches_up_after_an_import_bigger_than_its_catch_up(sheet, mongo_db, monkeypatch):
     monkeypatch.setattr(table, "MAX_CATCH_UP", 5)
     loaded = table.SheetTable("test").sync()
-    header = ["Energy [J]", "target"]
-    stored, errors = services.import_rows(sheet, header, [[str(n), "Al"] for n in range(12)], author="t")
-    assert (stored, errors) == (12, [])
+    grid = importer.Grid("log.csv", [["Energy [J]", "target"], *([str(n), "Al"] for n in range(12))])
+    stored, checked = importer.import_grid(sheet, grid, author="t")
+    assert (stored, checked.problems) == (12, [])
     assert sorted(e["values"]["energy"] for e in loaded.sync().find({}, [])) == [float(n) for n in range(12)]
 
 

@@ -4,35 +4,75 @@ from django.core.management.base import BaseCommand, CommandError
 from pymongo.errors import PyMongoError
 from tqdm import tqdm
 
-from shotsheet import services
+from shotsheet import importer, services
 from shotsheet.models import Sheet
+from shotsheet.numbers import DECIMAL_MARKS
 
 
 class Command(BaseCommand):
-    help = "Import a CSV or XLSX shot log into a sheet: every row valid, or nothing imported."
+    help = ("Import a CSV or XLSX shot log into a sheet: every column matched or ignored, every row valid, "
+            "or nothing imported.")
 
     def add_arguments(self, parser):
         parser.add_argument("sheet", help="the sheet's slug")
-        parser.add_argument("file", help="a .csv or .xlsx file; the first row names the columns")
+        parser.add_argument("file", help="a .csv or .xlsx file; the header row is found below any title rows")
         parser.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
-                            help="map a column to a field key (default: header = field key or label)")
+                            help="send a column (header or letter) to a field key, shot_key, comment or "
+                                 f"'{importer.ENTRY_TIME}'; COLUMN= ignores it")
+        parser.add_argument("--ignore", action="append", default=[], metavar="COLUMN",
+                            help="leave a column out (every column must be matched or ignored)")
+        parser.add_argument("--entry-time", metavar="COLUMN", help="a column that holds each entry's time")
+        parser.add_argument("--header-row", type=int, help="the header's row number (default: found)")
+        parser.add_argument("--decimal", choices=[mark for mark, _ in DECIMAL_MARKS], default="auto",
+                            help="the decimal mark of numbers typed as text (default: either, ambiguous refused)")
+        parser.add_argument("--dates", choices=["auto", "dmy", "mdy"], default="auto",
+                            help="the order of dates written with slashes (default: as the file's unambiguous "
+                                 "ones show it, ambiguous refused); dotted dates are day.month.year")
         parser.add_argument("--author", default="import")
 
-    def handle(self, *args, sheet, file, map, author, **options):
+    def handle(self, *args, sheet, file, author, **options):
         try:
             target = Sheet.objects.get(slug=sheet)
         except Sheet.DoesNotExist:
             raise CommandError(f"no sheet '{sheet}'") from None
         try:
-            explicit = services.parse_mapping(map)
-            header, rows = services.read_table(file)
-            stored, errors = services.import_rows(target, header, rows, explicit, author=author,
-                                                  progress=lambda r: tqdm(r, desc="checking rows", unit="row"))
-        except (OSError, ValueError) as exc:
+            choices = importer.parse_choices(options["map"])
+            choices |= {column: importer.IGNORE for column in options["ignore"]}
+            if options["entry_time"]:
+                choices[options["entry_time"]] = importer.ENTRY_TIME
+            version = services.current_schema(target)
+            plan = importer.plan_import(importer.read_grid(file), version.fields, importer.ImportOptions(
+                options["header_row"], options["decimal"], options["dates"], choices))
+            self.stdout.write(describe(plan))
+            if problems := plan.problems():
+                raise CommandError("nothing was imported:\n" + "\n".join(problems))
+            checked = importer.check_rows(plan, version.fields,
+                                          progress=lambda r: tqdm(r, desc="checking rows", unit="row"))
+            if checked.problems:
+                self.stderr.write("\n".join(map(str, checked.groups)))
+                raise CommandError(f"{checked.bad_rows} of {len(plan.data_rows)} rows have errors; "
+                                   "nothing was imported")
+            stored = importer.store_rows(target, version.number, checked.rows, author=author)
+        except OSError as exc:
+            raise CommandError(str(exc)) from None
+        except importer.ImportRefused as exc:
             raise CommandError(str(exc)) from None
         except PyMongoError as exc:
             raise CommandError(f"nothing was imported: MongoDB failed ({exc})") from None
-        if errors:
-            self.stderr.write("\n".join(errors))
-            raise CommandError(f"{len(errors)} of {len(rows)} rows have errors; nothing was imported")
-        self.stdout.write(self.style.SUCCESS(f"Imported {stored} entries into '{target.slug}'."))
+        skipped = f"; {plan.empty_rows} empty rows skipped" if plan.empty_rows else ""
+        self.stdout.write(self.style.SUCCESS(f"Imported {stored} entries into '{target.slug}'{skipped}."))
+
+
+def describe(plan: importer.Plan) -> str:
+    """The plan in a few lines: header row, where each column goes."""
+    lines = [f"{plan.grid.name}: header in row {plan.header_row}, {len(plan.data_rows)} rows"
+             f"{f', {plan.empty_rows} empty rows skipped' if plan.empty_rows else ''}"]
+    if plan.date_seen:
+        lines.append(f"  dates with slashes: {plan.date_order}, as the file shows ({plan.date_seen})")
+    if plan.decimal_seen:
+        lines.append(f"  numbers typed as text: decimal {plan.decimal_mark}, as the file shows ({plan.decimal_seen})")
+    for column in plan.columns:
+        goes = ("ignored" if column.target == importer.IGNORE else
+                f"→ {plan.targets[column.target].title}" if column.target else "→ ?")
+        lines.append(f"  {column.letter} {column.name}: {goes}")
+    return "\n".join(lines)
