@@ -25,8 +25,8 @@ from bson import Binary
 from channels.layers import get_channel_layer
 from django.conf import settings
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
-from kafka.errors import CommitFailedError, KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import CommitFailedError, CorruptRecordError, KafkaError, UnsupportedCodecError
+from kafka.structs import OffsetAndMetadata, TopicPartition
 from pymongo.errors import ConnectionFailure
 
 from labbook.envelope import validation_errors
@@ -191,6 +191,30 @@ class CommitBeforeRevoke(AsyncConsumerRebalanceListener):
 
 
 @dataclass
+class Undecodable:
+    """A partition stopped at a record batch this process cannot decode (a codec missing, corrupt data)."""
+
+    offset: int
+    error: str
+
+
+def drop_undecodable_fetch(consumer: KafkaConsumer) -> TopicPartition | None:
+    """The partition whose fetched records just failed to decode, with that fetch dropped.
+
+    kafka-python 3.0.12 keeps such a fetch as its next in line, and every later poll loops over
+    it without end (no records, no progress, ~90% CPU, so a signal is never acted on). Dropping
+    it (its `drain()`) and pausing the partition lets the other partitions flow; a restart or
+    a rebalance fetches it again from the last committed offset. None: the error did not come
+    from decoding fetched records.
+    """
+    records = consumer._fetcher._next_partition_records  # no public handle on it
+    if not records:
+        return None
+    records.drain()
+    return records.topic_partition
+
+
+@dataclass
 class Prepared:
     """One polled batch, converted: what to write where, and the offsets to commit after."""
 
@@ -230,6 +254,7 @@ class Watcher:
         self.finished_elsewhere: queue.Queue = queue.Queue()  # committed by the rebalance listener, for the stats
         self.stored = self.duplicates = self.dead = self.batches = 0
         self.assigned: set = set()
+        self.undecodable: dict[TopicPartition, Undecodable] = {}  # paused partitions and why
         self.consumer: KafkaConsumer | None = None
         self.mongo_down_since: float | None = None
 
@@ -304,8 +329,12 @@ class Watcher:
                     continue
                 try:
                     batch = self.consumer.poll(timeout_ms=200)
-                except KafkaError as exc:  # the client reconnects by itself; keep going
-                    log.warning("Kafka poll failed (%s); retrying", exc)
+                except Exception as exc:
+                    if self.stop_undecodable_partition(exc):
+                        continue
+                    if not isinstance(exc, KafkaError):
+                        raise
+                    log.warning("Kafka poll failed (%s); retrying", exc)  # the client reconnects by itself
                     self.stop.wait(1)
                     continue
                 self.assigned = set(self.consumer.assignment())
@@ -331,6 +360,25 @@ class Watcher:
                      self.stored, self.duplicates, self.dead, self.batches, elapsed)
         if self.writer_error is not None:
             raise RuntimeError("the MongoDB writer failed (see the log)") from self.writer_error
+
+    def stop_undecodable_partition(self, exc: Exception) -> bool:
+        """Pause the partition whose records could not be decoded; True if that was the error.
+
+        Decoding errors are kafka-python's codec and CRC errors and whatever a decompressor
+        raises itself; nothing of that partition after the last stored record is committed.
+        """
+        if isinstance(exc, KafkaError) and not isinstance(exc, UnsupportedCodecError | CorruptRecordError):
+            return False
+        partition = drop_undecodable_fetch(self.consumer)
+        if partition is None:
+            return False
+        self.consumer.pause(partition)
+        offset = self.consumer.position(partition, timeout_ms=1000)
+        self.undecodable[partition] = Undecodable(offset, f"{type(exc).__name__}: {exc}")
+        log.error("partition %s/%d stopped at offset %s: its records cannot be decoded (%s: %s); the other "
+                  "partitions go on, this one resumes from there after a restart", partition.topic,
+                  partition.partition, offset, type(exc).__name__, exc)
+        return True
 
     def hand_over(self, prepared: Prepared) -> None:
         """Queue a batch for the writer; waits (fetching nothing) while the writer is busy."""
@@ -562,6 +610,10 @@ class Watcher:
                     "rate": round(self.stats[route.name].rate(), 1),
                     "lag": sum(n for topic, n in lag.items() if route.matches(topic)),
                     "partitions": sorted(tp.partition for tp in self.assigned if route.matches(tp.topic)),
+                    "stopped": [{"partition": f"{tp.topic}/{tp.partition}", "offset": stopped.offset,
+                                 "error": stopped.error}
+                                for tp, stopped in sorted(self.undecodable.items())
+                                if tp in self.assigned and route.matches(tp.topic)],
                     "samples": self.stats[route.name].take_samples(),
                 }
                 for route in self.routes
