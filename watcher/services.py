@@ -76,6 +76,19 @@ def to_datetime(value) -> datetime | None:
     return None
 
 
+TYPED_ID = "#"
+
+
+def stored_id(value) -> str:
+    """The string `_id` of a message id, one per distinct JSON value (FerretDB finds only string
+    `_id`s fast). A string is kept as it is, so ids stored by earlier versions stay the same; a
+    number or boolean becomes `#` + its JSON text (`#1`, `#true`, `#1.5`), and a string that itself
+    begins with `#` becomes `#` + its JSON text (`#"#1"`), so 1, "1", true and "True" stay apart."""
+    if isinstance(value, str) and not value.startswith(TYPED_ID):
+        return value
+    return TYPED_ID + orjson.dumps(value).decode()
+
+
 def to_document(route: Route, record, now: datetime) -> dict:
     """The MongoDB document for one Kafka record, or Rejected with the reason."""
     raw = record.value
@@ -106,7 +119,7 @@ def to_document(route: Route, record, now: datetime) -> dict:
     if doc_id is None or doc_id == "" or isinstance(doc_id, dict | list):
         raise Rejected(f"no usable id ({route.get_id_strategy_display()}: {route.id_field or 'event_id'})")
 
-    document["_id"] = str(doc_id)
+    document["_id"] = stored_id(doc_id)
     document["_ts"] = to_datetime(get_path(document, route.timestamp_field)) if route.timestamp_field else None
     # No usable event time: the record's Kafka timestamp (the same when a replay re-reads it),
     # else the ingest time.
@@ -508,12 +521,11 @@ class Watcher:
             if result is None:
                 return False
             self.stored += result.inserted
-            self.duplicates += result.duplicates
+            self.duplicates += len(result.duplicates)
             for index, (record, route, document) in enumerate(items):
                 counts = prepared.per_route[route.name]
                 if index in result.rejected:
-                    reason = f"refused by MongoDB: {result.rejected[index]}"
-                    prepared.letters.append(dead_letter(record, route, reason, now))
+                    prepared.letters.append(dead_letter(record, route, result.rejected[index], now))
                     counts[1] += 1
                     continue
                 counts[0] += 1

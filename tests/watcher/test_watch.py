@@ -445,3 +445,47 @@ def test_a_failing_time_index_stops_the_watcher_with_nothing_committed(
     assert store.count("unindexed") == 20  # the events were written...
     offsets = kafka_admin.list_group_offsets(watcher.group_id).get(watcher.group_id, {})
     assert not any(meta.offset > 0 for tp, meta in offsets.items() if tp.topic == topic)  # ...and will be re-read
+
+
+def test_documents_the_driver_refuses_go_to_dead_letters_and_the_rest_of_the_batch_is_stored(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    """Poison pills (an int over 8 bytes, a NUL in a key) in one batch with 10 valid neighbours."""
+    topic, other = make_topic(partitions=1), make_topic(partitions=1)
+    routes(topic, "pills")
+    routes(other, "pills_other")
+    valid = envelopes(10, "PILL")
+    too_big, nul_key = envelopes(2, "PILL", start=50)
+    too_big["values"] = {"big": 9223372036854775808}
+    nul_key["values"] = {"a\u0000b": 1}
+    produce(producer, topic, valid[:5] + [too_big] + valid[5:] + [nul_key])
+    produce(producer, other, envelopes(5, "FLOW"))
+    watcher = run_watcher()
+    wait_for(lambda: store.count("pills") == 10 and store.dead_letter_count() == 2, timeout=60,
+             message="10 stored, 2 dead letters")
+    wait_for(lambda: store.count("pills_other") == 5, message="the other route stored")
+
+    letters = {letter["offset"]: letter for letter in store.dead_letters()}
+    assert sorted(letters) == [5, 11]
+    assert "8-byte ints" in letters[5]["error"] and "NULL" in letters[11]["error"]
+    assert orjson.loads(letters[5]["raw"])["event_id"] == too_big["event_id"]
+    assert sorted(store.all_ids("pills")) == sorted(e["event_id"] for e in valid)
+    produce(producer, other, envelopes(5, "FLOW", start=10))  # still running
+    wait_for(lambda: store.count("pills_other") == 10, message="the other route flowing on")
+    assert watcher.writer_error is None and watcher.writer.is_alive()
+
+
+def test_field_ids_of_different_json_types_stay_distinct_and_string_ids_keep_their_form(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic(partitions=1)
+    routes(topic, "typed_ids", id_strategy="field", id_field="id", require_envelope=False, timestamp_field="")
+    ids = [1, "1", True, "True", "#1", 1.5, "plain"]
+    produce(producer, topic, [{"id": i, "n": n} for n, i in enumerate(ids)])
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored + watcher.duplicates == len(ids), message="every message handled")
+    assert watcher.duplicates == 0 and store.count("typed_ids") == len(ids)
+    by_n = {doc["n"]: doc["_id"] for doc in mongo_db["typed_ids"].find()}
+    assert by_n[1] == "1" and by_n[6] == "plain"  # string ids as before: a restart stores nothing twice
+    assert len(set(by_n.values())) == len(ids)
+    produce(producer, topic, [{"id": i, "n": n} for n, i in enumerate(ids)])  # re-sent: each one a duplicate
+    wait_for(lambda: watcher.duplicates == len(ids), message="the re-sends recognised")
+    assert store.count("typed_ids") == len(ids)
