@@ -25,7 +25,8 @@ from bson import Binary
 from channels.layers import get_channel_layer
 from django.conf import settings
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
-from kafka.errors import CommitFailedError, CorruptRecordError, KafkaError, UnsupportedCodecError
+from kafka.errors import (CommitFailedError, CorruptRecordError, FencedInstanceIdError, KafkaError,
+                          UnsupportedCodecError)
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from pymongo.errors import ConnectionFailure
 
@@ -43,6 +44,12 @@ STATUS_SAVE_INTERVAL = 2.0
 COMMIT_TIMEOUT_MS = 5000  # a commit that cannot succeed (topic deleted, broker away) is retried by replay
 TIME_INDEX_SECONDS = 1.0  # the time index is written once a second (or every TIME_INDEX_REFS events)
 TIME_INDEX_REFS = 20_000
+# A member that died without leaving holds its partitions until its session times out (kafka-python's
+# default: 45 s). A named watcher is a static member (its name is its group.instance.id): restarted,
+# it takes its own place back at once. An unnamed one (or a named one not restarted) is replaced
+# after this timeout; heartbeats go every HEARTBEAT_MS from kafka-python's background thread.
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_MS = 2_000
 
 
 class Rejected(ValueError):
@@ -203,6 +210,11 @@ class CommitBeforeRevoke(AsyncConsumerRebalanceListener):
                  ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)))
 
 
+def static_member_id(name: str) -> str:
+    """A watcher's name as Kafka accepts it for group.instance.id (letters, digits, '.', '_', '-')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name)[:249]
+
+
 @dataclass
 class Undecodable:
     """A partition stopped at a record batch this process cannot decode (a codec missing, corrupt data)."""
@@ -252,6 +264,7 @@ class Watcher:
         self.stop = stop or StopFlag()
         self.live = live
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self) % 10_000}"
+        self.instance_id = static_member_id(name) if name else None
         self.route_refresh_seconds = route_refresh_seconds or settings.WATCHER_ROUTE_REFRESH_SECONDS
         self.routes: list[Route] = []
         self.routes_signature: tuple = ()
@@ -306,6 +319,9 @@ class Watcher:
             auto_offset_reset="earliest",
             max_poll_records=self.batch_size,
             max_poll_interval_ms=600_000,
+            group_instance_id=self.instance_id,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_MS,
             metadata_max_age_ms=2000,  # pattern subscriptions see new topics within seconds
             fetch_max_wait_ms=100,
             reconnect_backoff_max_ms=5000,
@@ -342,6 +358,9 @@ class Watcher:
                     continue
                 try:
                     batch = self.consumer.poll(timeout_ms=200)
+                except FencedInstanceIdError:
+                    raise RuntimeError(f"another watch process named {self.name!r} joined group {self.group_id!r}; "
+                                       "each watch process needs a name of its own") from None
                 except Exception as exc:
                     if self.stop_undecodable_partition(exc):
                         continue

@@ -49,9 +49,50 @@ def indexed_ids(collection: str) -> tuple[set, set]:
     return by_shot, by_time
 
 
-def start_watch(env: dict, group: str) -> subprocess.Popen:
+def start_watch(env: dict, group: str, *options: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "manage.py", "watch", "--group", group, "--batch-size", "200",
-                             "--no-live"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "--no-live", *options], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+
+
+RESTART_BOUND_SECONDS = 10  # the README's bound for a named watcher restarted after kill -9
+
+
+@pytest.mark.slow
+def test_a_named_watcher_restarted_after_sigkill_resumes_within_seconds(watch_env, make_topic, producer):
+    """kill -9 leaves the dead member in the group; the restarted one (same --name) takes its place
+    at once instead of waiting for the dead member's session to time out (27-41 s before)."""
+    topic = make_topic(partitions=2)
+    add_route_in(watch_env, topic, "restarted_events")
+    group = "test-restart-" + topic[-6:]
+    events = envelopes(40)
+
+    def produce_events(batch: list[dict]) -> None:
+        for event in batch:
+            producer.send(topic, orjson.dumps(event))
+        producer.flush(30)
+
+    produce_events(events[:20])
+    watch = start_watch(watch_env, group, "--name", "lab-pc-1")
+    try:
+        wait_for(lambda: store.count("restarted_events") == 20, timeout=90, message="the first 20 stored")
+        time.sleep(2)  # their offsets committed
+    finally:
+        os.kill(watch.pid, signal.SIGKILL)
+        watch.wait(10)
+
+    produce_events(events[20:])
+    started = time.monotonic()
+    restarted = start_watch(watch_env, group, "--name", "lab-pc-1")
+    try:
+        wait_for(lambda: store.count("restarted_events") == 40, timeout=90, message="the other 20 stored")
+        resumed_after = time.monotonic() - started
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        output = restarted.communicate(timeout=30)[0].decode()
+    assert restarted.returncode == 0, output
+    print(f"restarted watcher stored again {resumed_after:.1f} s after its start")
+    assert resumed_after < RESTART_BOUND_SECONDS, f"resumed only after {resumed_after:.1f} s"
 
 
 @pytest.mark.slow
