@@ -134,7 +134,17 @@ def to_document(route: Route, record, now: datetime) -> dict:
     document["_ts"] = document["_ts"] or (to_datetime(kafka_ts / 1000) if kafka_ts and kafka_ts > 0 else None) or now
     document["_ingest"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset,
                            "key": record.key.decode(errors="replace") if record.key else None, "at": now}
+    if record.headers:
+        document["_ingest"]["headers"] = [{"key": key, "value": header_text(value)} for key, value in record.headers]
     return document
+
+
+def header_text(value: bytes | None) -> str | bytes | None:
+    """A Kafka header value as text when it is UTF-8, else its bytes (stored as BSON binary)."""
+    try:
+        return value.decode() if value is not None else None
+    except UnicodeDecodeError:
+        return value
 
 
 def dead_letter(record, route: Route | None, error: str, now: datetime) -> dict:
@@ -143,8 +153,146 @@ def dead_letter(record, route: Route | None, error: str, now: datetime) -> dict:
         "topic": record.topic, "partition": record.partition, "offset": record.offset,
         "key": Binary(record.key) if record.key is not None else None,
         "raw": Binary(record.value) if record.value is not None else None,
+        "headers": [{"key": key, "value": value} for key, value in record.headers or []],
+        "timestamp": getattr(record, "timestamp", None),  # Kafka's, ms: a replay's `_ts` falls back to it
         "route": route.name if route else None, "error": error, "at": now,
     }
+
+
+@dataclass
+class WriteOutcome:
+    """What became of one collection's part of a batch; `letters` by position in it."""
+
+    stored: int = 0
+    duplicates: int = 0
+    replaced: int = 0
+    letters: dict[int, dict] = field(default_factory=dict)
+
+
+def write_documents(collection: str, items: list[tuple], timeseries: bool, now: datetime) -> WriteOutcome:
+    """Store (record, route, document) items in one collection; idempotent, so safe to repeat.
+
+    A document with the `_id` of a stored one is a duplicate, unless its route replaces with
+    newer versions: then it replaces the stored one by `_id` (the one update FerretDB does
+    without reading the whole collection) when it is newer. Refused documents, and different
+    versions that cannot be ordered, come back as dead letters.
+    """
+    result = store.insert_idempotent(collection, [document for _, _, document in items], timeseries)
+    outcome = WriteOutcome(stored=result.inserted)
+    for index, reason in result.rejected.items():
+        outcome.letters[index] = dead_letter(items[index][0], items[index][1], reason, now)
+    for index in result.duplicates:
+        record, route, document = items[index]
+        stored = None
+        if route.on_duplicate == Route.OnDuplicate.REPLACE_NEWER and not timeseries:
+            stored = store.stored_document(collection, document["_id"])
+        try:
+            if stored is not None and is_newer(route, document, stored):
+                store.replace_document(collection, document)
+                outcome.replaced += 1
+            else:
+                outcome.duplicates += 1
+        except Rejected as exc:
+            outcome.letters[index] = dead_letter(record, route, str(exc), now)
+    return outcome
+
+
+def is_newer(route: Route, document: dict, stored: dict) -> bool:
+    """Whether a document replaces the stored one of its `_id` (False: the same message again, or
+    an older version); Rejected when two different versions cannot be ordered."""
+    if message_fields(document) == message_fields(stored):
+        return False
+    if route.version_field:
+        new, old = get_path(document, route.version_field), get_path(stored, route.version_field)
+        if comparable(new, old):
+            return new > old
+        reason = f"its version field {route.version_field!r} is {new!r}, the stored one's {old!r}"
+    else:
+        new, old = document["_ingest"], stored.get("_ingest", {})
+        if (new["topic"], new["partition"]) == (old.get("topic"), old.get("partition")):
+            return new["offset"] > old.get("offset", -1)
+        reason = (f"no version field, and it came from {new['topic']}/{new['partition']}, the stored one from "
+                  f"{old.get('topic')}/{old.get('partition')} (Kafka orders only within a partition)")
+    raise Rejected(f"a different version of the stored document {document['_id']!r} that cannot be ordered: {reason}")
+
+
+def comparable(a, b) -> bool:
+    """Two versions that order: both numbers (not booleans) or both text."""
+    def kind(value):
+        return "text" if isinstance(value, str) else "number" if isinstance(value, int | float) and not isinstance(
+            value, bool) else None
+    return kind(a) is not None and kind(a) == kind(b)
+
+
+def message_fields(document: dict) -> dict:
+    """The message itself, without what the watcher adds (`_ts` may be the ingest time)."""
+    return {key: value for key, value in document.items() if key not in ("_ts", "_ingest")}
+
+
+@dataclass
+class ReplayedRecord:
+    """A dead letter as the Kafka record it was, for the same conversion the watcher applies."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    timestamp: int | None
+
+    @classmethod
+    def of(cls, letter: dict) -> "ReplayedRecord":
+        return cls(letter["topic"], letter["partition"], letter["offset"], letter.get("key"), letter.get("raw"),
+                   [(header["key"], header["value"]) for header in letter.get("headers") or []],
+                   letter.get("timestamp"))
+
+
+@dataclass
+class ReplayResult:
+    stored: int = 0
+    duplicates: int = 0
+    replaced: int = 0
+    left: dict[str, str] = field(default_factory=dict)  # dead letter id → why it still cannot be stored
+
+
+def replay_dead_letters(route_name: str = "", reason: str = "", ids: list[str] | None = None) -> ReplayResult:
+    """Store the dead letters that their topic's route accepts now (after a route or schema fix),
+    indexed like any event, and remove them; leave the rest as they are.
+
+    Each is converted and written as the watcher would (same `_id`, provenance, duplicate rule),
+    so running it twice, or after a crash half-way, stores nothing twice.
+    """
+    routes = list(Route.objects.filter(enabled=True).order_by("topic_is_regex", "name"))
+    now, result = datetime.now(UTC), ReplayResult()
+    by_collection: dict[str, list[tuple]] = {}  # (record, route, document, dead letter id)
+    for letter in store.dead_letters_to_replay(ids):
+        route = next((r for r in routes if r.matches(letter["topic"])), None)
+        if route_name and (route is None or route.name != route_name) or reason.lower() not in letter["error"].lower():
+            continue
+        if route is None:
+            result.left[letter["_id"]] = f"no enabled route for topic {letter['topic']}"
+            continue
+        record = ReplayedRecord.of(letter)
+        try:
+            document = to_document(route, record, now)
+        except Rejected as exc:
+            result.left[letter["_id"]] = str(exc)
+            continue
+        by_collection.setdefault(route.collection, []).append((record, route, document, letter["_id"]))
+    for collection, items in by_collection.items():
+        timeseries = store.prepare_collection(collection, items[0][1].timeseries) == store.TIMESERIES
+        outcome = write_documents(collection, [item[:3] for item in items], timeseries, now)
+        result.stored, result.duplicates = result.stored + outcome.stored, result.duplicates + outcome.duplicates
+        result.replaced += outcome.replaced
+        for index, letter in outcome.letters.items():
+            result.left[items[index][3]] = letter["error"]
+        passed = [item for index, item in enumerate(items) if index not in outcome.letters]
+        documents = {collection: [document for _, _, document, _ in passed]}
+        store.index_shots(documents, {})
+        store.index_times(documents, {}, set())
+        store.remove_dead_letters([letter_id for *_, letter_id in passed])
+    return result
 
 
 @dataclass
@@ -278,7 +426,7 @@ class Watcher:
         self.time_index_given_up = False  # stopped with MongoDB away: nothing later may be committed past it
         self.writer_error: BaseException | None = None
         self.finished_elsewhere: queue.Queue = queue.Queue()  # committed by the rebalance listener, for the stats
-        self.stored = self.duplicates = self.dead = self.batches = 0
+        self.stored = self.duplicates = self.replaced = self.dead = self.batches = 0
         self.assigned: set = set()
         self.undecodable: dict[TopicPartition, Undecodable] = {}  # paused partitions and why
         self.consumer: KafkaConsumer | None = None
@@ -535,16 +683,16 @@ class Watcher:
                                             for collection, items in prepared.by_collection.items()}
         for collection, items in prepared.by_collection.items():
             timeseries = self.collection_kind.get(collection) == store.TIMESERIES
-            documents = prepared.documents_by_collection[collection]
-            result = self.with_mongo_retry(lambda: store.insert_idempotent(collection, documents, timeseries))
-            if result is None:
+            outcome = self.with_mongo_retry(lambda: write_documents(collection, items, timeseries, now))
+            if outcome is None:
                 return False
-            self.stored += result.inserted
-            self.duplicates += len(result.duplicates)
+            self.stored += outcome.stored
+            self.duplicates += outcome.duplicates
+            self.replaced += outcome.replaced
             for index, (record, route, document) in enumerate(items):
                 counts = prepared.per_route[route.name]
-                if index in result.rejected:
-                    prepared.letters.append(dead_letter(record, route, result.rejected[index], now))
+                if index in outcome.letters:
+                    prepared.letters.append(outcome.letters[index])
                     counts[1] += 1
                     continue
                 counts[0] += 1

@@ -142,6 +142,15 @@ def unencodable(document: dict) -> str | None:
     return None
 
 
+def stored_document(collection: str, doc_id: str) -> dict | None:
+    return mongo.database()[collection].find_one({"_id": doc_id})
+
+
+def replace_document(collection: str, document: dict) -> None:
+    """Replace by `_id` only: FerretDB does that without reading the whole collection."""
+    mongo.database()[collection].replace_one({"_id": document["_id"]}, document)
+
+
 def existing_ids(collection: str, documents: list[dict]) -> set:
     times = [doc["_ts"] for doc in documents]
     query = {"_ts": {"$gte": min(times), "$lte": max(times)}, "_id": {"$in": [doc["_id"] for doc in documents]}}
@@ -284,12 +293,13 @@ def events_for_shot(shot_key: str, limit: int = 200) -> list[dict]:
     (topic, partition, offset, key, at). Found through the shot index: one `_id` look-up
     per index slot and per event, never a scan of the (possibly huge) collections.
     """
-    refs = sorted(shot_refs(str(shot_key)), key=lambda ref: _newest_first(ref, "ts"), reverse=True)
+    shot_key = str(shot_key)
+    refs = sorted(shot_refs(shot_key), key=lambda ref: _newest_first(ref, "ts"), reverse=True)
     db = mongo.database()
     events = []
     for ref in refs[:max(0, limit)]:
         doc = db[ref["c"]].find_one({"_id": ref["id"]})
-        if doc is not None:
+        if doc is not None and doc.get("shot_key") == shot_key:  # not replaced by a version of another shot
             doc["_collection"] = ref["c"]
             events.append(doc)
     return events
@@ -303,6 +313,21 @@ def add_dead_letters(documents: list[dict]) -> WriteResult:
 
 def dead_letters(limit: int = 50) -> list[dict]:
     return list(mongo.database()[DEAD_LETTERS].find().sort("at", -1).limit(limit))
+
+
+def dead_letters_to_replay(ids: list[str] | None = None) -> list[dict]:
+    """The named dead letters (`_id` look-ups), or all of them (a small collection)."""
+    collection = mongo.database()[DEAD_LETTERS]
+    if ids is None:
+        return list(collection.find().sort("_id", 1))
+    return [letter for letter_id in ids if (letter := collection.find_one({"_id": letter_id})) is not None]
+
+
+def remove_dead_letters(ids: list[str]) -> None:
+    """By `_id`, one at a time: FerretDB deletes by `_id` without reading the whole collection."""
+    collection = mongo.database()[DEAD_LETTERS]
+    for letter_id in ids:
+        collection.delete_one({"_id": letter_id})
 
 
 def dead_letter_count() -> int:

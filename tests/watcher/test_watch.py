@@ -1,5 +1,6 @@
 """The watcher against real Kafka and real MongoDB: routing, exactly-once storage, dead letters."""
 
+import io
 import re
 import threading
 import time
@@ -489,3 +490,83 @@ def test_field_ids_of_different_json_types_stay_distinct_and_string_ids_keep_the
     produce(producer, topic, [{"id": i, "n": n} for n, i in enumerate(ids)])  # re-sent: each one a duplicate
     wait_for(lambda: watcher.duplicates == len(ids), message="the re-sends recognised")
     assert store.count("typed_ids") == len(ids)
+
+
+def test_kafka_headers_are_kept_in_ingest_and_in_dead_letters(routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic(partitions=1)
+    routes(topic, "with_headers")
+    headers = [("trace", b"run-7/abc"), ("raw", b"\xff\x00")]
+    event = envelopes(1)[0]
+    producer.send(topic, orjson.dumps(event), headers=headers)
+    producer.send(topic, b"{not json", headers=headers)
+    producer.flush(30)
+    run_watcher()
+    wait_for(lambda: store.count("with_headers") == 1 and store.dead_letter_count() == 1, message="stored, dead")
+    stored = mongo_db["with_headers"].find_one({"_id": event["event_id"]})
+    assert stored["_ingest"]["headers"] == [{"key": "trace", "value": "run-7/abc"}, {"key": "raw", "value": b"\xff\x00"}]
+    assert store.dead_letters()[0]["headers"] == [{"key": "trace", "value": b"run-7/abc"},
+                                                  {"key": "raw", "value": b"\xff\x00"}]
+
+
+def test_dead_letters_replay_stores_what_now_passes_once_and_leaves_the_rest(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    from django.core.management import call_command
+
+    topic = make_topic(partitions=1)
+    route = routes(topic, "replayed")  # requires the envelope
+    agent = [{"shot_key": f"AGENT-20261124-{n:06d}", "source": "agent", "kind": "scan", "at": "2026-11-24T10:00:00Z"}
+             for n in range(3)]
+    produce(producer, topic, agent + [b"{not json"], key=b"k")
+    watcher = run_watcher()
+    wait_for(lambda: store.dead_letter_count() == 4, message="4 dead letters")
+    watcher.stop.set()
+
+    route.require_envelope, route.id_strategy, route.timestamp_field = False, "position", "at"  # the route fixed
+    route.save()
+    out = io.StringIO()
+    call_command("dead_letters", "replay", "--route", route.name, "--reason", "envelope", stdout=out)
+    assert "3 stored" in out.getvalue()
+    assert store.count("replayed") == 3 and store.dead_letter_count() == 1
+    doc = mongo_db["replayed"].find_one({"shot_key": agent[1]["shot_key"]})
+    assert doc["_id"] == f"{topic}|0|1" and doc["_ingest"]["offset"] == 1 and doc["_ts"].year == 2026
+    assert [e["_id"] for e in store.events_for_shot(agent[1]["shot_key"])] == [doc["_id"]]  # indexed
+    assert store.search(store.EventQuery("replayed", source="agent")).events  # time index too
+
+    out = io.StringIO()
+    call_command("dead_letters", "replay", stdout=out)  # again, everything: nothing twice
+    assert "0 stored" in out.getvalue() and "1 left" in out.getvalue() and "not valid JSON" in out.getvalue()
+    assert store.count("replayed") == 3 and store.dead_letter_count() == 1
+    call_command("dead_letters", "replay", "--ids", f"{topic}|0|3", stdout=io.StringIO())
+    assert store.dead_letter_count() == 1
+
+
+def test_replace_with_newer_routes_keep_the_newest_version_and_keep_first_routes_the_first(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    by_offset, by_version, keep, two_partitions = (make_topic(partitions=1), make_topic(partitions=1),
+                                                    make_topic(partitions=1), make_topic(partitions=2))
+    common = {"id_strategy": "field", "id_field": "id", "require_envelope": False, "timestamp_field": ""}
+    routes(by_offset, "newest_by_offset", on_duplicate="replace_newer", **common)
+    routes(by_version, "newest_by_version", on_duplicate="replace_newer", version_field="version", **common)
+    routes(keep, "first_kept", **common)
+    routes(two_partitions, "unordered", on_duplicate="replace_newer", **common)
+    produce(producer, by_offset, [{"id": "a", "energy": 1.0}, {"id": "a", "energy": 1.5}])
+    produce(producer, by_version, [{"id": "b", "version": 2, "x": "new"}, {"id": "b", "version": 1, "x": "old"}])
+    produce(producer, keep, [{"id": "c", "x": 1}, {"id": "c", "x": 2}])
+    producer.send(two_partitions, orjson.dumps({"id": "d", "x": 1}), partition=0)
+    producer.send(two_partitions, orjson.dumps({"id": "d", "x": 2}), partition=1)
+    producer.flush(30)
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored + watcher.duplicates + watcher.replaced + watcher.dead == 8, message="all handled")
+
+    assert mongo_db["newest_by_offset"].find_one({"_id": "a"})["energy"] == 1.5
+    assert mongo_db["newest_by_offset"].find_one({"_id": "a"})["_ingest"]["offset"] == 1
+    assert mongo_db["newest_by_version"].find_one({"_id": "b"})["x"] == "new"
+    assert mongo_db["first_kept"].find_one({"_id": "c"})["x"] == 1
+    assert store.count("unordered") == 1
+    (letter,) = store.dead_letters()
+    assert letter["topic"] == two_partitions and "cannot be ordered" in letter["error"]
+    assert watcher.replaced == 1
+
+    produce(producer, by_offset, [{"id": "a", "energy": 1.5}])  # the same content again: a duplicate
+    wait_for(lambda: watcher.duplicates == 3, message="the identical re-send recognised")
+    assert watcher.replaced == 1

@@ -28,4 +28,5 @@ class Command(BaseCommand):
             watcher = Watcher(group_id=group, batch_size=batch_size, stop=stop, live=not no_live, name=name)
             watcher.run()
         self.stdout.write(f"watch: {watcher.stored} stored, {watcher.duplicates} duplicates skipped, "
+                          f"{watcher.replaced} replaced by newer versions, "
                           f"{watcher.dead} dead letters, {watcher.batches} batches")
