@@ -106,7 +106,7 @@ def to_document(route: Route, record, now: datetime) -> dict:
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise Rejected(f"not valid JSON: {exc}") from None
+        raise Rejected(json_error(raw, exc)) from None
     if not isinstance(document, dict):
         raise Rejected(f"expected a JSON object, got {type(document).__name__}")
     if route.require_envelope:
@@ -145,6 +145,16 @@ def header_text(value: bytes | None) -> str | bytes | None:
         return value.decode() if value is not None else None
     except UnicodeDecodeError:
         return value
+
+
+def json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Why a message is not JSON; for bytes that are not UTF-8, where (orjson's own message for
+    those is "surrogates not allowed", whatever the bytes)."""
+    try:
+        raw.decode()
+    except UnicodeDecodeError as bad:
+        return f"not valid UTF-8 at byte {bad.start}"
+    return f"not valid JSON: {exc}"
 
 
 def dead_letter(record, route: Route | None, error: str, now: datetime) -> dict:
@@ -405,9 +415,11 @@ class Watcher:
 
     def __init__(self, *, group_id: str | None = None, bootstrap_servers: str | None = None,
                  batch_size: int | None = None, stop: StopFlag | None = None, live: bool = True,
-                 name: str | None = None, route_refresh_seconds: float | None = None) -> None:
+                 name: str | None = None, route_refresh_seconds: float | None = None,
+                 start_from: str = "earliest") -> None:
         self.group_id = group_id or settings.WATCHER_GROUP_ID
         self.bootstrap_servers = bootstrap_servers or settings.KAFKA_BOOTSTRAP_SERVERS
+        self.start_from = start_from  # where a partition the group never committed starts: earliest | latest
         self.batch_size = batch_size or settings.WATCHER_BATCH_SIZE
         self.stop = stop or StopFlag()
         self.live = live
@@ -464,7 +476,7 @@ class Watcher:
             group_id=self.group_id,
             client_id=f"labbook-watch-{self.name}",
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=self.start_from,
             max_poll_records=self.batch_size,
             max_poll_interval_ms=600_000,
             group_instance_id=self.instance_id,
@@ -698,9 +710,12 @@ class Watcher:
                 counts[0] += 1
                 counts[2].append(document)
         if prepared.letters:
-            if self.with_mongo_retry(lambda: store.add_dead_letters(prepared.letters)) is None:
+            result = self.with_mongo_retry(lambda: store.add_dead_letters(prepared.letters))
+            if result is None:
                 return False
-            self.dead += len(prepared.letters)
+            self.dead += result.inserted  # a re-read record's dead letter is already there: not counted again
+            for index in result.duplicates:
+                prepared.per_route[prepared.letters[index]["route"]][1] -= 1
         return True
 
     def take_written(self) -> tuple[dict, list[Prepared]]:

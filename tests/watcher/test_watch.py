@@ -570,3 +570,36 @@ def test_replace_with_newer_routes_keep_the_newest_version_and_keep_first_routes
     produce(producer, by_offset, [{"id": "a", "energy": 1.5}])  # the same content again: a duplicate
     wait_for(lambda: watcher.duplicates == 3, message="the identical re-send recognised")
     assert watcher.replaced == 1
+
+
+def test_dead_letters_re_read_by_another_group_are_not_counted_again(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic(partitions=1)
+    routes(topic, "recounted")
+    produce(producer, topic, envelopes(5) + [b"{not json", b'{"a": "\xff"}'])
+    first = run_watcher()
+    wait_for(lambda: first.stored == 5 and first.dead == 2, message="5 stored, 2 dead letters")
+    second = run_watcher()  # a new group: reads the topic from the start again
+    wait_for(lambda: second.duplicates == 5, message="the re-read events recognised")
+    wait_for(lambda: second.batches >= 1, message="the batch counted")
+    assert second.dead == 0 and second.stats["recounted"].dead == 0 and store.dead_letter_count() == 2
+    letters = {letter["offset"]: letter for letter in store.dead_letters()}
+    assert letters[6]["error"] == "not valid UTF-8 at byte 7"
+
+
+def test_a_new_group_started_from_latest_skips_what_the_topic_already_holds(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic(partitions=1)
+    routes(topic, "from_latest")
+    old = envelopes(5, "OLD")
+    produce(producer, topic, old)
+    watcher = run_watcher(start_from="latest")
+    new = iter(envelopes(200, "NEW"))
+
+    def one_more_stored() -> bool:
+        produce(producer, topic, [next(new)])  # until the watcher's position is set, a new one may be skipped too
+        return store.count("from_latest") > 0
+
+    wait_for(one_more_stored, timeout=60, interval=0.5, message="new events stored")
+    assert not set(store.all_ids("from_latest")) & {e["event_id"] for e in old}
+    assert watcher.duplicates == 0
