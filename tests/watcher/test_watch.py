@@ -603,3 +603,13 @@ def test_a_new_group_started_from_latest_skips_what_the_topic_already_holds(
     wait_for(one_more_stored, timeout=60, interval=0.5, message="new events stored")
     assert not set(store.all_ids("from_latest")) & {e["event_id"] for e in old}
     assert watcher.duplicates == 0
+
+
+@pytest.mark.parametrize("bounds", [{"since": "0001-01-01T00:00"}, {"until": "0001-01-01T00:30"},
+                                    {"since": "0999-06-01T00:00"}, {"until": "1000-01-01T00:30"}])
+def test_search_times_out_of_range_are_form_errors(admin_client, routes, mongo_db, bounds):
+    routes("t.shots", "shots")
+    store.prepare_collection("shots", timeseries=False)  # searched through its time index
+    page = admin_client.get("/watcher/search/", {"collection": "shots", **bounds})
+    assert page.status_code == 200
+    assert b"out of the range the watcher can search" in page.content
