@@ -714,6 +714,10 @@ class Watcher:
             if result is None:
                 return False
             self.dead += result.inserted  # a re-read record's dead letter is already there: not counted again
+            for index, reason in result.rejected.items():
+                letter = prepared.letters[index]
+                log.error("dead letter %s not stored either (%s); the record stays in Kafka at that offset",
+                          letter["_id"], reason)
             for index in result.duplicates:
                 prepared.per_route[prepared.letters[index]["route"]][1] -= 1
         return True

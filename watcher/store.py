@@ -42,6 +42,7 @@ DUPLICATE_KEY = 11000
 TRANSIENT_CODES = {6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
 FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 MAX_SHOT_SLOTS = 10_000
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's (and FerretDB's) maxBsonObjectSize
 
 TIMESERIES = "time-series"
 NORMAL = "normal"
@@ -133,12 +134,14 @@ def _insert_many(collection: str, documents: list[dict], positions: list[int], d
 
 
 def unencodable(document: dict) -> str | None:
-    """Why the driver cannot encode this document as BSON (an integer over 8 bytes, a NUL in a
-    key, …), or None."""
+    """Why the driver cannot send this document (an integer over 8 bytes, a NUL in a key, over
+    the 16 MB document limit, …), or None."""
     try:
-        bson.encode(document)
+        size = len(bson.encode(document))
     except (InvalidDocument, OverflowError) as exc:
         return f"cannot be stored in MongoDB (BSON): {exc}"
+    if size > MAX_DOCUMENT_BYTES:
+        return f"cannot be stored in MongoDB: {size} bytes as BSON, over its limit of {MAX_DOCUMENT_BYTES} bytes"
     return None
 
 
