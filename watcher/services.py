@@ -519,8 +519,7 @@ class Watcher:
                 try:
                     batch = self.consumer.poll(timeout_ms=200)
                 except FencedInstanceIdError:
-                    raise RuntimeError(f"another watch process named {self.name!r} joined group {self.group_id!r}; "
-                                       "each watch process needs a name of its own") from None
+                    self.fenced()
                 except Exception as exc:
                     if self.stop_undecodable_partition(exc):
                         continue
@@ -552,6 +551,14 @@ class Watcher:
                      self.stored, self.duplicates, self.dead, self.batches, elapsed)
         if self.writer_error is not None:
             raise RuntimeError("the MongoDB writer failed (see the log)") from self.writer_error
+
+    def fenced(self) -> None:
+        """Another process joined the group under this one's name (its static membership) and took
+        its partitions: this one stops, its uncommitted batches are re-read by the other."""
+        message = (f"another watch process named {self.name!r} joined group {self.group_id!r} and took this one's "
+                   "partitions; each watch process of a group needs a name of its own")
+        log.error("%s", message)
+        raise RuntimeError(message) from None
 
     def stop_undecodable_partition(self, exc: Exception) -> bool:
         """Pause the partition whose records could not be decoded; True if that was the error.
@@ -752,6 +759,8 @@ class Watcher:
         if offsets:
             try:
                 self.consumer.commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
+            except FencedInstanceIdError:
+                self.fenced()
             except (CommitFailedError, KafkaError) as exc:
                 # A rebalance moved the partitions away: the new owner re-reads from the last
                 # commit and the idempotent writes turn the repeats into duplicates, not copies.

@@ -218,3 +218,22 @@ def test_kafka_killed_mid_stream_then_back_every_event_stored_once(routes, run_w
     produce(events[1000:])
     wait_for(lambda: store.count("kafka_outage_events") == 2000, timeout=120, message="all 2000 stored")
     assert sorted(store.all_ids("kafka_outage_events")) == sorted(e["event_id"] for e in events)
+
+
+def test_a_second_watcher_of_the_same_name_fences_the_first_which_stops_with_a_clear_error(
+        routes, run_watcher, make_topic, producer, mongo_db, caplog):
+    topic = make_topic(partitions=1)
+    routes(topic, "fenced_events")
+    first = run_watcher(name="lab-pc-2", group_id="test-fenced-" + topic[-6:])
+    wait_for(lambda: first.assigned, timeout=45, message="the first watcher assigned")
+    second = run_watcher(name="lab-pc-2", group_id=first.group_id)
+    events = envelopes(50)
+    for n in range(0, 50, 5):
+        for event in events[n:n + 5]:
+            producer.send(topic, orjson.dumps(event))
+        producer.flush(30)
+        time.sleep(0.5)  # batches for both, so the first one commits after the second joined
+    wait_for(lambda: first.stop.is_set(), timeout=60, message="the fenced watcher stopping")
+    assert any("each watch process of a group needs a name of its own" in r.getMessage() for r in caplog.records)
+    wait_for(lambda: store.count("fenced_events") == 50, timeout=60, message="every event stored")
+    assert not second.stop.is_set()
