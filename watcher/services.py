@@ -214,7 +214,7 @@ def is_newer(route: Route, document: dict, stored: dict) -> bool:
         return False
     if route.version_field:
         new, old = get_path(document, route.version_field), get_path(stored, route.version_field)
-        if comparable(new, old):
+        if version_kind(new) is not None and version_kind(new) == version_kind(old):
             return new > old
         reason = f"its version field {route.version_field!r} is {new!r}, the stored one's {old!r}"
     else:
@@ -226,12 +226,13 @@ def is_newer(route: Route, document: dict, stored: dict) -> bool:
     raise Rejected(f"a different version of the stored document {document['_id']!r} that cannot be ordered: {reason}")
 
 
-def comparable(a, b) -> bool:
-    """Two versions that order: both numbers (not booleans) or both text."""
-    def kind(value):
-        return "text" if isinstance(value, str) else "number" if isinstance(value, int | float) and not isinstance(
-            value, bool) else None
-    return kind(a) is not None and kind(a) == kind(b)
+def version_kind(value) -> str | None:
+    """Versions order when both are numbers (not booleans) or both text."""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "number"
+    return None
 
 
 def message_fields(document: dict) -> dict:
@@ -266,6 +267,15 @@ class ReplayResult:
     left: dict[str, str] = field(default_factory=dict)  # dead letter id → why it still cannot be stored
 
 
+@dataclass
+class ReplayBatch:
+    """The dead letters of one collection that pass their route now, and their ids."""
+
+    items: list[tuple] = field(default_factory=list)  # (record, route, document), as the watcher writes them
+    letter_ids: list[str] = field(default_factory=list)
+    timeseries: bool = False
+
+
 def replay_dead_letters(route_name: str = "", reason: str = "", ids: list[str] | None = None) -> ReplayResult:
     """Store the dead letters that their topic's route accepts now (after a route or schema fix),
     indexed like any event, and remove them; leave the rest as they are.
@@ -275,10 +285,12 @@ def replay_dead_letters(route_name: str = "", reason: str = "", ids: list[str] |
     """
     routes = list(Route.objects.filter(enabled=True).order_by("topic_is_regex", "name"))
     now, result = datetime.now(UTC), ReplayResult()
-    by_collection: dict[str, list[tuple]] = {}  # (record, route, document, dead letter id)
+    batches: dict[str, ReplayBatch] = {}
     for letter in store.dead_letters_to_replay(ids):
         route = next((r for r in routes if r.matches(letter["topic"])), None)
-        if route_name and (route is None or route.name != route_name) or reason.lower() not in letter["error"].lower():
+        if route_name and (route is None or route.name != route_name):
+            continue
+        if reason.lower() not in letter["error"].lower():
             continue
         if route is None:
             result.left[letter["_id"]] = f"no enabled route for topic {letter['topic']}"
@@ -289,19 +301,22 @@ def replay_dead_letters(route_name: str = "", reason: str = "", ids: list[str] |
         except Rejected as exc:
             result.left[letter["_id"]] = str(exc)
             continue
-        by_collection.setdefault(route.collection, []).append((record, route, document, letter["_id"]))
-    for collection, items in by_collection.items():
-        timeseries = store.prepare_collection(collection, items[0][1].timeseries) == store.TIMESERIES
-        outcome = write_documents(collection, [item[:3] for item in items], timeseries, now)
-        result.stored, result.duplicates = result.stored + outcome.stored, result.duplicates + outcome.duplicates
+        batch = batches.setdefault(route.collection, ReplayBatch(timeseries=route.timeseries))
+        batch.items.append((record, route, document))
+        batch.letter_ids.append(letter["_id"])
+    for collection, batch in batches.items():
+        timeseries = store.prepare_collection(collection, batch.timeseries) == store.TIMESERIES
+        outcome = write_documents(collection, batch.items, timeseries, now)
+        result.stored += outcome.stored
+        result.duplicates += outcome.duplicates
         result.replaced += outcome.replaced
         for index, letter in outcome.letters.items():
-            result.left[items[index][3]] = letter["error"]
-        passed = [item for index, item in enumerate(items) if index not in outcome.letters]
-        documents = {collection: [document for _, _, document, _ in passed]}
+            result.left[batch.letter_ids[index]] = letter["error"]
+        passed = [index for index in range(len(batch.items)) if index not in outcome.letters]
+        documents = {collection: [batch.items[index][2] for index in passed]}
         store.index_shots(documents, {})
         store.index_times(documents, {}, set())
-        store.remove_dead_letters([letter_id for *_, letter_id in passed])
+        store.remove_dead_letters([batch.letter_ids[index] for index in passed])
     return result
 
 
