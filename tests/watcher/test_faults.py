@@ -4,15 +4,12 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import orjson
 import pytest
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -21,24 +18,7 @@ from labbook import mongo
 from labbook.asgi import application
 from watcher import store
 
-from .conftest import envelopes, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def watch_env(tmp_path, mongo_db):
-    """Environment for `manage.py watch` subprocesses: a migrated SQLite file of their own."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}", "MONGODB_DB": settings.MONGODB_DB}
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
-    return env
-
-
-def add_route_in(env: dict, topic: str, collection: str) -> None:
-    code = ("from watcher.models import Route; Route.objects.all().delete(); "
-            f"Route.objects.create(name='r', topic={topic!r}, collection={collection!r})")
-    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+from .conftest import add_route_in, envelopes, start_watch, wait_for
 
 
 def indexed_ids(collection: str) -> tuple[set, set]:
@@ -48,12 +28,6 @@ def indexed_ids(collection: str) -> tuple[set, set]:
                for doc in index[name].find() for c, i in zip(doc.get("c", []), doc.get("ids", [])) if c == collection}
     by_time = {i for doc in store.time_index(collection).find() for i in doc.get("ids", [])}
     return by_shot, by_time
-
-
-def start_watch(env: dict, group: str, *options: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "manage.py", "watch", "--group", group, "--batch-size", "200",
-                             "--no-live", *options], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
 
 
 RESTART_BOUND_SECONDS = 5  # the README's bound: a named watcher restarted after kill -9, once it runs

@@ -2,6 +2,8 @@
 with each compression codec, and records the watcher cannot decode."""
 
 import logging
+import signal
+import subprocess
 
 import orjson
 import pytest
@@ -10,7 +12,7 @@ from django.conf import settings
 
 from watcher import store
 
-from .conftest import envelopes, wait_for
+from .conftest import add_route_in, envelopes, start_watch, wait_for
 
 CODECS = ["gzip", "snappy", "lz4", "zstd"]
 
@@ -79,3 +81,38 @@ def test_an_undecodable_partition_stops_alone_with_a_visible_error_and_the_watch
              message="the stopped partition on the watcher page")
     page = admin_client.get("/watcher/").content.decode()
     assert f"{mixed}/0" in page and "stopped at offset 0" in page
+
+
+@pytest.mark.slow
+def test_manage_py_watch_without_the_snappy_codec_flows_on_and_exits_on_sigterm(
+        watch_env, make_topic, producer, tmp_path):
+    """The issue's repro as a process: a lab PC without python-snappy, a snappy producer."""
+    blocked = tmp_path / "without-snappy"
+    blocked.mkdir()
+    (blocked / "snappy.py").write_text('raise ImportError("python-snappy left out by the test")\n')
+    topic = make_topic(partitions=2)
+    add_route_in(watch_env, topic, "sigterm_events")
+    librdkafka_send(topic, envelopes(5, "SNAPPY"), "snappy", partition=0)
+    plain = envelopes(8, "PLAIN")
+    for event in plain:
+        producer.send(topic, orjson.dumps(event), partition=1)
+    producer.flush(30)
+
+    watch = start_watch({**watch_env, "PYTHONPATH": str(blocked)}, "test-sigterm-" + topic[-6:])
+    try:
+        wait_for(lambda: store.count("sigterm_events") == 8, timeout=90, message="the other partition stored")
+        later = envelopes(8, "LATER", start=100)  # polls after the failed fetch still bring records
+        for event in later:
+            producer.send(topic, orjson.dumps(event), partition=1)
+        producer.flush(30)
+        wait_for(lambda: store.count("sigterm_events") == 16, timeout=60, message="the other partition flowing on")
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        try:
+            output = watch.communicate(timeout=30)[0].decode()
+        except subprocess.TimeoutExpired:
+            watch.kill()  # not left spinning on the shared machine
+            raise AssertionError("SIGTERM not acted on within 30 s") from None
+    assert watch.returncode == 0, output
+    assert f"partition {topic}/0 stopped at offset 0" in output and "snappy" in output
+    assert "watch: 16 stored" in output
