@@ -613,3 +613,14 @@ def test_search_times_out_of_range_are_form_errors(admin_client, routes, mongo_d
     page = admin_client.get("/watcher/search/", {"collection": "shots", **bounds})
     assert page.status_code == 200
     assert b"out of the range the watcher can search" in page.content
+
+
+def test_the_admin_offers_keep_first_or_replace_with_newer_per_route(admin_client, routes, mongo_db):
+    from django.core.exceptions import ValidationError
+
+    routes("t.kept", "kept_events")
+    form = admin_client.get("/admin/watcher/route/add/").content.decode()
+    assert 'name="on_duplicate"' in form and "Replace with a newer version" in form and 'name="version_field"' in form
+    assert "Keep the first" in admin_client.get("/admin/watcher/route/").content.decode()
+    with pytest.raises(ValidationError, match="Time-series collections cannot replace"):
+        routes("t.ts", "ts_events", timeseries=True, on_duplicate="replace_newer")
