@@ -186,6 +186,7 @@ def test_kafka_killed_mid_stream_then_back_every_event_stored_once(routes, run_w
     assert sorted(store.all_ids("kafka_outage_events")) == sorted(e["event_id"] for e in events)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the fenced one's error
 def test_a_second_watcher_of_the_same_name_fences_the_first_which_stops_with_a_clear_error(
         routes, run_watcher, make_topic, producer, mongo_db, caplog):
     topic = make_topic(partitions=1)
