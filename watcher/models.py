@@ -21,6 +21,10 @@ class Route(models.Model):
         FIELD = "field", "A field of the message"
         POSITION = "position", "Topic / partition / offset"
 
+    class OnDuplicate(models.TextChoices):
+        KEEP_FIRST = "keep_first", "Keep the first (a re-send is a duplicate)"
+        REPLACE_NEWER = "replace_newer", "Replace with a newer version"
+
     name = models.SlugField(unique=True)
     topic = models.CharField(max_length=249, help_text="A topic name, or a regular expression if marked below.")
     topic_is_regex = models.BooleanField(default=False)
@@ -28,6 +32,16 @@ class Route(models.Model):
     id_strategy = models.CharField(max_length=10, choices=IdStrategy.choices, default=IdStrategy.EVENT_ID)
     id_field = models.CharField(max_length=200, blank=True,
                                 help_text="Dotted path of the id field when the id strategy is 'field'.")
+    on_duplicate = models.CharField(
+        max_length=16, choices=OnDuplicate.choices, default=OnDuplicate.KEEP_FIRST,
+        help_text="A message with the id of a stored one: keep the stored one, or replace it when the message is "
+                  "newer (by the version field, else by Kafka offset within one partition; a different message that "
+                  "cannot be ordered goes to the dead letters). Not for time-series collections.",
+    )
+    version_field = models.CharField(
+        max_length=200, blank=True,
+        help_text="Dotted path of a version number or text for 'replace with a newer version' (empty: Kafka offset).",
+    )
     timestamp_field = models.CharField(
         max_length=200, default="relay_ts_ns", blank=True,
         help_text="Dotted path of the event time (s, ms, µs or ns since the epoch, or ISO 8601); stored as _ts.",
@@ -61,6 +75,8 @@ class Route(models.Model):
                 raise ValidationError({"topic": f"Not a valid regular expression: {exc}"}) from exc
         if self.id_strategy == self.IdStrategy.FIELD and not self.id_field:
             raise ValidationError({"id_field": "Name the field that holds the id."})
+        if self.on_duplicate == self.OnDuplicate.REPLACE_NEWER and self.timeseries:
+            raise ValidationError({"on_duplicate": "Time-series collections cannot replace documents: keep the first."})
         if not isinstance(self.renames, dict) or not all(
             isinstance(k, str) and isinstance(v, str) and v and not v.startswith("$") and "." not in v
             for k, v in self.renames.items()

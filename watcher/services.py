@@ -25,8 +25,9 @@ from bson import Binary
 from channels.layers import get_channel_layer
 from django.conf import settings
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
-from kafka.errors import CommitFailedError, KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import (CommitFailedError, CorruptRecordError, FencedInstanceIdError, KafkaError,
+                          UnsupportedCodecError)
+from kafka.structs import OffsetAndMetadata, TopicPartition
 from pymongo.errors import ConnectionFailure
 
 from labbook import times
@@ -44,6 +45,12 @@ STATUS_SAVE_INTERVAL = 2.0
 COMMIT_TIMEOUT_MS = 5000  # a commit that cannot succeed (topic deleted, broker away) is retried by replay
 TIME_INDEX_SECONDS = 1.0  # the time index is written once a second (or every TIME_INDEX_REFS events)
 TIME_INDEX_REFS = 20_000
+# A member that died without leaving holds its partitions until its session times out (kafka-python's
+# default: 45 s). A named watcher is a static member (its name is its group.instance.id): restarted,
+# it takes its own place back at once. An unnamed one (or a named one not restarted) is replaced
+# after this timeout; heartbeats go every HEARTBEAT_MS from kafka-python's background thread.
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_MS = 2_000
 
 
 class Rejected(ValueError):
@@ -65,6 +72,19 @@ def to_datetime(value) -> datetime | None:
     return times.to_datetime(value, settings.TIME_ZONE)
 
 
+TYPED_ID = "#"
+
+
+def stored_id(value) -> str:
+    """The string `_id` of a message id, one per distinct JSON value (FerretDB finds only string
+    `_id`s fast). A string is kept as it is, so ids stored by earlier versions stay the same; a
+    number or boolean becomes `#` + its JSON text (`#1`, `#true`, `#1.5`), and a string that itself
+    begins with `#` becomes `#` + its JSON text (`#"#1"`), so 1, "1", true and "True" stay apart."""
+    if isinstance(value, str) and not value.startswith(TYPED_ID):
+        return value
+    return TYPED_ID + orjson.dumps(value).decode()
+
+
 def to_document(route: Route, record, now: datetime) -> dict:
     """The MongoDB document for one Kafka record, or Rejected with the reason."""
     raw = record.value
@@ -75,7 +95,7 @@ def to_document(route: Route, record, now: datetime) -> dict:
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise Rejected(f"not valid JSON: {exc}") from None
+        raise Rejected(json_error(raw, exc)) from None
     if not isinstance(document, dict):
         raise Rejected(f"expected a JSON object, got {type(document).__name__}")
     if route.require_envelope:
@@ -95,7 +115,7 @@ def to_document(route: Route, record, now: datetime) -> dict:
     if doc_id is None or doc_id == "" or isinstance(doc_id, dict | list):
         raise Rejected(f"no usable id ({route.get_id_strategy_display()}: {route.id_field or 'event_id'})")
 
-    document["_id"] = str(doc_id)
+    document["_id"] = stored_id(doc_id)
     document["_ts"] = to_datetime(get_path(document, route.timestamp_field)) if route.timestamp_field else None
     # No usable event time: the record's Kafka timestamp (the same when a replay re-reads it),
     # else the ingest time.
@@ -103,7 +123,27 @@ def to_document(route: Route, record, now: datetime) -> dict:
     document["_ts"] = document["_ts"] or (to_datetime(kafka_ts / 1000) if kafka_ts and kafka_ts > 0 else None) or now
     document["_ingest"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset,
                            "key": record.key.decode(errors="replace") if record.key else None, "at": now}
+    if record.headers:
+        document["_ingest"]["headers"] = [{"key": key, "value": header_text(value)} for key, value in record.headers]
     return document
+
+
+def header_text(value: bytes | None) -> str | bytes | None:
+    """A Kafka header value as text when it is UTF-8, else its bytes (stored as BSON binary)."""
+    try:
+        return value.decode() if value is not None else None
+    except UnicodeDecodeError:
+        return value
+
+
+def json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Why a message is not JSON; for bytes that are not UTF-8, where (orjson's own message for
+    those is "surrogates not allowed", whatever the bytes)."""
+    try:
+        raw.decode()
+    except UnicodeDecodeError as bad:
+        return f"not valid UTF-8 at byte {bad.start}"
+    return f"not valid JSON: {exc}"
 
 
 def dead_letter(record, route: Route | None, error: str, now: datetime) -> dict:
@@ -112,8 +152,161 @@ def dead_letter(record, route: Route | None, error: str, now: datetime) -> dict:
         "topic": record.topic, "partition": record.partition, "offset": record.offset,
         "key": Binary(record.key) if record.key is not None else None,
         "raw": Binary(record.value) if record.value is not None else None,
+        "headers": [{"key": key, "value": value} for key, value in record.headers or []],
+        "timestamp": getattr(record, "timestamp", None),  # Kafka's, ms: a replay's `_ts` falls back to it
         "route": route.name if route else None, "error": error, "at": now,
     }
+
+
+@dataclass
+class WriteOutcome:
+    """What became of one collection's part of a batch; `letters` by position in it."""
+
+    stored: int = 0
+    duplicates: int = 0
+    replaced: int = 0
+    letters: dict[int, dict] = field(default_factory=dict)
+
+
+def write_documents(collection: str, items: list[tuple], timeseries: bool, now: datetime) -> WriteOutcome:
+    """Store (record, route, document) items in one collection; idempotent, so safe to repeat.
+
+    A document with the `_id` of a stored one is a duplicate, unless its route replaces with
+    newer versions: then it replaces the stored one by `_id` (the one update FerretDB does
+    without reading the whole collection) when it is newer. Refused documents, and different
+    versions that cannot be ordered, come back as dead letters.
+    """
+    result = store.insert_idempotent(collection, [document for _, _, document in items], timeseries)
+    outcome = WriteOutcome(stored=result.inserted)
+    for index, reason in result.rejected.items():
+        outcome.letters[index] = dead_letter(items[index][0], items[index][1], reason, now)
+    for index in result.duplicates:
+        record, route, document = items[index]
+        stored = None
+        if route.on_duplicate == Route.OnDuplicate.REPLACE_NEWER and not timeseries:
+            stored = store.stored_document(collection, document["_id"])
+        try:
+            if stored is not None and is_newer(route, document, stored):
+                store.replace_document(collection, document)
+                outcome.replaced += 1
+            else:
+                outcome.duplicates += 1
+        except Rejected as exc:
+            outcome.letters[index] = dead_letter(record, route, str(exc), now)
+    return outcome
+
+
+def is_newer(route: Route, document: dict, stored: dict) -> bool:
+    """Whether a document replaces the stored one of its `_id` (False: the same message again, or
+    an older version); Rejected when two different versions cannot be ordered."""
+    if message_fields(document) == message_fields(stored):
+        return False
+    if route.version_field:
+        new, old = get_path(document, route.version_field), get_path(stored, route.version_field)
+        if version_kind(new) is not None and version_kind(new) == version_kind(old):
+            return new > old
+        reason = f"its version field {route.version_field!r} is {new!r}, the stored one's {old!r}"
+    else:
+        new, old = document["_ingest"], stored.get("_ingest", {})
+        if (new["topic"], new["partition"]) == (old.get("topic"), old.get("partition")):
+            return new["offset"] > old.get("offset", -1)
+        reason = (f"no version field, and it came from {new['topic']}/{new['partition']}, the stored one from "
+                  f"{old.get('topic')}/{old.get('partition')} (Kafka orders only within a partition)")
+    raise Rejected(f"a different version of the stored document {document['_id']!r} that cannot be ordered: {reason}")
+
+
+def version_kind(value) -> str | None:
+    """Versions order when both are numbers (not booleans) or both text."""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "number"
+    return None
+
+
+def message_fields(document: dict) -> dict:
+    """The message itself, without what the watcher adds (`_ts` may be the ingest time)."""
+    return {key: value for key, value in document.items() if key not in ("_ts", "_ingest")}
+
+
+@dataclass
+class ReplayedRecord:
+    """A dead letter as the Kafka record it was, for the same conversion the watcher applies."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    timestamp: int | None
+
+    @classmethod
+    def of(cls, letter: dict) -> "ReplayedRecord":
+        return cls(letter["topic"], letter["partition"], letter["offset"], letter.get("key"), letter.get("raw"),
+                   [(header["key"], header["value"]) for header in letter.get("headers") or []],
+                   letter.get("timestamp"))
+
+
+@dataclass
+class ReplayResult:
+    stored: int = 0
+    duplicates: int = 0
+    replaced: int = 0
+    left: dict[str, str] = field(default_factory=dict)  # dead letter id → why it still cannot be stored
+
+
+@dataclass
+class ReplayBatch:
+    """The dead letters of one collection that pass their route now, and their ids."""
+
+    items: list[tuple] = field(default_factory=list)  # (record, route, document), as the watcher writes them
+    letter_ids: list[str] = field(default_factory=list)
+    timeseries: bool = False
+
+
+def replay_dead_letters(route_name: str = "", reason: str = "", ids: list[str] | None = None) -> ReplayResult:
+    """Store the dead letters that their topic's route accepts now (after a route or schema fix),
+    indexed like any event, and remove them; leave the rest as they are.
+
+    Each is converted and written as the watcher would (same `_id`, provenance, duplicate rule),
+    so running it twice, or after a crash half-way, stores nothing twice.
+    """
+    routes = list(Route.objects.filter(enabled=True).order_by("topic_is_regex", "name"))
+    now, result = datetime.now(UTC), ReplayResult()
+    batches: dict[str, ReplayBatch] = {}
+    for letter in store.dead_letters_to_replay(ids):
+        route = next((r for r in routes if r.matches(letter["topic"])), None)
+        if route_name and (route is None or route.name != route_name):
+            continue
+        if reason.lower() not in letter["error"].lower():
+            continue
+        if route is None:
+            result.left[letter["_id"]] = f"no enabled route for topic {letter['topic']}"
+            continue
+        record = ReplayedRecord.of(letter)
+        try:
+            document = to_document(route, record, now)
+        except Rejected as exc:
+            result.left[letter["_id"]] = str(exc)
+            continue
+        batch = batches.setdefault(route.collection, ReplayBatch(timeseries=route.timeseries))
+        batch.items.append((record, route, document))
+        batch.letter_ids.append(letter["_id"])
+    for collection, batch in batches.items():
+        timeseries = store.prepare_collection(collection, batch.timeseries) == store.TIMESERIES
+        outcome = write_documents(collection, batch.items, timeseries, now)
+        result.stored += outcome.stored
+        result.duplicates += outcome.duplicates
+        result.replaced += outcome.replaced
+        for index, letter in outcome.letters.items():
+            result.left[batch.letter_ids[index]] = letter["error"]
+        passed = [index for index in range(len(batch.items)) if index not in outcome.letters]
+        documents = {collection: [batch.items[index][2] for index in passed]}
+        store.index_shots(documents, {})
+        store.index_times(documents, {}, set())
+        store.remove_dead_letters([batch.letter_ids[index] for index in passed])
+    return result
 
 
 @dataclass
@@ -179,6 +372,35 @@ class CommitBeforeRevoke(AsyncConsumerRebalanceListener):
                  ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)))
 
 
+def static_member_id(name: str) -> str:
+    """A watcher's name as Kafka accepts it for group.instance.id (letters, digits, '.', '_', '-')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name)[:249]
+
+
+@dataclass
+class Undecodable:
+    """A partition stopped at a record batch this process cannot decode (a codec missing, corrupt data)."""
+
+    offset: int
+    error: str
+
+
+def drop_undecodable_fetch(consumer: KafkaConsumer) -> TopicPartition | None:
+    """The partition whose fetched records just failed to decode, with that fetch dropped.
+
+    kafka-python 3.0.12 keeps such a fetch as its next in line, and every later poll loops over
+    it without end (no records, no progress, ~90% CPU, so a signal is never acted on). Dropping
+    it (its `drain()`) and pausing the partition lets the other partitions flow; a restart or
+    a rebalance fetches it again from the last committed offset. None: the error did not come
+    from decoding fetched records.
+    """
+    records = consumer._fetcher._next_partition_records  # no public handle on it
+    if not records:
+        return None
+    records.drain()
+    return records.topic_partition
+
+
 @dataclass
 class Prepared:
     """One polled batch, converted: what to write where, and the offsets to commit after."""
@@ -197,13 +419,16 @@ class Watcher:
 
     def __init__(self, *, group_id: str | None = None, bootstrap_servers: str | None = None,
                  batch_size: int | None = None, stop: StopFlag | None = None, live: bool = True,
-                 name: str | None = None, route_refresh_seconds: float | None = None) -> None:
+                 name: str | None = None, route_refresh_seconds: float | None = None,
+                 start_from: str = "earliest") -> None:
         self.group_id = group_id or settings.WATCHER_GROUP_ID
         self.bootstrap_servers = bootstrap_servers or settings.KAFKA_BOOTSTRAP_SERVERS
+        self.start_from = start_from  # where a partition the group never committed starts: earliest | latest
         self.batch_size = batch_size or settings.WATCHER_BATCH_SIZE
         self.stop = stop or StopFlag()
         self.live = live
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self) % 10_000}"
+        self.instance_id = static_member_id(name) if name else None
         self.route_refresh_seconds = route_refresh_seconds or settings.WATCHER_ROUTE_REFRESH_SECONDS
         self.routes: list[Route] = []
         self.routes_signature: tuple = ()
@@ -217,8 +442,9 @@ class Watcher:
         self.time_index_given_up = False  # stopped with MongoDB away: nothing later may be committed past it
         self.writer_error: BaseException | None = None
         self.finished_elsewhere: queue.Queue = queue.Queue()  # committed by the rebalance listener, for the stats
-        self.stored = self.duplicates = self.dead = self.batches = 0
+        self.stored = self.duplicates = self.replaced = self.dead = self.batches = 0
         self.assigned: set = set()
+        self.undecodable: dict[TopicPartition, Undecodable] = {}  # paused partitions and why
         self.consumer: KafkaConsumer | None = None
         self.mongo_down_since: float | None = None
 
@@ -254,9 +480,12 @@ class Watcher:
             group_id=self.group_id,
             client_id=f"labbook-watch-{self.name}",
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=self.start_from,
             max_poll_records=self.batch_size,
             max_poll_interval_ms=600_000,
+            group_instance_id=self.instance_id,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_MS,
             metadata_max_age_ms=2000,  # pattern subscriptions see new topics within seconds
             fetch_max_wait_ms=100,
             reconnect_backoff_max_ms=5000,
@@ -293,8 +522,14 @@ class Watcher:
                     continue
                 try:
                     batch = self.consumer.poll(timeout_ms=200)
-                except KafkaError as exc:  # the client reconnects by itself; keep going
-                    log.warning("Kafka poll failed (%s); retrying", exc)
+                except FencedInstanceIdError:
+                    self.fenced()
+                except Exception as exc:
+                    if self.stop_undecodable_partition(exc):
+                        continue
+                    if not isinstance(exc, KafkaError):
+                        raise
+                    log.warning("Kafka poll failed (%s); retrying", exc)  # the client reconnects by itself
                     self.stop.wait(1)
                     continue
                 self.assigned = set(self.consumer.assignment())
@@ -320,6 +555,33 @@ class Watcher:
                      self.stored, self.duplicates, self.dead, self.batches, elapsed)
         if self.writer_error is not None:
             raise RuntimeError("the MongoDB writer failed (see the log)") from self.writer_error
+
+    def fenced(self) -> None:
+        """Another process joined the group under this one's name (its static membership) and took
+        its partitions: this one stops, its uncommitted batches are re-read by the other."""
+        message = (f"another watch process named {self.name!r} joined group {self.group_id!r} and took this one's "
+                   "partitions; each watch process of a group needs a name of its own")
+        log.error("%s", message)
+        raise RuntimeError(message) from None
+
+    def stop_undecodable_partition(self, exc: Exception) -> bool:
+        """Pause the partition whose records could not be decoded; True if that was the error.
+
+        Decoding errors are kafka-python's codec and CRC errors and whatever a decompressor
+        raises itself; nothing of that partition after the last stored record is committed.
+        """
+        if isinstance(exc, KafkaError) and not isinstance(exc, UnsupportedCodecError | CorruptRecordError):
+            return False
+        partition = drop_undecodable_fetch(self.consumer)
+        if partition is None:
+            return False
+        self.consumer.pause(partition)
+        offset = self.consumer.position(partition, timeout_ms=1000)
+        self.undecodable[partition] = Undecodable(offset, f"{type(exc).__name__}: {exc}")
+        log.error("partition %s/%d stopped at offset %s: its records cannot be decoded (%s: %s); the other "
+                  "partitions go on, this one resumes from there after a restart", partition.topic,
+                  partition.partition, offset, type(exc).__name__, exc)
+        return True
 
     def hand_over(self, prepared: Prepared) -> None:
         """Queue a batch for the writer; waits (fetching nothing) while the writer is busy."""
@@ -444,25 +706,31 @@ class Watcher:
                                             for collection, items in prepared.by_collection.items()}
         for collection, items in prepared.by_collection.items():
             timeseries = self.collection_kind.get(collection) == store.TIMESERIES
-            documents = prepared.documents_by_collection[collection]
-            result = self.with_mongo_retry(lambda: store.insert_idempotent(collection, documents, timeseries))
-            if result is None:
+            outcome = self.with_mongo_retry(lambda: write_documents(collection, items, timeseries, now))
+            if outcome is None:
                 return False
-            self.stored += result.inserted
-            self.duplicates += result.duplicates
+            self.stored += outcome.stored
+            self.duplicates += outcome.duplicates
+            self.replaced += outcome.replaced
             for index, (record, route, document) in enumerate(items):
                 counts = prepared.per_route[route.name]
-                if index in result.rejected:
-                    reason = f"refused by MongoDB: {result.rejected[index]}"
-                    prepared.letters.append(dead_letter(record, route, reason, now))
+                if index in outcome.letters:
+                    prepared.letters.append(outcome.letters[index])
                     counts[1] += 1
                     continue
                 counts[0] += 1
                 counts[2].append(document)
         if prepared.letters:
-            if self.with_mongo_retry(lambda: store.add_dead_letters(prepared.letters)) is None:
+            result = self.with_mongo_retry(lambda: store.add_dead_letters(prepared.letters))
+            if result is None:
                 return False
-            self.dead += len(prepared.letters)
+            self.dead += result.inserted  # a re-read record's dead letter is already there: not counted again
+            for index, reason in result.rejected.items():
+                letter = prepared.letters[index]
+                log.error("dead letter %s not stored either (%s); the record stays in Kafka at that offset",
+                          letter["_id"], reason)
+            for index in result.duplicates:
+                prepared.per_route[prepared.letters[index]["route"]][1] -= 1
         return True
 
     def take_written(self) -> tuple[dict, list[Prepared]]:
@@ -495,6 +763,8 @@ class Watcher:
         if offsets:
             try:
                 self.consumer.commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
+            except FencedInstanceIdError:
+                self.fenced()
             except (CommitFailedError, KafkaError) as exc:
                 # A rebalance moved the partitions away: the new owner re-reads from the last
                 # commit and the idempotent writes turn the repeats into duplicates, not copies.
@@ -551,6 +821,10 @@ class Watcher:
                     "rate": round(self.stats[route.name].rate(), 1),
                     "lag": sum(n for topic, n in lag.items() if route.matches(topic)),
                     "partitions": sorted(tp.partition for tp in self.assigned if route.matches(tp.topic)),
+                    "stopped": [{"partition": f"{tp.topic}/{tp.partition}", "offset": stopped.offset,
+                                 "error": stopped.error}
+                                for tp, stopped in sorted(self.undecodable.items())
+                                if tp in self.assigned and route.matches(tp.topic)],
                     "samples": self.stats[route.name].take_samples(),
                 }
                 for route in self.routes

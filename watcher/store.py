@@ -22,6 +22,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import bson
+from bson.errors import InvalidDocument
 from pymongo.errors import AutoReconnect, BulkWriteError, CollectionInvalid, DuplicateKeyError, OperationFailure
 
 from labbook import mongo
@@ -40,6 +42,7 @@ DUPLICATE_KEY = 11000
 TRANSIENT_CODES = {6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
 FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 MAX_SHOT_SLOTS = 10_000
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's (and FerretDB's) maxBsonObjectSize
 
 TIMESERIES = "time-series"
 NORMAL = "normal"
@@ -49,8 +52,8 @@ NO_TIMESERIES = "normal (this server has no time-series collections)"
 @dataclass
 class WriteResult:
     inserted: int
-    duplicates: int
-    rejected: dict[int, str]  # index in the batch → the server's reason
+    duplicates: list[int]  # positions in the batch already stored (same `_id`)
+    rejected: dict[int, str]  # position in the batch → why the driver or the server refused it
 
 
 def prepare_collection(name: str, timeseries: bool) -> str:
@@ -87,34 +90,68 @@ def prepare_collection(name: str, timeseries: bool) -> str:
 def insert_idempotent(collection: str, documents: list[dict], timeseries: bool = False) -> WriteResult:
     """Insert documents, treating already-stored `_id`s as success.
 
-    Connection errors propagate (the caller retries the whole batch); documents the server
-    refuses for themselves are returned in `rejected` so the caller can dead-letter them.
-    Time-series collections (real MongoDB only) have no unique `_id`, so the ids already
-    there within the batch's time range are looked up (through the `_ts` index) and skipped.
+    Connection errors propagate (the caller retries the whole batch); documents the driver or
+    the server refuses for themselves are returned in `rejected` so the caller can dead-letter
+    them, and the rest of the batch is stored. Time-series collections (real MongoDB only) have
+    no unique `_id`, so the ids already there within the batch's time range are looked up
+    (through the `_ts` index) and skipped.
     """
-    if not documents:
-        return WriteResult(0, 0, {})
-    skipped = 0
-    if timeseries:
+    positions = list(range(len(documents)))
+    duplicates: list[int] = []
+    if timeseries and documents:
         present = existing_ids(collection, documents)
-        fresh = [doc for doc in documents if doc["_id"] not in present]
-        skipped, positions = len(documents) - len(fresh), [i for i, d in enumerate(documents) if d["_id"] not in present]
-        documents = fresh
-        if not documents:
-            return WriteResult(0, skipped, {})
-    else:
-        positions = None
+        duplicates = [i for i in positions if documents[i]["_id"] in present]
+        positions = [i for i in positions if documents[i]["_id"] not in present]
     try:
-        result = mongo.database()[collection].insert_many(documents, ordered=False)
-        return WriteResult(len(result.inserted_ids), skipped, {})
+        return _insert_many(collection, documents, positions, duplicates, {})
+    except (InvalidDocument, OverflowError):
+        # The driver encodes the whole batch before sending any of it (a batch is far below the
+        # 48 MB message limit), so nothing was written: find the documents it cannot encode
+        # (only now: encoding every batch twice would cost the hot path) and store the rest.
+        refused = {i: reason for i in positions if (reason := unencodable(documents[i]))}
+        return _insert_many(collection, documents, [i for i in positions if i not in refused], duplicates, refused)
+
+
+def _insert_many(collection: str, documents: list[dict], positions: list[int], duplicates: list[int],
+                 rejected: dict[int, str]) -> WriteResult:
+    """insert_many(ordered=False) of the documents at these positions; errors by position."""
+    if not positions:
+        return WriteResult(0, duplicates, rejected)
+    try:
+        result = mongo.database()[collection].insert_many([documents[i] for i in positions], ordered=False)
+        return WriteResult(len(result.inserted_ids), duplicates, rejected)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         transient = [e for e in errors if e.get("code") in TRANSIENT_CODES]
         if transient:
             raise AutoReconnect(f"transient server error: {transient[0].get('errmsg')}") from exc
-        rejected = {(positions[e["index"]] if positions else e["index"]): e.get("errmsg", "rejected")
-                    for e in errors if e.get("code") != DUPLICATE_KEY}
-        return WriteResult(exc.details.get("nInserted", 0), skipped + len(errors) - len(rejected), rejected)
+        for error in errors:
+            if error.get("code") == DUPLICATE_KEY:
+                duplicates.append(positions[error["index"]])
+            else:
+                rejected[positions[error["index"]]] = f"refused by MongoDB: {error.get('errmsg', 'rejected')}"
+        return WriteResult(exc.details.get("nInserted", 0), sorted(duplicates), rejected)
+
+
+def unencodable(document: dict) -> str | None:
+    """Why the driver cannot send this document (an integer over 8 bytes, a NUL in a key, over
+    the 16 MB document limit, …), or None."""
+    try:
+        size = len(bson.encode(document))
+    except (InvalidDocument, OverflowError) as exc:
+        return f"cannot be stored in MongoDB (BSON): {exc}"
+    if size > MAX_DOCUMENT_BYTES:
+        return f"cannot be stored in MongoDB: {size} bytes as BSON, over its limit of {MAX_DOCUMENT_BYTES} bytes"
+    return None
+
+
+def stored_document(collection: str, doc_id: str) -> dict | None:
+    return mongo.database()[collection].find_one({"_id": doc_id})
+
+
+def replace_document(collection: str, document: dict) -> None:
+    """Replace by `_id` only: FerretDB does that without reading the whole collection."""
+    mongo.database()[collection].replace_one({"_id": document["_id"]}, document)
 
 
 def existing_ids(collection: str, documents: list[dict]) -> set:
@@ -259,12 +296,13 @@ def events_for_shot(shot_key: str, limit: int = 200) -> list[dict]:
     (topic, partition, offset, key, at). Found through the shot index: one `_id` look-up
     per index slot and per event, never a scan of the (possibly huge) collections.
     """
-    refs = sorted(shot_refs(str(shot_key)), key=lambda ref: _newest_first(ref, "ts"), reverse=True)
+    shot_key = str(shot_key)
+    refs = sorted(shot_refs(shot_key), key=lambda ref: _newest_first(ref, "ts"), reverse=True)
     db = mongo.database()
     events = []
     for ref in refs[:max(0, limit)]:
         doc = db[ref["c"]].find_one({"_id": ref["id"]})
-        if doc is not None:
+        if doc is not None and doc.get("shot_key") == shot_key:  # not replaced by a version of another shot
             doc["_collection"] = ref["c"]
             events.append(doc)
     return events
@@ -278,6 +316,21 @@ def add_dead_letters(documents: list[dict]) -> WriteResult:
 
 def dead_letters(limit: int = 50) -> list[dict]:
     return list(mongo.database()[DEAD_LETTERS].find().sort("at", -1).limit(limit))
+
+
+def dead_letters_to_replay(ids: list[str] | None = None) -> list[dict]:
+    """The named dead letters (`_id` look-ups), or all of them (a small collection)."""
+    collection = mongo.database()[DEAD_LETTERS]
+    if ids is None:
+        return list(collection.find().sort("_id", 1))
+    return [letter for letter_id in ids if (letter := collection.find_one({"_id": letter_id})) is not None]
+
+
+def remove_dead_letters(ids: list[str]) -> None:
+    """By `_id`, one at a time: FerretDB deletes by `_id` without reading the whole collection."""
+    collection = mongo.database()[DEAD_LETTERS]
+    for letter_id in ids:
+        collection.delete_one({"_id": letter_id})
 
 
 def dead_letter_count() -> int:

@@ -23,10 +23,19 @@ def event_rows(events: list[dict]) -> list[dict]:
             for event in events]
 
 
+def stopped_partitions(statuses: list[dict]) -> list[dict]:
+    """Partitions a watch process stopped because it cannot decode their records."""
+    return [{"watcher": status["watcher"], "route": name, **stopped}
+            for status in statuses for name, route in status.get("routes", {}).items()
+            for stopped in route.get("stopped", [])]
+
+
 def watcher_page(request):
+    statuses = [{k: v for k, v in status.items() if k != "_id"} for status in store.statuses()]
     return render(request, "watcher/watcher.html", {
         "routes": Route.objects.all(),
-        "statuses_json": [{k: v for k, v in status.items() if k != "_id"} for status in store.statuses()],
+        "statuses_json": statuses,
+        "stopped": stopped_partitions(statuses),
         "dead_letter_count": store.dead_letter_count(),
     })
 

@@ -1,6 +1,10 @@
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -11,6 +15,8 @@ from labbook.envelope import make_envelope
 from labbook.runloop import StopFlag
 from watcher.models import Route
 from watcher.services import Watcher
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(condition, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
@@ -92,3 +98,24 @@ def run_watcher(make_topic):  # stops the watchers before their topics are delet
     for watcher, thread in running:
         thread.join(30)
         assert not thread.is_alive(), "a watcher did not stop within 30 s"
+
+
+@pytest.fixture
+def watch_env(tmp_path, mongo_db):
+    """Environment for `manage.py watch` subprocesses: a migrated SQLite file of their own."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}", "MONGODB_DB": settings.MONGODB_DB}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    return env
+
+
+def add_route_in(env: dict, topic: str, collection: str) -> None:
+    code = ("from watcher.models import Route; Route.objects.all().delete(); "
+            f"Route.objects.create(name='r', topic={topic!r}, collection={collection!r})")
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+def start_watch(env: dict, group: str, *options: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "manage.py", "watch", "--group", group, "--batch-size", "200",
+                             "--no-live", *options], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)

@@ -1,5 +1,6 @@
 """The watcher against real Kafka and real MongoDB: routing, exactly-once storage, dead letters."""
 
+import io
 import re
 import threading
 import time
@@ -445,3 +446,181 @@ def test_a_failing_time_index_stops_the_watcher_with_nothing_committed(
     assert store.count("unindexed") == 20  # the events were written...
     offsets = kafka_admin.list_group_offsets(watcher.group_id).get(watcher.group_id, {})
     assert not any(meta.offset > 0 for tp, meta in offsets.items() if tp.topic == topic)  # ...and will be re-read
+
+
+def test_documents_the_driver_refuses_go_to_dead_letters_and_the_rest_of_the_batch_is_stored(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    """Poison pills (an int over 8 bytes, a NUL in a key) in one batch with 10 valid neighbours."""
+    topic, other = make_topic(partitions=1), make_topic(partitions=1)
+    routes(topic, "pills")
+    routes(other, "pills_other")
+    valid = envelopes(10, "PILL")
+    too_big, nul_key = envelopes(2, "PILL", start=50)
+    too_big["values"] = {"big": 9223372036854775808}
+    nul_key["values"] = {"a\u0000b": 1}
+    produce(producer, topic, valid[:5] + [too_big] + valid[5:] + [nul_key])
+    produce(producer, other, envelopes(5, "FLOW"))
+    watcher = run_watcher()
+    wait_for(lambda: store.count("pills") == 10 and store.dead_letter_count() == 2, timeout=60,
+             message="10 stored, 2 dead letters")
+    wait_for(lambda: store.count("pills_other") == 5, message="the other route stored")
+
+    letters = {letter["offset"]: letter for letter in store.dead_letters()}
+    assert sorted(letters) == [5, 11]
+    assert "8-byte ints" in letters[5]["error"] and "NULL" in letters[11]["error"]
+    assert orjson.loads(letters[5]["raw"])["event_id"] == too_big["event_id"]
+    assert sorted(store.all_ids("pills")) == sorted(e["event_id"] for e in valid)
+    produce(producer, other, envelopes(5, "FLOW", start=10))  # still running
+    wait_for(lambda: store.count("pills_other") == 10, message="the other route flowing on")
+    assert watcher.writer_error is None and watcher.writer.is_alive()
+
+
+def test_field_ids_of_different_json_types_stay_distinct_and_string_ids_keep_their_form(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic(partitions=1)
+    routes(topic, "typed_ids", id_strategy="field", id_field="id", require_envelope=False, timestamp_field="")
+    ids = [1, "1", True, "True", "#1", 1.5, "plain"]
+    produce(producer, topic, [{"id": i, "n": n} for n, i in enumerate(ids)])
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored + watcher.duplicates == len(ids), message="every message handled")
+    assert watcher.duplicates == 0 and store.count("typed_ids") == len(ids)
+    by_n = {doc["n"]: doc["_id"] for doc in mongo_db["typed_ids"].find()}
+    assert by_n[1] == "1" and by_n[6] == "plain"  # string ids as before: a restart stores nothing twice
+    assert len(set(by_n.values())) == len(ids)
+    produce(producer, topic, [{"id": i, "n": n} for n, i in enumerate(ids)])  # re-sent: each one a duplicate
+    wait_for(lambda: watcher.duplicates == len(ids), message="the re-sends recognised")
+    assert store.count("typed_ids") == len(ids)
+
+
+def test_kafka_headers_are_kept_in_ingest_and_in_dead_letters(routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic(partitions=1)
+    routes(topic, "with_headers")
+    headers = [("trace", b"run-7/abc"), ("raw", b"\xff\x00")]
+    event = envelopes(1)[0]
+    producer.send(topic, orjson.dumps(event), headers=headers)
+    producer.send(topic, b"{not json", headers=headers)
+    producer.flush(30)
+    run_watcher()
+    wait_for(lambda: store.count("with_headers") == 1 and store.dead_letter_count() == 1, message="stored, dead")
+    stored = mongo_db["with_headers"].find_one({"_id": event["event_id"]})
+    assert stored["_ingest"]["headers"] == [{"key": "trace", "value": "run-7/abc"}, {"key": "raw", "value": b"\xff\x00"}]
+    assert store.dead_letters()[0]["headers"] == [{"key": "trace", "value": b"run-7/abc"},
+                                                  {"key": "raw", "value": b"\xff\x00"}]
+
+
+def test_dead_letters_replay_stores_what_now_passes_once_and_leaves_the_rest(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    from django.core.management import call_command
+
+    topic = make_topic(partitions=1)
+    route = routes(topic, "replayed")  # requires the envelope
+    agent = [{"shot_key": f"AGENT-20261124-{n:06d}", "source": "agent", "kind": "scan", "at": "2026-11-24T10:00:00Z"}
+             for n in range(3)]
+    produce(producer, topic, agent + [b"{not json"], key=b"k")
+    watcher = run_watcher()
+    wait_for(lambda: store.dead_letter_count() == 4, message="4 dead letters")
+    watcher.stop.set()
+
+    route.require_envelope, route.id_strategy, route.timestamp_field = False, "position", "at"  # the route fixed
+    route.save()
+    out = io.StringIO()
+    call_command("dead_letters", "replay", "--route", route.name, "--reason", "envelope", stdout=out)
+    assert "3 stored" in out.getvalue()
+    assert store.count("replayed") == 3 and store.dead_letter_count() == 1
+    doc = mongo_db["replayed"].find_one({"shot_key": agent[1]["shot_key"]})
+    assert doc["_id"] == f"{topic}|0|1" and doc["_ingest"]["offset"] == 1 and doc["_ts"].year == 2026
+    assert [e["_id"] for e in store.events_for_shot(agent[1]["shot_key"])] == [doc["_id"]]  # indexed
+    assert store.search(store.EventQuery("replayed", source="agent")).events  # time index too
+
+    out = io.StringIO()
+    call_command("dead_letters", "replay", stdout=out)  # again, everything: nothing twice
+    assert "0 stored" in out.getvalue() and "1 left" in out.getvalue() and "not valid JSON" in out.getvalue()
+    assert store.count("replayed") == 3 and store.dead_letter_count() == 1
+    call_command("dead_letters", "replay", "--ids", f"{topic}|0|3", stdout=io.StringIO())
+    assert store.dead_letter_count() == 1
+
+
+def test_replace_with_newer_routes_keep_the_newest_version_and_keep_first_routes_the_first(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    by_offset, by_version, keep, two_partitions = (make_topic(partitions=1), make_topic(partitions=1),
+                                                    make_topic(partitions=1), make_topic(partitions=2))
+    common = {"id_strategy": "field", "id_field": "id", "require_envelope": False, "timestamp_field": ""}
+    routes(by_offset, "newest_by_offset", on_duplicate="replace_newer", **common)
+    routes(by_version, "newest_by_version", on_duplicate="replace_newer", version_field="version", **common)
+    routes(keep, "first_kept", **common)
+    routes(two_partitions, "unordered", on_duplicate="replace_newer", **common)
+    produce(producer, by_offset, [{"id": "a", "energy": 1.0}, {"id": "a", "energy": 1.5}])
+    produce(producer, by_version, [{"id": "b", "version": 2, "x": "new"}, {"id": "b", "version": 1, "x": "old"}])
+    produce(producer, keep, [{"id": "c", "x": 1}, {"id": "c", "x": 2}])
+    producer.send(two_partitions, orjson.dumps({"id": "d", "x": 1}), partition=0)
+    producer.send(two_partitions, orjson.dumps({"id": "d", "x": 2}), partition=1)
+    producer.flush(30)
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored + watcher.duplicates + watcher.replaced + watcher.dead == 8, message="all handled")
+
+    assert mongo_db["newest_by_offset"].find_one({"_id": "a"})["energy"] == 1.5
+    assert mongo_db["newest_by_offset"].find_one({"_id": "a"})["_ingest"]["offset"] == 1
+    assert mongo_db["newest_by_version"].find_one({"_id": "b"})["x"] == "new"
+    assert mongo_db["first_kept"].find_one({"_id": "c"})["x"] == 1
+    assert store.count("unordered") == 1
+    (letter,) = store.dead_letters()
+    assert letter["topic"] == two_partitions and "cannot be ordered" in letter["error"]
+    assert watcher.replaced == 1
+
+    produce(producer, by_offset, [{"id": "a", "energy": 1.5}])  # the same content again: a duplicate
+    wait_for(lambda: watcher.duplicates == 3, message="the identical re-send recognised")
+    assert watcher.replaced == 1
+
+
+def test_dead_letters_re_read_by_another_group_are_not_counted_again(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic(partitions=1)
+    routes(topic, "recounted")
+    produce(producer, topic, envelopes(5) + [b"{not json", b'{"a": "\xff"}'])
+    first = run_watcher()
+    wait_for(lambda: first.stored == 5 and first.dead == 2, message="5 stored, 2 dead letters")
+    second = run_watcher()  # a new group: reads the topic from the start again
+    wait_for(lambda: second.duplicates == 5, message="the re-read events recognised")
+    wait_for(lambda: second.batches >= 1, message="the batch counted")
+    assert second.dead == 0 and second.stats["recounted"].dead == 0 and store.dead_letter_count() == 2
+    letters = {letter["offset"]: letter for letter in store.dead_letters()}
+    assert letters[6]["error"] == "not valid UTF-8 at byte 7"
+
+
+def test_a_new_group_started_from_latest_skips_what_the_topic_already_holds(
+        routes, run_watcher, make_topic, producer, mongo_db):
+    topic = make_topic(partitions=1)
+    routes(topic, "from_latest")
+    old = envelopes(5, "OLD")
+    produce(producer, topic, old)
+    watcher = run_watcher(start_from="latest")
+    new = iter(envelopes(200, "NEW"))
+
+    def one_more_stored() -> bool:
+        produce(producer, topic, [next(new)])  # until the watcher's position is set, a new one may be skipped too
+        return store.count("from_latest") > 0
+
+    wait_for(one_more_stored, timeout=60, interval=0.5, message="new events stored")
+    assert not set(store.all_ids("from_latest")) & {e["event_id"] for e in old}
+    assert watcher.duplicates == 0
+
+
+@pytest.mark.parametrize("bounds", [{"since": "0001-01-01T00:00"}, {"until": "0001-01-01T00:30"},
+                                    {"since": "0999-06-01T00:00"}, {"until": "1000-01-01T00:30"}])
+def test_search_times_out_of_range_are_form_errors(admin_client, routes, mongo_db, bounds):
+    routes("t.shots", "shots")
+    store.prepare_collection("shots", timeseries=False)  # searched through its time index
+    page = admin_client.get("/watcher/search/", {"collection": "shots", **bounds})
+    assert page.status_code == 200
+    assert b"out of the range the watcher can search" in page.content
+
+
+def test_the_admin_offers_keep_first_or_replace_with_newer_per_route(admin_client, routes, mongo_db):
+    from django.core.exceptions import ValidationError
+
+    routes("t.kept", "kept_events")
+    form = admin_client.get("/admin/watcher/route/add/").content.decode()
+    assert 'name="on_duplicate"' in form and "Replace with a newer version" in form and 'name="version_field"' in form
+    assert "Keep the first" in admin_client.get("/admin/watcher/route/").content.decode()
+    with pytest.raises(ValidationError, match="Time-series collections cannot replace"):
+        routes("t.ts", "ts_events", timeseries=True, on_duplicate="replace_newer")

@@ -2,6 +2,7 @@
 (function () {
   const state = document.getElementById("live-state");
   const mongoState = document.getElementById("mongo-state");
+  const stoppedBox = document.getElementById("stopped");
   const perWatcher = {};  // watcher name -> its latest status
   const STALE_SECONDS = 10;
   const STREAM_LENGTH = 8;
@@ -21,6 +22,7 @@
       }
     }
     mongoState.classList.toggle("d-none", !mongoDown);
+    renderStopped();
     for (const [name, t] of Object.entries(totals)) {
       const row = document.querySelector(`tr[data-route="${CSS.escape(name)}"]`);
       if (!row) continue;
@@ -30,6 +32,23 @@
       row.querySelector('[data-k="watchers"]').textContent = t.watchers.join(", ");
       row.querySelector('[data-k="collection_kind"]').textContent = t.kind ? `(${t.kind})` : "";
     }
+  }
+
+  function renderStopped() {
+    const items = [];
+    for (const [watcher, status] of Object.entries(perWatcher)) {
+      for (const [name, route] of Object.entries(status.routes)) {
+        for (const s of route.stopped || []) {
+          const item = document.createElement("li");
+          const where = document.createElement("code");
+          where.textContent = s.partition;
+          item.append(where, ` (route ${name}, ${watcher}) stopped at offset ${s.offset}: ${s.error}`);  // text, never HTML
+          items.push(item);
+        }
+      }
+    }
+    stoppedBox.querySelector("ul").replaceChildren(...items);
+    stoppedBox.classList.toggle("d-none", items.length === 0);
   }
 
   function addSamples(status) {
