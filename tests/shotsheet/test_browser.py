@@ -1,56 +1,23 @@
 """Browser tests in headless Chromium (Debian's), driven by Playwright, against a live daphne."""
 
-import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
-from unittest import mock
 
 import pytest
-from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth import get_user_model
 
 from shotsheet import store
 from shotsheet.models import Field, Sheet
+from tests import browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("mongo_db")]
 
 
-class BrowserTestCase(ChannelsLiveServerTestCase):
-    """Chromium and a live daphne for the test class; log in as the superuser `marie` of setUp."""
-
-    host = "127.0.0.1"
-
-    @classmethod
-    def setUpClass(cls):
-        # Playwright's sync API runs an event loop in this thread; the Django ORM calls of the
-        # test itself are ordinary synchronous ones. Scoped to this class so the variable does
-        # not leak into other tests' subprocesses (check --deploy refuses it).
-        cls.async_unsafe = mock.patch.dict(os.environ, {"DJANGO_ALLOW_ASYNC_UNSAFE": "true"})
-        cls.async_unsafe.start()
-        super().setUpClass()
-        from playwright.sync_api import sync_playwright
-
-        cls.playwright = sync_playwright().start()
-        cls.browser = cls.playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.browser.close()
-        cls.playwright.stop()
-        super().tearDownClass()
-        cls.async_unsafe.stop()
+class BrowserTestCase(browser.BrowserTestCase):
+    """Chromium and a live daphne for the test class; pages logged in as the superuser `marie` of setUp."""
 
     def logged_in_page(self, locale: str | None = None, timezone_id: str | None = None):
         page = self.browser.new_context(locale=locale, timezone_id=timezone_id).new_page()
-        page.set_default_timeout(15000)
-        page.goto(f"{self.live_server_url}/accounts/login/")
-        page.fill("#id_username", "marie")
-        page.fill("#id_password", "browser-pass-123")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{self.live_server_url}/sheets/")
+        self.log_in(page, "marie", "browser-pass-123")
         return page
 
 
