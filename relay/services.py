@@ -27,9 +27,9 @@ from django.conf import settings
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from labbook.envelope import local_date, make_envelope, parse_shot_key
-from labbook.runloop import StopFlag
-from labbook.times import epoch_ns
+from core.envelope import local_date, make_envelope, parse_shot_key
+from core.runloop import StopFlag
+from core.times import epoch_ns
 
 from . import store
 from .durable_log import Cursor, DurableLog, StateFile, read_from, tail_start
@@ -101,7 +101,7 @@ class ShotTracker:
 
 def laser_time_ns(message: dict, tz: str) -> int | None:
     """The laser's timestamp: `ts_ns` (int ns), or `timestamp`/`time` in any unit or ISO 8601
-    (labbook.times; naive text in the input's zone `tz`). An unreadable time stays among the values."""
+    (core.times; naive text in the input's zone `tz`). An unreadable time stays among the values."""
     if type(message.get("ts_ns")) is int:
         return message.pop("ts_ns")
     for key in ("timestamp", "time"):

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from pymongo.errors import PyMongoError
 
-from labbook.envelope import parse_shot_key
+from core.envelope import parse_shot_key
 
 from . import store, table
 from .consumers import sheet_group

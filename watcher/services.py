@@ -30,9 +30,9 @@ from kafka.errors import (CommitFailedError, CorruptRecordError, FencedInstanceI
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from pymongo.errors import ConnectionFailure
 
-from labbook import times
-from labbook.envelope import validation_errors
-from labbook.runloop import StopFlag
+from core import times
+from core.envelope import validation_errors
+from core.runloop import StopFlag
 
 from . import store
 from .models import Route
@@ -67,7 +67,7 @@ def get_path(document: dict, path: str):
 
 
 def to_datetime(value) -> datetime | None:
-    """An event time in UTC, read as the relay reads laser times (labbook.times: s, ms, µs or ns
+    """An event time in UTC, read as the relay reads laser times (core.times: s, ms, µs or ns
     by size, ISO 8601, a naive time in the lab's zone); None for anything else, e.g. out of range."""
     return times.to_datetime(value, settings.TIME_ZONE)
 
