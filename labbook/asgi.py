@@ -10,11 +10,9 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-
-from django.conf import settings  # noqa: E402
+from django.apps import apps  # noqa: E402
 
 from labbook.routing import websocket_urlpatterns  # noqa: E402
-from shotsheet import table  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -23,5 +21,8 @@ application = ProtocolTypeRouter(
     }
 )
 
-if settings.SHOTSHEET_WARM_TABLES:
-    table.warm_in_background()
+# The web process has started: an app that prepares something for its first requests says so with
+# a `web_process_started()` method on its AppConfig (the shot sheet reads its tables ahead).
+for app_config in apps.get_app_configs():
+    if hasattr(app_config, "web_process_started"):
+        app_config.web_process_started()

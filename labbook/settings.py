@@ -202,7 +202,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"forbidden_in_one_line": {"()": "labbook.logfilters.ForbiddenInOneLine"}},
+    "filters": {"forbidden_in_one_line": {"()": "core.logfilters.ForbiddenInOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LABBOOK_LOG_LEVEL", "INFO")},
     "loggers": {"kafka": {"level": "WARNING"}, "pymongo": {"level": "WARNING"},

@@ -2,7 +2,7 @@
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .services import STATUS_GROUP
+from .live import STATUS_GROUP
 
 
 class RelayStatusConsumer(AsyncJsonWebsocketConsumer):

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from labbook.times import is_time_zone
+from core.times import is_time_zone
 
 
 def validate_time_zone(name: str) -> None:

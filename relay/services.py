@@ -20,23 +20,20 @@ from pathlib import Path
 
 import orjson
 import zmq
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django import db
 from django.conf import settings
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from labbook.envelope import local_date, make_envelope, parse_shot_key
-from labbook.runloop import StopFlag
-from labbook.times import epoch_ns
+from core.envelope import local_date, make_envelope, parse_shot_key
+from core.runloop import StopFlag
+from core.times import epoch_ns
 
-from . import store
+from . import live, store
 from .durable_log import Cursor, DurableLog, StateFile, read_from, tail_start
 from .parsers import PARSERS, ParseError
 
 log = logging.getLogger(__name__)
-STATUS_GROUP = "relay.status"
 SHIPPER_NICENESS = 10
 RECORDED_SHOTS = 1000  # shots recorded by key per status round (0.5 s): every shot up to 2 kHz, newest kept above
 COUNTERS_TAIL_BYTES = 8 * 2**20  # without saved counters: where to look for the last shots in the log
@@ -101,7 +98,7 @@ class ShotTracker:
 
 def laser_time_ns(message: dict, tz: str) -> int | None:
     """The laser's timestamp: `ts_ns` (int ns), or `timestamp`/`time` in any unit or ISO 8601
-    (labbook.times; naive text in the input's zone `tz`). An unreadable time stays among the values."""
+    (core.times; naive text in the input's zone `tz`). An unreadable time stays among the values."""
     if type(message.get("ts_ns")) is int:
         return message.pop("ts_ns")
     for key in ("timestamp", "time"):
@@ -632,9 +629,9 @@ class Relay:
         try:
             store.record_shots(shots)
             store.save_state(status, self.last_shot)
-            async_to_sync(get_channel_layer().group_send)(STATUS_GROUP, {"type": "relay.status", "status": status})
         except Exception as exc:  # the status is best effort; relaying goes on
-            log.warning("relay status not published: %s", exc)
+            log.warning("relay status not saved: %s", exc)
+        live.send_status(status)
 
     def summary(self) -> str:
         s = self.status()

@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from labbook.envelope import parse_shot_key
+from core.envelope import parse_shot_key
 
 from . import table
 from .models import Sheet

@@ -11,18 +11,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.apps import apps
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from pymongo.errors import PyMongoError
 
-from labbook.envelope import parse_shot_key
+from core.envelope import parse_shot_key
+from relay import selectors as relay_selectors
 
-from . import store, table
-from .consumers import sheet_group
+from . import live, store, table
 from .models import Field, SchemaVersion, Sheet
 from .numbers import NumberError, parse_number
 
@@ -107,11 +105,12 @@ def table_columns(sheet: Sheet) -> list[dict]:
 # --- entries -----------------------------------------------------------------------------------------
 def relay_shot() -> dict | None:
     """The relay's latest shot, when the relay app keeps one; never blocks entry."""
+    if not apps.is_installed("relay"):
+        return None
     try:
-        from relay.store import latest_shot
-
-        return latest_shot()
-    except Exception:
+        return relay_selectors.latest_shot()
+    except PyMongoError as exc:
+        log.warning("the relay's latest shot not read: %s", exc)
         return None
 
 
@@ -122,9 +121,7 @@ def shot_identity(shot_key: str | None) -> dict:
     parts = parse_shot_key(key) if key else None
     record = None
     if key and apps.is_installed("relay"):
-        from relay.store import shot
-
-        record = shot(key)
+        record = relay_selectors.shot(key)
     return {"shot_key": key, "shot_number": parts.number if parts else None,
             "laser_ts_ns": record.get("laser_ts_ns") if record else None}
 
@@ -258,10 +255,10 @@ def broadcast(sheet: Sheet, entry: dict) -> None:
     """
     try:
         row = {**row_for(entry, table_columns(sheet)), "columns_version": columns_version(sheet)}
-        async_to_sync(get_channel_layer().group_send)(
-            sheet_group(sheet.slug), {"type": "entry.changed", "entry": orjson.loads(orjson.dumps(row, default=str))})
-    except Exception:
-        pass
+    except DatabaseError as exc:  # the entry is saved; open tables show it at their next reload
+        log.warning("sheet %s: changed row not sent: %s", sheet.slug, exc)
+        return
+    live.send_row(sheet.slug, row)
 
 
 def columns_version(sheet: Sheet) -> int:

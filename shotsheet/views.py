@@ -1,3 +1,6 @@
+import logging
+
+from django.apps import apps
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -8,10 +11,13 @@ from django.utils import timezone
 from django.utils.text import slugify
 from pymongo.errors import PyMongoError
 
+from watcher import selectors as watcher_selectors
+
 from . import importer, selectors, services, store, table
 from .forms import ImportForm, ImportOptionsForm, entry_form_class, entry_values, initial_values
 from .models import Sheet
 
+log = logging.getLogger(__name__)
 PAGE_SIZE = 50
 
 
@@ -131,13 +137,11 @@ def entry_detail(request, slug, entry_id):
     else:
         form = form_class(initial=initial)
     events = []
-    if entry.get("shot_key"):
+    if entry.get("shot_key") and apps.is_installed("watcher"):
         try:
-            from watcher.store import events_for_shot
-
-            events = events_for_shot(entry["shot_key"])
-        except Exception:
-            events = []
+            events = watcher_selectors.events_for_shot(entry["shot_key"])
+        except PyMongoError as exc:  # the form works without the shot's events
+            log.warning("events of shot %s not read: %s", entry["shot_key"], exc)
     return render(request, "shotsheet/entry_form.html", {
         "sheet": sheet, "form": form, "version": entry["schema_version"], "entry": entry, "conflict": conflict,
         "conflict_rows": conflict_rows, "rev": opened_rev, "overwrite_rev": entry["rev"] if conflict_rows else None,

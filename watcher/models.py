@@ -6,13 +6,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
-from . import store
+from .names import OLD_SHOT_INDEX, RESERVED
 
 collection_name = RegexValidator(
     r"^[A-Za-z][A-Za-z0-9_]{0,62}$",
     "Letters, digits and underscores, starting with a letter (at most 63 characters).",
 )
-RESERVED_COLLECTIONS = store.RESERVED
+RESERVED_COLLECTIONS = RESERVED  # and any name starting with OLD_SHOT_INDEX
 
 
 class Route(models.Model):
@@ -66,7 +66,7 @@ class Route(models.Model):
         return f"{self.name}: {self.topic} → {self.collection}"
 
     def clean(self) -> None:
-        if self.collection in RESERVED_COLLECTIONS or self.collection.startswith(store.OLD_SHOT_INDEX):
+        if self.collection in RESERVED_COLLECTIONS or self.collection.startswith(OLD_SHOT_INDEX):
             raise ValidationError({"collection": f"'{self.collection}' is used by the watcher itself."})
         if self.topic_is_regex:
             try:

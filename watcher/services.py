@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
-from asgiref.sync import async_to_sync
 from bson import Binary
-from channels.layers import get_channel_layer
 from django.conf import settings
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import (CommitFailedError, CorruptRecordError, FencedInstanceIdError, KafkaError,
@@ -30,15 +28,14 @@ from kafka.errors import (CommitFailedError, CorruptRecordError, FencedInstanceI
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from pymongo.errors import ConnectionFailure
 
-from labbook import times
-from labbook.envelope import validation_errors
-from labbook.runloop import StopFlag
+from core import times
+from core.envelope import validation_errors
+from core.runloop import StopFlag
 
-from . import store
+from . import live, store
 from .models import Route
 
 log = logging.getLogger(__name__)
-LIVE_GROUP = "watcher.live"
 SAMPLES_PER_UPDATE = 3  # messages per route in one live update (4 updates a second at most)
 LIVE_INTERVAL = 0.25
 STATUS_SAVE_INTERVAL = 2.0
@@ -67,7 +64,7 @@ def get_path(document: dict, path: str):
 
 
 def to_datetime(value) -> datetime | None:
-    """An event time in UTC, read as the relay reads laser times (labbook.times: s, ms, µs or ns
+    """An event time in UTC, read as the relay reads laser times (core.times: s, ms, µs or ns
     by size, ISO 8601, a naive time in the lab's zone); None for anything else, e.g. out of range."""
     return times.to_datetime(value, settings.TIME_ZONE)
 
@@ -841,10 +838,7 @@ class Watcher:
     def publish_status(self, save: bool = False) -> None:
         """Send the aggregated status (never single messages) to browsers, at most 4 times a second."""
         status = self.status()
-        try:
-            async_to_sync(get_channel_layer().group_send)(LIVE_GROUP, {"type": "watcher.status", "status": status})
-        except Exception as exc:  # the live view is best effort; ingestion goes on
-            log.warning("live status not sent: %s", exc)
+        live.send_status(status)  # best effort: ingestion goes on without it
         if save:  # for pages opened later: the figures before the first live update
             try:
                 store.save_status(self.name, {k: v for k, v in status.items() if k != "routes"} | {

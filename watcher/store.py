@@ -28,15 +28,13 @@ from pymongo.errors import AutoReconnect, BulkWriteError, CollectionInvalid, Dup
 
 from labbook import mongo
 
+from .names import DEAD_LETTERS, OLD_SHOT_INDEX, STATUS
+
 log = logging.getLogger(__name__)
 
-DEAD_LETTERS = "dead_letters"
-STATUS = "watcher_status"
 SHOT_INDEX = "shots"  # one collection per shot date: shots_20261124, …
-OLD_SHOT_INDEX = "shot_index"  # the layout before the buckets: one document per shot key and slot
 SHOT_KEY = re.compile(r"^(?P<prefix>.*-(?P<date>\d{8}))-(?P<number>\d+)$")
 SHOTS_PER_BUCKET = 10  # a 1 kHz stream: 100 index documents a second; a slow laser: few slots a lookup
-RESERVED = {DEAD_LETTERS, STATUS}
 DUPLICATE_KEY = 11000
 # Server-side conditions that say nothing about the document: retry the batch, never dead-letter.
 TRANSIENT_CODES = {6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}

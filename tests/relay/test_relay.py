@@ -20,9 +20,9 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from kafka import KafkaConsumer
 
-from labbook.envelope import SCHEMA_PATH, ShotKey, make_envelope, parse_shot_key, shot_key, validation_errors
-from labbook.runloop import StopFlag
-from labbook.times import epoch_ns
+from core.envelope import SCHEMA_PATH, ShotKey, make_envelope, parse_shot_key, shot_key, validation_errors
+from core.runloop import StopFlag
+from core.times import epoch_ns
 from relay import store
 from relay.durable_log import DurableLog, read_all
 from relay.models import RelayInput

@@ -11,8 +11,8 @@ from django.conf import settings
 from kafka import KafkaProducer
 from kafka.admin import NewTopic
 
-from labbook.envelope import make_envelope
-from labbook.runloop import StopFlag
+from core.envelope import make_envelope
+from core.runloop import StopFlag
 from watcher.models import Route
 from watcher.services import Watcher
 

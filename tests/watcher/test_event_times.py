@@ -1,4 +1,4 @@
-"""The watcher reads event times as the relay does (labbook.times): any unit, any offset, naive = lab zone."""
+"""The watcher reads event times as the relay does (core.times): any unit, any offset, naive = lab zone."""
 
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo

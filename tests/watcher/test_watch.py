@@ -12,8 +12,8 @@ import pytest
 from django.conf import settings
 
 from labbook import mongo
-from labbook.envelope import make_envelope
-from labbook.runloop import StopFlag
+from core.envelope import make_envelope
+from core.runloop import StopFlag
 from watcher import store
 from watcher.services import Watcher
 

@@ -9,7 +9,7 @@ import zmq
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from labbook.runloop import StopFlag, stop_on_signals
+from core.runloop import StopFlag, stop_on_signals
 
 
 def shot_message(shot: int) -> dict:

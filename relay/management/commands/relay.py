@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labbook.runloop import StopFlag, stop_on_signals
-from labbook.times import is_time_zone
+from core.runloop import StopFlag, stop_on_signals
+from core.times import is_time_zone
 from relay.parsers import PARSERS
 from relay.services import Relay
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from labbook.times import epoch_ns
+from core.times import epoch_ns
 from relay.services import ReplayScope, replay, replay_plan
 
 

@@ -4,7 +4,7 @@ import gc
 
 from django.core.management.base import BaseCommand
 
-from labbook.runloop import StopFlag, stop_on_signals
+from core.runloop import StopFlag, stop_on_signals
 from watcher.services import Watcher
 
 
