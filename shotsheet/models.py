@@ -144,7 +144,7 @@ class Field(models.Model):
         constraints = [models.UniqueConstraint(fields=["sheet", "key"], name="unique_field_key_per_sheet")]
 
     def __str__(self) -> str:
-        return f"{self.label} [{self.unit}]" if self.unit else self.label
+        return f"{self.label} [{self.unit}]" if self.unit else self.label  # schema.heading (importing it: a cycle)
 
     def clean(self) -> None:
         old_key = Field.objects.filter(pk=self.pk).values_list("key", flat=True).first() if self.pk else None

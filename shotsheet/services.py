@@ -15,7 +15,6 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.apps import apps
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from pymongo.errors import PyMongoError
 
@@ -25,12 +24,9 @@ from . import store, table
 from .consumers import sheet_group
 from .models import Field, SchemaVersion, Sheet
 from .numbers import NumberError, parse_number
+from .schema import CHOICES, NUMERIC, FieldDef, SheetSchema, schema_for
 
 log = logging.getLogger(__name__)
-NUMERIC = {Field.Type.INTEGER, Field.Type.FLOAT}
-CHOICES = {Field.Type.CHOICE, Field.Type.MULTI_CHOICE}
-FIELD_ATTRIBUTES = ["key", "label", "type", "unit", "required", "min_value", "max_value", "pattern",
-                    "default", "help_text", "choices", "sticky", "archived"]
 
 
 class EditConflict(Exception):
@@ -59,49 +55,6 @@ class NotSaved(Exception):
     def __init__(self, error: Exception):
         super().__init__(f"Not saved: the database cannot be reached ({type(error).__name__}). Everything you "
                          "typed is still in the form: save again when it is back.")
-
-
-# --- schema versions ---------------------------------------------------------------------------
-def field_snapshot(sheet: Sheet) -> list[dict]:
-    return [field_definition(f) for f in sheet.fields.select_related("choice_source__sheet")]
-
-
-def field_definition(field: Field) -> dict:
-    definition = {name: getattr(field, name) for name in FIELD_ATTRIBUTES}
-    if field.choice_source:  # only when set, so the versions of fields without one stay as they were
-        definition["choice_source"] = field.choice_source.describe()
-    return definition
-
-
-@transaction.atomic
-def current_schema(sheet: Sheet) -> SchemaVersion:
-    """The sheet's schema version for its fields as they are now; a change makes a new version."""
-    fields = field_snapshot(sheet)
-    latest = sheet.versions.select_for_update().order_by("-number").first()
-    if latest and latest.fields == fields:
-        return latest
-    version = SchemaVersion.objects.create(sheet=sheet, number=(latest.number + 1) if latest else 1, fields=fields)
-    store.save_schema(sheet.slug, version.number, fields)
-    return version
-
-
-def schema_fields(sheet: Sheet, number: int) -> list[dict]:
-    version = sheet.versions.filter(number=number).first()
-    if version:
-        return version.fields
-    saved = store.schema(sheet.slug, number)  # the Django database may have been reset
-    return saved["fields"] if saved else []
-
-
-def table_columns(sheet: Sheet) -> list[dict]:
-    """Every field any version had, newest definition first: old entries keep their columns."""
-    columns: dict[str, dict] = {}
-    for version in sheet.versions.order_by("-number"):
-        for field in version.fields:
-            columns.setdefault(field["key"], field)
-    current = [f["key"] for f in field_snapshot(sheet)]
-    return sorted(columns.values(), key=lambda f: (f["key"] not in current,
-                                                   current.index(f["key"]) if f["key"] in current else 0))
 
 
 # --- entries -----------------------------------------------------------------------------------------
@@ -138,14 +91,14 @@ def laser_time(entry: dict) -> datetime | None:
     return timezone.localtime(EPOCH + timedelta(microseconds=ns // 1000)) if ns is not None else None
 
 
-def sticky_values(sheet: Sheet, fields: list[dict]) -> dict:
+def sticky_values(sheet: Sheet, fields: list[FieldDef]) -> dict:
     try:
         last = table.newest(sheet.slug)
     except PyMongoError:
         return {}  # the form still opens; it says so when a save fails
     if not last:
         return {}
-    return {f["key"]: last["values"].get(f["key"]) for f in fields if f["sticky"] and f["key"] in last["values"]}
+    return {f.key: last["values"].get(f.key) for f in fields if f.sticky and f.key in last["values"]}
 
 
 def daq_snapshot(sheet: Sheet) -> dict | None:
@@ -227,7 +180,7 @@ def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: s
     return updated
 
 
-def conflict_rows(fields: list[dict], entry: dict, opened_rev: int, values: dict, *, comment: str,
+def conflict_rows(fields: list[FieldDef], entry: dict, opened_rev: int, values: dict, *, comment: str,
                   shot_key: str | None) -> list[ConflictRow]:
     """Field by field, the saved entry against a form opened at revision `opened_rev`: what a
     refused editor must see before choosing to overwrite."""
@@ -236,8 +189,7 @@ def conflict_rows(fields: list[dict], entry: dict, opened_rev: int, values: dict
         when = timezone.localtime(item["when"]).strftime("%Y-%m-%d %H:%M:%S %Z")
         for key in item["changes"]:
             changed_by.setdefault(key, []).append(f"{item['who']}, {when}")
-    compared = [(f["key"], f"{f['label']} [{f['unit']}]" if f["unit"] else f["label"],
-                 entry["values"].get(f["key"]), values.get(f["key"])) for f in fields if not f["archived"]]
+    compared = [(f.key, f.heading, entry["values"].get(f.key), values.get(f.key)) for f in fields if not f.archived]
     compared += [("shot_key", "Shot key", entry.get("shot_key"), (shot_key or "").strip() or None),
                  ("comment", "Comment", entry.get("comment", ""), comment)]
     return [ConflictRow(key, label, display(theirs), display(yours),
@@ -257,22 +209,18 @@ def broadcast(sheet: Sheet, entry: dict) -> None:
     has other columns, and reloads itself instead of putting cells under the wrong headers.
     """
     try:
-        row = {**row_for(entry, table_columns(sheet)), "columns_version": columns_version(sheet)}
+        schema = schema_for(sheet)
+        row = {**row_for(entry, schema.columns), "columns_version": schema.newest_version}
         async_to_sync(get_channel_layer().group_send)(
             sheet_group(sheet.slug), {"type": "entry.changed", "entry": orjson.loads(orjson.dumps(row, default=str))})
     except Exception:
         pass
 
 
-def columns_version(sheet: Sheet) -> int:
-    """The newest schema version: table_columns(sheet) are the fields of every version up to it."""
-    return sheet.versions.order_by("-number").values_list("number", flat=True).first() or 0
-
-
-def row_for(entry: dict, columns: list[dict]) -> dict:
+def row_for(entry: dict, columns: list[FieldDef]) -> dict:
     return {"id": entry["_id"], "shot_key": entry.get("shot_key"), "created": display(entry["created"]),
             "author": entry.get("author"), "rev": entry.get("rev"), "comment": entry.get("comment", ""),
-            "values": [display(entry["values"].get(c["key"])) for c in columns]}
+            "values": [display(entry["values"].get(c.key)) for c in columns]}
 
 
 def display(value) -> str:
@@ -305,13 +253,13 @@ def created_header() -> str:
 
 
 # --- the table -------------------------------------------------------------------------------------
-def table_filters(sheet: Sheet, params) -> list[dict]:
+def table_filters(schema: SheetSchema, params) -> list[dict]:
     """The table's filter inputs (built from the sheet's columns), each with its value from the URL."""
     groups = [{"label": "shot key", "inputs": [{"name": "shot", "placeholder": "contains", "type": "text"}]},
               {"label": created_header(), "inputs": [{"name": "from", "placeholder": "from", "type": "datetime-local"},
                                               {"name": "to", "placeholder": "to", "type": "datetime-local"}]}]
-    for column in table_columns(sheet):
-        key, kind = column["key"], column["type"]
+    for column in schema.columns:
+        key, kind = column.key, column.type
         if kind in NUMERIC:
             inputs = [{"name": f"f_{key}_min", "placeholder": "min", "type": "text", "inputmode": "decimal"},
                       {"name": f"f_{key}_max", "placeholder": "max", "type": "text", "inputmode": "decimal"}]
@@ -325,16 +273,16 @@ def table_filters(sheet: Sheet, params) -> list[dict]:
         else:
             inputs = [{"name": f"f_{key}", "placeholder": "equals" if kind in CHOICES else "contains",
                        "type": "text"}]
-        groups.append({"label": column["label"], "inputs": inputs})
+        groups.append({"label": column.label, "inputs": inputs})
     for group in groups:
         for item in group["inputs"]:
             item["value"] = params.get(item["name"], "").strip()
     return groups
 
 
-def table_query(sheet: Sheet, params) -> tuple[dict, list, list[str]]:
+def table_query(schema: SheetSchema, params) -> tuple[dict, list, list[str]]:
     """(MongoDB filter, sort, problems) for the URL's query parameters: never raw operators."""
-    columns = {c["key"]: c for c in table_columns(sheet)}
+    sheet, columns = schema.sheet, schema.by_key
     query: dict = {"sheet": sheet.slug}
     problems = []
 
@@ -359,11 +307,11 @@ def table_query(sheet: Sheet, params) -> tuple[dict, list, list[str]]:
 
     bounds("created", "created", text("from"), text("to"), parse_time)
     for key, column in columns.items():
-        kind = column["type"]
+        kind = column.type
         if kind in NUMERIC:
-            bounds(f"values.{key}", column["label"], text(f"f_{key}_min"), text(f"f_{key}_max"), number)
+            bounds(f"values.{key}", column.label, text(f"f_{key}_min"), text(f"f_{key}_max"), number)
         elif kind == Field.Type.DATETIME:
-            bounds(f"values.{key}", column["label"], text(f"f_{key}_from"), text(f"f_{key}_to"), parse_time)
+            bounds(f"values.{key}", column.label, text(f"f_{key}_from"), text(f"f_{key}_to"), parse_time)
         elif raw := text(f"f_{key}"):
             if kind == Field.Type.BOOLEAN:
                 query[f"values.{key}"] = raw.lower() in ("true", "yes", "1")
@@ -395,16 +343,15 @@ def parse_time(raw: str) -> datetime:
     return timezone.make_aware(value) if timezone.is_naive(value) else value
 
 
-def plot_series(sheet: Sheet, query: dict, y_key: str, x: str, limit: int = 20_000) -> dict:
+def plot_series(schema: SheetSchema, query: dict, y_key: str, x: str, limit: int = 20_000) -> dict:
     """x (shot number or time, seconds) and y of a numeric field, for the sheet's plot, and a
     sentence on the entries left out for want of a value (so a sparse plot is not taken as the data)."""
-    columns = {c["key"]: c for c in table_columns(sheet)}
-    if y_key not in columns or columns[y_key]["type"] not in NUMERIC:
+    sheet, column = schema.sheet, schema.by_key.get(y_key)
+    if column is None or not column.numeric:
         raise ValueError(f"'{y_key}' is not a numeric field of {sheet.slug}")
     if x not in ("time", "shot"):
         raise ValueError("x is 'time' or 'shot'")
-    column = columns[y_key]
-    label = f"{column['label']} [{column['unit']}]" if column["unit"] else column["label"]
+    label = column.heading
     points, entries, no_x, no_y = [], 0, 0, 0
     for entry in table.table(sheet.slug).find(query, [("created", 1)])[:limit]:
         entries += 1
@@ -426,12 +373,12 @@ def missing_note(entries: int, missing: dict[str, int]) -> str:
     return f"Not plotted: of {entries} entries, {', '.join(parts)}." if parts else ""
 
 
-def export_rows(sheet: Sheet, query: dict, sort: list, limit: int = 100_000) -> tuple[list[str], list[list]]:
-    columns = table_columns(sheet)
+def export_rows(schema: SheetSchema, query: dict, sort: list, limit: int = 100_000) -> tuple[list[str], list[list]]:
+    sheet, columns = schema.sheet, schema.columns
     header = ["entry", "shot_key", created_header(), "author", "schema_version", "comment"] + [
-        f"{c['label']} [{c['unit']}]" if c["unit"] else c["label"] for c in columns]
+        c.heading for c in columns]
     rows = [[e["_id"], e.get("shot_key"), e["created"], e.get("author"), e.get("schema_version"),
-             e.get("comment", "")] + [e["values"].get(c["key"]) for c in columns]
+             e.get("comment", "")] + [e["values"].get(c.key) for c in columns]
             for e in table.table(sheet.slug).find(query, sort)[:limit]]
     return header, rows
 

@@ -1,6 +1,6 @@
 import pytest
 
-from shotsheet import services
+from shotsheet import schema, services
 from shotsheet.models import Field, Sheet
 
 
@@ -22,7 +22,7 @@ def sheet(db, mongo_db):
 def make_entry():
     """Store an entry of a sheet through the service, as the form would."""
     def make(sheet, shot_key=None, author="ada", **values) -> dict:
-        version = services.current_schema(sheet)
+        version = schema.save_version(sheet)
         return services.create_entry(sheet, version, {"target": "Al", "energy": 1.0, "ok": False, **values},
                                      author=author, shot_key=shot_key)
     return make

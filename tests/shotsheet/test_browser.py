@@ -9,7 +9,7 @@ import pytest
 from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth import get_user_model
 
-from shotsheet import store
+from shotsheet import schema, store
 from shotsheet.models import Field, Sheet
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -108,7 +108,7 @@ class ShotSheetInTheBrowser(BrowserTestCase):
     def test_a_refused_edit_shows_both_values_and_overwrites_only_when_asked_to(self):
         from shotsheet import services, store
 
-        entry = services.create_entry(self.sheet, services.current_schema(self.sheet), {"energy": 1.0, "note": ""},
+        entry = services.create_entry(self.sheet, schema.save_version(self.sheet), {"energy": 1.0, "note": ""},
                                       author="marie", shot_key="BRW-20251124-000001")
         url = f"{self.live_server_url}/sheets/browser/entries/{entry['_id']}/"
         a, b = self.logged_in_page(), self.logged_in_page()  # two browser contexts: two people
@@ -209,7 +209,7 @@ class ShotSheetInTheBrowser(BrowserTestCase):
                 page.wait_for_selector("#live-state:has-text('live')")
                 assert "created [Europe/Berlin]" in page.inner_text("#entries thead")
                 entry = self.saved_elsewhere(lambda: services.create_entry(
-                    self.sheet, services.current_schema(self.sheet),
+                    self.sheet, schema.save_version(self.sheet),
                     {"energy": 1.5, "aligned": datetime(2026, 11, 24, 9, 0, tzinfo=UTC)}, author="marie", shot_key=None))
                 created = store.get_entry(entry["_id"])["created"].astimezone(ZoneInfo("Europe/Berlin"))
                 row = f"#entries tr[data-entry='{entry['_id']}']"
@@ -231,7 +231,7 @@ class ShotSheetInTheBrowser(BrowserTestCase):
                              type=Field.Type.FLOAT, position=1)
         Field.objects.create(sheet=self.sheet, key="shots", label="Shots", type=Field.Type.INTEGER, position=5)
         entry = self.saved_elsewhere(lambda: services.create_entry(
-            self.sheet, services.current_schema(self.sheet), {"energy": 7.5, "gas_pressure": 12.5, "shots": 3},
+            self.sheet, schema.save_version(self.sheet), {"energy": 7.5, "gas_pressure": 12.5, "shots": 3},
             author="marie", shot_key=None))
         row = f"#entries tr[data-entry='{entry['_id']}']"
         page.wait_for_selector(f"{row} td:text-is('12.5')")
@@ -247,7 +247,7 @@ class ShotSheetInTheBrowser(BrowserTestCase):
         from shotsheet import services
 
         entries = [self.saved_elsewhere(lambda energy=energy: services.create_entry(
-            self.sheet, services.current_schema(self.sheet), {"energy": energy}, author="marie", shot_key=None))
+            self.sheet, schema.save_version(self.sheet), {"energy": energy}, author="marie", shot_key=None))
             for energy in (1.0, 2.0)]
         page = self.logged_in_page("en-US", timezone_id="America/New_York")
         page.goto(f"{self.live_server_url}/sheets/browser/")

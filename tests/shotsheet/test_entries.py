@@ -5,7 +5,7 @@ import re
 import pytest
 
 from relay import store as relay_store
-from shotsheet import importer, services, store
+from shotsheet import importer, schema, services, store
 
 LASER_NS = 1_764_000_000_123_456_789  # 2025-11-24 16:00:00.123456789 UTC
 
@@ -142,7 +142,7 @@ def test_a_field_cannot_take_a_key_or_label_the_entry_itself_uses(admin_client, 
     # every name an entry document or an export uses is reserved
     entry = services.entry_document(sheet, 1, {}, author="ada", shot_key=None, comment="",
                                     created=services.datetime.now(services.UTC), import_id="i")
-    header, _ = services.export_rows(sheet, {"sheet": "test"}, [("created", -1)])
+    header, _ = services.export_rows(schema.schema_for(sheet), {"sheet": "test"}, [("created", -1)])
     reserved = {name.lower() for name in RESERVED_NAMES}
     assert set(entry) <= reserved
     assert {name.split(" [")[0].lower() for name in header[:header.index("comment") + 1]} <= reserved  # created [zone]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.http import QueryDict
 
-from shotsheet import importer, services, store, table
+from shotsheet import importer, schema, services, store, table
 from shotsheet.models import Field, Sheet
 
 
@@ -34,7 +34,7 @@ def filled_sheet(sheet, make_entry):
     "f_shots_on_target_min=0",
 ])
 def test_the_table_answers_every_filter_and_sort_as_mongodb_does(filled_sheet, params):
-    query, sort, problems = services.table_query(filled_sheet, QueryDict(params))
+    query, sort, problems = services.table_query(schema.schema_for(filled_sheet), QueryDict(params))
     assert problems == []
     expected = [e["_id"] for e in store.find_entries(query, sort, 0, 1000)]
     assert expected, f"{params}: the case should select something"
@@ -96,7 +96,7 @@ def test_the_web_process_reads_active_sheets_ahead_of_their_first_page_view(tran
     active = Sheet.objects.create(name="Active", slug="warm-active", experiment="TST")
     Field.objects.create(sheet=active, key="energy", label="Energy", type=Field.Type.FLOAT, position=0)
     Sheet.objects.create(name="Old", slug="warm-old", experiment="TST", active=False)
-    version = services.current_schema(active)
+    version = schema.save_version(active)
     made = [services.create_entry(active, version, {"energy": n}, author="ada", shot_key=None)
             for n in range(3)]
     table.forget("warm-active")  # as in a freshly started process
