@@ -3,12 +3,9 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from .live import sheet_group
 
 RELAY_STATUS_GROUP = "relay.status"  # the relay's live status (relay.services.STATUS_GROUP)
-
-
-def sheet_group(slug: str) -> str:
-    return f"sheet.{slug}"
 
 
 @database_sync_to_async

@@ -32,8 +32,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-
-from . import services, store
+from . import store
+from .entries import entry_document, log_change, new_id
 from .forms import entry_form_class, entry_values
 from .models import Field
 from .numbers import NumberError, decimal_evidence, parse_number
@@ -709,18 +709,18 @@ def import_grid(sheet, grid: Grid, options: ImportOptions | None = None, *, auth
 def store_rows(sheet, version_number: int, rows: list[ImportRow], *, author: str) -> int:
     """All rows as entries of one import, marked done only once every one is in (all or nothing)."""
     now = datetime.now(UTC)
-    import_id = services.new_id(sheet, now)
+    import_id = new_id(sheet, now)
     entries = []
     for order, row in enumerate(rows):
         created = row.created or now + timedelta(milliseconds=order)  # the log's row order, oldest first
-        entries.append(services.entry_document(sheet, version_number, row.values, author=author, shot_key=row.shot_key,
-                                               comment=row.comment, created=created, import_id=import_id))
+        entries.append(entry_document(sheet, version_number, row.values, author=author, shot_key=row.shot_key,
+                                      comment=row.comment, created=created, import_id=import_id))
     # A server lost midway leaves the import unfinished, and the entries of an unfinished import
     # are not part of the sheet.
     store.begin_import(import_id, sheet.slug, len(entries))
     store.insert_entries(entries)
     store.finish_import(import_id)
-    services.log_change(sheet, [e["_id"] for e in entries])
+    log_change(sheet, [e["_id"] for e in entries])
     return len(entries)
 
 

@@ -20,7 +20,7 @@ from pymongo import MongoClient, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from labbook.asgi import application
-from shotsheet.consumers import sheet_group
+from shotsheet.live import sheet_group
 from shotsheet.models import Sheet
 
 ROOT = Path(__file__).resolve().parent.parent

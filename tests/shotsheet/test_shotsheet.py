@@ -12,7 +12,8 @@ from openpyxl import load_workbook
 
 from labbook.asgi import application
 from relay import store as relay_store
-from shotsheet import schema, services, store
+from shotsheet import schema, store
+from shotsheet.entries import create_entry
 from shotsheet.forms import entry_form_class
 from shotsheet.models import Field, Sheet
 
@@ -75,8 +76,8 @@ def test_bad_value_shows_its_error_next_to_the_field_and_keeps_everything_typed(
 
 def make_entry(sheet, shot_key=None, **values):
     version = schema.save_version(sheet)
-    return services.create_entry(sheet, version, {"target": "Al", "energy": 1.0, "ok": False, **values},
-                                 author="ada", shot_key=shot_key)
+    return create_entry(sheet, version, {"target": "Al", "energy": 1.0, "ok": False, **values},
+                        author="ada", shot_key=shot_key)
 
 
 def test_edits_are_kept_in_history_and_a_concurrent_edit_is_refused(admin_client, sheet, mongo_db):
@@ -135,7 +136,7 @@ def test_a_saved_entry_reaches_an_open_table_over_the_websocket(mongo_db):
         assert (await communicator.connect())[0]
         from asgiref.sync import sync_to_async
 
-        await sync_to_async(lambda: services.create_entry(
+        await sync_to_async(lambda: create_entry(
             sheet, schema.save_version(sheet), {"energy": 4.5}, author="ada", shot_key=None))()
         message = await communicator.receive_json_from(timeout=5)
         await communicator.disconnect()

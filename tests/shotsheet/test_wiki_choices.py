@@ -2,7 +2,7 @@
 
 import pytest
 
-from shotsheet import choices, schema, services
+from shotsheet import choices, schema
 from shotsheet.forms import entry_form_class
 from shotsheet.models import ChoiceSource, Field
 

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from pymongo.errors import PyMongoError
 from tqdm import tqdm
 
-from shotsheet import importer, schema, services
+from shotsheet import importer, schema
 from shotsheet.models import Sheet
 from shotsheet.numbers import DECIMAL_MARKS
 
