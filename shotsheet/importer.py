@@ -35,9 +35,9 @@ from django.conf import settings
 from . import store
 from .entries import entry_document, log_change, new_id
 from .forms import entry_form_class, entry_values
-from .models import Field
+from .models import Field, heading
 from .numbers import NumberError, decimal_evidence, parse_number
-from .schema import FieldDef, field_defs, heading, save_version
+from .schema import FieldDef, field_defs, save_version
 
 log = logging.getLogger(__name__)
 

@@ -14,15 +14,10 @@ from functools import cached_property
 from django.db import transaction
 
 from . import store
-from .models import Field, SchemaVersion, Sheet
+from .models import Field, SchemaVersion, Sheet, heading
 
 NUMERIC = {Field.Type.INTEGER, Field.Type.FLOAT}
 CHOICES = {Field.Type.CHOICE, Field.Type.MULTI_CHOICE}
-
-
-def heading(label: str, unit: str) -> str:
-    """A column or input's heading: 'Energy [J]', the label alone when there is no unit."""
-    return f"{label} [{unit}]" if unit else label
 
 
 @dataclass(frozen=True)
