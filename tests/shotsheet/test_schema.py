@@ -1,6 +1,9 @@
 """Schema versions: made when the admin saves a sheet's fields, never by a page view."""
 
+import io
+
 import pytest
+from django.core.management import call_command
 
 from shotsheet import store
 from shotsheet.models import Field, SchemaVersion
@@ -96,3 +99,12 @@ def test_saving_a_choice_source_in_the_admin_makes_a_new_version_of_the_sheets_u
     assert admin_client.post(url, data).status_code == 302
     assert versions(sheet) == [1, 2]
     assert store.schema("test", 2)["fields"][0]["choice_source"]["title"] == "Targets 2027"
+
+
+def test_the_demo_sheet_is_seeded_with_its_schema_version(db, mongo_db, monkeypatch):
+    from shotsheet.models import Sheet
+
+    monkeypatch.setenv("LABBOOK_ADMIN_PASSWORD", "demo-pass-123456")
+    call_command("seed_demo", "--username", "demo", stdout=io.StringIO())
+    demo = Sheet.objects.get(slug="demo")
+    assert versions(demo) == [1] and store.schema("demo", 1)["fields"][0]["key"] == "target"
