@@ -12,6 +12,7 @@ from .schema import FieldDef
 
 
 def row_for(entry: dict, columns: list[FieldDef]) -> dict:
+    """An entry as a table row, its cells as text in the columns' order (the page and the live row)."""
     return {"id": entry["_id"], "shot_key": entry.get("shot_key"), "created": display(entry["created"]),
             "author": entry.get("author"), "rev": entry.get("rev"), "comment": entry.get("comment", ""),
             "values": [display(entry["values"].get(c.key)) for c in columns]}
