@@ -80,12 +80,12 @@ def entry_new(request, slug):
         if form.is_valid():
             try:  # the shot key as the form shows it: prefilled from the relay, from a link, or typed
                 entry = entries.create_entry(sheet, version, entry_values(form, fields),
-                                              author=request.user.get_username(),
-                                              shot_key=form.cleaned_data["shot_key"],
-                                              comment=form.cleaned_data["comment"])
+                                             author=request.user.get_username(),
+                                             shot_key=form.cleaned_data["shot_key"],
+                                             comment=form.cleaned_data["comment"])
             except entries.NotSaved as exc:
-                return render_new_entry_form(request, sheet, version_number, form, relay_key, shot_key_source="sent",
-                                             not_saved=str(exc), status=503)
+                return render_new_entry_form(request, sheet, version_number, form, relay_key,
+                                             shot_key_source="sent", not_saved=str(exc), status=503)
             messages.success(request, f"Saved entry {entry.get('shot_key') or entry['_id']}.")
             if "save_next" in request.POST:
                 return redirect("shotsheet:entry_new", slug=slug)
@@ -127,14 +127,14 @@ def entry_detail(request, slug, entry_id):
                                          form.cleaned_data["shot_key"])
             try:
                 entries.update_entry(sheet, entry, expected_rev, values, author=request.user.get_username(),
-                                      comment=comment, shot_key=shot_key)
+                                     comment=comment, shot_key=shot_key)
                 messages.success(request, "Entry updated.")
                 return redirect("shotsheet:entry_detail", slug=slug, entry_id=entry_id)
             except entries.EditConflict as exc:
                 conflict, status = str(exc), 409
                 entry = store.get_entry(entry_id) or entry  # what they saved, to compare and to overwrite
                 conflict_rows = entries.conflict_rows(fields, entry, opened_rev, values, comment=comment,
-                                                       shot_key=shot_key)
+                                                      shot_key=shot_key)
             except entries.NotSaved as exc:
                 conflict, status = str(exc), 503
     else:
