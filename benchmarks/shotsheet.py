@@ -40,8 +40,11 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from labbook import mongo  # noqa: E402
-from shotsheet import services, store, table  # noqa: E402
+from shotsheet import schema, store, table  # noqa: E402
+from shotsheet.entries import create_entry  # noqa: E402
+from shotsheet.export import export_rows  # noqa: E402
 from shotsheet.models import Field, Sheet  # noqa: E402
+from shotsheet.query import table_query  # noqa: E402
 
 
 def timed(function, repeat: int = 3) -> float:
@@ -72,7 +75,7 @@ def main() -> None:
         Field.objects.create(sheet=sheet, key="energy", label="Energy", type=Field.Type.FLOAT, unit="J")
         Field.objects.create(sheet=sheet, key="target", label="Target", type=Field.Type.CHOICE, choices="Al\nCu\nTi")
         Field.objects.create(sheet=sheet, key="note", label="Note", type=Field.Type.TEXT)
-        version = services.current_schema(sheet)
+        version = schema.save_version(sheet)
         store.ensure_indexes()
         start = datetime(2026, 11, 1, tzinfo=UTC)
         print(f"inserting {count} entries…", flush=True)
@@ -102,7 +105,7 @@ def main() -> None:
             entries.count_documents({"sheet": "bench"}),
             list(entries.find({"sheet": "bench"}).sort("created", -1).limit(50))))
         def page_after_a_save():
-            services.create_entry(sheet, version, {"energy": 5.0, "target": "Ti", "note": "new"}, author="bench", shot_key=None)
+            create_entry(sheet, version, {"energy": 5.0, "target": "Ti", "note": "new"}, author="bench", shot_key=None)
             started = time.perf_counter()
             page({})
             return (time.perf_counter() - started) * 1000
@@ -114,8 +117,9 @@ def main() -> None:
         figures["filtered_sorted_bare_query_ms"] = timed(lambda: (
             entries.count_documents(query), list(entries.find(query).sort("values.energy", -1).limit(50))))
         export_filter = {"f_energy_max": str(10_000 / count * 100 - 0.05)} if not args.quick else {}
-        figures["export_rows"] = len(services.export_rows(sheet, *services.table_query(sheet, export_filter)[:2],
-                                                          limit=10_000)[1])
+        sheet_schema = schema.schema_for(sheet)
+        figures["export_rows"] = len(export_rows(sheet_schema, *table_query(sheet_schema, export_filter)[:2],
+                                                 limit=10_000)[1])
         figures["export_10k_csv_ms"] = timed(
             lambda: client.get("/sheets/bench/export.csv", export_filter).content, repeat=1)
         figures["export_10k_bare_query_ms"] = timed(
@@ -140,8 +144,8 @@ def main() -> None:
             latencies, bare = [], []
             for n in range(saves):
                 started = time.perf_counter()
-                await sync_to_async(services.create_entry)(sheet, version, {"energy": 1.0, "target": "Al", "note": ""},
-                                                           author="bench", shot_key=None)
+                await sync_to_async(create_entry)(sheet, version, {"energy": 1.0, "target": "Al", "note": ""},
+                                                  author="bench", shot_key=None)
                 while (await communicator.receive_json_from(timeout=5))["type"] != "entry":
                     pass
                 latencies.append((time.perf_counter() - started) * 1000)

@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 
 from . import choices
 from .models import ChoiceSource, DaqProfile, Field, Sheet
+from .schema import save_version
 
 
 class FieldInline(admin.TabularInline):
@@ -20,6 +21,11 @@ class SheetAdmin(admin.ModelAdmin):
     filter_horizontal = ["view_groups", "add_groups", "change_groups"]
     inlines = [FieldInline]
 
+    def save_related(self, request, form, formsets, change) -> None:
+        """The fields are saved (the inlines): their schema version now, not at some page view."""
+        super().save_related(request, form, formsets, change)
+        save_version(form.instance)
+
 
 @admin.register(DaqProfile)
 class DaqProfileAdmin(admin.ModelAdmin):
@@ -31,6 +37,12 @@ class ChoiceSourceAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "title", "sheet", "field_key", "refresh_seconds"]
     list_filter = ["kind"]
     actions = ["fetch_now"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        """A source is part of its fields' definition: their sheets get a new schema version."""
+        super().save_model(request, obj, form, change)
+        for sheet in Sheet.objects.filter(fields__choice_source=obj).distinct():
+            save_version(sheet)
 
     @admin.action(description="Fetch the lists now")
     def fetch_now(self, request, queryset):

@@ -10,12 +10,13 @@ from django.core.validators import RegexValidator
 from .choices import choices_for
 from .models import Field
 from .numbers import AUTO, COMMA, DECIMAL_MARKS, NotANumber, NumberError, parse_number
+from .schema import FieldDef, field_defs
 
 
-def choices_of(field: dict) -> list[tuple[str, str]]:
-    if field.get("choice_source"):
+def choices_of(field: FieldDef) -> list[tuple[str, str]]:
+    if field.choice_source:
         return []  # resolved per form by EntryForm, so a changed list needs no new form class
-    return [(c.strip(), c.strip()) for c in field["choices"].splitlines() if c.strip()]
+    return [(c.strip(), c.strip()) for c in field.choices.splitlines() if c.strip()]
 
 
 class CommaSeparatedField(forms.CharField):
@@ -67,32 +68,31 @@ class TypedIntegerField(TypedNumberMixin, forms.IntegerField):
 class EntryForm(forms.Form):
     """Base of the generated entry forms: fills in choice lists that come from a wiki or a sheet."""
 
-    sourced: dict[str, dict] = {}
+    sourced: dict[str, FieldDef] = {}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for key, field in self.sourced.items():
-            listing = choices_for(field["choice_source"])
+            listing = choices_for(field.choice_source)
             held = self.initial.get(key)  # what an entry already holds stays a valid choice
             held = held if isinstance(held, list) else [held] if held not in (None, "") else []
             values = listing.values + [str(v) for v in held if str(v) not in listing.values]
             form_field = self.fields[key]
             if values:
                 options = [(v, v) for v in values]
-                form_field.choices = options if field["type"] == Field.Type.MULTI_CHOICE else [("", "—")] + options
+                form_field.choices = options if field.type == Field.Type.MULTI_CHOICE else [("", "—")] + options
             else:  # no list at all (the wiki never answered): entry must not be blocked, so type it
-                text_class = CommaSeparatedField if field["type"] == Field.Type.MULTI_CHOICE else forms.CharField
+                text_class = CommaSeparatedField if field.type == Field.Type.MULTI_CHOICE else forms.CharField
                 form_field = self.fields[key] = text_class(label=form_field.label, required=form_field.required,
                                                            help_text=form_field.help_text)
             if listing.note:
                 form_field.help_text = " ".join(filter(None, [form_field.help_text, listing.note]))
 
 
-def form_field(field: dict, decimal_mark: str = AUTO) -> forms.Field:
-    label = f"{field['label']} [{field['unit']}]" if field["unit"] else field["label"]
-    common = {"label": label, "required": field["required"], "help_text": field["help_text"]}
-    bounds = {k: v for k, v in (("min_value", field["min_value"]), ("max_value", field["max_value"])) if v is not None}
-    kind = field["type"]
+def form_field(field: FieldDef, decimal_mark: str = AUTO) -> forms.Field:
+    common = {"label": field.heading, "required": field.required, "help_text": field.help_text}
+    bounds = {k: v for k, v in (("min_value", field.min_value), ("max_value", field.max_value)) if v is not None}
+    kind = field.type
     if kind == Field.Type.INTEGER:
         return TypedIntegerField(**common, **{k: int(v) for k, v in bounds.items()}, decimal_mark=decimal_mark)
     if kind == Field.Type.FLOAT:
@@ -109,39 +109,39 @@ def form_field(field: dict, decimal_mark: str = AUTO) -> forms.Field:
                                    widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     if kind == Field.Type.JSON:
         return forms.JSONField(**common)
-    validators = [RegexValidator(field["pattern"], f"Does not match the pattern {field['pattern']}")] \
-        if field["pattern"] else []
+    validators = [RegexValidator(field.pattern, f"Does not match the pattern {field.pattern}")] \
+        if field.pattern else []
     widget = forms.Textarea(attrs={"rows": 2}) if kind == Field.Type.LONG_TEXT else None
     return forms.CharField(**common, validators=validators, widget=widget)
 
 
 @lru_cache(maxsize=256)
 def _form_class(fields_json: bytes, decimal_mark: str) -> type[forms.Form]:
-    fields = orjson.loads(fields_json)
-    attrs = {f["key"]: form_field(f, decimal_mark) for f in fields if not f["archived"]}
+    fields = field_defs(orjson.loads(fields_json))
+    attrs = {f.key: form_field(f, decimal_mark) for f in fields if not f.archived}
     attrs["shot_key"] = forms.CharField(required=False, max_length=100, label="Shot key",
                                         help_text="Prefilled from the relay's latest shot.")
     attrs["comment"] = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    attrs["sourced"] = {f["key"]: f for f in fields if f.get("choice_source") and not f["archived"]}
+    attrs["sourced"] = {f.key: f for f in fields if f.choice_source and not f.archived}
     return type("EntryForm", (EntryForm,), attrs)
 
 
-def entry_form_class(fields: list[dict], decimal_mark: str = AUTO) -> type[forms.Form]:
-    """The form class of one schema version and decimal mark (cached: versions never change)."""
-    return _form_class(orjson.dumps(fields), decimal_mark)
+def entry_form_class(fields: list[FieldDef | dict], decimal_mark: str = AUTO) -> type[forms.Form]:
+    """The form class of one schema version (its fields, or their stored snapshot) and decimal mark
+    (cached: versions never change)."""
+    return _form_class(orjson.dumps(field_defs(fields)), decimal_mark)
 
 
-def entry_values(form: forms.Form, fields: list[dict]) -> dict:
+def entry_values(form: forms.Form, fields: list[FieldDef]) -> dict:
     """The cleaned values with native types (numbers, booleans, datetimes, lists, objects)."""
-    return {f["key"]: form.cleaned_data.get(f["key"]) for f in fields if not f["archived"]}
+    return {f.key: form.cleaned_data.get(f.key) for f in fields if not f.archived}
 
 
-def initial_values(fields: list[dict]) -> dict:
+def initial_values(fields: list[FieldDef]) -> dict:
     initial = {}
     for f in fields:
-        if f["default"]:
-            initial[f["key"]] = (f["default"].lower() in ("1", "true", "yes")) \
-                if f["type"] == Field.Type.BOOLEAN else f["default"]
+        if f.default:
+            initial[f.key] = (f.default.lower() in ("1", "true", "yes")) if f.type == Field.Type.BOOLEAN else f.default
     return initial
 
 

@@ -32,11 +32,12 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-
-from . import services, store
+from . import store
+from .entries import entry_document, log_change, new_id
 from .forms import entry_form_class, entry_values
-from .models import Field
+from .models import Field, heading
 from .numbers import NumberError, decimal_evidence, parse_number
+from .schema import FieldDef, field_defs, save_version
 
 log = logging.getLogger(__name__)
 
@@ -239,17 +240,17 @@ class Target:
 
     @property
     def title(self) -> str:
-        return f"{self.label} [{self.unit}]" if self.unit else self.label
+        return heading(self.label, self.unit)
 
 
-def targets_of(fields: list[dict]) -> dict[str, Target]:
+def targets_of(fields: list[FieldDef]) -> dict[str, Target]:
     """Every target of a schema version's fields, by value (what --map and the preview's choices name)."""
     found = {SHOT_KEY: Target(SHOT_KEY, "Shot key", type=Field.Type.TEXT),
              COMMENT: Target(COMMENT, "Comment", type=Field.Type.TEXT),
              ENTRY_TIME: Target(ENTRY_TIME, "Entry time", type=Field.Type.DATETIME)}
     for f in fields:
-        if not f["archived"] and f["key"] not in found:
-            found[f["key"]] = Target(f["key"], f["label"], f["unit"], f["type"])
+        if not f.archived and f.key not in found:
+            found[f.key] = Target(f.key, f.label, f.unit, f.type)
     return found
 
 
@@ -396,7 +397,7 @@ def suggestion_text(plan: Plan, column: Column) -> str:
     return f" (did you mean {plan.targets[column.suggestion].title}?{' ' + column.note if column.note else ''})"
 
 
-def plan_import(grid: Grid, fields: list[dict], options: ImportOptions | None = None) -> Plan:
+def plan_import(grid: Grid, fields: list[FieldDef], options: ImportOptions | None = None) -> Plan:
     """Find the header (below any title rows), name each column, match it to a field, count the rows."""
     options = options or ImportOptions()
     targets = targets_of(fields)
@@ -421,7 +422,7 @@ def plan_import(grid: Grid, fields: list[dict], options: ImportOptions | None = 
                 raise ImportRefused(f"{grid.name}: no field '{chosen}' in the sheet (for column {column.letter})")
             column.target, column.matched = chosen, False
         columns.append(column)
-    required = [f["key"] for f in fields if f["required"] and not f["archived"]]
+    required = [f.key for f in fields if f.required and not f.archived]
     named = {name for c in columns for name in (c.header, c.name, c.letter)}
     plan = Plan(grid, header_row, columns, data_rows, len(grid.rows) - header_row - len(data_rows), options,
                 targets, required, unknown_columns=sorted(set(options.choices) - named),
@@ -586,7 +587,7 @@ class Checked:
         return sorted(groups.values(), key=lambda g: -len(g.cells))
 
 
-def check_rows(plan: Plan, fields: list[dict], progress=None) -> Checked:
+def check_rows(plan: Plan, fields: list[FieldDef], progress=None) -> Checked:
     """Convert every cell the way its field reads it and check each row with the sheet's entry form."""
     form_class = entry_form_class(fields)
     column_of = {c.target: c for c in plan.mapped}
@@ -694,11 +695,12 @@ def parse_time_text(text: str, date_order: str = "auto") -> datetime:
 def import_grid(sheet, grid: Grid, options: ImportOptions | None = None, *, author: str,
                 progress=None) -> tuple[int, Checked]:
     """A whole file at once (the command, tests): (entries stored, the check); none stored if any row is bad."""
-    version = services.current_schema(sheet)
-    plan = plan_import(grid, version.fields, options)
+    version = save_version(sheet)  # an import is a write: its entries name the version of their fields
+    fields = field_defs(version.fields)
+    plan = plan_import(grid, fields, options)
     if problems := plan.problems():
         raise ImportRefused("nothing was imported: " + " ".join(problems))
-    checked = check_rows(plan, version.fields, progress)
+    checked = check_rows(plan, fields, progress)
     if checked.problems:
         return 0, checked
     return store_rows(sheet, version.number, checked.rows, author=author), checked
@@ -707,18 +709,18 @@ def import_grid(sheet, grid: Grid, options: ImportOptions | None = None, *, auth
 def store_rows(sheet, version_number: int, rows: list[ImportRow], *, author: str) -> int:
     """All rows as entries of one import, marked done only once every one is in (all or nothing)."""
     now = datetime.now(UTC)
-    import_id = services.new_id(sheet, now)
+    import_id = new_id(sheet, now)
     entries = []
     for order, row in enumerate(rows):
         created = row.created or now + timedelta(milliseconds=order)  # the log's row order, oldest first
-        entries.append(services.entry_document(sheet, version_number, row.values, author=author, shot_key=row.shot_key,
-                                               comment=row.comment, created=created, import_id=import_id))
+        entries.append(entry_document(sheet, version_number, row.values, author=author, shot_key=row.shot_key,
+                                      comment=row.comment, created=created, import_id=import_id))
     # A server lost midway leaves the import unfinished, and the entries of an unfinished import
     # are not part of the sheet.
     store.begin_import(import_id, sheet.slug, len(entries))
     store.insert_entries(entries)
     store.finish_import(import_id)
-    services.log_change(sheet, [e["_id"] for e in entries])
+    log_change(sheet, [e["_id"] for e in entries])
     return len(entries)
 
 

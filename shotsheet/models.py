@@ -107,6 +107,11 @@ def reserved_name(text: str) -> bool:
     return text.strip().lower().replace(" ", "_") in RESERVED_NAMES
 
 
+def heading(label: str, unit: str) -> str:
+    """A field's heading wherever it is shown: 'Energy [J]', the label alone when there is no unit."""
+    return f"{label} [{unit}]" if unit else label
+
+
 class Field(models.Model):
     class Type(models.TextChoices):
         TEXT = "text", "Text"
@@ -144,7 +149,7 @@ class Field(models.Model):
         constraints = [models.UniqueConstraint(fields=["sheet", "key"], name="unique_field_key_per_sheet")]
 
     def __str__(self) -> str:
-        return f"{self.label} [{self.unit}]" if self.unit else self.label
+        return heading(self.label, self.unit)
 
     def clean(self) -> None:
         old_key = Field.objects.filter(pk=self.pk).values_list("key", flat=True).first() if self.pk else None

@@ -4,7 +4,7 @@ FerretDB, the local MongoDB-wire server, answers only `_id` look-ups from an ind
 filter or sort reads the whole collection (seconds per 100,000 entries). So each process reads a
 sheet's entries once, then follows the sheet's change log (`store.append_changes`: an `_id`
 look-up per request when nothing changed) and filters, sorts and pages in memory. Filters are
-the MongoDB query documents `services.table_query` builds, so MongoDB itself could answer them
+the MongoDB query documents `query.table_query` builds, so MongoDB itself could answer them
 too (`store.find_entries`); this module evaluates the subset that function produces.
 """
 
@@ -198,7 +198,7 @@ def newest(slug: str) -> dict | None:
     return found[0] if found else None
 
 
-# --- the query subset of services.table_query, evaluated as MongoDB would ----------------------------
+# --- the query subset of query.table_query, evaluated as MongoDB would ----------------------------
 def lookup(entry: dict, path: str):
     value = entry
     for part in path.split("."):

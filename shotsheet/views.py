@@ -13,9 +13,14 @@ from pymongo.errors import PyMongoError
 
 from watcher import selectors as watcher_selectors
 
-from . import importer, selectors, services, store, table
+from . import entries, importer, selectors, store, table
+from .display import row_for
+from .export import export_rows, to_csv, to_json, to_xlsx
 from .forms import ImportForm, ImportOptionsForm, entry_form_class, entry_values, initial_values
 from .models import Sheet
+from .plot import plot_series
+from .query import table_filters, table_query
+from .schema import field_defs, save_version, schema_for, version_fields
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 50
@@ -35,9 +40,9 @@ def sheet_for(request, slug: str, action: str = "view", **filters) -> Sheet:
 
 def sheet_table(request, slug):
     sheet = sheet_for(request, slug)
-    version = services.current_schema(sheet)
-    columns = services.table_columns(sheet)
-    query, sort, problems = services.table_query(sheet, request.GET)
+    schema = schema_for(sheet)
+    columns = schema.columns
+    query, sort, problems = table_query(schema, request.GET)
     try:
         page = max(1, int(request.GET.get("page", 1)))
     except ValueError:
@@ -52,55 +57,59 @@ def sheet_table(request, slug):
                         f"{timezone.localtime(sheet_table.stale_since):%H:%M:%S} "
                         f"({timezone.get_current_timezone_name()}); new entries are not shown.")
     found = sheet_table.find(query, sort)
-    total, entries = len(found), found[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+    total, shown = len(found), found[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
     params = request.GET.copy()
     params.pop("page", None)
     return render(request, "shotsheet/sheet_table.html", {
-        "sheet": sheet, "columns": columns, "columns_version": version.number,
+        "sheet": sheet, "columns": columns, "columns_version": schema.newest_version,
         "may_add": sheet.active and sheet.allows(request.user, "add"),
-        "numeric_columns": [c for c in columns if c["type"] in services.NUMERIC], "rows": [services.row_for(e, columns) for e in entries],
+        "numeric_columns": schema.numeric_columns, "rows": [row_for(e, columns) for e in shown],
         "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "problems": problems,
         "params": params.urlencode(), "sort": request.GET.get("sort", "-created"),
-        "filter_groups": services.table_filters(sheet, request.GET),
+        "filter_groups": table_filters(schema, request.GET),
         "filtered": any(k == "shot" or k.startswith(("f_", "from", "to")) for k in request.GET),
     })
 
 
 def entry_new(request, slug):
     sheet = sheet_for(request, slug, "add", active=True)
-    version = services.current_schema(sheet)
-    fields = version.fields
+    if request.method == "POST":  # a save: the fields as they are now, saved as a version if they are not yet
+        version = save_version(sheet)
+        fields, version_number = field_defs(version.fields), version.number
+    else:  # a page view writes nothing
+        schema = schema_for(sheet)
+        fields, version_number = schema.fields, schema.version
     form_class = entry_form_class(fields, sheet.decimal_mark)
-    relay_key = (services.relay_shot() or {}).get("shot_key", "")
+    relay_key = (entries.relay_shot() or {}).get("shot_key", "")
     if request.method == "POST":
         form = form_class(request.POST)
         if form.is_valid():
             try:  # the shot key as the form shows it: prefilled from the relay, from a link, or typed
-                entry = services.create_entry(sheet, version, entry_values(form, fields),
-                                              author=request.user.get_username(),
-                                              shot_key=form.cleaned_data["shot_key"],
-                                              comment=form.cleaned_data["comment"])
-            except services.NotSaved as exc:
-                return render_new_entry_form(request, sheet, version, form, relay_key, shot_key_source="sent",
-                                             not_saved=str(exc), status=503)
+                entry = entries.create_entry(sheet, version, entry_values(form, fields),
+                                             author=request.user.get_username(),
+                                             shot_key=form.cleaned_data["shot_key"],
+                                             comment=form.cleaned_data["comment"])
+            except entries.NotSaved as exc:
+                return render_new_entry_form(request, sheet, version_number, form, relay_key,
+                                             shot_key_source="sent", not_saved=str(exc), status=503)
             messages.success(request, f"Saved entry {entry.get('shot_key') or entry['_id']}.")
             if "save_next" in request.POST:
                 return redirect("shotsheet:entry_new", slug=slug)
             return redirect("shotsheet:sheet_table", slug=slug)
-        return render_new_entry_form(request, sheet, version, form, relay_key, shot_key_source="sent")
+        return render_new_entry_form(request, sheet, version_number, form, relay_key, shot_key_source="sent")
     linked_key = request.GET.get("shot_key", "").strip()  # from a shot's "create one" link
-    form = form_class(initial={**initial_values(fields), **services.sticky_values(sheet, fields),
+    form = form_class(initial={**initial_values(fields), **entries.sticky_values(sheet, fields),
                                "shot_key": linked_key or relay_key})
-    return render_new_entry_form(request, sheet, version, form, relay_key,
+    return render_new_entry_form(request, sheet, version_number, form, relay_key,
                                  shot_key_source="link" if linked_key else "relay")
 
 
-def render_new_entry_form(request, sheet: Sheet, version, form, relay_key: str, *, shot_key_source: str,
-                          status: int = 200, **extra) -> HttpResponse:
+def render_new_entry_form(request, sheet: Sheet, version: int | None, form, relay_key: str, *,
+                          shot_key_source: str, status: int = 200, **extra) -> HttpResponse:
     """The entry form with the relay badge as things are: the relay's shot when it has one, and the
     shot key follows the relay only when it came from the relay (not from a link or a sent form)."""
     return render(request, "shotsheet/entry_form.html", {
-        "sheet": sheet, "form": form, "version": version.number, "entry": None,
+        "sheet": sheet, "form": form, "version": version, "entry": None,
         "relay_shot_key": relay_key, "shot_key_source": shot_key_source, **extra}, status=status)
 
 
@@ -109,7 +118,7 @@ def entry_detail(request, slug, entry_id):
     entry = store.get_entry(entry_id)
     if not entry or entry["sheet"] != sheet.slug:
         raise Http404("No such entry")
-    fields = services.schema_fields(sheet, entry["schema_version"])
+    fields = version_fields(sheet, entry["schema_version"])
     form_class = entry_form_class(fields, sheet.decimal_mark)
     conflict, conflict_rows, status = None, [], 200
     opened_rev = entry["rev"]  # the revision the form's values start from
@@ -123,16 +132,16 @@ def entry_detail(request, slug, entry_id):
             values, comment, shot_key = (entry_values(form, fields), form.cleaned_data["comment"],
                                          form.cleaned_data["shot_key"])
             try:
-                services.update_entry(sheet, entry, expected_rev, values, author=request.user.get_username(),
-                                      comment=comment, shot_key=shot_key)
+                entries.update_entry(sheet, entry, expected_rev, values, author=request.user.get_username(),
+                                     comment=comment, shot_key=shot_key)
                 messages.success(request, "Entry updated.")
                 return redirect("shotsheet:entry_detail", slug=slug, entry_id=entry_id)
-            except services.EditConflict as exc:
+            except entries.EditConflict as exc:
                 conflict, status = str(exc), 409
                 entry = store.get_entry(entry_id) or entry  # what they saved, to compare and to overwrite
-                conflict_rows = services.conflict_rows(fields, entry, opened_rev, values, comment=comment,
-                                                       shot_key=shot_key)
-            except services.NotSaved as exc:
+                conflict_rows = entries.conflict_rows(fields, entry, opened_rev, values, comment=comment,
+                                                      shot_key=shot_key)
+            except entries.NotSaved as exc:
                 conflict, status = str(exc), 503
     else:
         form = form_class(initial=initial)
@@ -146,7 +155,7 @@ def entry_detail(request, slug, entry_id):
         "sheet": sheet, "form": form, "version": entry["schema_version"], "entry": entry, "conflict": conflict,
         "conflict_rows": conflict_rows, "rev": opened_rev, "overwrite_rev": entry["rev"] if conflict_rows else None,
         "history": list(reversed(entry.get("history", []))), "events": events[:200],
-        "laser_time": services.laser_time(entry),
+        "laser_time": entries.laser_time(entry),
     }, status=status)
 
 
@@ -160,19 +169,19 @@ def revision(raw: str | None) -> int:
 
 def entry_by_shot(request, shot_key):
     """The entry of a shot key; for a shot without one (yet), the forms to create it."""
-    entries = selectors.entries_of_shot(request.user, shot_key)
-    if len(entries) == 1:
-        return redirect(entries[0].url)
+    links = selectors.entries_of_shot(request.user, shot_key)
+    if len(links) == 1:
+        return redirect(links[0].url)
     return render(request, "shotsheet/entry_by_shot.html", {
-        "shot_key": shot_key, "entries": entries,
-        "new_entry_links": [] if entries else selectors.new_entry_links(request.user, shot_key)})
+        "shot_key": shot_key, "entries": links,
+        "new_entry_links": [] if links else selectors.new_entry_links(request.user, shot_key)})
 
 
 def plot_data(request, slug):
-    sheet = sheet_for(request, slug)
-    query, _, problems = services.table_query(sheet, request.GET)
+    schema = schema_for(sheet_for(request, slug))
+    query, _, problems = table_query(schema, request.GET)
     try:
-        series = services.plot_series(sheet, query, request.GET.get("y", ""), request.GET.get("x", "time"))
+        series = plot_series(schema, query, request.GET.get("y", ""), request.GET.get("x", "time"))
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse({**series, "problems": problems})
@@ -187,16 +196,17 @@ def export(request, slug, fmt):
     if stale:  # an export must not silently miss entries
         return render(request, "shotsheet/unavailable.html", {"sheet": sheet, "error": "stale table", "what": "export"},
                       status=503)
-    query, sort, problems = services.table_query(sheet, request.GET)
-    header, rows = services.export_rows(sheet, query, sort)
+    schema = schema_for(sheet)
+    query, sort, problems = table_query(schema, request.GET)
+    header, rows = export_rows(schema, query, sort)
     name = slugify(sheet.slug)
     if fmt == "csv":
-        response = HttpResponse(services.to_csv(header, rows), content_type="text/csv; charset=utf-8")
+        response = HttpResponse(to_csv(header, rows), content_type="text/csv; charset=utf-8")
     elif fmt == "xlsx":
-        response = HttpResponse(services.to_xlsx(header, rows), content_type=(
+        response = HttpResponse(to_xlsx(header, rows), content_type=(
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
     elif fmt == "json":
-        response = HttpResponse(services.to_json(header, rows), content_type="application/json")
+        response = HttpResponse(to_json(header, rows), content_type="application/json")
     else:
         raise Http404("Export formats: csv, xlsx, json")
     response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
@@ -230,7 +240,7 @@ def sheet_import_preview(request, slug, token):
     if path is None:
         messages.error(request, "That upload is no longer kept (imported, or older than an hour): upload it again.")
         return redirect("shotsheet:sheet_import", slug=slug)
-    version = services.current_schema(sheet)
+    fields = schema_for(sheet).fields  # the preview writes nothing; the import saves the version it uses
     try:
         grid = importer.read_grid(path, kept["name"])
     except importer.ImportRefused as exc:
@@ -239,16 +249,17 @@ def sheet_import_preview(request, slug, token):
         return redirect("shotsheet:sheet_import", slug=slug)
     options, problems = import_options(request)
     try:
-        plan = importer.plan_import(grid, version.fields, options)
+        plan = importer.plan_import(grid, fields, options)
     except importer.ImportRefused as exc:  # e.g. a header row past the end: show what the file gives itself
-        plan = importer.plan_import(grid, version.fields)
+        plan = importer.plan_import(grid, fields)
         problems.append(str(exc))
-    checked = importer.check_rows(plan, version.fields)
+    checked = importer.check_rows(plan, fields)
     may_import = request.method == "POST" and "import" in request.POST and not problems
     problems += plan.problems()
     if may_import and not problems and not checked.problems:
         try:
-            stored = importer.store_rows(sheet, version.number, checked.rows, author=request.user.get_username())
+            stored = importer.store_rows(sheet, save_version(sheet).number, checked.rows,
+                                         author=request.user.get_username())
         except PyMongoError as exc:
             problems = [f"Nothing was imported: the database cannot be reached ({type(exc).__name__}). "
                         "Import again when it is back."]

@@ -5,7 +5,8 @@ from html.parser import HTMLParser
 import pytest
 
 from relay import store as relay_store
-from shotsheet import services
+from shotsheet import schema
+from shotsheet.entries import create_entry
 from shotsheet.models import Field, Sheet
 
 # Script types a browser does not execute (data blocks such as Django's json_script).
@@ -47,9 +48,9 @@ def every_page(db, mongo_db):
     Field.objects.create(sheet=sheet, key="energy", label="Energy", unit="J", type=Field.Type.FLOAT, position=0)
     Field.objects.create(sheet=sheet, key="note", label="Note", type=Field.Type.TEXT, position=1)
     Field.objects.create(sheet=sheet, key="when", label="When", type=Field.Type.DATETIME, position=2)
-    version = services.current_schema(sheet)
-    entry = services.create_entry(sheet, version, {"energy": 1.5, "note": "n"}, author="admin",
-                                  shot_key="CSP-20261124-000001")
+    version = schema.save_version(sheet)
+    entry = create_entry(sheet, version, {"energy": 1.5, "note": "n"}, author="admin",
+                         shot_key="CSP-20261124-000001")
     relay_store.save_state({"rate": 1.0}, {"shot_key": "CSP-20261124-000002"})
     return [
         "/accounts/login/", "/sheets/", "/sheets/csp/", "/sheets/csp/?f_energy_min=1", "/sheets/csp/new/",

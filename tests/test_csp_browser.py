@@ -4,7 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from relay import store as relay_store
-from shotsheet import services
+from shotsheet import schema
+from shotsheet.entries import create_entry
 from shotsheet.models import Field, Sheet
 from tests.browser import BrowserTestCase, wait_until
 
@@ -25,8 +26,8 @@ class PagesUnderThePolicy(BrowserTestCase):
         sheet = Sheet.objects.create(name="Policy sheet", slug="policy", experiment="POL")
         Field.objects.create(sheet=sheet, key="energy", label="Energy", unit="J", type=Field.Type.FLOAT, position=0)
         Field.objects.create(sheet=sheet, key="when", label="When", type=Field.Type.DATETIME, position=1)
-        services.create_entry(sheet, services.current_schema(sheet), {"energy": 2.5}, author="ada",
-                              shot_key="POL-20261124-000001")
+        create_entry(sheet, schema.save_version(sheet), {"energy": 2.5}, author="ada",
+                     shot_key="POL-20261124-000001")
         relay_store.save_state({"rate": 1.0}, {"shot_key": "POL-20261124-000002"})
         self.context = self.browser.new_context()
         self.context.add_init_script(RECORD_VIOLATIONS)

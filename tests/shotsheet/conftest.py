@@ -1,6 +1,7 @@
 import pytest
 
-from shotsheet import services
+from shotsheet import schema
+from shotsheet.entries import create_entry
 from shotsheet.models import Field, Sheet
 
 
@@ -22,7 +23,7 @@ def sheet(db, mongo_db):
 def make_entry():
     """Store an entry of a sheet through the service, as the form would."""
     def make(sheet, shot_key=None, author="ada", **values) -> dict:
-        version = services.current_schema(sheet)
-        return services.create_entry(sheet, version, {"target": "Al", "energy": 1.0, "ok": False, **values},
-                                     author=author, shot_key=shot_key)
+        version = schema.save_version(sheet)
+        return create_entry(sheet, version, {"target": "Al", "energy": 1.0, "ok": False, **values},
+                            author=author, shot_key=shot_key)
     return make

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.contrib.auth import get_user_model
 
-from shotsheet import store
+from shotsheet import schema, store
 from shotsheet.models import Field, Sheet
 from tests import browser
 
@@ -73,10 +73,11 @@ class ShotSheetInTheBrowser(BrowserTestCase):
         assert "Gas pressure [mbar]" in page.inner_text("label[for='id_gas_pressure']")
 
     def test_a_refused_edit_shows_both_values_and_overwrites_only_when_asked_to(self):
-        from shotsheet import services, store
+        from shotsheet import store
+        from shotsheet.entries import create_entry
 
-        entry = services.create_entry(self.sheet, services.current_schema(self.sheet), {"energy": 1.0, "note": ""},
-                                      author="marie", shot_key="BRW-20251124-000001")
+        entry = create_entry(self.sheet, schema.save_version(self.sheet), {"energy": 1.0, "note": ""},
+                             author="marie", shot_key="BRW-20251124-000001")
         url = f"{self.live_server_url}/sheets/browser/entries/{entry['_id']}/"
         a, b = self.logged_in_page(), self.logged_in_page()  # two browser contexts: two people
         a.goto(url)
@@ -166,7 +167,7 @@ class ShotSheetInTheBrowser(BrowserTestCase):
         from datetime import UTC, datetime
         from zoneinfo import ZoneInfo
 
-        from shotsheet import services
+        from shotsheet.entries import create_entry
 
         Field.objects.create(sheet=self.sheet, key="aligned", label="Aligned", type=Field.Type.DATETIME, position=3)
         for locale in self.LOCALES:
@@ -175,8 +176,8 @@ class ShotSheetInTheBrowser(BrowserTestCase):
                 page.goto(f"{self.live_server_url}/sheets/browser/")
                 page.wait_for_selector("#live-state:has-text('live')")
                 assert "created [Europe/Berlin]" in page.inner_text("#entries thead")
-                entry = self.saved_elsewhere(lambda: services.create_entry(
-                    self.sheet, services.current_schema(self.sheet),
+                entry = self.saved_elsewhere(lambda: create_entry(
+                    self.sheet, schema.save_version(self.sheet),
                     {"energy": 1.5, "aligned": datetime(2026, 11, 24, 9, 0, tzinfo=UTC)}, author="marie", shot_key=None))
                 created = store.get_entry(entry["_id"])["created"].astimezone(ZoneInfo("Europe/Berlin"))
                 row = f"#entries tr[data-entry='{entry['_id']}']"
@@ -189,7 +190,7 @@ class ShotSheetInTheBrowser(BrowserTestCase):
                 page.context.close()
 
     def test_an_open_table_redraws_for_fields_added_after_it_was_opened(self):
-        from shotsheet import services
+        from shotsheet.entries import create_entry
 
         page = self.logged_in_page()
         page.goto(f"{self.live_server_url}/sheets/browser/")
@@ -197,8 +198,8 @@ class ShotSheetInTheBrowser(BrowserTestCase):
         Field.objects.create(sheet=self.sheet, key="gas_pressure", label="Gas pressure", unit="mbar",
                              type=Field.Type.FLOAT, position=1)
         Field.objects.create(sheet=self.sheet, key="shots", label="Shots", type=Field.Type.INTEGER, position=5)
-        entry = self.saved_elsewhere(lambda: services.create_entry(
-            self.sheet, services.current_schema(self.sheet), {"energy": 7.5, "gas_pressure": 12.5, "shots": 3},
+        entry = self.saved_elsewhere(lambda: create_entry(
+            self.sheet, schema.save_version(self.sheet), {"energy": 7.5, "gas_pressure": 12.5, "shots": 3},
             author="marie", shot_key=None))
         row = f"#entries tr[data-entry='{entry['_id']}']"
         page.wait_for_selector(f"{row} td:text-is('12.5')")
@@ -211,10 +212,10 @@ class ShotSheetInTheBrowser(BrowserTestCase):
     def test_the_plot_reads_time_on_the_labs_clock_in_a_browser_elsewhere(self):
         from zoneinfo import ZoneInfo
 
-        from shotsheet import services
+        from shotsheet.entries import create_entry
 
-        entries = [self.saved_elsewhere(lambda energy=energy: services.create_entry(
-            self.sheet, services.current_schema(self.sheet), {"energy": energy}, author="marie", shot_key=None))
+        entries = [self.saved_elsewhere(lambda energy=energy: create_entry(
+            self.sheet, schema.save_version(self.sheet), {"energy": energy}, author="marie", shot_key=None))
             for energy in (1.0, 2.0)]
         page = self.logged_in_page("en-US", timezone_id="America/New_York")
         page.goto(f"{self.live_server_url}/sheets/browser/")

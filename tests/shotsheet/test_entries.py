@@ -1,11 +1,14 @@
 """An entry's shot identity, editing it, the edit conflict and the entry's own keys (issue 10)."""
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
 from relay import store as relay_store
-from shotsheet import importer, services, store
+from shotsheet import importer, schema, store
+from shotsheet.entries import entry_document, update_entry
+from shotsheet.export import export_rows
 
 LASER_NS = 1_764_000_000_123_456_789  # 2025-11-24 16:00:00.123456789 UTC
 
@@ -140,9 +143,9 @@ def test_a_field_cannot_take_a_key_or_label_the_entry_itself_uses(admin_client, 
         "fields-0-type": "text", "fields-0-position": "0"})
     assert response.status_code == 200 and "the entry&#x27;s own" in response.content.decode()
     # every name an entry document or an export uses is reserved
-    entry = services.entry_document(sheet, 1, {}, author="ada", shot_key=None, comment="",
-                                    created=services.datetime.now(services.UTC), import_id="i")
-    header, _ = services.export_rows(sheet, {"sheet": "test"}, [("created", -1)])
+    entry = entry_document(sheet, 1, {}, author="ada", shot_key=None, comment="",
+                           created=datetime.now(UTC), import_id="i")
+    header, _ = export_rows(schema.schema_for(sheet), {"sheet": "test"}, [("created", -1)])
     reserved = {name.lower() for name in RESERVED_NAMES}
     assert set(entry) <= reserved
     assert {name.split(" [")[0].lower() for name in header[:header.index("comment") + 1]} <= reserved  # created [zone]
@@ -150,7 +153,19 @@ def test_a_field_cannot_take_a_key_or_label_the_entry_itself_uses(admin_client, 
 
 def test_the_entry_comment_is_shown_in_the_table(admin_client, sheet, make_entry):
     entry = make_entry(sheet, energy=2.0)
-    services.update_entry(sheet, store.get_entry(entry["_id"]), 1, {}, author="ada", comment="refocused <OAP>",
-                          shot_key=None)
+    update_entry(sheet, store.get_entry(entry["_id"]), 1, {}, author="ada", comment="refocused <OAP>",
+                 shot_key=None)
     page = admin_client.get("/sheets/test/").content.decode()
     assert "<th>comment</th>" in page and "<td>refocused &lt;OAP&gt;</td>" in page
+
+
+def test_the_form_and_the_import_store_entries_of_one_shape(admin_client, sheet, mongo_db):
+    """One builder (entries.entry_document): an entry typed in the form and one imported differ only
+    in what the import adds (its id), never in the keys both have."""
+    admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "1", "shot_key": "TST-20261124-000001"})
+    importer.import_grid(sheet, importer.Grid("log.csv", [["Energy [J]", "target", "shot key"],
+                                                          ["2", "Cu", "TST-20261124-000002"]]), author="t")
+    typed = mongo_db["entries"].find_one({"shot_key": "TST-20261124-000001"})
+    imported = mongo_db["entries"].find_one({"shot_key": "TST-20261124-000002"})
+    assert set(imported) - set(typed) == {"import_id"} and set(typed) <= set(imported)
+    assert imported["daq"] is None and imported["shot_number"] == 2 and imported["schema_version"] == 1

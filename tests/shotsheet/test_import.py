@@ -15,6 +15,7 @@ from openpyxl.styles import PatternFill
 from shotsheet import importer
 from shotsheet.models import Field
 from shotsheet.numbers import NumberError, parse_number
+from shotsheet.schema import FieldDef
 
 from .legacy_log import FIRST_ROW, legacy_log, legacy_sheet
 
@@ -109,7 +110,7 @@ def test_bad_cells_are_reported_by_cell_column_value_and_problem_grouped_by_kind
 
 
 def test_headers_match_with_units_in_brackets_or_parentheses_case_and_spacing(legacy):
-    fields = [dict(key=f.key, label=f.label, unit=f.unit, type=f.type, archived=False, required=f.required)
+    fields = [FieldDef(key=f.key, label=f.label, unit=f.unit, type=f.type, required=f.required)
               for f in legacy.fields.all()]
     targets = importer.targets_of(fields)
     for header, target in [("Energy [J]", "energy"), ("energy (J)", "energy"), ("  ENERGY   [ J ] ", "energy"),

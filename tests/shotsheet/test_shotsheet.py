@@ -12,16 +12,17 @@ from openpyxl import load_workbook
 
 from labbook.asgi import application
 from relay import store as relay_store
-from shotsheet import services, store
+from shotsheet import schema, store
+from shotsheet.entries import create_entry
 from shotsheet.forms import entry_form_class
 from shotsheet.models import Field, Sheet
 
 
 def test_every_change_to_the_fields_makes_a_new_schema_version_kept_in_mongodb(sheet, mongo_db):
-    first = services.current_schema(sheet)
-    assert services.current_schema(sheet).number == first.number == 1
+    first = schema.save_version(sheet)
+    assert schema.save_version(sheet).number == first.number == 1
     Field.objects.create(sheet=sheet, key="gas", label="Gas", type=Field.Type.TEXT, position=9)
-    second = services.current_schema(sheet)
+    second = schema.save_version(sheet)
     assert second.number == 2 and [f["key"] for f in second.fields][-1] == "gas"
     saved = mongo_db["schema_versions"].find_one({"_id": "test:v2"})
     assert saved["fields"] == second.fields
@@ -32,7 +33,7 @@ def test_generated_form_validates_every_field_type_and_returns_native_types(shee
     Field.objects.create(sheet=sheet, key="daq", label="DAQ", type=Field.Type.JSON, position=11)
     Field.objects.create(sheet=sheet, key="tags", label="Tags", type=Field.Type.MULTI_CHOICE,
                          choices="a\nb", position=12)
-    fields = services.current_schema(sheet).fields
+    fields = schema.save_version(sheet).fields
     form_class = entry_form_class(fields)
     bad = form_class({"target": "Fe", "energy": "150", "shots_on_target": "1.5", "note": "UPPER",
                       "when": "yesterday", "daq": "{oops", "tags": ["c"]})
@@ -74,9 +75,9 @@ def test_bad_value_shows_its_error_next_to_the_field_and_keeps_everything_typed(
 
 
 def make_entry(sheet, shot_key=None, **values):
-    version = services.current_schema(sheet)
-    return services.create_entry(sheet, version, {"target": "Al", "energy": 1.0, "ok": False, **values},
-                                 author="ada", shot_key=shot_key)
+    version = schema.save_version(sheet)
+    return create_entry(sheet, version, {"target": "Al", "energy": 1.0, "ok": False, **values},
+                        author="ada", shot_key=shot_key)
 
 
 def test_edits_are_kept_in_history_and_a_concurrent_edit_is_refused(admin_client, sheet, mongo_db):
@@ -135,8 +136,8 @@ def test_a_saved_entry_reaches_an_open_table_over_the_websocket(mongo_db):
         assert (await communicator.connect())[0]
         from asgiref.sync import sync_to_async
 
-        await sync_to_async(lambda: services.create_entry(
-            sheet, services.current_schema(sheet), {"energy": 4.5}, author="ada", shot_key=None))()
+        await sync_to_async(lambda: create_entry(
+            sheet, schema.save_version(sheet), {"energy": 4.5}, author="ada", shot_key=None))()
         message = await communicator.receive_json_from(timeout=5)
         await communicator.disconnect()
         return message

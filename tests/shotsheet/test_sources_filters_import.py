@@ -6,9 +6,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from shotsheet import choices, services, store
+from shotsheet import choices, schema, store
 from shotsheet.forms import entry_form_class
 from shotsheet.models import ChoiceSource, Field, Sheet
+from shotsheet.query import table_query
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def test_choices_come_from_another_sheets_field_and_follow_its_new_values(sheet,
     source = ChoiceSource.objects.create(name="target materials", kind=ChoiceSource.Kind.SHEET_FIELD,
                                          sheet=targets_sheet, field_key="material", refresh_seconds=0)
     Field.objects.filter(sheet=sheet, key="target").update(choice_source=source)
-    fields = services.current_schema(sheet).fields
+    fields = schema.save_version(sheet).fields
     assert next(f for f in fields if f["key"] == "target")["choice_source"]["sheet"] == "targets"
 
     form = entry_form_class(fields)({"target": "Au", "energy": "1"})
@@ -59,7 +60,7 @@ def test_table_filters_by_date_range_of_creation_and_of_a_datetime_field(admin_c
     early = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
     make_entry(sheet, shot_key="TST-20261120-000001", aligned=early)
     make_entry(sheet, shot_key="TST-20261122-000002", aligned=early + timedelta(days=2))
-    query, _, problems = services.table_query(sheet, {"f_aligned_from": "2026-11-21T00:00"})
+    query, _, problems = table_query(schema.schema_for(sheet), {"f_aligned_from": "2026-11-21T00:00"})
     assert problems == [] and [e["shot_key"] for e in store.find_entries(query, [("created", 1)], 0, 10)] == [
         "TST-20261122-000002"]
     page = admin_client.get("/sheets/test/", {"f_aligned_to": "2026-11-21", "from": "2000-01-01"}).content.decode()

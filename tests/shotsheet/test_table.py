@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.http import QueryDict
 
-from shotsheet import importer, services, store, table
+from shotsheet import importer, schema, store, table
+from shotsheet.entries import create_entry, update_entry
 from shotsheet.models import Field, Sheet
+from shotsheet.query import table_query
 
 
 @pytest.fixture
@@ -34,7 +36,7 @@ def filled_sheet(sheet, make_entry):
     "f_shots_on_target_min=0",
 ])
 def test_the_table_answers_every_filter_and_sort_as_mongodb_does(filled_sheet, params):
-    query, sort, problems = services.table_query(filled_sheet, QueryDict(params))
+    query, sort, problems = table_query(schema.schema_for(filled_sheet), QueryDict(params))
     assert problems == []
     expected = [e["_id"] for e in store.find_entries(query, sort, 0, 1000)]
     assert expected, f"{params}: the case should select something"
@@ -45,13 +47,13 @@ def test_a_table_follows_entries_written_by_another_process(sheet, make_entry):
     other = table.SheetTable("test").sync()  # as a second web process would hold it
     first = make_entry(sheet, energy=1.5)
     assert [e["_id"] for e in other.sync().find({}, [])] == [first["_id"]]
-    services.update_entry(sheet, first, 1, {"energy": 2.5}, author="bob", comment="", shot_key=None)
+    update_entry(sheet, first, 1, {"energy": 2.5}, author="bob", comment="", shot_key=None)
     second = make_entry(sheet, energy=3.0)
     found = {e["_id"]: e["values"]["energy"] for e in other.sync().find({}, [])}
     assert found == {first["_id"]: 2.5, second["_id"]: 3.0}
     assert other.changes == store.last_change("test") == 3
     third = make_entry(sheet, energy=4.0)
-    services.update_entry(sheet, second, 1, {"energy": 3.5}, author="bob", comment="", shot_key=None)
+    update_entry(sheet, second, 1, {"energy": 3.5}, author="bob", comment="", shot_key=None)
     newest_first = [third["_id"], second["_id"], first["_id"]]
     assert [e["_id"] for e in other.sync().find({}, table.DEFAULT_ORDER)] == newest_first
     assert [e["_id"] for e in store.find_entries({"sheet": "test"}, table.DEFAULT_ORDER, 0, 10)] == newest_first
@@ -96,9 +98,8 @@ def test_the_web_process_reads_active_sheets_ahead_of_their_first_page_view(tran
     active = Sheet.objects.create(name="Active", slug="warm-active", experiment="TST")
     Field.objects.create(sheet=active, key="energy", label="Energy", type=Field.Type.FLOAT, position=0)
     Sheet.objects.create(name="Old", slug="warm-old", experiment="TST", active=False)
-    version = services.current_schema(active)
-    made = [services.create_entry(active, version, {"energy": n}, author="ada", shot_key=None)
-            for n in range(3)]
+    version = schema.save_version(active)
+    made = [create_entry(active, version, {"energy": n}, author="ada", shot_key=None) for n in range(3)]
     table.forget("warm-active")  # as in a freshly started process
 
     table.warm_in_background().join(30)

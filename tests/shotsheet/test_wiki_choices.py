@@ -2,7 +2,7 @@
 
 import pytest
 
-from shotsheet import choices, services
+from shotsheet import choices, schema
 from shotsheet.forms import entry_form_class
 from shotsheet.models import ChoiceSource, Field
 
@@ -23,7 +23,7 @@ def wiki_field(sheet, wiki_url: str, kind=ChoiceSource.Kind.WIKI_PAGE, title="Ta
     source = ChoiceSource.objects.create(name=f"{kind} {title}", kind=kind, wiki_url=f"{wiki_url}/",
                                          title=title, refresh_seconds=0)
     Field.objects.filter(sheet=sheet, key=key).update(choice_source=source)
-    fields = services.current_schema(sheet).fields
+    fields = schema.save_version(sheet).fields
     return {"fields": fields, "source": source.describe()}
 
 

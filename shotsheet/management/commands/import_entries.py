@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from pymongo.errors import PyMongoError
 from tqdm import tqdm
 
-from shotsheet import importer, services
+from shotsheet import importer, schema
 from shotsheet.models import Sheet
 from shotsheet.numbers import DECIMAL_MARKS
 
@@ -40,13 +40,14 @@ class Command(BaseCommand):
             choices |= {column: importer.IGNORE for column in options["ignore"]}
             if options["entry_time"]:
                 choices[options["entry_time"]] = importer.ENTRY_TIME
-            version = services.current_schema(target)
-            plan = importer.plan_import(importer.read_grid(file), version.fields, importer.ImportOptions(
+            version = schema.save_version(target)  # an import is a write: its entries name their version
+            fields = schema.field_defs(version.fields)
+            plan = importer.plan_import(importer.read_grid(file), fields, importer.ImportOptions(
                 options["header_row"], options["decimal"], options["dates"], choices))
             self.stdout.write(describe(plan))
             if problems := plan.problems():
                 raise CommandError("nothing was imported:\n" + "\n".join(problems))
-            checked = importer.check_rows(plan, version.fields,
+            checked = importer.check_rows(plan, fields,
                                           progress=lambda r: tqdm(r, desc="checking rows", unit="row"))
             if checked.problems:
                 self.stderr.write("\n".join(map(str, checked.groups)))

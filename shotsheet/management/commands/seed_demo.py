@@ -9,6 +9,7 @@ from django.db import transaction
 
 from shotsheet import store
 from shotsheet.models import Field, Sheet
+from shotsheet.schema import save_version
 
 DEMO_FIELDS = [
     # key, label, type, unit, extra
@@ -37,6 +38,7 @@ class Command(BaseCommand):
             for position, (key, label, type_, unit, extra) in enumerate(DEMO_FIELDS):
                 Field.objects.create(sheet=sheet, key=key, label=label, type=type_, unit=unit,
                                      position=position, **extra)
+            save_version(sheet)  # as the admin's save of a sheet does
             self.stdout.write(f"Created the demo sheet '{sheet.name}' with {len(DEMO_FIELDS)} fields.")
 
         store.ensure_indexes()
