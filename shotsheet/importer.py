@@ -26,6 +26,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import IO
 from zoneinfo import ZoneInfo
@@ -633,10 +634,10 @@ def cell_value(raw, kind: str, decimal_mark: str = "auto", date_order: str = "au
         if isinstance(raw, bool) or isinstance(raw, datetime | date):
             raise ValueError("not a number")
         try:
-            number = raw if isinstance(raw, int | float) else float(parse_number(str(raw), decimal_mark))
+            number = raw if isinstance(raw, int | float) else parse_number(str(raw), decimal_mark)
         except NumberError as exc:
             raise ValueError(exc.reason) from None  # without the text: the report groups rows by it
-        return int(number) if kind == Field.Type.INTEGER and float(number).is_integer() else number
+        return number_of(number, kind)
     if kind == Field.Type.DATETIME:
         return local_time(raw, date_order)
     if kind == Field.Type.BOOLEAN:
@@ -649,6 +650,18 @@ def cell_value(raw, kind: str, decimal_mark: str = "auto", date_order: str = "au
     if kind == Field.Type.MULTI_CHOICE:
         return [v.strip() for v in re.split(r"[,;]", str(raw)) if v.strip()]
     return display_value(raw)
+
+
+def number_of(number: int | float | Decimal, kind: str) -> int | float:
+    """A cell's number as its field holds it. The Decimal of a number typed as text goes to an int
+    directly: through a float, 1732456980123456789 became 1732456980123456768."""
+    if kind == Field.Type.FLOAT:
+        return float(number)
+    if isinstance(number, int):
+        return number
+    if number != int(number):
+        raise ValueError("not a whole number")
+    return int(number)
 
 
 def local_time(raw, date_order: str = "auto") -> datetime:

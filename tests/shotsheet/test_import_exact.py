@@ -1,0 +1,58 @@
+"""The importer never changes a value silently (review of issue 10's import): large integers,
+local times in the DST change hours, columns named like letters, yes/no fields without a column,
+the decimal mark of each column."""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from openpyxl import Workbook
+
+from shotsheet.models import Field
+
+from .legacy_log import legacy_sheet
+
+
+@pytest.fixture
+def legacy(db, mongo_db):
+    return legacy_sheet()
+
+
+def run_import(path, *args) -> str:
+    out = io.StringIO()
+    try:
+        call_command("import_entries", "legacy", str(path), *args, stdout=out, stderr=out)
+    except CommandError as exc:
+        raise CommandError(f"{exc}\n{out.getvalue()}") from None
+    return out.getvalue()
+
+
+def entries(mongo_db) -> dict[str, dict]:
+    return {e["shot_key"]: e for e in mongo_db["entries"].find({"sheet": "legacy"})}
+
+
+def test_a_large_integer_typed_as_text_is_stored_exactly(legacy, mongo_db, tmp_path):
+    Field.objects.create(sheet=legacy, key="stamp", label="Stamp", type=Field.Type.INTEGER, position=9)
+    path = tmp_path / "log.csv"
+    path.write_text("shot_key,Energy [J],Stamp\nLWFA-20261124-000001,1,1732456980123456789\n")
+    run_import(path)
+    assert entries(mongo_db)["LWFA-20261124-000001"]["values"]["stamp"] == 1732456980123456789  # was ...768
+
+
+def test_a_fraction_in_an_integer_field_is_refused_as_text_or_xlsx_number(legacy, mongo_db, tmp_path):
+    Field.objects.create(sheet=legacy, key="count", label="Count", type=Field.Type.INTEGER, position=9)
+    workbook = Workbook()
+    workbook.active.append(["shot_key", "Energy [J]", "Count"])
+    for shot, count in enumerate([3.0, 7, "12", 2.5, "4,5"], start=1):
+        workbook.active.append([f"LWFA-20261124-{shot:06d}", 1.0, count])
+    path = tmp_path / "log.xlsx"
+    workbook.save(path)
+    with pytest.raises(CommandError) as refused:
+        run_import(path)
+    assert "2 rows in Count: not a whole number — C5 '2.5', C6 '4,5'" in str(refused.value)
+    workbook.active.delete_rows(5, 2)
+    workbook.save(path)
+    run_import(path)
+    counts = {key: e["values"]["count"] for key, e in entries(mongo_db).items()}
+    assert counts == {"LWFA-20261124-000001": 3, "LWFA-20261124-000002": 7, "LWFA-20261124-000003": 12}
+    assert all(type(count) is int for count in counts.values())
