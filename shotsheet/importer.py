@@ -675,8 +675,28 @@ def local_time(raw, date_order: str = "auto") -> datetime:
     else:
         raise ValueError("not a date")
     if when.tzinfo is None:
-        when = when.replace(tzinfo=ZoneInfo(settings.TIME_ZONE))
+        when = lab_time(when)
     return when.astimezone(UTC)
+
+
+def lab_time(when: datetime) -> datetime:
+    """A time without a zone in the lab's zone, refused in the hours the clocks change: the time
+    that does not exist (spring) or happens twice (autumn) was stored as one of them, unsaid."""
+    zone = settings.TIME_ZONE
+    first, second = when.replace(tzinfo=ZoneInfo(zone), fold=0), when.replace(tzinfo=ZoneInfo(zone), fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return first
+    example = f"{when:%Y-%m-%dT%H:%M}"
+    if first.astimezone(UTC).astimezone(ZoneInfo(zone)).replace(tzinfo=None) != when:
+        raise ValueError(f"no such time in {zone} (the clocks go forward): write it with its offset, "
+                    f"e.g. {example}{offset_text(first)}")
+    raise ValueError(f"happens twice in {zone} (the clocks go back): write it with its offset, "
+                     f"{example}{offset_text(first)} or {example}{offset_text(second)}")
+
+
+def offset_text(when: datetime) -> str:
+    minutes = int(when.utcoffset().total_seconds() // 60)
+    return f"{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def parse_time_text(text: str, date_order: str = "auto") -> datetime:

@@ -56,3 +56,20 @@ def test_a_fraction_in_an_integer_field_is_refused_as_text_or_xlsx_number(legacy
     counts = {key: e["values"]["count"] for key, e in entries(mongo_db).items()}
     assert counts == {"LWFA-20261124-000001": 3, "LWFA-20261124-000002": 7, "LWFA-20261124-000003": 12}
     assert all(type(count) is int for count in counts.values())
+
+
+def test_a_local_time_in_the_hours_the_clocks_change_is_refused_not_moved(legacy, mongo_db, tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("shot_key;Energy [J];Time\nLWFA-20261124-000001;1;29.03.2026 02:30\n"
+                    "LWFA-20261124-000002;1;25.10.2026 02:30\nLWFA-20261124-000003;1;25.10.2026 03:30\n")
+    with pytest.raises(CommandError) as refused:
+        run_import(path, "--entry-time", "Time")
+    report = str(refused.value)
+    assert "2 of 3 rows have errors" in report
+    assert ("no such time in Europe/Berlin (the clocks go forward): write it with its offset, "
+            "e.g. 2026-03-29T02:30+01:00 — C2 '29.03.2026 02:30'") in report
+    assert ("happens twice in Europe/Berlin (the clocks go back): write it with its offset, "
+            "2026-10-25T02:30+02:00 or 2026-10-25T02:30+01:00 — C3 '25.10.2026 02:30'") in report
+    path.write_text("shot_key;Energy [J];Time\nLWFA-20261124-000002;1;2026-10-25T02:30+01:00\n")
+    run_import(path, "--entry-time", "Time")
+    assert str(entries(mongo_db)["LWFA-20261124-000002"]["created"]) == "2026-10-25 01:30:00+00:00"
