@@ -225,6 +225,7 @@ IGNORE = "(ignore)"
 ENTRY_TIME = "(entry time)"
 SHOT_KEY = "shot_key"
 COMMENT = "comment"
+LETTER_PREFIX = "col:"  # a choice for `col:E` is for column E, whatever the headers say
 HEADER_SEARCH_ROWS = 30  # title rows above the header: a lab's log has a few, never pages
 UNIT = re.compile(r"^(?P<name>.*?)\s*[\[(]\s*(?P<unit>[^\[\]()]*?)\s*[\])]\s*$")
 
@@ -338,7 +339,7 @@ class ImportOptions:
     header_row: int | None = None  # 1-based; None: found by matching
     decimal_mark: str = "auto"
     date_order: str = "auto"  # dmy, mdy or auto for 01/02/2026; dotted dates are always day.month.year
-    choices: dict[str, str] = field(default_factory=dict)  # column header, name or letter → target
+    choices: dict[str, str] = field(default_factory=dict)  # `col:<letter>`, header, name or letter → target
 
 
 @dataclass
@@ -415,15 +416,15 @@ def plan_import(grid: Grid, fields: list[dict], options: ImportOptions | None = 
         match = match_header(header, group, targets) if header else Match()
         column.target, column.matched, column.suggestion, column.note = (match.target, bool(match.target),
                                                                           match.suggestion, match.note)
-        chosen = next((options.choices[k] for k in (column.header, column.name, column.letter)
-                       if k and k in options.choices), None)
+        chosen = next((options.choices[k] for k in choice_keys(column) if k and k in options.choices), None)
         if chosen is not None:
             if chosen and chosen != IGNORE and chosen not in targets:
                 raise ImportRefused(f"{grid.name}: no field '{chosen}' in the sheet (for column {column.letter})")
             column.target, column.matched = chosen, False
         columns.append(column)
     required = [f["key"] for f in fields if f["required"] and not f["archived"]]
-    named = {name for c in columns for name in (c.header, c.name, c.letter)}
+    check_choice_keys(grid, columns, options.choices)
+    named = {name for c in columns for name in choice_keys(c)}
     plan = Plan(grid, header_row, columns, data_rows, len(grid.rows) - header_row - len(data_rows), options,
                 targets, required, unknown_columns=sorted(set(options.choices) - named),
                 decimal_mark=options.decimal_mark, date_order=options.date_order)
@@ -432,6 +433,23 @@ def plan_import(grid: Grid, fields: list[dict], options: ImportOptions | None = 
     if options.date_order == "auto":
         plan.date_order, plan.date_seen = file_date_order(plan)
     return plan
+
+
+def choice_keys(column: Column) -> tuple[str, ...]:
+    """What a choice can call a column: `col:E` (its letter, always), its header, its name, `E`."""
+    return (f"{LETTER_PREFIX}{column.letter}", column.header, column.name, column.letter)
+
+
+def check_choice_keys(grid: Grid, columns: list[Column], choices: dict[str, str]) -> None:
+    """A bare `E` that is one column's header and another column's letter is refused: the choice
+    went to whichever was looked up first (a column headed `E` took column E's choice)."""
+    for key in choices:
+        by_letter = next((c for c in columns if c.letter == key), None)
+        by_header = [c for c in columns if key in (c.header, c.name)]
+        if by_letter and any(c is not by_letter for c in by_header):
+            raise ImportRefused(f"{grid.name}: '{key}' is the header of column {by_header[0].letter} and the letter "
+                                f"of column {key}: write the header's column as {LETTER_PREFIX}"
+                                f"{by_header[0].letter}, column {key} as {LETTER_PREFIX}{key}")
 
 
 def text_cells(plan: Plan, types: tuple[str, ...]):

@@ -275,7 +275,8 @@ def import_options(request) -> tuple[importer.ImportOptions, list[str]]:
     options = importer.ImportOptions(data["header_row"], data["decimal_mark"], data["date_order"])
     if data["header_row"] != data["shown_header_row"]:  # other columns now: the choices made do not carry over
         return options, [f"The header is now row {data['header_row']}: check where each column goes, then import."]
-    options.choices = {key.removeprefix("col_"): value for key, value in request.POST.items() if key.startswith("col_")}
+    options.choices = {f"{importer.LETTER_PREFIX}{key.removeprefix('col_')}": value
+                       for key, value in request.POST.items() if key.startswith("col_")}  # by letter only
     return options, []
 
 

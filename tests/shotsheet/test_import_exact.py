@@ -6,8 +6,10 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.core.files.uploadedfile import SimpleUploadedFile
 from openpyxl import Workbook
 
+from shotsheet import importer
 from shotsheet.models import Field
 
 from .legacy_log import legacy_sheet
@@ -73,3 +75,28 @@ def test_a_local_time_in_the_hours_the_clocks_change_is_refused_not_moved(legacy
     path.write_text("shot_key;Energy [J];Time\nLWFA-20261124-000002;1;2026-10-25T02:30+01:00\n")
     run_import(path, "--entry-time", "Time")
     assert str(entries(mongo_db)["LWFA-20261124-000002"]["created"]) == "2026-10-25 01:30:00+00:00"
+
+
+HEADED_LIKE_A_LETTER = b"shot_key,Energy [J],E,Pulse (fs),Remarks\nLWFA-20261124-000001,1,fine,25,junk\n"
+
+
+def test_the_web_preview_sends_each_columns_choice_by_its_letter_only(admin_client, legacy, mongo_db):
+    response = admin_client.post("/sheets/legacy/import/",
+                                 {"file": SimpleUploadedFile("log.csv", HEADED_LIKE_A_LETTER)})
+    chosen = {"header_row": 1, "shown_header_row": 1, "decimal_mark": "auto", "date_order": "auto",
+              "col_A": "shot_key", "col_B": "energy", "col_C": "note", "col_D": "pulse", "col_E": importer.IGNORE}
+    page = admin_client.post(response["Location"], {**chosen, "check": ""}).content.decode()
+    assert "Ignored columns (not imported): E “Remarks”." in page  # column C headed `E` took E's choice
+    assert admin_client.post(response["Location"], {**chosen, "import": ""}).status_code == 302
+    assert entries(mongo_db)["LWFA-20261124-000001"]["values"]["note"] == "fine"
+
+
+def test_a_command_choice_that_is_a_header_and_another_columns_letter_is_refused(legacy, mongo_db, tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_bytes(HEADED_LIKE_A_LETTER)
+    with pytest.raises(CommandError, match="'E' is the header of column C and the letter of column E: write the "
+                                           "header's column as col:C, column E as col:E"):
+        run_import(path, "--map", "E=note", "--ignore", "Remarks")
+    assert mongo_db["entries"].count_documents({}) == 0
+    run_import(path, "--map", "col:C=note", "--ignore", "col:E")
+    assert entries(mongo_db)["LWFA-20261124-000001"]["values"]["note"] == "fine"

@@ -17,8 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("sheet", help="the sheet's slug")
         parser.add_argument("file", help="a .csv or .xlsx file; the header row is found below any title rows")
         parser.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
-                            help="send a column (header or letter) to a field key, shot_key, comment or "
-                                 f"'{importer.ENTRY_TIME}'; COLUMN= ignores it")
+                            help="send a column (its header, its letter, or col:LETTER) to a field key, shot_key, "
+                                 f"comment or '{importer.ENTRY_TIME}'; COLUMN= ignores it. A header that is "
+                                 "another column's letter must be named col:LETTER")
         parser.add_argument("--ignore", action="append", default=[], metavar="COLUMN",
                             help="leave a column out (every column must be matched or ignored)")
         parser.add_argument("--entry-time", metavar="COLUMN", help="a column that holds each entry's time")
