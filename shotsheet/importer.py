@@ -639,7 +639,9 @@ def check_rows(plan: Plan, fields: list[dict], progress=None) -> Checked:
             problems.append(Problem(number, f"{column.letter}{number}", column.name, "", "no entry time"))
             failed.add(ENTRY_TIME)
         if valid and not failed:
-            rows.append(ImportRow(number, entry_values(form, fields), form.cleaned_data["shot_key"].strip() or None,
+            # Only what the file has a column for: a yes/no field it does not mention was stored as "no".
+            values = {key: value for key, value in entry_values(form, fields).items() if key in column_of}
+            rows.append(ImportRow(number, values, form.cleaned_data["shot_key"].strip() or None,
                                   form.cleaned_data["comment"], created))
     return Checked(rows, problems)
 

@@ -100,3 +100,14 @@ def test_a_command_choice_that_is_a_header_and_another_columns_letter_is_refused
     assert mongo_db["entries"].count_documents({}) == 0
     run_import(path, "--map", "col:C=note", "--ignore", "col:E")
     assert entries(mongo_db)["LWFA-20261124-000001"]["values"]["note"] == "fine"
+
+
+def test_a_field_the_file_has_no_column_for_is_left_empty_not_no(admin_client, legacy, mongo_db, tmp_path):
+    Field.objects.create(sheet=legacy, key="aligned", label="Aligned", type=Field.Type.BOOLEAN, position=9)
+    path = tmp_path / "log.csv"
+    path.write_text("shot_key,Energy [J]\nLWFA-20261124-000001,1\n")
+    run_import(path)
+    values = entries(mongo_db)["LWFA-20261124-000001"]["values"]
+    assert values == {"energy": 1.0}  # was aligned: False ("no") and empty pulse, gas pressure, target, note
+    exported = admin_client.get("/sheets/legacy/export.csv").content.decode().splitlines()
+    assert exported[0].endswith("Aligned") and exported[1].endswith(",1.0,,,,,")
