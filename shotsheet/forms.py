@@ -9,7 +9,7 @@ from django.core.validators import RegexValidator
 
 from .choices import choices_for
 from .models import Field
-from .numbers import AUTO, COMMA, DECIMAL_MARKS, NotANumber, NumberError, parse_number
+from .numbers import AUTO, COMMA, DECIMAL_MARKS, THOUSANDS_SHAPED, NotANumber, NumberError, parse_number
 
 
 def choices_of(field: dict) -> list[tuple[str, str]]:
@@ -47,10 +47,16 @@ class TypedNumberMixin:
             raise forms.ValidationError(str(exc), code="invalid") from None
 
     def prepare_value(self, value):
-        """A stored number shown with the sheet's decimal mark, so saving it again reads it back."""
-        if self.decimal_mark == COMMA and isinstance(value, float):
-            return str(value).replace(".", ",")
-        return value
+        """A stored number shown with the sheet's decimal mark, so saving it again reads it back.
+
+        With "comma or point", 12.375 shown as `12.375` could be 12375, and every save of the entry
+        (a comment only, or a sticky value) was refused: it is shown as `12.3750`."""
+        if not isinstance(value, float):
+            return value
+        text = str(value).replace(".", ",") if self.decimal_mark == COMMA else str(value)
+        if self.decimal_mark == AUTO and THOUSANDS_SHAPED.fullmatch(text.lstrip("-")):
+            text += "0"
+        return text
 
 
 class TypedFloatField(TypedNumberMixin, forms.FloatField):

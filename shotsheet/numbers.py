@@ -84,8 +84,9 @@ def plain_digits(text: str, digits: str, decimal_mark: str) -> str:
                           "ambiguous number: thousands separator or decimal mark? (choose the decimal mark)")
     if THOUSANDS_SHAPED.fullmatch(digits):
         whole, fraction = re.split("[.,]", digits)
-        raise NumberError(f"'{quoted(text)}' could be {whole}.{fraction} or {whole}{fraction}: type it so, "
-                          "or set the sheet's decimal mark.",
+        sign, mark = "-" if text.strip().startswith(("-", "\u2212")) else "", "," if "," in digits else "."
+        raise NumberError(f"'{quoted(text)}' could be {sign}{whole}.{fraction} or {sign}{whole}{fraction}: write "
+                          f"{sign}{whole}{mark}{fraction}0 or {sign}{whole}{fraction}, or set the sheet's decimal mark.",
                           "ambiguous number: thousands separator or decimal mark? (choose the decimal mark)")
     return digits.replace(",", ".")
 
