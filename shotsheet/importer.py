@@ -19,6 +19,7 @@ import csv
 import difflib
 import io
 import logging
+import os
 import re
 import secrets
 import time
@@ -777,6 +778,7 @@ def store_rows(sheet, version_number: int, rows: list[ImportRow], *, author: str
 
 # --- the uploaded file between the preview and the import ------------------------------------------------
 TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
+CLAIMED = ".importing"  # a kept upload being imported
 
 
 def upload_dir() -> Path:
@@ -804,6 +806,25 @@ def kept_upload(token: str) -> Path | None:
     if not found or time.time() - found[0].stat().st_mtime > settings.SHOTSHEET_IMPORT_KEEP_SECONDS:
         return None
     return found[0]
+
+
+def claim_upload(token: str) -> Path | None:
+    """The kept file, renamed so that no other request finds it: None when another one (a second
+    press of Import) has claimed it already. Without the claim both imported all rows."""
+    path = kept_upload(token)
+    if path is None:
+        return None
+    claimed = path.with_name(f"{path.name}{CLAIMED}")
+    try:
+        os.replace(path, claimed)  # atomic: of two requests, one renames, the other finds nothing
+    except FileNotFoundError:
+        return None
+    return claimed
+
+
+def release_upload(claimed: Path) -> None:
+    """A claimed file back under its token (the import failed: it can be tried again)."""
+    os.replace(claimed, claimed.with_name(claimed.name.removesuffix(CLAIMED)))
 
 
 def discard_upload(token: str) -> None:

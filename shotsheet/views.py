@@ -243,12 +243,19 @@ def sheet_import_preview(request, slug, token):
     may_import = request.method == "POST" and "import" in request.POST and not problems
     problems += plan.problems()
     if may_import and not problems and not checked.problems:
+        claimed = importer.claim_upload(token)
+        if claimed is None:  # Import pressed twice: the other request imports it
+            messages.error(request, f"{kept['name']} is being imported already (Import was pressed twice); "
+                                    "it is imported once.")
+            return redirect("shotsheet:sheet_table", slug=slug)
         try:
             stored = importer.store_rows(sheet, version.number, checked.rows, author=request.user.get_username())
         except PyMongoError as exc:
+            importer.release_upload(claimed)
             problems = [f"Nothing was imported: the database cannot be reached ({type(exc).__name__}). "
                         "Import again when it is back."]
         else:
+            claimed.unlink(missing_ok=True)
             discard_import(request, token)
             skipped = f"; {plan.empty_rows} empty rows skipped" if plan.empty_rows else ""
             messages.success(request, f"Imported {stored} entries from {kept['name']}{skipped}.")

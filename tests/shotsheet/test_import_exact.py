@@ -3,16 +3,18 @@ local times in the DST change hours, columns named like letters, yes/no fields w
 the decimal mark of each column."""
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 from django.core.files.uploadedfile import SimpleUploadedFile
 from openpyxl import Workbook
 
 from shotsheet import importer
 from shotsheet.models import Field
 
-from .legacy_log import legacy_sheet
+from .legacy_log import legacy_log, legacy_sheet
 
 
 @pytest.fixture
@@ -111,3 +113,19 @@ def test_a_field_the_file_has_no_column_for_is_left_empty_not_no(admin_client, l
     assert values == {"energy": 1.0}  # was aligned: False ("no") and empty pulse, gas pressure, target, note
     exported = admin_client.get("/sheets/legacy/export.csv").content.decode().splitlines()
     assert exported[0].endswith("Aligned") and exported[1].endswith(",1.0,,,,,")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pressing_import_twice_imports_once(admin_user, legacy, mongo_db):
+    log = legacy_log(bad=False)
+    first, second = Client(), Client()
+    first.force_login(admin_user)
+    second.cookies = first.cookies  # the same session, as two presses of one browser
+    preview_url = first.post("/sheets/legacy/import/", {"file": SimpleUploadedFile("log.xlsx", log.content)})["Location"]
+    chosen = {"header_row": 5, "shown_header_row": 5, "decimal_mark": "auto", "date_order": "auto",
+              "col_D": "gas_pressure", "col_F": importer.ENTRY_TIME, "col_G": importer.IGNORE, "import": ""}
+    with ThreadPoolExecutor(2) as pool:
+        responses = list(pool.map(lambda client: client.post(preview_url, chosen), (first, second)))
+    assert [r.status_code for r in responses] == [302, 302]
+    assert mongo_db["entries"].count_documents({"sheet": "legacy"}) == 500  # was 1000
+    assert mongo_db["imports"].count_documents({}) == 1
