@@ -63,11 +63,22 @@ class TypedFloatField(TypedNumberMixin, forms.FloatField):
     number = float
 
 
+INT64 = (-2**63, 2**63 - 1)  # what MongoDB (BSON) stores as an integer
+
+
 class TypedIntegerField(TypedNumberMixin, forms.IntegerField):
     def number(self, value):
         if value != value.to_integral_value():
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         return int(value)
+
+    def validate(self, value):
+        """Within int64, from the form and the importer alike: a larger one passed and BSON raised
+        OverflowError on saving (a 500)."""
+        super().validate(value)
+        if value is not None and not INT64[0] <= value <= INT64[1]:
+            raise forms.ValidationError(f"{value} is beyond what an integer field holds "
+                                        f"({INT64[0]:,} to {INT64[1]:,}).", code="int64")
 
 
 class EntryForm(forms.Form):

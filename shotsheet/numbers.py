@@ -18,6 +18,7 @@ DECIMAL_MARKS = [(AUTO, "comma or point (1,5 or 1.5; no thousands separators)"),
 NUMBER = re.compile(r"(?P<sign>[+-]?)(?P<digits>[\d.,]*)(?P<exponent>[eE][+-]?\d+)?")  # linear on long text
 GROUPED = {COMMA: re.compile(r"\d{1,3}(\.\d{3})+(,\d*)?"), POINT: re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?")}
 THOUSANDS_SHAPED = re.compile(r"[1-9]\d{0,2}[.,]\d{3}")  # 1,234 or 1.234: a decimal, or thousands?
+MAX_EXPONENT = 308  # a float's range (1.8e308); beyond it a number is a typo or an attack
 SPACE_GROUPS = re.compile(r"(?<=\d)[ \u00a0\u202f\u2009'](?=\d{3}(?!\d))")  # 1 234 or 1'234: thousands only
 
 
@@ -46,11 +47,20 @@ def parse_number(text: str, decimal_mark: str = AUTO) -> Decimal:
     match = NUMBER.fullmatch(typed)
     if not match or not any(c.isdigit() for c in match["digits"]):
         raise NotANumber(text)
+    if match["exponent"] and too_far(match["exponent"]):
+        raise NumberError(f"'{quoted(text)}' has an exponent beyond ±{MAX_EXPONENT}: no field holds such a number.",
+                          f"exponent beyond ±{MAX_EXPONENT}")
     digits = plain_digits(text, match["digits"], decimal_mark)
     try:
         return Decimal(f"{match['sign']}{digits}{match['exponent'] or ''}")
     except InvalidOperation:
         raise NotANumber(text) from None
+
+
+def too_far(exponent: str) -> bool:
+    """An exponent no float holds: `1e400000` made a 400,000-digit int for an integer field (10 s of CPU)."""
+    digits = exponent[1:].lstrip("+-").lstrip("0")
+    return len(digits) > len(str(MAX_EXPONENT)) or int(digits or 0) > MAX_EXPONENT
 
 
 def quoted(text: str) -> str:

@@ -4,9 +4,11 @@ stores, and exponents within what a float holds."""
 
 from html.parser import HTMLParser
 
+import io
 from decimal import Decimal
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from shotsheet.forms import TypedFloatField
 from shotsheet.models import Sheet
@@ -75,3 +77,27 @@ def test_a_number_that_could_be_read_two_ways_says_how_to_write_it():
         parse_number("-1,064")
     assert TypedFloatField().prepare_value(-12.375) == "-12.3750"
     assert parse_number("-12.3750") == Decimal("-12.375")
+
+
+@pytest.mark.parametrize("typed, message", [
+    ("1e400000", "&#x27;1e400000&#x27; has an exponent beyond ±308: no field holds such a number."),
+    ("9223372036854775808", "9223372036854775808 is beyond what an integer field holds "
+                            "(-9,223,372,036,854,775,808 to 9,223,372,036,854,775,807)."),
+    ("-1e19", "-10000000000000000000 is beyond what an integer field holds"),
+])
+def test_an_integer_beyond_int64_or_an_exponent_beyond_a_float_is_a_form_error(admin_client, sheet, mongo_db,
+                                                                                typed, message):
+    response = admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "1", "shots_on_target": typed})
+    assert response.status_code == 200 and message in response.content.decode()
+    assert mongo_db["entries"].count_documents({}) == 0
+
+
+def test_the_importer_refuses_an_integer_beyond_int64_and_a_huge_exponent(sheet, mongo_db, tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("shot_key,Target,Energy [J],Shots on target\nTST-1,Al,1e400000,1\n"
+                    "TST-2,Al,1,9223372036854775808\nTST-3,Al,1,9223372036854775807\n")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="2 of 3 rows have errors"):
+        call_command("import_entries", "test", str(path), stdout=out, stderr=out)
+    assert "1 row in Energy [J]: exponent beyond ±308 — C2 '1e400000'" in out.getvalue()
+    assert "1 row in Shots on target: 9223372036854775808 is beyond what an integer field holds" in out.getvalue()
