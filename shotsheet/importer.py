@@ -343,6 +343,15 @@ class ImportOptions:
     choices: dict[str, str] = field(default_factory=dict)  # `col:<letter>`, header, name or letter → target
 
 
+@dataclass(frozen=True)
+class DecimalSeen:
+    """The decimal mark a column's numbers typed as text show beyond doubt, and where."""
+
+    column: str
+    mark: str
+    cell: str  # `B10 '5,5'`
+
+
 @dataclass
 class Plan:
     """The file as the importer understood it: header row, columns and their targets, data rows."""
@@ -356,10 +365,23 @@ class Plan:
     targets: dict[str, Target]
     required: list[str]  # targets that must have a column
     unknown_columns: list[str] = field(default_factory=list)  # chosen for, but no column is called so
-    decimal_mark: str = "auto"  # as chosen, or as the file's numbers typed as text show it
-    decimal_seen: str = ""  # where the file showed it (`B10 '5,5'`)
+    decimal_seen: dict[int, DecimalSeen] = field(default_factory=dict)  # column index → its mark, when not chosen
     date_order: str = "auto"  # of slashed dates: as chosen, or as the file's unambiguous ones show it
     date_seen: str = ""
+
+    def decimal_mark(self, column: Column) -> str:
+        """The decimal mark of a column's numbers typed as text: as chosen, else as the column shows it.
+
+        Per column: `1,5` in Energy made the whole file "comma", and `1.250` in Pulse became 1250."""
+        if self.options.decimal_mark != "auto":
+            return self.options.decimal_mark
+        return seen.mark if (seen := self.decimal_seen.get(column.index)) else "auto"
+
+    @property
+    def decimal_notes(self) -> list[str]:
+        """What the columns showed (`Energy [J]: decimal comma, as the file shows (B10 '5,5')`)."""
+        return [f"{seen.column}: decimal {seen.mark}, as the file shows ({seen.cell})"
+                for seen in self.decimal_seen.values()]
 
     @property
     def unresolved(self) -> list[Column]:
@@ -428,9 +450,9 @@ def plan_import(grid: Grid, fields: list[dict], options: ImportOptions | None = 
     named = {name for c in columns for name in choice_keys(c)}
     plan = Plan(grid, header_row, columns, data_rows, len(grid.rows) - header_row - len(data_rows), options,
                 targets, required, unknown_columns=sorted(set(options.choices) - named),
-                decimal_mark=options.decimal_mark, date_order=options.date_order)
+                date_order=options.date_order)
     if options.decimal_mark == "auto":
-        plan.decimal_mark, plan.decimal_seen = file_decimal_mark(plan)
+        plan.decimal_seen = column_decimal_marks(plan)
     if options.date_order == "auto":
         plan.date_order, plan.date_seen = file_date_order(plan)
     return plan
@@ -462,16 +484,24 @@ def text_cells(plan: Plan, types: tuple[str, ...]):
                     yield f"{column.letter}{number}", raw.strip()
 
 
-def file_decimal_mark(plan: Plan) -> tuple[str, str]:
-    """The decimal mark the numbers typed as text show beyond doubt, if they all show the same one.
+def column_decimal_marks(plan: Plan) -> dict[int, DecimalSeen]:
+    """Each number column's decimal mark, when its values typed as text all show the same one.
 
-    So `1.234` next to `12.25` is 1.234, and next to `3,7` it is 1234; with no such evidence, or
-    both marks in one file, every value that could be either is refused."""
-    seen: dict[str, str] = {}
-    for cell, text in text_cells(plan, (Field.Type.FLOAT, Field.Type.INTEGER)):
-        if (mark := decimal_evidence(text)) and mark not in seen:
-            seen[mark] = f"{cell} {text!r}"
-    return next(iter(seen.items())) if len(seen) == 1 else ("auto", "")
+    So `1.234` next to `12.25` in its column is 1.234, and next to `3,7` it is 1234; a column with
+    no such evidence of its own, or both marks, refuses every value that could be either."""
+    found = {}
+    for column in plan.mapped:
+        if plan.targets[column.target].type not in (Field.Type.FLOAT, Field.Type.INTEGER):
+            continue
+        seen: dict[str, str] = {}
+        for number in plan.data_rows:
+            raw = plan.grid.value(number, column.index)
+            if isinstance(raw, str) and (mark := decimal_evidence(raw)) and mark not in seen:
+                seen[mark] = f"{column.letter}{number} {raw.strip()!r}"
+        if len(seen) == 1:
+            mark, cell = next(iter(seen.items()))
+            found[column.index] = DecimalSeen(column.name, mark, cell)
+    return found
 
 
 def file_date_order(plan: Plan) -> tuple[str, str]:
@@ -616,7 +646,8 @@ def check_rows(plan: Plan, fields: list[dict], progress=None) -> Checked:
         for column in plan.mapped:
             raw = plan.grid.value(number, column.index)
             try:
-                value = cell_value(raw, plan.targets[column.target].type, plan.decimal_mark, plan.date_order)
+                value = cell_value(raw, plan.targets[column.target].type, plan.decimal_mark(column),
+                                   plan.date_order)
             except ValueError as exc:
                 problems.append(Problem(number, f"{column.letter}{number}", column.name, display_value(raw), str(exc)))
                 failed.add(column.target)

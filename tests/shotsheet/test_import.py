@@ -97,7 +97,7 @@ def test_bad_cells_are_reported_by_cell_column_value_and_problem_grouped_by_kind
     report = out.getvalue()
     over, ambiguous, choice = log.bad_cells
     assert f"1 row in Laser › Energy [J]: Ensure this value is less than or equal to 100.0 — {over} '150'" in report
-    assert "numbers typed as text: decimal comma, as the file shows (B10 '5,5')" in report
+    assert "numbers typed as text in Laser › Energy [J]: decimal comma, as the file shows (B10 '5,5')" in report
     assert f"1 row in Laser › Energy [J]: not a number — {ambiguous} '12,5.3'" in report
     assert ("1 row in Conditions › target: Select a valid choice. Fe is not one of the available choices "
             f"— {choice} 'Fe'") in report

@@ -129,3 +129,22 @@ def test_pressing_import_twice_imports_once(admin_user, legacy, mongo_db):
     assert [r.status_code for r in responses] == [302, 302]
     assert mongo_db["entries"].count_documents({"sheet": "legacy"}) == 500  # was 1000
     assert mongo_db["imports"].count_documents({}) == 1
+
+
+def test_each_column_shows_its_own_decimal_mark(legacy, mongo_db, tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("shot_key;Energy [J];Gas pressure [mbar]\nLWFA-20261124-000001;1,5;1.250\n")
+    with pytest.raises(CommandError, match="1 of 1 rows have errors"):
+        run_import(path)  # was imported, 1.250 mbar as 1250
+    path.write_text("shot_key;Energy [J];Pulse (fs);Gas pressure [mbar]\nLWFA-20261124-000001;1,5;25;1.250\n"
+                    "LWFA-20261124-000002;2;12.5;3\n")
+    with pytest.raises(CommandError) as refused:  # Energy's comma made the file "comma": Gas pressure 1250
+        run_import(path)
+    report = str(refused.value)
+    assert "numbers typed as text in Energy [J]: decimal comma, as the file shows (B2 '1,5')" in report
+    assert "numbers typed as text in Pulse (fs): decimal point, as the file shows (C3 '12.5')" in report
+    assert "1 row in Gas pressure [mbar]: ambiguous number: thousands separator or decimal mark? " \
+           "(choose the decimal mark) — D2 '1.250'" in report
+    run_import(path, "--decimal", "comma", "--ignore", "Pulse (fs)")  # the mark chosen: for every column
+    stored = entries(mongo_db)["LWFA-20261124-000001"]["values"]
+    assert stored == {"energy": 1.5, "gas_pressure": 1250.0}

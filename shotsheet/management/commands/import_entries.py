@@ -70,8 +70,7 @@ def describe(plan: importer.Plan) -> str:
              f"{f', {plan.empty_rows} empty rows skipped' if plan.empty_rows else ''}"]
     if plan.date_seen:
         lines.append(f"  dates with slashes: {plan.date_order}, as the file shows ({plan.date_seen})")
-    if plan.decimal_seen:
-        lines.append(f"  numbers typed as text: decimal {plan.decimal_mark}, as the file shows ({plan.decimal_seen})")
+    lines += [f"  numbers typed as text in {note}" for note in plan.decimal_notes]
     for column in plan.columns:
         goes = ("ignored" if column.target == importer.IGNORE else
                 f"→ {plan.targets[column.target].title}" if column.target else "→ ?")
