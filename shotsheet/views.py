@@ -1,3 +1,6 @@
+import hashlib
+
+import orjson
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -240,6 +243,10 @@ def sheet_import_preview(request, slug, token):
         plan = importer.plan_import(grid, version.fields)
         problems.append(str(exc))
     checked = importer.check_rows(plan, version.fields)
+    if request.method == "POST" and "import" in request.POST and not problems \
+            and request.POST.get("previewed") != previewed(plan, version.number):
+        problems.append("The choices (or the sheet's fields) changed since this preview: check the preview below, "
+                        "then import.")
     may_import = request.method == "POST" and "import" in request.POST and not problems
     problems += plan.problems()
     if may_import and not problems and not checked.problems:
@@ -266,8 +273,19 @@ def sheet_import_preview(request, slug, token):
         "options_form": ImportOptionsForm(initial={"header_row": plan.header_row, "shown_header_row": plan.header_row,
                                                    "decimal_mark": plan.options.decimal_mark,
                                                    "date_order": plan.options.date_order}),
-        "tried": request.method == "POST" and "import" in request.POST,
+        "tried": request.method == "POST" and "import" in request.POST, "previewed": previewed(plan, version.number),
     })
+
+
+def previewed(plan: importer.Plan, version_number: int) -> str:
+    """A digest of what a preview shows (options, each column's target, the sheet's schema version).
+
+    Sent with the preview and compared on Import: a decimal mark, date order or column changed in
+    the same submit as Import (or a field changed by the admin meanwhile) was imported unseen."""
+    shown = {"header_row": plan.header_row, "decimal_mark": plan.options.decimal_mark,
+             "date_order": plan.options.date_order, "version": version_number,
+             "columns": {column.letter: column.target for column in plan.columns}}
+    return hashlib.sha256(orjson.dumps(shown, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def import_options(request) -> tuple[importer.ImportOptions, list[str]]:

@@ -17,6 +17,7 @@ from shotsheet.models import Field
 from shotsheet.numbers import NumberError, parse_number
 
 from .legacy_log import FIRST_ROW, legacy_log, legacy_sheet
+from .previewed import import_previewed
 
 
 @pytest.fixture
@@ -178,7 +179,7 @@ def test_the_web_import_previews_every_column_before_it_imports(admin_client, le
               "col_D": "gas_pressure", "col_F": importer.ENTRY_TIME, "col_G": importer.IGNORE}
     page = admin_client.post(preview_url, {**chosen, "check": ""}).content.decode()
     assert "Ignored columns (not imported): G “Remarks of the night”" in page
-    response = admin_client.post(preview_url, {**chosen, "import": ""})
+    response = import_previewed(admin_client, preview_url, chosen)
     assert response.status_code == 302 and response["Location"] == "/sheets/legacy/"
     assert mongo_db["entries"].count_documents({"sheet": "legacy"}) == 500
     assert admin_client.get(preview_url)["Location"] == "/sheets/legacy/import/"  # the file is gone
@@ -245,7 +246,7 @@ def test_the_web_import_imports_only_what_was_previewed(admin_client, legacy, mo
     page = admin_client.post(preview_url, {**chosen, "header_row": 2, "col_B": "no_such_field"}).content.decode()
     assert "no field &#x27;no_such_field&#x27; in the sheet (for column B)" in page
     assert mongo_db["entries"].count_documents({}) == 0
-    assert admin_client.post(preview_url, {**chosen, "header_row": 2}).status_code == 302
+    assert import_previewed(admin_client, preview_url, {**chosen, "header_row": 2}).status_code == 302
     assert mongo_db["entries"].count_documents({}) == 1
 
 

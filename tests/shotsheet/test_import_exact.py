@@ -15,6 +15,7 @@ from shotsheet import importer
 from shotsheet.models import Field
 
 from .legacy_log import legacy_log, legacy_sheet
+from .previewed import import_previewed, preview, previewed
 
 
 @pytest.fixture
@@ -89,7 +90,7 @@ def test_the_web_preview_sends_each_columns_choice_by_its_letter_only(admin_clie
               "col_A": "shot_key", "col_B": "energy", "col_C": "note", "col_D": "pulse", "col_E": importer.IGNORE}
     page = admin_client.post(response["Location"], {**chosen, "check": ""}).content.decode()
     assert "Ignored columns (not imported): E “Remarks”." in page  # column C headed `E` took E's choice
-    assert admin_client.post(response["Location"], {**chosen, "import": ""}).status_code == 302
+    assert import_previewed(admin_client, response["Location"], chosen).status_code == 302
     assert entries(mongo_db)["LWFA-20261124-000001"]["values"]["note"] == "fine"
 
 
@@ -123,7 +124,8 @@ def test_pressing_import_twice_imports_once(admin_user, legacy, mongo_db):
     second.cookies = first.cookies  # the same session, as two presses of one browser
     preview_url = first.post("/sheets/legacy/import/", {"file": SimpleUploadedFile("log.xlsx", log.content)})["Location"]
     chosen = {"header_row": 5, "shown_header_row": 5, "decimal_mark": "auto", "date_order": "auto",
-              "col_D": "gas_pressure", "col_F": importer.ENTRY_TIME, "col_G": importer.IGNORE, "import": ""}
+              "col_D": "gas_pressure", "col_F": importer.ENTRY_TIME, "col_G": importer.IGNORE}
+    chosen |= {"previewed": previewed(preview(first, preview_url, chosen)), "import": ""}
     with ThreadPoolExecutor(2) as pool:
         responses = list(pool.map(lambda client: client.post(preview_url, chosen), (first, second)))
     assert [r.status_code for r in responses] == [302, 302]
@@ -148,3 +150,24 @@ def test_each_column_shows_its_own_decimal_mark(legacy, mongo_db, tmp_path):
     run_import(path, "--decimal", "comma", "--ignore", "Pulse (fs)")  # the mark chosen: for every column
     stored = entries(mongo_db)["LWFA-20261124-000001"]["values"]
     assert stored == {"energy": 1.5, "gas_pressure": 1250.0}
+
+
+def test_the_web_import_imports_only_the_choices_and_fields_it_previewed(admin_client, legacy, mongo_db):
+    response = admin_client.post("/sheets/legacy/import/", {"file": SimpleUploadedFile(
+        "log.csv", b"shot_key;Energy [J];Remarks\nLWFA-20261124-000001;1.250;fine\n")})
+    url = response["Location"]
+    shown = {"header_row": 1, "shown_header_row": 1, "decimal_mark": "point", "date_order": "auto",
+             "col_A": "shot_key", "col_B": "energy", "col_C": importer.IGNORE}
+    digest = previewed(preview(admin_client, url, shown))
+    changed_in_the_same_submit = [{"decimal_mark": "comma"}, {"date_order": "dmy"}, {"col_C": "note"}]
+    for change in changed_in_the_same_submit:
+        page = admin_client.post(url, {**shown, **change, "previewed": digest, "import": ""}).content.decode()
+        assert "The choices (or the sheet&#x27;s fields) changed since this preview" in page, change
+    assert mongo_db["entries"].count_documents({}) == 0  # the comma's 1250 J was imported unseen
+    Field.objects.filter(sheet=legacy, key="energy").update(max_value=1)  # the admin changes a field meanwhile
+    page = admin_client.post(url, {**shown, "previewed": digest, "import": ""}).content.decode()
+    assert "changed since this preview" in page and "Ensure this value is less than or equal to 1.0" in page
+    assert mongo_db["entries"].count_documents({}) == 0
+    Field.objects.filter(sheet=legacy, key="energy").update(max_value=100)
+    assert import_previewed(admin_client, url, shown).status_code == 302
+    assert entries(mongo_db)["LWFA-20261124-000001"]["values"] == {"energy": 1.25}
