@@ -727,11 +727,11 @@ def local_time(raw, date_order: str = "auto") -> datetime:
     else:
         raise ValueError("not a date")
     if when.tzinfo is None:
-        when = lab_time(when)
+        when = in_lab_zone(when)
     return when.astimezone(UTC)
 
 
-def lab_time(when: datetime) -> datetime:
+def in_lab_zone(when: datetime) -> datetime:
     """A time without a zone in the lab's zone, refused in the hours the clocks change: the time
     that does not exist (spring) or happens twice (autumn) was stored as one of them, unsaid."""
     zone = settings.TIME_ZONE

@@ -5,8 +5,9 @@ read as English made it 37.0. Here the text is read as typed, for the entry form
 alike: with the decimal mark "comma or point" (the default) a single comma or point is the
 decimal mark, and whatever could be read two ways (`1,234.5`, `1.234,5`, `1,234`, `1.234`) is
 refused with a message that says why. A sheet or an import that names its mark ("comma":
-`1.234,5`, "point": `1,234.5`) also takes that mark's thousands separators. A whole file can
-settle "comma or point" by the values that show their mark beyond doubt (`decimal_evidence`).
+`1.234,5`, "point": `1,234.5`) also takes that mark's thousands separators. Each column of
+an import settles "comma or point" by its values that show their mark beyond doubt (`decimal_evidence`).
+Exponents beyond a float's (±308) are refused before any arithmetic.
 """
 
 import re
