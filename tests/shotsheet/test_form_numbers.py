@@ -101,3 +101,13 @@ def test_the_importer_refuses_an_integer_beyond_int64_and_a_huge_exponent(sheet,
         call_command("import_entries", "test", str(path), stdout=out, stderr=out)
     assert "1 row in Energy [J]: exponent beyond ±308 — C2 '1e400000'" in out.getvalue()
     assert "1 row in Shots on target: 9223372036854775808 is beyond what an integer field holds" in out.getvalue()
+
+
+def test_a_sticky_thousands_shaped_number_saves_in_the_next_entry(admin_client, sheet, make_entry, mongo_db):
+    sheet.fields.filter(key="energy").update(sticky=True)
+    make_entry(sheet, energy=12.375)
+    values = form_values(admin_client.get("/sheets/test/new/").content.decode())
+    assert values["energy"] == "12.3750"
+    response = admin_client.post("/sheets/test/new/", values)
+    assert response.status_code == 302, response.content.decode()
+    assert mongo_db["entries"].count_documents({"values.energy": 12.375}) == 2
