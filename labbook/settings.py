@@ -145,6 +145,9 @@ AXES_FAILURE_LIMIT = int(os.environ.get("LABBOOK_LOGIN_FAILURE_LIMIT", 5))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LABBOOK_LOGIN_COOLOFF_MINUTES", 15)))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# A wrong password during the lock-out does not start it again: else anyone could keep an account
+# (admin) locked for good by trying once every 15 minutes.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "labbook.lockout.locked_out"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"

@@ -9,7 +9,7 @@ from django.core.validators import RegexValidator
 
 from .choices import choices_for
 from .models import Field
-from .numbers import AUTO, COMMA, DECIMAL_MARKS, NotANumber, NumberError, parse_number
+from .numbers import AUTO, COMMA, DECIMAL_MARKS, THOUSANDS_SHAPED, NotANumber, NumberError, parse_number
 from .schema import FieldDef, field_defs
 
 
@@ -48,14 +48,23 @@ class TypedNumberMixin:
             raise forms.ValidationError(str(exc), code="invalid") from None
 
     def prepare_value(self, value):
-        """A stored number shown with the sheet's decimal mark, so saving it again reads it back."""
-        if self.decimal_mark == COMMA and isinstance(value, float):
-            return str(value).replace(".", ",")
-        return value
+        """A stored number shown with the sheet's decimal mark, so saving it again reads it back.
+
+        With "comma or point", 12.375 shown as `12.375` could be 12375, and every save of the entry
+        (a comment only, or a sticky value) was refused: it is shown as `12.3750`."""
+        if not isinstance(value, float):
+            return value
+        text = str(value).replace(".", ",") if self.decimal_mark == COMMA else str(value)
+        if self.decimal_mark == AUTO and THOUSANDS_SHAPED.fullmatch(text.lstrip("-")):
+            text += "0"
+        return text
 
 
 class TypedFloatField(TypedNumberMixin, forms.FloatField):
     number = float
+
+
+INT64 = (-2**63, 2**63 - 1)  # what MongoDB (BSON) stores as an integer
 
 
 class TypedIntegerField(TypedNumberMixin, forms.IntegerField):
@@ -63,6 +72,14 @@ class TypedIntegerField(TypedNumberMixin, forms.IntegerField):
         if value != value.to_integral_value():
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         return int(value)
+
+    def validate(self, value):
+        """Within int64, from the form and the importer alike: a larger one passed and BSON raised
+        OverflowError on saving (a 500)."""
+        super().validate(value)
+        if value is not None and not INT64[0] <= value <= INT64[1]:
+            raise forms.ValidationError(f"{value} is beyond what an integer field holds "
+                                        f"({INT64[0]:,} to {INT64[1]:,}).", code="int64")
 
 
 class EntryForm(forms.Form):

@@ -19,6 +19,7 @@ import csv
 import difflib
 import io
 import logging
+import os
 import re
 import secrets
 import time
@@ -26,6 +27,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import IO
 from zoneinfo import ZoneInfo
@@ -225,6 +227,7 @@ IGNORE = "(ignore)"
 ENTRY_TIME = "(entry time)"
 SHOT_KEY = "shot_key"
 COMMENT = "comment"
+LETTER_PREFIX = "col:"  # a choice for `col:E` is for column E, whatever the headers say
 HEADER_SEARCH_ROWS = 30  # title rows above the header: a lab's log has a few, never pages
 UNIT = re.compile(r"^(?P<name>.*?)\s*[\[(]\s*(?P<unit>[^\[\]()]*?)\s*[\])]\s*$")
 
@@ -338,7 +341,16 @@ class ImportOptions:
     header_row: int | None = None  # 1-based; None: found by matching
     decimal_mark: str = "auto"
     date_order: str = "auto"  # dmy, mdy or auto for 01/02/2026; dotted dates are always day.month.year
-    choices: dict[str, str] = field(default_factory=dict)  # column header, name or letter → target
+    choices: dict[str, str] = field(default_factory=dict)  # `col:<letter>`, header, name or letter → target
+
+
+@dataclass(frozen=True)
+class DecimalSeen:
+    """The decimal mark a column's numbers typed as text show beyond doubt, and where."""
+
+    column: str
+    mark: str
+    cell: str  # `B10 '5,5'`
 
 
 @dataclass
@@ -354,10 +366,23 @@ class Plan:
     targets: dict[str, Target]
     required: list[str]  # targets that must have a column
     unknown_columns: list[str] = field(default_factory=list)  # chosen for, but no column is called so
-    decimal_mark: str = "auto"  # as chosen, or as the file's numbers typed as text show it
-    decimal_seen: str = ""  # where the file showed it (`B10 '5,5'`)
+    decimal_seen: dict[int, DecimalSeen] = field(default_factory=dict)  # column index → its mark, when not chosen
     date_order: str = "auto"  # of slashed dates: as chosen, or as the file's unambiguous ones show it
     date_seen: str = ""
+
+    def decimal_mark(self, column: Column) -> str:
+        """The decimal mark of a column's numbers typed as text: as chosen, else as the column shows it.
+
+        Per column: `1,5` in Energy made the whole file "comma", and `1.250` in Pulse became 1250."""
+        if self.options.decimal_mark != "auto":
+            return self.options.decimal_mark
+        return seen.mark if (seen := self.decimal_seen.get(column.index)) else "auto"
+
+    @property
+    def decimal_notes(self) -> list[str]:
+        """What the columns showed (`Energy [J]: decimal comma, as the file shows (B10 '5,5')`)."""
+        return [f"{seen.column}: decimal {seen.mark}, as the file shows ({seen.cell})"
+                for seen in self.decimal_seen.values()]
 
     @property
     def unresolved(self) -> list[Column]:
@@ -415,23 +440,40 @@ def plan_import(grid: Grid, fields: list[FieldDef], options: ImportOptions | Non
         match = match_header(header, group, targets) if header else Match()
         column.target, column.matched, column.suggestion, column.note = (match.target, bool(match.target),
                                                                           match.suggestion, match.note)
-        chosen = next((options.choices[k] for k in (column.header, column.name, column.letter)
-                       if k and k in options.choices), None)
+        chosen = next((options.choices[k] for k in choice_keys(column) if k and k in options.choices), None)
         if chosen is not None:
             if chosen and chosen != IGNORE and chosen not in targets:
                 raise ImportRefused(f"{grid.name}: no field '{chosen}' in the sheet (for column {column.letter})")
             column.target, column.matched = chosen, False
         columns.append(column)
     required = [f.key for f in fields if f.required and not f.archived]
-    named = {name for c in columns for name in (c.header, c.name, c.letter)}
+    check_choice_keys(grid, columns, options.choices)
+    named = {name for c in columns for name in choice_keys(c)}
     plan = Plan(grid, header_row, columns, data_rows, len(grid.rows) - header_row - len(data_rows), options,
                 targets, required, unknown_columns=sorted(set(options.choices) - named),
-                decimal_mark=options.decimal_mark, date_order=options.date_order)
+                date_order=options.date_order)
     if options.decimal_mark == "auto":
-        plan.decimal_mark, plan.decimal_seen = file_decimal_mark(plan)
+        plan.decimal_seen = column_decimal_marks(plan)
     if options.date_order == "auto":
         plan.date_order, plan.date_seen = file_date_order(plan)
     return plan
+
+
+def choice_keys(column: Column) -> tuple[str, ...]:
+    """What a choice can call a column: `col:E` (its letter, always), its header, its name, `E`."""
+    return (f"{LETTER_PREFIX}{column.letter}", column.header, column.name, column.letter)
+
+
+def check_choice_keys(grid: Grid, columns: list[Column], choices: dict[str, str]) -> None:
+    """A bare `E` that is one column's header and another column's letter is refused: the choice
+    went to whichever was looked up first (a column headed `E` took column E's choice)."""
+    for key in choices:
+        by_letter = next((c for c in columns if c.letter == key), None)
+        by_header = [c for c in columns if key in (c.header, c.name)]
+        if by_letter and any(c is not by_letter for c in by_header):
+            raise ImportRefused(f"{grid.name}: '{key}' is the header of column {by_header[0].letter} and the letter "
+                                f"of column {key}: write the header's column as {LETTER_PREFIX}"
+                                f"{by_header[0].letter}, column {key} as {LETTER_PREFIX}{key}")
 
 
 def text_cells(plan: Plan, types: tuple[str, ...]):
@@ -443,16 +485,24 @@ def text_cells(plan: Plan, types: tuple[str, ...]):
                     yield f"{column.letter}{number}", raw.strip()
 
 
-def file_decimal_mark(plan: Plan) -> tuple[str, str]:
-    """The decimal mark the numbers typed as text show beyond doubt, if they all show the same one.
+def column_decimal_marks(plan: Plan) -> dict[int, DecimalSeen]:
+    """Each number column's decimal mark, when its values typed as text all show the same one.
 
-    So `1.234` next to `12.25` is 1.234, and next to `3,7` it is 1234; with no such evidence, or
-    both marks in one file, every value that could be either is refused."""
-    seen: dict[str, str] = {}
-    for cell, text in text_cells(plan, (Field.Type.FLOAT, Field.Type.INTEGER)):
-        if (mark := decimal_evidence(text)) and mark not in seen:
-            seen[mark] = f"{cell} {text!r}"
-    return next(iter(seen.items())) if len(seen) == 1 else ("auto", "")
+    So `1.234` next to `12.25` in its column is 1.234, and next to `3,7` it is 1234; a column with
+    no such evidence of its own, or both marks, refuses every value that could be either."""
+    found = {}
+    for column in plan.mapped:
+        if plan.targets[column.target].type not in (Field.Type.FLOAT, Field.Type.INTEGER):
+            continue
+        seen: dict[str, str] = {}
+        for number in plan.data_rows:
+            raw = plan.grid.value(number, column.index)
+            if isinstance(raw, str) and (mark := decimal_evidence(raw)) and mark not in seen:
+                seen[mark] = f"{column.letter}{number} {raw.strip()!r}"
+        if len(seen) == 1:
+            mark, cell = next(iter(seen.items()))
+            found[column.index] = DecimalSeen(column.name, mark, cell)
+    return found
 
 
 def file_date_order(plan: Plan) -> tuple[str, str]:
@@ -597,7 +647,8 @@ def check_rows(plan: Plan, fields: list[FieldDef], progress=None) -> Checked:
         for column in plan.mapped:
             raw = plan.grid.value(number, column.index)
             try:
-                value = cell_value(raw, plan.targets[column.target].type, plan.decimal_mark, plan.date_order)
+                value = cell_value(raw, plan.targets[column.target].type, plan.decimal_mark(column),
+                                   plan.date_order)
             except ValueError as exc:
                 problems.append(Problem(number, f"{column.letter}{number}", column.name, display_value(raw), str(exc)))
                 failed.add(column.target)
@@ -621,7 +672,9 @@ def check_rows(plan: Plan, fields: list[FieldDef], progress=None) -> Checked:
             problems.append(Problem(number, f"{column.letter}{number}", column.name, "", "no entry time"))
             failed.add(ENTRY_TIME)
         if valid and not failed:
-            rows.append(ImportRow(number, entry_values(form, fields), form.cleaned_data["shot_key"].strip() or None,
+            # Only what the file has a column for: a yes/no field it does not mention was stored as "no".
+            values = {key: value for key, value in entry_values(form, fields).items() if key in column_of}
+            rows.append(ImportRow(number, values, form.cleaned_data["shot_key"].strip() or None,
                                   form.cleaned_data["comment"], created))
     return Checked(rows, problems)
 
@@ -634,10 +687,10 @@ def cell_value(raw, kind: str, decimal_mark: str = "auto", date_order: str = "au
         if isinstance(raw, bool) or isinstance(raw, datetime | date):
             raise ValueError("not a number")
         try:
-            number = raw if isinstance(raw, int | float) else float(parse_number(str(raw), decimal_mark))
+            number = raw if isinstance(raw, int | float) else parse_number(str(raw), decimal_mark)
         except NumberError as exc:
             raise ValueError(exc.reason) from None  # without the text: the report groups rows by it
-        return int(number) if kind == Field.Type.INTEGER and float(number).is_integer() else number
+        return number_of(number, kind)
     if kind == Field.Type.DATETIME:
         return local_time(raw, date_order)
     if kind == Field.Type.BOOLEAN:
@@ -652,6 +705,18 @@ def cell_value(raw, kind: str, decimal_mark: str = "auto", date_order: str = "au
     return display_value(raw)
 
 
+def number_of(number: int | float | Decimal, kind: str) -> int | float:
+    """A cell's number as its field holds it. The Decimal of a number typed as text goes to an int
+    directly: through a float, 1732456980123456789 became 1732456980123456768."""
+    if kind == Field.Type.FLOAT:
+        return float(number)
+    if isinstance(number, int):
+        return number
+    if number != int(number):
+        raise ValueError("not a whole number")
+    return int(number)
+
+
 def local_time(raw, date_order: str = "auto") -> datetime:
     """A date/time cell or text in the lab's zone (settings.TIME_ZONE, unless it says its own) → UTC."""
     if isinstance(raw, datetime):
@@ -663,8 +728,28 @@ def local_time(raw, date_order: str = "auto") -> datetime:
     else:
         raise ValueError("not a date")
     if when.tzinfo is None:
-        when = when.replace(tzinfo=ZoneInfo(settings.TIME_ZONE))
+        when = in_lab_zone(when)
     return when.astimezone(UTC)
+
+
+def in_lab_zone(when: datetime) -> datetime:
+    """A time without a zone in the lab's zone, refused in the hours the clocks change: the time
+    that does not exist (spring) or happens twice (autumn) was stored as one of them, unsaid."""
+    zone = settings.TIME_ZONE
+    first, second = when.replace(tzinfo=ZoneInfo(zone), fold=0), when.replace(tzinfo=ZoneInfo(zone), fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return first
+    example = f"{when:%Y-%m-%dT%H:%M}"
+    if first.astimezone(UTC).astimezone(ZoneInfo(zone)).replace(tzinfo=None) != when:
+        raise ValueError(f"no such time in {zone} (the clocks go forward): write it with its offset, "
+                    f"e.g. {example}{offset_text(first)}")
+    raise ValueError(f"happens twice in {zone} (the clocks go back): write it with its offset, "
+                     f"{example}{offset_text(first)} or {example}{offset_text(second)}")
+
+
+def offset_text(when: datetime) -> str:
+    minutes = int(when.utcoffset().total_seconds() // 60)
+    return f"{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def parse_time_text(text: str, date_order: str = "auto") -> datetime:
@@ -726,6 +811,7 @@ def store_rows(sheet, version_number: int, rows: list[ImportRow], *, author: str
 
 # --- the uploaded file between the preview and the import ------------------------------------------------
 TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
+CLAIMED = ".importing"  # a kept upload being imported
 
 
 def upload_dir() -> Path:
@@ -753,6 +839,25 @@ def kept_upload(token: str) -> Path | None:
     if not found or time.time() - found[0].stat().st_mtime > settings.SHOTSHEET_IMPORT_KEEP_SECONDS:
         return None
     return found[0]
+
+
+def claim_upload(token: str) -> Path | None:
+    """The kept file, renamed so that no other request finds it: None when another one (a second
+    press of Import) has claimed it already. Without the claim both imported all rows."""
+    path = kept_upload(token)
+    if path is None:
+        return None
+    claimed = path.with_name(f"{path.name}{CLAIMED}")
+    try:
+        os.replace(path, claimed)  # atomic: of two requests, one renames, the other finds nothing
+    except FileNotFoundError:
+        return None
+    return claimed
+
+
+def release_upload(claimed: Path) -> None:
+    """A claimed file back under its token (the import failed: it can be tried again)."""
+    os.replace(claimed, claimed.with_name(claimed.name.removesuffix(CLAIMED)))
 
 
 def discard_upload(token: str) -> None:

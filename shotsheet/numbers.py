@@ -5,8 +5,9 @@ read as English made it 37.0. Here the text is read as typed, for the entry form
 alike: with the decimal mark "comma or point" (the default) a single comma or point is the
 decimal mark, and whatever could be read two ways (`1,234.5`, `1.234,5`, `1,234`, `1.234`) is
 refused with a message that says why. A sheet or an import that names its mark ("comma":
-`1.234,5`, "point": `1,234.5`) also takes that mark's thousands separators. A whole file can
-settle "comma or point" by the values that show their mark beyond doubt (`decimal_evidence`).
+`1.234,5`, "point": `1,234.5`) also takes that mark's thousands separators. Each column of
+an import settles "comma or point" by its values that show their mark beyond doubt (`decimal_evidence`).
+Exponents beyond a float's (±308) are refused before any arithmetic.
 """
 
 import re
@@ -18,6 +19,7 @@ DECIMAL_MARKS = [(AUTO, "comma or point (1,5 or 1.5; no thousands separators)"),
 NUMBER = re.compile(r"(?P<sign>[+-]?)(?P<digits>[\d.,]*)(?P<exponent>[eE][+-]?\d+)?")  # linear on long text
 GROUPED = {COMMA: re.compile(r"\d{1,3}(\.\d{3})+(,\d*)?"), POINT: re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?")}
 THOUSANDS_SHAPED = re.compile(r"[1-9]\d{0,2}[.,]\d{3}")  # 1,234 or 1.234: a decimal, or thousands?
+MAX_EXPONENT = 308  # a float's range (1.8e308); beyond it a number is a typo or an attack
 SPACE_GROUPS = re.compile(r"(?<=\d)[ \u00a0\u202f\u2009'](?=\d{3}(?!\d))")  # 1 234 or 1'234: thousands only
 
 
@@ -46,11 +48,20 @@ def parse_number(text: str, decimal_mark: str = AUTO) -> Decimal:
     match = NUMBER.fullmatch(typed)
     if not match or not any(c.isdigit() for c in match["digits"]):
         raise NotANumber(text)
+    if match["exponent"] and too_far(match["exponent"]):
+        raise NumberError(f"'{quoted(text)}' has an exponent beyond ±{MAX_EXPONENT}: no field holds such a number.",
+                          f"exponent beyond ±{MAX_EXPONENT}")
     digits = plain_digits(text, match["digits"], decimal_mark)
     try:
         return Decimal(f"{match['sign']}{digits}{match['exponent'] or ''}")
     except InvalidOperation:
         raise NotANumber(text) from None
+
+
+def too_far(exponent: str) -> bool:
+    """An exponent no float holds: `1e400000` made a 400,000-digit int for an integer field (10 s of CPU)."""
+    digits = exponent[1:].lstrip("+-").lstrip("0")
+    return len(digits) > len(str(MAX_EXPONENT)) or int(digits or 0) > MAX_EXPONENT
 
 
 def quoted(text: str) -> str:
@@ -84,8 +95,9 @@ def plain_digits(text: str, digits: str, decimal_mark: str) -> str:
                           "ambiguous number: thousands separator or decimal mark? (choose the decimal mark)")
     if THOUSANDS_SHAPED.fullmatch(digits):
         whole, fraction = re.split("[.,]", digits)
-        raise NumberError(f"'{quoted(text)}' could be {whole}.{fraction} or {whole}{fraction}: type it so, "
-                          "or set the sheet's decimal mark.",
+        sign, mark = "-" if text.strip().startswith(("-", "\u2212")) else "", "," if "," in digits else "."
+        raise NumberError(f"'{quoted(text)}' could be {sign}{whole}.{fraction} or {sign}{whole}{fraction}: write "
+                          f"{sign}{whole}{mark}{fraction}0 or {sign}{whole}{fraction}, or set the sheet's decimal mark.",
                           "ambiguous number: thousands separator or decimal mark? (choose the decimal mark)")
     return digits.replace(",", ".")
 

@@ -1,5 +1,7 @@
+import hashlib
 import logging
 
+import orjson
 from django.apps import apps
 from django.conf import settings
 from django.contrib import messages
@@ -20,7 +22,7 @@ from .forms import ImportForm, ImportOptionsForm, entry_form_class, entry_values
 from .models import Sheet
 from .plot import plot_series
 from .query import table_filters, table_query
-from .schema import field_defs, save_version, schema_for, version_fields
+from .schema import FieldDef, field_defs, save_version, schema_for, version_fields
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 50
@@ -254,16 +256,27 @@ def sheet_import_preview(request, slug, token):
         plan = importer.plan_import(grid, fields)
         problems.append(str(exc))
     checked = importer.check_rows(plan, fields)
+    if request.method == "POST" and "import" in request.POST and not problems \
+            and request.POST.get("previewed") != previewed(plan, fields):
+        problems.append("The choices (or the sheet's fields) changed since this preview: check the preview below, "
+                        "then import.")
     may_import = request.method == "POST" and "import" in request.POST and not problems
     problems += plan.problems()
     if may_import and not problems and not checked.problems:
+        claimed = importer.claim_upload(token)
+        if claimed is None:  # Import pressed twice: the other request imports it
+            messages.error(request, f"{kept['name']} is being imported already (Import was pressed twice); "
+                                    "it is imported once.")
+            return redirect("shotsheet:sheet_table", slug=slug)
         try:
             stored = importer.store_rows(sheet, save_version(sheet).number, checked.rows,
                                          author=request.user.get_username())
         except PyMongoError as exc:
+            importer.release_upload(claimed)
             problems = [f"Nothing was imported: the database cannot be reached ({type(exc).__name__}). "
                         "Import again when it is back."]
         else:
+            claimed.unlink(missing_ok=True)
             discard_import(request, token)
             skipped = f"; {plan.empty_rows} empty rows skipped" if plan.empty_rows else ""
             messages.success(request, f"Imported {stored} entries from {kept['name']}{skipped}.")
@@ -274,8 +287,19 @@ def sheet_import_preview(request, slug, token):
         "options_form": ImportOptionsForm(initial={"header_row": plan.header_row, "shown_header_row": plan.header_row,
                                                    "decimal_mark": plan.options.decimal_mark,
                                                    "date_order": plan.options.date_order}),
-        "tried": request.method == "POST" and "import" in request.POST,
+        "tried": request.method == "POST" and "import" in request.POST, "previewed": previewed(plan, fields),
     })
+
+
+def previewed(plan: importer.Plan, fields: list[FieldDef]) -> str:
+    """A digest of what a preview shows (options, each column's target, the sheet's fields).
+
+    Sent with the preview and compared on Import: a decimal mark, date order or column changed in
+    the same submit as Import (or a field changed by the admin meanwhile) was imported unseen."""
+    shown = {"header_row": plan.header_row, "decimal_mark": plan.options.decimal_mark,
+             "date_order": plan.options.date_order, "fields": [field.as_dict() for field in fields],
+             "columns": {column.letter: column.target for column in plan.columns}}
+    return hashlib.sha256(orjson.dumps(shown, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def import_options(request) -> tuple[importer.ImportOptions, list[str]]:
@@ -290,7 +314,8 @@ def import_options(request) -> tuple[importer.ImportOptions, list[str]]:
     options = importer.ImportOptions(data["header_row"], data["decimal_mark"], data["date_order"])
     if data["header_row"] != data["shown_header_row"]:  # other columns now: the choices made do not carry over
         return options, [f"The header is now row {data['header_row']}: check where each column goes, then import."]
-    options.choices = {key.removeprefix("col_"): value for key, value in request.POST.items() if key.startswith("col_")}
+    options.choices = {f"{importer.LETTER_PREFIX}{key.removeprefix('col_')}": value
+                       for key, value in request.POST.items() if key.startswith("col_")}  # by letter only
     return options, []
 
 

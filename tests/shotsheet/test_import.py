@@ -18,6 +18,7 @@ from shotsheet.numbers import NumberError, parse_number
 from shotsheet.schema import FieldDef
 
 from .legacy_log import FIRST_ROW, legacy_log, legacy_sheet
+from .previewed import import_previewed
 
 
 @pytest.fixture
@@ -98,7 +99,7 @@ def test_bad_cells_are_reported_by_cell_column_value_and_problem_grouped_by_kind
     report = out.getvalue()
     over, ambiguous, choice = log.bad_cells
     assert f"1 row in Laser › Energy [J]: Ensure this value is less than or equal to 100.0 — {over} '150'" in report
-    assert "numbers typed as text: decimal comma, as the file shows (B10 '5,5')" in report
+    assert "numbers typed as text in Laser › Energy [J]: decimal comma, as the file shows (B10 '5,5')" in report
     assert f"1 row in Laser › Energy [J]: not a number — {ambiguous} '12,5.3'" in report
     assert ("1 row in Conditions › target: Select a valid choice. Fe is not one of the available choices "
             f"— {choice} 'Fe'") in report
@@ -179,7 +180,7 @@ def test_the_web_import_previews_every_column_before_it_imports(admin_client, le
               "col_D": "gas_pressure", "col_F": importer.ENTRY_TIME, "col_G": importer.IGNORE}
     page = admin_client.post(preview_url, {**chosen, "check": ""}).content.decode()
     assert "Ignored columns (not imported): G “Remarks of the night”" in page
-    response = admin_client.post(preview_url, {**chosen, "import": ""})
+    response = import_previewed(admin_client, preview_url, chosen)
     assert response.status_code == 302 and response["Location"] == "/sheets/legacy/"
     assert mongo_db["entries"].count_documents({"sheet": "legacy"}) == 500
     assert admin_client.get(preview_url)["Location"] == "/sheets/legacy/import/"  # the file is gone
@@ -246,7 +247,7 @@ def test_the_web_import_imports_only_what_was_previewed(admin_client, legacy, mo
     page = admin_client.post(preview_url, {**chosen, "header_row": 2, "col_B": "no_such_field"}).content.decode()
     assert "no field &#x27;no_such_field&#x27; in the sheet (for column B)" in page
     assert mongo_db["entries"].count_documents({}) == 0
-    assert admin_client.post(preview_url, {**chosen, "header_row": 2}).status_code == 302
+    assert import_previewed(admin_client, preview_url, {**chosen, "header_row": 2}).status_code == 302
     assert mongo_db["entries"].count_documents({}) == 1
 
 

@@ -33,7 +33,7 @@ class ImportInTheBrowser(BrowserTestCase):
         page = self.logged_in_page()
         self.upload(page, log.content)
         assert page.inner_text("#import-rows") == "500" and page.inner_text("#import-empty") == "4"
-        assert "decimal comma, as the file shows (B10 '5,5')" in page.inner_text("#import-decimal")
+        assert "Laser › Energy [J]: decimal comma, as the file shows (B10 '5,5')" in page.inner_text("#import-decimal")
         assert "Header in row 5 (rows 1–4 above it are left out)" in page.inner_text("#import-summary")
         row = page.locator("#import-columns tr[data-column=B]")
         assert "Laser › Energy [J]" in row.inner_text() and row.locator("select").input_value() == "energy"

@@ -11,6 +11,8 @@ from shotsheet.forms import entry_form_class
 from shotsheet.models import ChoiceSource, Field, Sheet
 from shotsheet.query import table_query
 
+from .previewed import import_previewed
+
 
 @pytest.fixture
 def targets_sheet(db, mongo_db):
@@ -75,8 +77,8 @@ def import_through_preview(client, name: str, content: bytes, **choices):
     """Upload, then import from the preview with the given column choices."""
     response = client.post("/sheets/test/import/", {"file": SimpleUploadedFile(name, content)})
     assert response.status_code == 302, response.content.decode()
-    return client.post(response["Location"], {"header_row": 1, "shown_header_row": 1, "decimal_mark": "auto",
-                                              "date_order": "auto", "import": "", **choices})
+    return import_previewed(client, response["Location"], {"header_row": 1, "shown_header_row": 1,
+                                                            "decimal_mark": "auto", "date_order": "auto", **choices})
 
 
 def test_web_import_stores_every_row_with_native_types(admin_client, sheet, mongo_db):

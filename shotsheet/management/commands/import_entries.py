@@ -17,8 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("sheet", help="the sheet's slug")
         parser.add_argument("file", help="a .csv or .xlsx file; the header row is found below any title rows")
         parser.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
-                            help="send a column (header or letter) to a field key, shot_key, comment or "
-                                 f"'{importer.ENTRY_TIME}'; COLUMN= ignores it")
+                            help="send a column (its header, its letter, or col:LETTER) to a field key, shot_key, "
+                                 f"comment or '{importer.ENTRY_TIME}'; COLUMN= ignores it. A header that is "
+                                 "another column's letter must be named col:LETTER")
         parser.add_argument("--ignore", action="append", default=[], metavar="COLUMN",
                             help="leave a column out (every column must be matched or ignored)")
         parser.add_argument("--entry-time", metavar="COLUMN", help="a column that holds each entry's time")
@@ -70,8 +71,7 @@ def describe(plan: importer.Plan) -> str:
              f"{f', {plan.empty_rows} empty rows skipped' if plan.empty_rows else ''}"]
     if plan.date_seen:
         lines.append(f"  dates with slashes: {plan.date_order}, as the file shows ({plan.date_seen})")
-    if plan.decimal_seen:
-        lines.append(f"  numbers typed as text: decimal {plan.decimal_mark}, as the file shows ({plan.decimal_seen})")
+    lines += [f"  numbers typed as text in {note}" for note in plan.decimal_notes]
     for column in plan.columns:
         goes = ("ignored" if column.target == importer.IGNORE else
                 f"→ {plan.targets[column.target].title}" if column.target else "→ ?")
