@@ -2,7 +2,7 @@
 
 from pymongo.errors import BulkWriteError
 
-from labbook import mongo
+from core import mongo
 
 STATE = "relay_state"
 SHOTS = "relay_shots"  # one document per shot key: `_id` look-ups are the one query FerretDB indexes

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from labbook import mongo
+from core import mongo
 
 ENTRIES = "entries"
 SCHEMAS = "schema_versions"

@@ -10,7 +10,7 @@ query it pushes down to SQLite). The shot index keeps, per bucket of ten shots, 
 `_id = "<bucket>|<n>"` listing the shot keys, collections, ids and times of their events, so
 the events of a shot are found with a few `_id` look-ups instead of a scan of every collection.
 It is split into one small collection per shot date and lives, with the time index, in a
-database of its own (`mongo.shot_index_database()`): FerretDB writes each database's SQLite
+database of its own (`index_database()`): FerretDB writes each database's SQLite
 file on its own, so the watcher writes the indexes and the events at the same time.
 """
 
@@ -26,7 +26,7 @@ import bson
 from bson.errors import InvalidDocument
 from pymongo.errors import AutoReconnect, BulkWriteError, CollectionInvalid, DuplicateKeyError, OperationFailure
 
-from labbook import mongo
+from core import mongo
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,11 @@ def existing_ids(collection: str, documents: list[dict]) -> set:
 
 # --- the shot index ---------------------------------------------------------------------
 
+def index_database():
+    """The shot and time indexes: a companion database, written in parallel with the events."""
+    return mongo.database("shots")
+
+
 class SlotCache(OrderedDict):
     """The next free slot per shot key, so a shot seen in many batches is not probed from 0."""
 
@@ -211,7 +216,7 @@ def index_shots(documents_by_collection: dict[str, list[dict]], slots: dict[str,
             body["ids"].append(doc["_id"])
             body["ts"].append(doc["_ts"])
     for name, by_bucket in bodies.items():
-        _insert_slots(mongo.shot_index_database()[name], by_bucket, slots.setdefault(name, SlotCache()))
+        _insert_slots(index_database()[name], by_bucket, slots.setdefault(name, SlotCache()))
 
 
 def _insert_slots(collection, bodies_by_key: dict[str, dict], slots: SlotCache) -> None:
@@ -249,7 +254,7 @@ def move_old_shot_index() -> int:
     moved. Run before the watcher writes; idempotent (a move cut short is finished by the next
     start, and a reference added twice is read once)."""
     moved = 0
-    for db in (mongo.database(), mongo.shot_index_database()):
+    for db in (mongo.database(), index_database()):
         for name in db.list_collection_names():
             if not (name.startswith(f"{OLD_SHOT_INDEX}_") or name == OLD_SHOT_INDEX):
                 continue
@@ -262,14 +267,14 @@ def move_old_shot_index() -> int:
             index_shots(documents_by_collection, {})
             db.drop_collection(name)
             log.info("moved the shot index %s.%s into the buckets of %s", db.name, name,
-                     mongo.shot_index_database().name)
+                     index_database().name)
     return moved
 
 
 def shot_refs(shot_key: str) -> list[dict]:
     """Every (collection, id, time) recorded for a shot key, without duplicates."""
     name, bucket = shot_bucket(shot_key)
-    collection = mongo.shot_index_database()[name]
+    collection = index_database()[name]
     refs, seen = [], set()
     for slot in range(MAX_SHOT_SLOTS):
         doc = collection.find_one({"_id": f"{bucket}|{slot}"})
@@ -382,11 +387,11 @@ MAX_EXAMINED = 300_000
 
 
 def time_index(collection: str):
-    return mongo.shot_index_database()[f"times_{collection}"]
+    return index_database()[f"times_{collection}"]
 
 
 def hours_index(collection: str):
-    return mongo.shot_index_database()[f"hours_{collection}"]
+    return index_database()[f"hours_{collection}"]
 
 
 def start_time_index(collection: str) -> None:

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from django.conf import settings
 
-from labbook import mongo
+from core import mongo
 from labbook.envelope import make_envelope
 from labbook.runloop import StopFlag
 from watcher import store
@@ -145,7 +145,7 @@ def test_shot_join_finds_every_collections_events_once_newest_first_with_provena
     wait_for(lambda: len(store.events_for_shot(shot["shot_key"])) == 2, message="the shot index written")
     index_name, bucket = store.shot_bucket(shot["shot_key"])
     assert (index_name, bucket) == ("shots_20251124", "JOIN-20251124-1x")  # shots 10-19 of that date
-    index = mongo.shot_index_database()[index_name]  # a database of its own
+    index = store.index_database()[index_name]  # a database of its own
     assert index_name not in mongo_db.list_collection_names()
     slots = index.count_documents({})
     produce(producer, camera_topic, [camera])  # re-sent: indexed again, must not show up twice
@@ -179,7 +179,7 @@ def test_shot_index_keeps_ten_shots_a_document_and_joins_each_shot_exactly(
     for event in events[::37] + [events[-1], odd]:
         assert [e["_id"] for e in store.events_for_shot(event["shot_key"])] == [event["event_id"]]
     assert store.events_for_shot("BULK-20251124-000356") == []  # an unused shot of a used bucket
-    index = mongo.shot_index_database()
+    index = store.index_database()
     slots = sum(index[name].count_documents({}) for name in index.list_collection_names() if name.startswith("shots_"))
     assert 32 <= slots <= 32 * 3  # the 31 buckets and the odd key, one slot each per second of writing
 
@@ -194,14 +194,14 @@ def test_a_starting_watcher_moves_an_old_shot_index_into_the_buckets_and_loses_n
     old_index = f"shot_index_{oldest['shot_key'].split('-')[1]}"  # one document per shot key and slot
     mongo_db[old_index].insert_one({"_id": f"{oldest['shot_key']}|0", "shot_key": oldest["shot_key"],
                                     "refs": [{**at, "id": oldest["event_id"]}]})
-    mongo.shot_index_database()[old_index].insert_many([
+    store.index_database()[old_index].insert_many([
         {"_id": f"{old['shot_key']}|0", "shot_key": old["shot_key"], "refs": [{**at, "id": old["event_id"]}]},
         {"_id": f"{other['shot_key']}|0", "shot_key": other["shot_key"], "refs": [{**at, "id": other["event_id"]}]},
         {"_id": f"{other['shot_key']}|1", "refused": "a slot kept empty for an entry the server refused"},
     ])
 
     run_watcher()
-    wait_for(lambda: old_index not in mongo_db.list_collection_names() + mongo.shot_index_database().list_collection_names(),
+    wait_for(lambda: old_index not in mongo_db.list_collection_names() + store.index_database().list_collection_names(),
              message="the old indexes moved")
     assert sorted(e["_id"] for e in store.events_for_shot(old["shot_key"])) == sorted([oldest["event_id"], old["event_id"]])
     assert [e["_id"] for e in store.events_for_shot(other["shot_key"])] == [other["event_id"]]
