@@ -13,6 +13,7 @@ DUPLICATE_KEY = 11000
 # Server-side conditions that say nothing about the document: retry the write, never give up on it.
 TRANSIENT_CODES = {6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
 COMPANION_NAME = re.compile(r"^[a-z]+$")
+_companions: set[str] = set()  # declared by the apps that write them
 
 
 @cache
@@ -43,9 +44,17 @@ def client() -> pymongo.MongoClient:
     return client_for(settings.MONGODB_URI)
 
 
+def declare_companion(companion: str) -> None:
+    """An app names the companion databases it writes (in its AppConfig.ready), so that
+    `databases()` knows them in every process: FerretDB's listDatabases omits new ones."""
+    if not COMPANION_NAME.match(companion):
+        raise ValueError(f"a companion database is named by lower-case letters, not '{companion}'")
+    _companions.add(companion)
+
+
 def database(companion: str = "") -> Database:
     """The labbook database named by settings.MONGODB_DB (tests point it at their own), or a
-    companion database beside it, `<MONGODB_DB>_<companion>`.
+    declared companion database beside it, `<MONGODB_DB>_<companion>`.
 
     An app puts data in a companion when it should be written in parallel with the main
     database: FerretDB keeps each database in its own SQLite file, and SQLite writes one file
@@ -53,17 +62,14 @@ def database(companion: str = "") -> Database:
     """
     if not companion:
         return client()[settings.MONGODB_DB]
-    if not COMPANION_NAME.match(companion):
-        raise ValueError(f"a companion database is named by lower-case letters, not '{companion}'")
+    if companion not in _companions:
+        raise ValueError(f"the companion database '{companion}' was not declared (core.mongo.declare_companion)")
     return client()[f"{settings.MONGODB_DB}_{companion}"]
 
 
 def databases() -> list[Database]:
-    """The main database and the companions that exist on the server."""
-    prefix = f"{settings.MONGODB_DB}_"
-    companions = [name[len(prefix):] for name in client().list_database_names()
-                  if name.startswith(prefix) and COMPANION_NAME.match(name[len(prefix):])]
-    return [database(), *(database(companion) for companion in sorted(companions))]
+    """The main database and the declared companions."""
+    return [database(), *(database(companion) for companion in sorted(_companions))]
 
 
 def drop_databases() -> None:

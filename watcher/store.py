@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,6 +26,9 @@ from bson.errors import InvalidDocument
 from pymongo.errors import AutoReconnect, BulkWriteError, CollectionInvalid, DuplicateKeyError, OperationFailure
 
 from core import mongo
+from core.matching import same, values_at
+from core.slots import MAX_SLOTS as MAX_SHOT_SLOTS
+from core.slots import SlotCache, insert_slots
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +39,7 @@ OLD_SHOT_INDEX = "shot_index"  # the layout before the buckets: one document per
 SHOT_KEY = re.compile(r"^(?P<prefix>.*-(?P<date>\d{8}))-(?P<number>\d+)$")
 SHOTS_PER_BUCKET = 10  # a 1 kHz stream: 100 index documents a second; a slow laser: few slots a lookup
 RESERVED = {DEAD_LETTERS, STATUS}
-DUPLICATE_KEY = 11000
-# Server-side conditions that say nothing about the document: retry the batch, never dead-letter.
-TRANSIENT_CODES = {6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
 FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
-MAX_SHOT_SLOTS = 10_000
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's (and FerretDB's) maxBsonObjectSize
 
 TIMESERIES = "time-series"
@@ -122,11 +120,11 @@ def _insert_many(collection: str, documents: list[dict], positions: list[int], d
         return WriteResult(len(result.inserted_ids), duplicates, rejected)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
-        transient = [e for e in errors if e.get("code") in TRANSIENT_CODES]
+        transient = [e for e in errors if e.get("code") in mongo.TRANSIENT_CODES]
         if transient:
             raise AutoReconnect(f"transient server error: {transient[0].get('errmsg')}") from exc
         for error in errors:
-            if error.get("code") == DUPLICATE_KEY:
+            if error.get("code") == mongo.DUPLICATE_KEY:
                 duplicates.append(positions[error["index"]])
             else:
                 rejected[positions[error["index"]]] = f"refused by MongoDB: {error.get('errmsg', 'rejected')}"
@@ -162,23 +160,12 @@ def existing_ids(collection: str, documents: list[dict]) -> set:
 
 # --- the shot index ---------------------------------------------------------------------
 
+INDEX_DATABASE = "shots"  # a companion database: <MONGODB_DB>_shots
+
+
 def index_database():
     """The shot and time indexes: a companion database, written in parallel with the events."""
-    return mongo.database("shots")
-
-
-class SlotCache(OrderedDict):
-    """The next free slot per shot key, so a shot seen in many batches is not probed from 0."""
-
-    def __init__(self, size: int = 50_000) -> None:
-        super().__init__()
-        self.size = size
-
-    def remember(self, key: str, slot: int) -> None:
-        self[key] = slot
-        self.move_to_end(key)
-        if len(self) > self.size:
-            self.popitem(last=False)
+    return mongo.database(INDEX_DATABASE)
 
 
 def shot_bucket(shot_key: str) -> tuple[str, str]:
@@ -221,31 +208,10 @@ def index_shots(documents_by_collection: dict[str, list[dict]], slots: dict[str,
 
 def _insert_slots(collection, bodies_by_key: dict[str, dict], slots: SlotCache) -> None:
     """Insert each body as `"<key>|<n>"` with the next free n of its key (insert-only index)."""
-    pending = {key: slots.get(key, 0) for key in bodies_by_key}
-    while pending:
-        keys = list(pending)
-        docs = [{"_id": f"{key}|{pending[key]}", **bodies_by_key[key]} for key in keys]
-        taken: set[str] = set()
-        try:
-            collection.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            for error in exc.details.get("writeErrors", []):
-                if error.get("code") == DUPLICATE_KEY:
-                    taken.add(keys[error["index"]])
-                elif error.get("code") in TRANSIENT_CODES:
-                    raise AutoReconnect(error.get("errmsg", "transient error")) from exc
-                else:
-                    # An empty entry keeps the slot: readers stop at the first missing slot.
-                    log.warning("index entry %s refused: %s", docs[error["index"]]["_id"], error.get("errmsg"))
-                    try:
-                        collection.insert_one({"_id": docs[error["index"]]["_id"], "refused": str(error.get("errmsg"))})
-                    except DuplicateKeyError:
-                        taken.add(keys[error["index"]])
-        for key in keys:
-            if key in taken and pending[key] < MAX_SHOT_SLOTS:
-                pending[key] += 1
-            else:
-                slots.remember(key, pending.pop(key) + 1)
+    next_free = insert_slots(collection, {key: [body] for key, body in bodies_by_key.items()}, slots,
+                             keep_refused=True, max_slots=MAX_SHOT_SLOTS)
+    for key, slot in next_free.items():
+        slots.remember(key, slot)
 
 
 def move_old_shot_index() -> int:
@@ -427,8 +393,8 @@ def index_times(documents_by_collection: dict[str, list[dict]], slots: dict[str,
             try:
                 hours_index(collection).insert_many([{"_id": hour} for hour in sorted(hours)], ordered=False)
             except BulkWriteError as exc:
-                codes = {e.get("code") for e in exc.details.get("writeErrors", [])} - {DUPLICATE_KEY}
-                if codes & TRANSIENT_CODES:
+                codes = {e.get("code") for e in exc.details.get("writeErrors", [])} - {mongo.DUPLICATE_KEY}
+                if codes & mongo.TRANSIENT_CODES:
                     raise AutoReconnect("hour index not written (transient)") from exc
                 if codes:
                     raise
@@ -533,36 +499,16 @@ class EventQuery:
         """The same filter evaluated in Python, for documents fetched by `_id`."""
         for name in ("source", "kind"):
             wanted = getattr(self, name)
-            if wanted and not any(_same(v, wanted) for v in values_at(doc, name)):
+            if wanted and not any(same(v, wanted) for v in values_at(doc, name)):
                 return False
         ts = _newest_first(doc, "_ts")
         if self.since and ts < self.since or self.until and ts > self.until:
             return False
         if self.field:
             candidates = field_value_candidates(self.value)
-            if not any(_same(v, c) for v in values_at(doc, self.field) for c in candidates):
+            if not any(same(v, c) for v in values_at(doc, self.field) for c in candidates):
                 return False
         return True
-
-
-def values_at(doc: dict, path: str) -> list:
-    """The values an equality filter on a dotted path compares, as MongoDB finds them: through
-    arrays of subdocuments on the way, and each element of an array at the end."""
-    values: list = [doc]
-    for part in path.split("."):
-        found = []
-        for value in values:
-            if isinstance(value, dict) and part in value:
-                found.append(value[part])
-            elif isinstance(value, list):
-                found.extend(item[part] for item in value if isinstance(item, dict) and part in item)
-        values = found
-    return [item for value in values for item in (value if isinstance(value, list) else [value])]
-
-
-def _same(a, b) -> bool:
-    """Equality as MongoDB sees it: 1 == 1.0, but True is not 1."""
-    return isinstance(a, bool) == isinstance(b, bool) and a == b
 
 
 def field_value_candidates(text: str) -> list:
