@@ -7,6 +7,6 @@ class WatcherConfig(AppConfig):
     def ready(self) -> None:
         from core import mongo
 
-        from .store import INDEX_DATABASE
+        from .indexes.handmade import INDEX_DATABASE
 
         mongo.declare_companion(INDEX_DATABASE)  # the hand-made indexes' own database
