@@ -221,7 +221,7 @@ def _minute_refs(collection: str, minute: str) -> list[dict]:
     return refs
 
 
-def _minutesevent_time(collection: str, since: datetime | None, until: datetime | None):
+def _minutes_newest_first(collection: str, since: datetime | None, until: datetime | None):
     first = since.astimezone(UTC).strftime(MINUTE) if since else ""
     last = until.astimezone(UTC).strftime(MINUTE) if until else "9" * 12
     hours = sorted((doc["_id"] for doc in hours_index(collection).find({}, {"_id": 1})), reverse=True)
@@ -236,7 +236,7 @@ def _minutesevent_time(collection: str, since: datetime | None, until: datetime 
 
 def _search_by_time(query: EventQuery, limit: int) -> SearchResult:
     db, found, fetched, examined, seen = mongo.database()[query.collection], [], 0, 0, set()
-    for minute in _minutesevent_time(query.collection, query.since, query.until):
+    for minute in _minutes_newest_first(query.collection, query.since, query.until):
         if examined >= MAX_EXAMINED:
             return SearchResult(found, complete=False)
         refs = sorted(_minute_refs(query.collection, minute), key=lambda ref: event_time(ref, "ts"), reverse=True)
