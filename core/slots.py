@@ -63,7 +63,7 @@ def insert_slots(collection: Collection, bodies: Mapping[str, list[dict]], first
                           ordered, keep_refused)
         for key in list(queues):
             queues[key] = []
-        for (key, body, slot), result in zip(placed, outcome):
+        for (key, body, slot), result in zip(placed, outcome, strict=True):
             if result != "not tried":
                 next_slot[key] = max(next_slot[key], slot + 1)
             if result == "taken" and max_slots is not None and slot >= max_slots:
