@@ -39,7 +39,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from labbook import mongo  # noqa: E402
+from core import mongo  # noqa: E402
 from shotsheet import schema, store, table  # noqa: E402
 from shotsheet.entries import create_entry  # noqa: E402
 from shotsheet.export import export_rows  # noqa: E402

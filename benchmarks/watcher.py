@@ -42,7 +42,7 @@ from django.core.management import call_command  # noqa: E402
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import NewTopic  # noqa: E402
 
-from labbook import mongo  # noqa: E402
+from core import mongo  # noqa: E402
 from core.envelope import make_envelope  # noqa: E402
 from watcher import store  # noqa: E402
 from watcher.models import Route  # noqa: E402

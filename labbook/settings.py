@@ -108,6 +108,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- MongoDB: the data (entries, schema snapshots, ingested events, dead letters) ---
 MONGODB_URI = os.environ.get("MONGODB_URI", f"mongodb://127.0.0.1:{os.environ.get('LABBOOK_MONGO_PORT', '27017')}")
 MONGODB_DB = os.environ.get("MONGODB_DB", "labbook")
+# How the watcher finds events by shot and time (watcher/indexes): auto | native | handmade.
+LABBOOK_INDEX_STRATEGY = os.environ.get("LABBOOK_INDEX_STRATEGY", "auto")
 
 # --- Kafka and the Channels layer ---
 KAFKA_BOOTSTRAP_SERVERS = os.environ.get(

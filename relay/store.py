@@ -2,12 +2,11 @@
 
 from pymongo.errors import BulkWriteError
 
-from labbook import mongo
+from core import mongo
 
 STATE = "relay_state"
 SHOTS = "relay_shots"  # one document per shot key: `_id` look-ups are the one query FerretDB indexes
 SHOT_FIELDS = ("shot_key", "shot_number", "laser_ts_ns", "event_id", "source")
-DUPLICATE_KEY = 11000
 
 
 def save_state(status: dict, last_shot: dict | None) -> None:
@@ -35,7 +34,7 @@ def record_shots(envelopes: list[dict]) -> None:
     try:
         mongo.database()[SHOTS].insert_many(documents, ordered=False)
     except BulkWriteError as exc:
-        if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+        if any(error["code"] != mongo.DUPLICATE_KEY for error in exc.details["writeErrors"]):
             raise
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from labbook import mongo
+from core import mongo, slots
 
 ENTRIES = "entries"
 SCHEMAS = "schema_versions"
@@ -136,23 +136,14 @@ def start_change_log(sheet_slug: str, generation: str) -> None:
 
 
 def append_changes(sheet_slug: str, entry_ids: list[str]) -> None:
-    """Log that these entries were written (called after writing them)."""
-    collection = mongo.database()[CHANGES]
+    """Log that these entries were written (called after writing them), in the next free numbers
+    from the last known change on (a number another writer took is skipped)."""
     now = datetime.now(UTC)
-    remaining = list(entry_ids)
-    while remaining:
-        first = last_change(sheet_slug, _change_hint.get(sheet_slug, 0)) + 1
-        documents = [{"_id": change_id(sheet_slug, first + i), "entry": entry_id, "at": now}
-                     for i, entry_id in enumerate(remaining)]
-        try:
-            collection.insert_many(documents, ordered=True)
-            written = len(documents)
-        except BulkWriteError as exc:  # another writer took a number: go on after it
-            if any(e["code"] != 11000 for e in exc.details["writeErrors"]):
-                raise
-            written = exc.details["nInserted"]
-        _change_hint[sheet_slug] = first + written - 1
-        remaining = remaining[written:]
+    first = last_change(sheet_slug, _change_hint.get(sheet_slug, 0)) + 1
+    bodies = {sheet_slug: [{"entry": entry_id, "at": now} for entry_id in entry_ids]}
+    next_free = slots.insert_slots(mongo.database()[CHANGES], bodies, {sheet_slug: first}, make_id=change_id,
+                                   ordered=True, max_slots=None)
+    _change_hint[sheet_slug] = next_free.get(sheet_slug, first) - 1
 
 
 def has_entries(sheet_slug: str) -> bool:

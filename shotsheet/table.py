@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 
 from pymongo.errors import PyMongoError
 
+from core.matching import lookup, same
+
 from . import store
 
 log = logging.getLogger(__name__)
@@ -199,13 +201,6 @@ def newest(slug: str) -> dict | None:
 
 
 # --- the query subset of query.table_query, evaluated as MongoDB would ----------------------------
-def lookup(entry: dict, path: str):
-    value = entry
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
 def compile_condition(path: str, condition) -> Callable[[dict], bool]:
     """A test of one query condition, specialised for the common cases (it runs per entry)."""
     parts = path.split(".")
@@ -252,12 +247,6 @@ def operators_hold(value, condition: dict) -> bool:
         else:
             raise ValueError(f"the table does not evaluate {op}")
     return True
-
-
-def same(a, b) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):  # MongoDB: true is not 1
-        return type(a) is type(b) and a == b
-    return a == b
 
 
 def sort_key(value) -> tuple:

@@ -18,7 +18,7 @@ from django.conf import settings
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from labbook import mongo
+from core import mongo
 
 
 def fresh_sync_executor_after_fork() -> None:
@@ -44,7 +44,7 @@ def mongo_test_database():
 def mongo_db(mongo_test_database):
     """The test database, emptied after the test so tests never see each other's data."""
     yield mongo_test_database
-    for db in (mongo_test_database, mongo.shot_index_database()):
+    for db in mongo.databases():
         for name in db.list_collection_names():
             db.drop_collection(name)
 

@@ -30,6 +30,7 @@ from pymongo.errors import ConnectionFailure
 
 from core import times
 from core.envelope import validation_errors
+from core.matching import lookup
 from core.runloop import StopFlag
 
 from . import live, store
@@ -52,15 +53,6 @@ HEARTBEAT_MS = 2_000
 
 class Rejected(ValueError):
     """A message that cannot be stored; it goes to the dead letters with this reason."""
-
-
-def get_path(document: dict, path: str):
-    value = document
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
 
 
 def to_datetime(value) -> datetime | None:
@@ -106,14 +98,14 @@ def to_document(route: Route, record, now: datetime) -> dict:
     if route.id_strategy == Route.IdStrategy.EVENT_ID:
         doc_id = document.get("event_id")
     elif route.id_strategy == Route.IdStrategy.FIELD:
-        doc_id = get_path(document, route.id_field)
+        doc_id = lookup(document, route.id_field)
     else:
         doc_id = f"{record.topic}|{record.partition}|{record.offset}"
     if doc_id is None or doc_id == "" or isinstance(doc_id, dict | list):
         raise Rejected(f"no usable id ({route.get_id_strategy_display()}: {route.id_field or 'event_id'})")
 
     document["_id"] = stored_id(doc_id)
-    document["_ts"] = to_datetime(get_path(document, route.timestamp_field)) if route.timestamp_field else None
+    document["_ts"] = to_datetime(lookup(document, route.timestamp_field)) if route.timestamp_field else None
     # No usable event time: the record's Kafka timestamp (the same when a replay re-reads it),
     # else the ingest time.
     kafka_ts = getattr(record, "timestamp", None)
@@ -199,7 +191,7 @@ def is_newer(route: Route, document: dict, stored: dict) -> bool:
     if message_fields(document) == message_fields(stored):
         return False
     if route.version_field:
-        new, old = get_path(document, route.version_field), get_path(stored, route.version_field)
+        new, old = lookup(document, route.version_field), lookup(stored, route.version_field)
         if version_kind(new) is not None and version_kind(new) == version_kind(old):
             return new > old
         reason = f"its version field {route.version_field!r} is {new!r}, the stored one's {old!r}"

@@ -71,6 +71,6 @@ class ImportInTheBrowser(BrowserTestCase):
         assert self.stored() == 500
 
     def stored(self) -> int:
-        from labbook import mongo
+        from core import mongo
 
         return mongo.database()["entries"].count_documents({"sheet": "legacy"})

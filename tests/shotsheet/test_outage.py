@@ -2,7 +2,7 @@
 
 import pytest
 
-from labbook import mongo
+from core import mongo
 
 pytestmark = pytest.mark.slow
 

@@ -19,6 +19,20 @@ from watcher.services import Watcher
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(params=["handmade", "native"])
+def index_strategy(request, settings) -> str:
+    """Run the test under each index strategy (watcher/indexes). On FerretDB the native one reads
+    whole collections: correct, but slow, so the tests that use this fixture stay small."""
+    settings.LABBOOK_INDEX_STRATEGY = request.param
+    return request.param
+
+
+@pytest.fixture
+def handmade_indexes(settings) -> None:
+    """For tests of the hand-made indexes themselves, whatever the server."""
+    settings.LABBOOK_INDEX_STRATEGY = "handmade"
+
+
 def wait_for(condition, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

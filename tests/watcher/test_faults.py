@@ -14,19 +14,19 @@ from django.contrib.auth import get_user_model
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from labbook import mongo
 from labbook.asgi import application
 from watcher import store
+from watcher.indexes import handmade
 
 from .conftest import add_route_in, envelopes, start_watch, wait_for
 
 
 def indexed_ids(collection: str) -> tuple[set, set]:
     """The event ids of a collection that the shot index and the time index name."""
-    index = mongo.shot_index_database()
-    by_shot = {i for name in index.list_collection_names() if name.startswith(f"{store.SHOT_INDEX}_")
+    index = handmade.index_database()
+    by_shot = {i for name in index.list_collection_names() if name.startswith(f"{handmade.SHOT_INDEX}_")
                for doc in index[name].find() for c, i in zip(doc.get("c", []), doc.get("ids", [])) if c == collection}
-    by_time = {i for doc in store.time_index(collection).find() for i in doc.get("ids", [])}
+    by_time = {i for doc in handmade.time_index(collection).find() for i in doc.get("ids", [])}
     return by_shot, by_time
 
 

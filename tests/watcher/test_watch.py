@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
-from labbook import mongo
+from core import mongo
 from core.envelope import make_envelope
 from core.runloop import StopFlag
 from watcher import store
+from watcher.indexes import handmade, strategy
 from watcher.services import Watcher
 
 from .conftest import envelopes, wait_for
@@ -131,7 +133,7 @@ def test_two_watchers_in_one_group_share_the_partitions_and_store_each_event_onc
 
 
 def test_shot_join_finds_every_collections_events_once_newest_first_with_provenance(
-        routes, run_watcher, make_topic, producer, mongo_db, admin_client):
+        routes, run_watcher, make_topic, producer, mongo_db, admin_client, index_strategy):
     laser_topic, camera_topic = make_topic(), make_topic()
     routes(laser_topic, "join_laser")
     routes(camera_topic, "join_camera")
@@ -143,14 +145,19 @@ def test_shot_join_finds_every_collections_events_once_newest_first_with_provena
     produce(producer, camera_topic, [camera])
     watcher = run_watcher()
     wait_for(lambda: len(store.events_for_shot(shot["shot_key"])) == 2, message="the shot index written")
-    index_name, bucket = store.shot_bucket(shot["shot_key"])
-    assert (index_name, bucket) == ("shots_20251124", "JOIN-20251124-1x")  # shots 10-19 of that date
-    index = mongo.shot_index_database()[index_name]  # a database of its own
-    assert index_name not in mongo_db.list_collection_names()
-    slots = index.count_documents({})
+    if index_strategy == "handmade":
+        index_name, bucket = handmade.shot_bucket(shot["shot_key"])
+        assert (index_name, bucket) == ("shots_20251124", "JOIN-20251124-1x")  # shots 10-19 of that date
+        index = handmade.index_database()[index_name]  # a database of its own
+        assert index_name not in mongo_db.list_collection_names()
+        slots = index.count_documents({})
     produce(producer, camera_topic, [camera])  # re-sent: indexed again, must not show up twice
-    wait_for(lambda: watcher.duplicates == 1 and index.count_documents({}) == slots + 1,
-             message="the re-sent event recognised and indexed again")
+    wait_for(lambda: watcher.duplicates == 1, message="the re-sent event recognised")
+    if index_strategy == "handmade":
+        wait_for(lambda: index.count_documents({}) == slots + 1, message="the re-sent event indexed again")
+    else:  # the server's own indexes: the watcher writes none of its own
+        assert handmade.index_database().list_collection_names() == []
+        assert {"shot_key_1", "_ts_1"} <= set(mongo_db["join_laser"].index_information())
 
     joined = store.events_for_shot(shot["shot_key"])
     assert [(e["_collection"], e["source"]) for e in joined] == [("join_camera", "camera"), ("join_laser", "laser")]
@@ -166,7 +173,7 @@ def test_shot_join_finds_every_collections_events_once_newest_first_with_provena
 
 
 def test_shot_index_keeps_ten_shots_a_document_and_joins_each_shot_exactly(
-        routes, run_watcher, make_topic, producer, mongo_db):
+        routes, run_watcher, make_topic, producer, mongo_db, index_strategy):
     topic = make_topic()
     routes(topic, "many_shots", require_envelope=False)  # an agent with shot keys of its own
     events = envelopes(300, "BULK", start=55)  # shots 55-354: 31 buckets of ten
@@ -179,13 +186,15 @@ def test_shot_index_keeps_ten_shots_a_document_and_joins_each_shot_exactly(
     for event in events[::37] + [events[-1], odd]:
         assert [e["_id"] for e in store.events_for_shot(event["shot_key"])] == [event["event_id"]]
     assert store.events_for_shot("BULK-20251124-000356") == []  # an unused shot of a used bucket
-    index = mongo.shot_index_database()
+    if index_strategy == "native":
+        return
+    index = handmade.index_database()
     slots = sum(index[name].count_documents({}) for name in index.list_collection_names() if name.startswith("shots_"))
     assert 32 <= slots <= 32 * 3  # the 31 buckets and the odd key, one slot each per second of writing
 
 
 def test_a_starting_watcher_moves_an_old_shot_index_into_the_buckets_and_loses_no_reference(
-        routes, run_watcher, make_topic, mongo_db):
+        routes, run_watcher, make_topic, mongo_db, handmade_indexes):
     routes(make_topic(), "moved_events")
     oldest, old, other = envelopes(3, "MOVE", start=3)
     old["shot_key"] = oldest["shot_key"]  # two events of one shot, indexed by two older versions
@@ -194,21 +203,22 @@ def test_a_starting_watcher_moves_an_old_shot_index_into_the_buckets_and_loses_n
     old_index = f"shot_index_{oldest['shot_key'].split('-')[1]}"  # one document per shot key and slot
     mongo_db[old_index].insert_one({"_id": f"{oldest['shot_key']}|0", "shot_key": oldest["shot_key"],
                                     "refs": [{**at, "id": oldest["event_id"]}]})
-    mongo.shot_index_database()[old_index].insert_many([
+    handmade.index_database()[old_index].insert_many([
         {"_id": f"{old['shot_key']}|0", "shot_key": old["shot_key"], "refs": [{**at, "id": old["event_id"]}]},
         {"_id": f"{other['shot_key']}|0", "shot_key": other["shot_key"], "refs": [{**at, "id": other["event_id"]}]},
         {"_id": f"{other['shot_key']}|1", "refused": "a slot kept empty for an entry the server refused"},
     ])
 
     run_watcher()
-    wait_for(lambda: old_index not in mongo_db.list_collection_names() + mongo.shot_index_database().list_collection_names(),
+    wait_for(lambda: old_index not in mongo_db.list_collection_names() + handmade.index_database().list_collection_names(),
              message="the old indexes moved")
     assert sorted(e["_id"] for e in store.events_for_shot(old["shot_key"])) == sorted([oldest["event_id"], old["event_id"]])
     assert [e["_id"] for e in store.events_for_shot(other["shot_key"])] == [other["event_id"]]
     assert store.move_old_shot_index() == 0  # nothing left to move
 
 
-def test_search_by_shot_key_and_field_uses_plain_values_only(routes, run_watcher, make_topic, producer, mongo_db):
+def test_search_by_shot_key_and_field_uses_plain_values_only(routes, run_watcher, make_topic, producer, mongo_db,
+                                                          index_strategy):
     topic = make_topic()
     routes(topic, "diag_a", timestamp_field="laser_ts_ns")  # 1 ms apart (BSON times have ms resolution)
     events = envelopes(5, "SRCH")
@@ -258,7 +268,7 @@ def scan(query: store.EventQuery) -> list[str]:
 
 
 def test_search_by_time_source_kind_and_field_reads_the_time_index_and_answers_as_a_scan(
-        routes, run_watcher, make_topic, producer, mongo_db, monkeypatch):
+        routes, run_watcher, make_topic, producer, mongo_db, monkeypatch, index_strategy):
     topic = make_topic(partitions=3)
     routes(topic, "timed", timestamp_field="laser_ts_ns")
     events = spread_events()
@@ -285,18 +295,19 @@ def test_search_by_time_source_kind_and_field_reads_the_time_index_and_answers_a
         assert result.indexed and result.complete
         assert [doc["_id"] for doc in result.events] == scan(query), query
     assert events[6]["event_id"] in [doc["_id"] for doc in store.search(queries[5]).events]  # the day-old one
-
-    monkeypatch.setattr(store, "MAX_FETCHED", 5)  # a field filter that has to read far back
+    if index_strategy == "native":
+        return  # the server's find has no limits of its own
+    monkeypatch.setattr(handmade, "MAX_FETCHED", 5)  # a field filter that has to read far back
     capped = store.search(store.EventQuery(collection="timed", field="values.energy", value="99"))
     assert capped.events == [] and not capped.complete
-    monkeypatch.setattr(store, "MAX_EXAMINED", 10)  # a source that is not there at all
+    monkeypatch.setattr(handmade, "MAX_EXAMINED", 10)  # a source that is not there at all
     capped = store.search(store.EventQuery(collection="timed", source="nowhere"))
     assert capped.events == [] and not capped.complete
     assert store.search(store.EventQuery(collection="timed", source="camera", limit=1)).complete
 
 
 def test_event_times_in_any_unit_or_offset_are_indexed_in_utc_and_bad_ones_fall_back_to_ingest_time(
-        routes, run_watcher, make_topic, producer, mongo_db):
+        routes, run_watcher, make_topic, producer, mongo_db, index_strategy):
     topic = make_topic()
     routes(topic, "clocks", timestamp_field="t", require_envelope=False)
     times = {"s": 1_764_000_000, "ms": 1_764_000_060_500, "us": 1_764_000_120_000_001,
@@ -316,7 +327,7 @@ def test_event_times_in_any_unit_or_offset_are_indexed_in_utc_and_bad_ones_fall_
 
 
 def test_a_replayed_batch_with_ingest_times_is_found_once_at_its_stored_time(
-        routes, run_watcher, make_topic, producer, mongo_db):
+        routes, run_watcher, make_topic, producer, mongo_db, index_strategy):
     topic = make_topic()
     routes(topic, "replayed", timestamp_field="")  # `_ts` is the ingest time
     first, second = envelopes(2, "REPLAY")
@@ -334,7 +345,7 @@ def test_a_replayed_batch_with_ingest_times_is_found_once_at_its_stored_time(
 
 
 def test_a_collection_that_held_events_before_its_time_index_is_searched_whole(
-        routes, run_watcher, make_topic, producer, mongo_db, admin_client):
+        routes, run_watcher, make_topic, producer, mongo_db, admin_client, handmade_indexes):
     old, new = envelopes(2, "BEFORE")
     mongo_db["older"].insert_one({**old, "_id": old["event_id"], "_ts": datetime(2025, 1, 1, tzinfo=UTC)})
     topic = make_topic()
@@ -398,13 +409,14 @@ def test_search_page_refuses_operator_field_names(admin_client, routes, mongo_db
 
 
 def test_search_page_lists_matching_events_with_their_provenance(
-        admin_client, routes, run_watcher, make_topic, producer, mongo_db):
+        admin_client, routes, run_watcher, make_topic, producer, mongo_db, index_strategy):
     topic = make_topic()
     routes(topic, "diag_d")
     events = envelopes(3, "PAGE", start=5)
     produce(producer, topic, events)
     watcher = run_watcher()
-    wait_for(lambda: watcher.stored == 3 and store.shot_refs(events[1]["shot_key"]), message="3 stored and indexed")
+    wait_for(lambda: watcher.stored == 3 and store.events_for_shot(events[1]["shot_key"]),
+             message="3 stored and indexed")
     page = admin_client.get("/watcher/search/", {"collection": "diag_d", "shot_key": events[1]["shot_key"]})
     assert page.status_code == 200
     assert events[1]["shot_key"].encode() in page.content and events[0]["shot_key"].encode() not in page.content
@@ -418,7 +430,7 @@ def test_watcher_pages_require_login(client, mongo_db):
 
 
 def test_a_failing_time_index_stops_the_watcher_with_nothing_committed(
-        routes, make_topic, producer, mongo_db, kafka_admin, monkeypatch):
+        routes, make_topic, producer, mongo_db, kafka_admin, monkeypatch, handmade_indexes):
     topic = make_topic()
     routes(topic, "unindexed")
 
@@ -509,7 +521,7 @@ def test_kafka_headers_are_kept_in_ingest_and_in_dead_letters(routes, run_watche
 
 
 def test_dead_letters_replay_stores_what_now_passes_once_and_leaves_the_rest(
-        routes, run_watcher, make_topic, producer, mongo_db):
+        routes, run_watcher, make_topic, producer, mongo_db, index_strategy):
     from django.core.management import call_command
 
     topic = make_topic(partitions=1)
@@ -624,3 +636,14 @@ def test_the_admin_offers_keep_first_or_replace_with_newer_per_route(admin_clien
     assert "Keep the first" in admin_client.get("/admin/watcher/route/").content.decode()
     with pytest.raises(ValidationError, match="Time-series collections cannot replace"):
         routes("t.ts", "ts_events", timeseries=True, on_duplicate="replace_newer")
+
+
+def test_the_index_strategy_follows_the_server_unless_the_setting_names_one(settings):
+    settings.LABBOOK_INDEX_STRATEGY = "auto"
+    assert strategy().name == ("native" if mongo.queries_use_secondary_indexes() else "handmade")
+    for name in ("native", "handmade"):
+        settings.LABBOOK_INDEX_STRATEGY = name
+        assert strategy().name == name
+    settings.LABBOOK_INDEX_STRATEGY = "fast"
+    with pytest.raises(ImproperlyConfigured, match="LABBOOK_INDEX_STRATEGY is 'fast'; it must be one of auto, "):
+        strategy()

@@ -1,0 +1,78 @@
+"""The document store every app uses: the MongoDB client of a process, its databases, what the
+server can do, and the few write and matching rules the apps share (core/slots.py,
+core/matching.py). Each app's store module asks for its database here."""
+
+import re
+from functools import cache
+
+import pymongo
+from django.conf import settings
+from pymongo.database import Database
+
+DUPLICATE_KEY = 11000
+# Server-side conditions that say nothing about the document: retry the write, never give up on it.
+TRANSIENT_CODES = {6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
+COMPANION_NAME = re.compile(r"^[a-z]+$")
+_companions: set[str] = set()  # declared by the apps that write them
+
+
+@cache
+def client_for(uri: str) -> pymongo.MongoClient:
+    return pymongo.MongoClient(
+        uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        connectTimeoutMS=3000,
+        appname="labbook",
+    )
+
+
+@cache
+def _queries_use_secondary_indexes(uri: str) -> bool:
+    return "ferretdbVersion" not in client_for(uri).admin.command("buildInfo")
+
+
+def queries_use_secondary_indexes() -> bool:
+    """False on FerretDB v1 (labbook runs its SQLite backend), which keeps indexes but answers
+    every query but one by `_id` with a scan: there an index is pure write cost, a JSON
+    extraction per inserted row."""
+    return _queries_use_secondary_indexes(settings.MONGODB_URI)
+
+
+def client() -> pymongo.MongoClient:
+    """The client for settings.MONGODB_URI (one per URI and process, as pymongo intends)."""
+    return client_for(settings.MONGODB_URI)
+
+
+def declare_companion(companion: str) -> None:
+    """An app names the companion databases it writes (in its AppConfig.ready), so that
+    `databases()` knows them in every process: FerretDB's listDatabases omits new ones."""
+    if not COMPANION_NAME.match(companion):
+        raise ValueError(f"a companion database is named by lower-case letters, not '{companion}'")
+    _companions.add(companion)
+
+
+def database(companion: str = "") -> Database:
+    """The labbook database named by settings.MONGODB_DB (tests point it at their own), or a
+    declared companion database beside it, `<MONGODB_DB>_<companion>`.
+
+    An app puts data in a companion when it should be written in parallel with the main
+    database: FerretDB keeps each database in its own SQLite file, and SQLite writes one file
+    at a time (the watcher's hand-made indexes live in `<MONGODB_DB>_shots`).
+    """
+    if not companion:
+        return client()[settings.MONGODB_DB]
+    if companion not in _companions:
+        raise ValueError(f"the companion database '{companion}' was not declared (core.mongo.declare_companion)")
+    return client()[f"{settings.MONGODB_DB}_{companion}"]
+
+
+def databases() -> list[Database]:
+    """The main database and the declared companions."""
+    return [database(), *(database(companion) for companion in sorted(_companions))]
+
+
+def drop_databases() -> None:
+    """Drop every database labbook writes (for tests and benchmarks that used their own)."""
+    for db in databases():
+        db.client.drop_database(db.name)

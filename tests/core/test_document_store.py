@@ -1,0 +1,82 @@
+"""The shared document-store layer against the real MongoDB-wire server: slots, matching, companions."""
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from core import mongo
+from core.matching import equals, lookup
+from core.slots import insert_slots
+
+
+def test_two_writers_racing_for_slots_store_every_body_once_without_gaps(mongo_db):
+    collection = mongo_db["raced_slots"]
+    written: dict[str, list] = {}
+
+    def writer(name: str) -> None:
+        next_free: dict[str, int] = {}
+        for n in range(15):  # each call starts at the slot it believes free: the other took some
+            next_free = insert_slots(collection, {"k": [{"w": name, "n": n}], name: [{"n": n}]}, next_free)
+        written[name] = next_free
+
+    threads = [threading.Thread(target=writer, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    shared = sorted(doc["_id"] for doc in collection.find() if doc["_id"].startswith("k|"))
+    assert shared == sorted(f"k|{n}" for n in range(30))  # 30 bodies, slots 0-29: none lost, no gap
+    assert sorted((doc["w"], doc["n"]) for doc in collection.find({"_id": {"$in": shared}})) == sorted(
+        (w, n) for w in "ab" for n in range(15))
+    assert written["a"]["a"] == written["b"]["b"] == 15
+
+
+def test_an_ordered_run_keeps_its_order_after_a_taken_slot(mongo_db):
+    collection = mongo_db["ordered_slots"]
+    collection.insert_one({"_id": "s|2", "by": "someone else"})
+    next_free = insert_slots(collection, {"s": [{"n": n} for n in range(4)]}, {}, ordered=True)
+    assert next_free == {"s": 5}
+    assert [doc.get("n") for doc in collection.find().sort("_id", 1)] == [0, 1, None, 2, 3]
+
+
+def test_a_refused_body_is_raised_or_keeps_its_slot(mongo_db):
+    collection = mongo_db["refused_slots"]
+    refused = {"$bad": 1}  # a field name the server refuses
+    with pytest.raises(Exception, match=r"\$bad"):
+        insert_slots(collection, {"r": [refused]}, {})
+    assert insert_slots(collection, {"r": [refused], "ok": [{"n": 1}]}, {}, keep_refused=True) == {"r": 1, "ok": 1}
+    assert "refused" in collection.find_one({"_id": "r|0"}) and collection.find_one({"_id": "ok|0"})["n"] == 1
+
+
+DOCUMENTS = [
+    {"_id": "flat", "v": 1, "sub": {"x": "a"}},
+    {"_id": "float", "v": 1.0},
+    {"_id": "true", "v": True},
+    {"_id": "array", "v": [3, 1], "sub": [{"x": "b"}, {"x": "a"}]},
+    {"_id": "nested", "sub": {"x": ["a", "c"]}},
+    {"_id": "none", "v": None, "at": datetime(2026, 1, 1, tzinfo=UTC)},
+]
+
+
+@pytest.mark.parametrize(("path", "wanted"), [("v", 1), ("v", True), ("v", 3), ("sub.x", "a"), ("sub.x", "c"),
+                                              ("missing.deep", "a")])
+def test_equality_in_python_answers_as_the_server_does(mongo_db, path, wanted):
+    mongo_db["matched"].insert_many(DOCUMENTS)
+    server = sorted(doc["_id"] for doc in mongo_db["matched"].find({path: wanted}))
+    ours = sorted(doc["_id"] for doc in DOCUMENTS if equals(doc, path, wanted))
+    assert ours == server
+
+
+def test_lookup_follows_subdocuments_only():
+    assert lookup({"a": {"b": {"c": 3}}}, "a.b.c") == 3
+    assert lookup({"a": [{"b": 1}]}, "a.b") is None and lookup({"a": 1}, "a.b") is None
+
+
+def test_a_companion_database_must_be_declared_and_is_dropped_with_the_main_one(settings):
+    with pytest.raises(ValueError, match="'nowhere' was not declared"):
+        mongo.database("nowhere")
+    with pytest.raises(ValueError, match="lower-case letters"):
+        mongo.declare_companion("Bad_name")
+    assert mongo.database("shots").name == f"{settings.MONGODB_DB}_shots"  # declared by the watcher app
+    assert [db.name for db in mongo.databases()][0] == settings.MONGODB_DB
