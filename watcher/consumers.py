@@ -2,7 +2,7 @@
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .services import LIVE_GROUP
+from .services.status import LIVE_GROUP
 
 
 class WatcherConsumer(AsyncJsonWebsocketConsumer):
