@@ -2,7 +2,7 @@
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .services import STATUS_GROUP
+from .services.status import STATUS_GROUP
 
 
 class RelayStatusConsumer(AsyncJsonWebsocketConsumer):

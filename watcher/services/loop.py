@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from typing import NoReturn
 
 from django.conf import settings
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
@@ -264,7 +265,7 @@ class Watcher:
         log.info("watcher stopped: %d stored, %d duplicates, %d dead letters, %d batches in %.1f s",
                  self.stored, self.duplicates, self.dead, self.batches, time.monotonic() - started)
 
-    def fenced(self) -> None:
+    def fenced(self) -> NoReturn:
         """Another process joined the group under this one's name (its static membership) and took
         its partitions: this one stops, its uncommitted batches are re-read by the other."""
         message = (f"another watch process named {self.name!r} joined group {self.group_id!r} and took this one's "
