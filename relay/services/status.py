@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -16,7 +17,9 @@ from channels.layers import get_channel_layer
 from .. import store
 from .counters import RelayStats
 from .harmonise import ShotCounters
-from .shipper import ShipperProcess
+
+if TYPE_CHECKING:  # the web process reads STATUS_GROUP here without loading Kafka
+    from .shipper import ShipperProcess
 
 log = logging.getLogger(__name__)
 STATUS_GROUP = "relay.status"
