@@ -27,7 +27,9 @@ from relay import store
 from relay.durable_log import DurableLog, read_all
 from relay.models import RelayInput
 from relay.parsers import PARSERS, ParseError, parse_json, parse_key_value, parse_msgpack
-from relay.services import Relay, ReplayScope, ShotTracker, replay
+from relay.services.harmonise import ShotTracker
+from relay.services.loop import Relay
+from relay.services.replay import ReplayScope, replay
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -669,16 +671,17 @@ def test_counters_come_back_from_the_log_alone_when_their_file_is_lost(laser, st
     log_dir = tmp_path / "log"
     relay = start_relay(laser.endpoint_for_relay, kafka=False, log_dir=log_dir, parser="kv")
     send_until_received(laser, relay, [[b"laser", b"shot=%d" % n] for n in (7, 8, 9)])
-    wait_for(lambda: relay.trackers.get("laser") and relay.trackers["laser"].last == 9, message="shot 9")
+    trackers = relay.counters.trackers
+    wait_for(lambda: trackers.get("laser") and trackers["laser"].last == 9, message="shot 9")
     relay.stop.set()
     wait_for(lambda: (log_dir / "counters.json").exists(), message="counters saved on the way out")
-    last_seq = relay.seq
+    last_seq = relay.counters.seq
     (log_dir / "counters.json").unlink()  # e.g. a relay of the version before, or a lost file
     again = Relay(inputs=[], log_dir=log_dir, experiment="TST", live=False, kafka=False)
-    assert again.seq == last_seq and again.last_shot["shot_number"] == 9
-    tracker = again.trackers["laser"]
+    assert again.counters.seq == last_seq and again.counters.last_shot["shot_number"] == 9
+    tracker = again.counters.trackers["laser"]
     down_since = tracker.relay_down_since_ns
-    assert (tracker.last, tracker.run) == (9, 1) and down_since >= relay.last_shot["relay_ts_ns"]
+    assert (tracker.last, tracker.run) == (9, 1) and down_since >= relay.counters.last_shot["relay_ts_ns"]
     assert tracker.observe(12, tracker.date)[1] == {"relay_restart": {"previous": 9, "down_since_ns": down_since},
                                                     "gap": 2}
     assert tracker.observe(13, tracker.date)[1] == {}

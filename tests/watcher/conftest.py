@@ -14,7 +14,7 @@ from kafka.admin import NewTopic
 from core.envelope import make_envelope
 from core.runloop import StopFlag
 from watcher.models import Route
-from watcher.services import Watcher
+from watcher.services.loop import Watcher
 
 ROOT = Path(__file__).resolve().parents[2]
 

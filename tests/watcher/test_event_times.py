@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from django.conf import settings
 
-from watcher.services import to_datetime
+from watcher.services.convert import to_datetime
 
 from .conftest import wait_for
 

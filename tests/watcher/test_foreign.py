@@ -62,7 +62,7 @@ def test_an_undecodable_partition_stops_alone_with_a_visible_error_and_the_watch
         producer.send(other, orjson.dumps(event))
     producer.flush(30)
 
-    with caplog.at_level(logging.ERROR, logger="watcher.services"):
+    with caplog.at_level(logging.ERROR, logger="watcher.services.loop"):
         watcher = run_watcher(live=True, name="codec-test")
         wait_for(lambda: store.count("other_events") == 10 and store.count("mixed_events") == 7, timeout=60,
                  message="the other route and the other partition stored")

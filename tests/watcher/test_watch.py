@@ -17,7 +17,7 @@ from core.envelope import make_envelope
 from core.runloop import StopFlag
 from watcher import store
 from watcher.indexes import handmade, strategy
-from watcher.services import Watcher
+from watcher.services.loop import Watcher
 
 from .conftest import envelopes, wait_for
 
@@ -594,7 +594,7 @@ def test_dead_letters_re_read_by_another_group_are_not_counted_again(
     second = run_watcher()  # a new group: reads the topic from the start again
     wait_for(lambda: second.duplicates == 5, message="the re-read events recognised")
     wait_for(lambda: second.batches >= 1, message="the batch counted")
-    assert second.dead == 0 and second.stats["recounted"].dead == 0 and store.dead_letter_count() == 2
+    assert second.dead == 0 and second.live.stats["recounted"].dead == 0 and store.dead_letter_count() == 2
     letters = {letter["offset"]: letter for letter in store.dead_letters()}
     assert letters[6]["error"] == "not valid UTF-8 at byte 7"
 

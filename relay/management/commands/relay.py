@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.runloop import StopFlag, stop_on_signals
 from core.times import is_time_zone
 from relay.parsers import PARSERS
-from relay.services import Relay
+from relay.services.loop import Relay
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from core.times import epoch_ns
-from relay.services import ReplayScope, replay, replay_plan
+from relay.services.replay import ReplayScope, replay, replay_plan
 
 
 def to_ns(text: str | None, option: str) -> int | None:

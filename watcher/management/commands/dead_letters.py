@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from watcher.models import Route
-from watcher.services import replay_dead_letters
+from watcher.services.replay import replay_dead_letters
 
 SHOWN = 50  # dead letters left, listed with their reason
 

@@ -5,7 +5,7 @@ import gc
 from django.core.management.base import BaseCommand
 
 from core.runloop import StopFlag, stop_on_signals
-from watcher.services import Watcher
+from watcher.services.loop import Watcher
 
 
 class Command(BaseCommand):
