@@ -105,8 +105,9 @@ def drain(sink: Sink, idle: float = 1.5) -> None:
 
 
 def burst(generator, count: int) -> None:
-    payload = orjson.dumps({"shot": 0, "energy_J": 10.12, "pulse_fs": 29.8, "mode": "single",
-                            "ts_ns": 1_764_000_000_000_000_000})
+    payload = orjson.dumps(
+        {"shot": 0, "energy_J": 10.12, "pulse_fs": 29.8, "mode": "single", "ts_ns": 1_764_000_000_000_000_000}
+    )
     for n in range(1, count + 1):
         generator.send_multipart([b"laser", payload.replace(b'"shot":0', b'"shot":%d' % n)])
 
@@ -123,8 +124,9 @@ def paced(generator, rate: float, seconds: float, start_shot: int) -> int:
             if due - now > 0.0005:
                 time.sleep(due - now - 0.0003)
             continue
-        generator.send_multipart([b"laser", orjson.dumps(
-            {"shot": start_shot + sent, "sent_ns": time.time_ns(), "energy_J": 10.0})])
+        generator.send_multipart(
+            [b"laser", orjson.dumps({"shot": start_shot + sent, "sent_ns": time.time_ns(), "energy_J": 10.0})]
+        )
         sent += 1
 
 
@@ -148,8 +150,10 @@ def measure(name: str, start_process, count: int, latency_seconds: float, loss_s
         burst(generator, count)
         drain(sink)
         elapsed = (sink.last - sink.first) / 1e9 if sink.count > 1 else float("nan")
-        figures = {f"{name}_throughput_msgs_per_s": round(sink.count / elapsed) if elapsed else 0,
-                   f"{name}_burst_received": sink.count}
+        figures = {
+            f"{name}_throughput_msgs_per_s": round(sink.count / elapsed) if elapsed else 0,
+            f"{name}_burst_received": sink.count,
+        }
         sink.reset()
         paced(generator, 1000, latency_seconds, start_shot=10_000_000)
         drain(sink, 1.0)
@@ -181,35 +185,64 @@ def main() -> None:
     latency_seconds = 5 if args.quick else 20
     loss_seconds = 10 if args.quick else 60
     log_dir = Path(tempfile.mkdtemp(prefix="labbook-bench-relay-"))
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
-           "DATABASE_URL": f"sqlite:///{log_dir / 'config.sqlite3'}", "LABBOOK_LOG_LEVEL": "WARNING",
-           "RELAY_KAFKA_TOPIC": f"bench.relay.{uuid.uuid4().hex[:8]}", "MONGODB_DB": "labbook_bench_relay"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "labbook.settings",
+        "DJANGO_DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{log_dir / 'config.sqlite3'}",
+        "LABBOOK_LOG_LEVEL": "WARNING",
+        "RELAY_KAFKA_TOPIC": f"bench.relay.{uuid.uuid4().hex[:8]}",
+        "MONGODB_DB": "labbook_bench_relay",
+    }
 
     def start_forwarder(inbound, outbound):
         return subprocess.Popen([PYTHON, __file__, "--forwarder", inbound, outbound])
 
     def start_relay(inbound, outbound):
-        return subprocess.Popen([PYTHON, str(ROOT / "manage.py"), "relay", "--input", inbound, "--pub", outbound,
-                                 "--snapshot", free_endpoint(), "--log-dir", str(log_dir), "--no-live"],
-                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [
+                PYTHON,
+                str(ROOT / "manage.py"),
+                "relay",
+                "--input",
+                inbound,
+                "--pub",
+                outbound,
+                "--snapshot",
+                free_endpoint(),
+                "--log-dir",
+                str(log_dir),
+                "--no-live",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
 
     print(f"{count} messages in a burst, {latency_seconds} s at 1 kHz, {loss_seconds} s at 10 kHz", flush=True)
     figures = {"messages": count}
     figures.update(measure("forwarder", start_forwarder, count, latency_seconds, None))
-    print(f"raw SUB→PUB forwarder: {figures['forwarder_throughput_msgs_per_s']} msg/s, latency p50 "
-          f"{figures['forwarder_latency_p50_us']} µs p99 {figures['forwarder_latency_p99_us']} µs", flush=True)
+    print(
+        f"raw SUB→PUB forwarder: {figures['forwarder_throughput_msgs_per_s']} msg/s, latency p50 "
+        f"{figures['forwarder_latency_p50_us']} µs p99 {figures['forwarder_latency_p99_us']} µs",
+        flush=True,
+    )
     figures.update(measure("relay", start_relay, count, latency_seconds, loss_seconds))
-    figures["throughput_ratio"] = round(figures["relay_throughput_msgs_per_s"]
-                                        / figures["forwarder_throughput_msgs_per_s"], 3)
+    figures["throughput_ratio"] = round(
+        figures["relay_throughput_msgs_per_s"] / figures["forwarder_throughput_msgs_per_s"], 3
+    )
     figures["added_latency_p50_us"] = round(figures["relay_latency_p50_us"] - figures["forwarder_latency_p50_us"], 1)
     figures["added_latency_p99_us"] = round(figures["relay_latency_p99_us"] - figures["forwarder_latency_p99_us"], 1)
     figures["log_lines"] = sum(1 for f in log_dir.glob("relay-*.jsonl") for _ in open(f, "rb"))
-    print(f"relay (harmonise + log + Kafka): {figures['relay_throughput_msgs_per_s']} msg/s "
-          f"(ratio {figures['throughput_ratio']}, target >= 0.5); latency p50 {figures['relay_latency_p50_us']} µs "
-          f"p99 {figures['relay_latency_p99_us']} µs; added p50 {figures['added_latency_p50_us']} µs "
-          f"p99 {figures['added_latency_p99_us']} µs (target < 1000 µs); "
-          f"10 kHz for {loss_seconds} s: {figures['relay_10khz_lost']} of {figures['relay_10khz_sent']} lost "
-          f"(target 0)", flush=True)
+    print(
+        f"relay (harmonise + log + Kafka): {figures['relay_throughput_msgs_per_s']} msg/s "
+        f"(ratio {figures['throughput_ratio']}, target >= 0.5); latency p50 {figures['relay_latency_p50_us']} µs "
+        f"p99 {figures['relay_latency_p99_us']} µs; added p50 {figures['added_latency_p50_us']} µs "
+        f"p99 {figures['added_latency_p99_us']} µs (target < 1000 µs); "
+        f"10 kHz for {loss_seconds} s: {figures['relay_10khz_lost']} of {figures['relay_10khz_sent']} lost "
+        f"(target 0)",
+        flush=True,
+    )
     print(json.dumps(figures))
 
 

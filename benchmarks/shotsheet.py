@@ -13,10 +13,10 @@ import asyncio
 import json
 import os
 import resource
-import warnings
 import sys
 import time
 import uuid
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -80,12 +80,30 @@ def main() -> None:
         start = datetime(2026, 11, 1, tzinfo=UTC)
         print(f"inserting {count} entries…", flush=True)
         for first in range(0, count, 5000):
-            store.insert_entries([{
-                "_id": f"bench:{n:08d}", "sheet": "bench", "experiment": "BEN", "schema_version": version.number,
-                "values": {"energy": (n * 7919 % 1000) / 10, "target": ("Al", "Cu", "Ti")[n % 3], "note": f"shot {n}"},
-                "shot_key": f"BEN-20261101-{n:06d}", "shot_number": n, "author": "bench",
-                "created": start + timedelta(seconds=n), "updated": start, "comment": "", "rev": 1, "history": [],
-            } for n in range(first, min(first + 5000, count))])
+            store.insert_entries(
+                [
+                    {
+                        "_id": f"bench:{n:08d}",
+                        "sheet": "bench",
+                        "experiment": "BEN",
+                        "schema_version": version.number,
+                        "values": {
+                            "energy": (n * 7919 % 1000) / 10,
+                            "target": ("Al", "Cu", "Ti")[n % 3],
+                            "note": f"shot {n}",
+                        },
+                        "shot_key": f"BEN-20261101-{n:06d}",
+                        "shot_number": n,
+                        "author": "bench",
+                        "created": start + timedelta(seconds=n),
+                        "updated": start,
+                        "comment": "",
+                        "rev": 1,
+                        "history": [],
+                    }
+                    for n in range(first, min(first + 5000, count))
+                ]
+            )
 
         user = get_user_model().objects.create_superuser("bench", password="bench-pass-123")
         client = Client(HTTP_HOST="127.0.0.1")
@@ -99,11 +117,16 @@ def main() -> None:
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         figures["table_cold_load_ms"] = timed(lambda: table.table("bench"), repeat=1)
         figures["table_peak_rss_growth_mb"] = round(
-            (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024, 1)
+            (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024, 1
+        )
         figures["first_page_ms"] = timed(lambda: page({}))
-        figures["first_page_bare_query_ms"] = timed(lambda: (
-            entries.count_documents({"sheet": "bench"}),
-            list(entries.find({"sheet": "bench"}).sort("created", -1).limit(50))))
+        figures["first_page_bare_query_ms"] = timed(
+            lambda: (
+                entries.count_documents({"sheet": "bench"}),
+                list(entries.find({"sheet": "bench"}).sort("created", -1).limit(50)),
+            )
+        )
+
         def page_after_a_save():
             create_entry(sheet, version, {"energy": 5.0, "target": "Ti", "note": "new"}, author="bench", shot_key=None)
             started = time.perf_counter()
@@ -114,38 +137,50 @@ def main() -> None:
         filtered = {"f_target": "Cu", "f_energy_min": "20", "f_energy_max": "60", "sort": "-energy"}
         figures["filtered_sorted_page_ms"] = timed(lambda: page(filtered))
         query = {"sheet": "bench", "values.target": "Cu", "values.energy": {"$gte": 20.0, "$lte": 60.0}}
-        figures["filtered_sorted_bare_query_ms"] = timed(lambda: (
-            entries.count_documents(query), list(entries.find(query).sort("values.energy", -1).limit(50))))
+        figures["filtered_sorted_bare_query_ms"] = timed(
+            lambda: (entries.count_documents(query), list(entries.find(query).sort("values.energy", -1).limit(50)))
+        )
         export_filter = {"f_energy_max": str(10_000 / count * 100 - 0.05)} if not args.quick else {}
         sheet_schema = schema.schema_for(sheet)
-        figures["export_rows"] = len(export_rows(sheet_schema, *table_query(sheet_schema, export_filter)[:2],
-                                                 limit=10_000)[1])
+        figures["export_rows"] = len(
+            export_rows(sheet_schema, *table_query(sheet_schema, export_filter)[:2], limit=10_000)[1]
+        )
         figures["export_10k_csv_ms"] = timed(
-            lambda: client.get("/sheets/bench/export.csv", export_filter).content, repeat=1)
+            lambda: client.get("/sheets/bench/export.csv", export_filter).content, repeat=1
+        )
         figures["export_10k_bare_query_ms"] = timed(
-            lambda: list(entries.find({"sheet": "bench"}).limit(10_000)), repeat=1)
-        print(f"table read into memory once per process: {figures['table_cold_load_ms']} ms, "
-              f"peak RSS +{figures['table_peak_rss_growth_mb']} MB", flush=True)
-        print(f"first page {figures['first_page_ms']} ms (bare query {figures['first_page_bare_query_ms']} ms), "
-              f"worst of 5 just after a save {figures['first_page_after_a_save_ms']} ms; "
-              f"filtered+sorted page {figures['filtered_sorted_page_ms']} ms (bare "
-              f"{figures['filtered_sorted_bare_query_ms']} ms); export of {figures['export_rows']} rows "
-              f"{figures['export_10k_csv_ms']} ms (bare {figures['export_10k_bare_query_ms']} ms); target pages < 300 ms",
-              flush=True)
+            lambda: list(entries.find({"sheet": "bench"}).limit(10_000)), repeat=1
+        )
+        print(
+            f"table read into memory once per process: {figures['table_cold_load_ms']} ms, "
+            f"peak RSS +{figures['table_peak_rss_growth_mb']} MB",
+            flush=True,
+        )
+        print(
+            f"first page {figures['first_page_ms']} ms (bare query {figures['first_page_bare_query_ms']} ms), "
+            f"worst of 5 just after a save {figures['first_page_after_a_save_ms']} ms; "
+            f"filtered+sorted page {figures['filtered_sorted_page_ms']} ms (bare "
+            f"{figures['filtered_sorted_bare_query_ms']} ms); export of {figures['export_rows']} rows "
+            f"{figures['export_10k_csv_ms']} ms (bare {figures['export_10k_bare_query_ms']} ms); target pages < 300 ms",
+            flush=True,
+        )
 
         async def save_to_visible(saves: int = 200):
             from labbook.asgi import application
 
-            communicator = WebsocketCommunicator(application, "/ws/sheets/bench/",
-                                                 headers=[(b"origin", b"http://127.0.0.1:8000"),
-                                                          (b"host", b"127.0.0.1:8000")])
+            communicator = WebsocketCommunicator(
+                application,
+                "/ws/sheets/bench/",
+                headers=[(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")],
+            )
             communicator.scope["user"] = user
             assert (await communicator.connect())[0]
             latencies, bare = [], []
-            for n in range(saves):
+            for _ in range(saves):
                 started = time.perf_counter()
-                await sync_to_async(create_entry)(sheet, version, {"energy": 1.0, "target": "Al", "note": ""},
-                                                  author="bench", shot_key=None)
+                await sync_to_async(create_entry)(
+                    sheet, version, {"energy": 1.0, "target": "Al", "note": ""}, author="bench", shot_key=None
+                )
                 while (await communicator.receive_json_from(timeout=5))["type"] != "entry":
                     pass
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -157,11 +192,20 @@ def main() -> None:
             return latencies, bare
 
         latencies, bare = asyncio.run(save_to_visible())
-        figures.update({"save_visible_p50_ms": pct(latencies, 50), "save_visible_p99_ms": pct(latencies, 99),
-                        "bare_layer_p50_ms": pct(bare, 50), "bare_layer_p99_ms": pct(bare, 99)})
-        print(f"save → visible in a second client over 200 saves: p50 {figures['save_visible_p50_ms']} ms, "
-              f"p99 {figures['save_visible_p99_ms']} ms (bare channel layer p50 {figures['bare_layer_p50_ms']} ms, "
-              f"p99 {figures['bare_layer_p99_ms']} ms); target p99 < 500 ms", flush=True)
+        figures.update(
+            {
+                "save_visible_p50_ms": pct(latencies, 50),
+                "save_visible_p99_ms": pct(latencies, 99),
+                "bare_layer_p50_ms": pct(bare, 50),
+                "bare_layer_p99_ms": pct(bare, 99),
+            }
+        )
+        print(
+            f"save → visible in a second client over 200 saves: p50 {figures['save_visible_p50_ms']} ms, "
+            f"p99 {figures['save_visible_p99_ms']} ms (bare channel layer p50 {figures['bare_layer_p50_ms']} ms, "
+            f"p99 {figures['bare_layer_p99_ms']} ms); target p99 < 500 ms",
+            flush=True,
+        )
     finally:
         mongo.drop_databases()
     print(json.dumps(figures))

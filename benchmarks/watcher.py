@@ -49,9 +49,16 @@ from watcher.models import Route  # noqa: E402
 
 
 def envelope(n: int) -> dict:
-    return make_envelope(experiment="BENCH", source="laser", kind="shot", shot_number=n,
-                         laser_ts_ns=1_764_000_000_000_000_000 + n * 1_000_000, tz="UTC", seq=n,
-                         values={"energy": n / 10, "mode": "ns"})
+    return make_envelope(
+        experiment="BENCH",
+        source="laser",
+        kind="shot",
+        shot_number=n,
+        laser_ts_ns=1_764_000_000_000_000_000 + n * 1_000_000,
+        tz="UTC",
+        seq=n,
+        values={"energy": n / 10, "mode": "ns"},
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -85,9 +92,15 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def consumer_for(topic: str, name: str) -> KafkaConsumer:
-    return KafkaConsumer(topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-                         group_id=f"bench-{name}-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
-                         enable_auto_commit=False, consumer_timeout_ms=20_000, max_poll_records=2000)
+    return KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        group_id=f"bench-{name}-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=20_000,
+        max_poll_records=2000,
+    )
 
 
 def fill_topic(producer: KafkaProducer, topic: str, count: int) -> None:
@@ -128,7 +141,7 @@ def raw_insert_many(topic: str, count: int) -> float:
     collection = mongo.database()["raw"]
     started, server_started = time.perf_counter(), server_cpu()
     for start in range(0, len(docs), 2000):
-        collection.insert_many(docs[start:start + 2000], ordered=False)
+        collection.insert_many(docs[start : start + 2000], ordered=False)
     SERVER_US["raw_insert_many"] = (server_cpu() - server_started) / len(docs) * 1e6
     return len(docs) / (time.perf_counter() - started)
 
@@ -138,8 +151,9 @@ def committed(admin: KafkaAdminClient, group: str, topic: str) -> int:
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
 
 
-def watch_throughput(admin: KafkaAdminClient, watch: subprocess.Popen, group: str, topic: str,
-                     count: int) -> tuple[float, float]:
+def watch_throughput(
+    admin: KafkaAdminClient, watch: subprocess.Popen, group: str, topic: str, count: int
+) -> tuple[float, float]:
     """Messages per second from the first committed batch to the last (startup excluded), and
     the watch process's own CPU time per message meanwhile (µs)."""
     first = 0
@@ -154,11 +168,14 @@ def watch_throughput(admin: KafkaAdminClient, watch: subprocess.Popen, group: st
         time.sleep(0.02)
         done = committed(admin, group, topic)
     SERVER_US["watch"] = (server_cpu() - server_started) / (count - first) * 1e6
-    return (count - first) / (time.perf_counter() - started), (cpu_seconds(watch.pid) - cpu_started) / (count - first) * 1e6
+    return (count - first) / (time.perf_counter() - started), (cpu_seconds(watch.pid) - cpu_started) / (
+        count - first
+    ) * 1e6
 
 
-def latency(producer: KafkaProducer, topic: str, probe_topic: str, seconds: float,
-            start: int) -> tuple[list[float], int]:
+def latency(
+    producer: KafkaProducer, topic: str, probe_topic: str, seconds: float, start: int
+) -> tuple[list[float], int]:
     """Send at 1 kHz; every 100th event goes to a probe topic and is looked up until visible.
 
     The probes share the watch process, its batches and its writer with the 1 kHz stream, but
@@ -219,8 +236,9 @@ def main() -> None:
     admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
     topic, live_topic, probe_topic = (f"bench.watch.{uuid.uuid4().hex[:8]}" for _ in range(3))
     admin.create_topics([NewTopic(topic, 4, 1), NewTopic(live_topic, 4, 1), NewTopic(probe_topic, 1, 1)])
-    producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, linger_ms=2, acks=1,
-                             enable_idempotence=False)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, linger_ms=2, acks=1, enable_idempotence=False
+    )
     figures: dict = {"messages": count}
     watch = None
     print("Note: the machine (2 cores) may be shared with other work; figures vary with its load.")
@@ -234,40 +252,57 @@ def main() -> None:
         figures["naive_msgs_per_s"] = round(rate)
         figures["naive_messages_timed"] = done
         figures["naive_cpu_us_per_msg"] = round(naive_cpu_us, 1)
-        print(f"(a) naive insert_one consumer: {figures['naive_msgs_per_s']} msg/s ({done} messages; "
-              f"its own CPU {figures['naive_cpu_us_per_msg']} µs a message)", flush=True)
+        print(
+            f"(a) naive insert_one consumer: {figures['naive_msgs_per_s']} msg/s ({done} messages; "
+            f"its own CPU {figures['naive_cpu_us_per_msg']} µs a message)",
+            flush=True,
+        )
         figures["raw_insert_many_msgs_per_s"] = round(raw_insert_many(topic, count))
         print(f"(b) raw insert_many (ceiling): {figures['raw_insert_many_msgs_per_s']} msg/s", flush=True)
 
         Route.objects.all().delete()
         Route.objects.create(name="bench", topic=topic, collection="watched", timestamp_field="laser_ts_ns")
         group = f"bench-watch-{uuid.uuid4().hex[:6]}"
-        watch = subprocess.Popen([sys.executable, "manage.py", "watch", "--group", group, "--name", "bench"],
-                                 cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                                 stderr=args.watch_log.open("w") if args.watch_log else subprocess.DEVNULL)
+        watch = subprocess.Popen(
+            [sys.executable, "manage.py", "watch", "--group", group, "--name", "bench"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            stderr=args.watch_log.open("w") if args.watch_log else subprocess.DEVNULL,
+        )
         rate, cpu_us = watch_throughput(admin, watch, group, topic, count)
         figures["watch_msgs_per_s"] = round(rate)
         figures["watch_cpu_us_per_msg"] = round(cpu_us, 1)
         figures["watch_vs_naive"] = round(rate / figures["naive_msgs_per_s"], 2)
         figures["watch_vs_raw_insert_many"] = round(rate / figures["raw_insert_many_msgs_per_s"], 2)
-        print(f"(c) manage.py watch: {figures['watch_msgs_per_s']} msg/s = "
-              f"{figures['watch_vs_naive']}x naive, {figures['watch_vs_raw_insert_many']}x raw insert_many "
-              f"(targets: >= 10x, >= 0.5x)", flush=True)
-        print(f"    the watch process's own CPU: {figures['watch_cpu_us_per_msg']} µs a message "
-              f"(on a server that cost nothing, at most {1e6 / cpu_us:,.0f} msg/s on one core, "
-              f"{naive_cpu_us / cpu_us:.1f}x naive's CPU-bound {1e6 / naive_cpu_us:,.0f})", flush=True)
+        print(
+            f"(c) manage.py watch: {figures['watch_msgs_per_s']} msg/s = "
+            f"{figures['watch_vs_naive']}x naive, {figures['watch_vs_raw_insert_many']}x raw insert_many "
+            f"(targets: >= 10x, >= 0.5x)",
+            flush=True,
+        )
+        print(
+            f"    the watch process's own CPU: {figures['watch_cpu_us_per_msg']} µs a message "
+            f"(on a server that cost nothing, at most {1e6 / cpu_us:,.0f} msg/s on one core, "
+            f"{naive_cpu_us / cpu_us:.1f}x naive's CPU-bound {1e6 / naive_cpu_us:,.0f})",
+            flush=True,
+        )
         if SERVER_PID:
             figures.update({f"server_cpu_us_per_msg_{name}": round(us, 1) for name, us in SERVER_US.items()})
-            print("    the MongoDB server's CPU a message: " + ", ".join(
-                f"{name} {us:.1f} µs" for name, us in SERVER_US.items()) +
-                f" (so the server alone caps any batching consumer at "
+            print(
+                "    the MongoDB server's CPU a message: "
+                + ", ".join(f"{name} {us:.1f} µs" for name, us in SERVER_US.items())
+                + f" (so the server alone caps any batching consumer at "
                 f"{SERVER_US['naive'] / SERVER_US['raw_insert_many']:.1f}x naive)",
-                flush=True)
+                flush=True,
+            )
 
         # Searching what was just stored: through the time index, and the same find on the server.
         window = (datetime(2025, 11, 24, 16, 0, 30, tzinfo=UTC), datetime(2025, 11, 24, 16, 0, 40, tzinfo=UTC))
-        for name, query in [("newest", store.EventQuery(collection="watched", source="laser")),
-                            ("range", store.EventQuery(collection="watched", since=window[0], until=window[1]))]:
+        for name, query in [
+            ("newest", store.EventQuery(collection="watched", source="laser")),
+            ("range", store.EventQuery(collection="watched", since=window[0], until=window[1])),
+        ]:
             started = time.perf_counter()
             result = store.search(query)
             figures[f"search_{name}_ms"] = round((time.perf_counter() - started) * 1000)
@@ -275,9 +310,12 @@ def main() -> None:
             bare = list(mongo.database()["watched"].find(query.mongo_filter()).sort("_ts", -1).limit(query.limit))
             figures[f"search_{name}_bare_find_ms"] = round((time.perf_counter() - started) * 1000)
             assert [d["_id"] for d in result.events] == [d["_id"] for d in bare] and result.indexed
-        print(f"search, newest 100 by source: {figures['search_newest_ms']} ms (the same find on the server: "
-              f"{figures['search_newest_bare_find_ms']} ms); 10 s time range ({len(result.events)} events): "
-              f"{figures['search_range_ms']} ms (find: {figures['search_range_bare_find_ms']} ms)", flush=True)
+        print(
+            f"search, newest 100 by source: {figures['search_newest_ms']} ms (the same find on the server: "
+            f"{figures['search_newest_bare_find_ms']} ms); 10 s time range ({len(result.events)} events): "
+            f"{figures['search_range_ms']} ms (find: {figures['search_range_bare_find_ms']} ms)",
+            flush=True,
+        )
 
         # The same watch process picks the new route up without a restart.
         Route.objects.create(name="bench-live", topic=live_topic, collection="live")
@@ -295,16 +333,24 @@ def main() -> None:
         figures["latency_p99_ms"] = round(percentile(latencies, 99), 1)
         figures["latency_max_ms"] = round(max(latencies), 1)
         # Every message, not just the probes: envelope stamped (just before send) → watcher wrote it.
-        lags = [(doc["_ingest"]["at"].timestamp() * 1e9 - doc["relay_ts_ns"]) / 1e6
-                for doc in mongo.database()["live"].find({}, {"_ingest.at": 1, "relay_ts_ns": 1})
-                if doc.get("relay_ts_ns")]
+        lags = [
+            (doc["_ingest"]["at"].timestamp() * 1e9 - doc["relay_ts_ns"]) / 1e6
+            for doc in mongo.database()["live"].find({}, {"_ingest.at": 1, "relay_ts_ns": 1})
+            if doc.get("relay_ts_ns")
+        ]
         figures["ingest_lag_p50_ms"] = round(percentile(lags, 50), 1)
         figures["ingest_lag_p99_ms"] = round(percentile(lags, 99), 1)
-        print(f"end-to-end latency at {figures['latency_rate_hz']} Hz ({len(latencies)} probes): "
-              f"p50 {figures['latency_p50_ms']} ms, p99 {figures['latency_p99_ms']} ms, "
-              f"max {figures['latency_max_ms']} ms (target p99 < 250 ms)", flush=True)
-        print(f"  all {len(lags)} messages, produced → batch handed to MongoDB: p50 {figures['ingest_lag_p50_ms']} ms, "
-              f"p99 {figures['ingest_lag_p99_ms']} ms", flush=True)
+        print(
+            f"end-to-end latency at {figures['latency_rate_hz']} Hz ({len(latencies)} probes): "
+            f"p50 {figures['latency_p50_ms']} ms, p99 {figures['latency_p99_ms']} ms, "
+            f"max {figures['latency_max_ms']} ms (target p99 < 250 ms)",
+            flush=True,
+        )
+        print(
+            f"  all {len(lags)} messages, produced → batch handed to MongoDB: p50 {figures['ingest_lag_p50_ms']} ms, "
+            f"p99 {figures['ingest_lag_p99_ms']} ms",
+            flush=True,
+        )
 
         watch.send_signal(signal.SIGTERM)
         summary = watch.communicate(timeout=60)[0].strip().splitlines()

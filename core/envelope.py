@@ -10,14 +10,14 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
 import fastjsonschema
+import orjson
 from jsonschema import Draft7Validator
 
 SCHEMA_VERSION = 1
@@ -89,7 +89,7 @@ def local_date(when_ns: int, tz: str) -> str:
     zone, start, end, date = _day
     if zone == tz and start <= when_ns < end:
         return date
-    local = datetime.fromtimestamp(when_ns / 1e9, tz=timezone.utc).astimezone(ZoneInfo(tz))
+    local = datetime.fromtimestamp(when_ns / 1e9, tz=UTC).astimezone(ZoneInfo(tz))
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     following = (midnight + timedelta(days=1, hours=3)).replace(hour=0)  # the next local midnight, DST or not
     start, end = (int(midnight.timestamp()) * 10**9, int(following.timestamp()) * 10**9)

@@ -42,9 +42,16 @@ class SlotCache(OrderedDict):
             self.popitem(last=False)
 
 
-def insert_slots(collection: Collection, bodies: Mapping[str, list[dict]], first: Mapping[str, int], *,
-                 make_id: Callable[[str, int], str] = slot_id, ordered: bool = False,
-                 keep_refused: bool = False, max_slots: int | None = MAX_SLOTS) -> dict[str, int]:
+def insert_slots(
+    collection: Collection,
+    bodies: Mapping[str, list[dict]],
+    first: Mapping[str, int],
+    *,
+    make_id: Callable[[str, int], str] = slot_id,
+    ordered: bool = False,
+    keep_refused: bool = False,
+    max_slots: int | None = MAX_SLOTS,
+) -> dict[str, int]:
     """Insert each key's bodies in its next free slots, from slot `first[key]` (0 if absent) on;
     returns the next free slot of each key.
 
@@ -59,8 +66,9 @@ def insert_slots(collection: Collection, bodies: Mapping[str, list[dict]], first
     next_slot = {key: first.get(key, 0) for key in queues}
     while queues:
         placed = [(key, body, next_slot[key] + i) for key, items in queues.items() for i, body in enumerate(items)]
-        outcome = _insert(collection, [{"_id": make_id(key, slot), **body} for key, body, slot in placed],
-                          ordered, keep_refused)
+        outcome = _insert(
+            collection, [{"_id": make_id(key, slot), **body} for key, body, slot in placed], ordered, keep_refused
+        )
         for key in list(queues):
             queues[key] = []
         for (key, body, slot), result in zip(placed, outcome, strict=True):
@@ -93,7 +101,7 @@ def _insert(collection: Collection, documents: list[dict], ordered: bool, keep_r
             else:
                 raise
         if ordered and errors:
-            outcome[errors[0]["index"] + 1:] = ["not tried"] * (len(documents) - errors[0]["index"] - 1)
+            outcome[errors[0]["index"] + 1 :] = ["not tried"] * (len(documents) - errors[0]["index"] - 1)
     return outcome
 
 

@@ -40,12 +40,17 @@ def epoch_ns(value, tz: str) -> int | None:
     try:
         if isinstance(value, int):  # integers stay exact: ns since the epoch do not fit a float
             magnitude = abs(value)
-            ns = value if magnitude > NS_ABOVE else value * (1_000 if magnitude > US_ABOVE else
-                                                             1_000_000 if magnitude > MS_ABOVE else 1_000_000_000)
+            ns = (
+                value
+                if magnitude > NS_ABOVE
+                else value * (1_000 if magnitude > US_ABOVE else 1_000_000 if magnitude > MS_ABOVE else 1_000_000_000)
+            )
         elif isinstance(value, float):
             magnitude = abs(value)
-            ns = round(value * (1 if magnitude > NS_ABOVE else 1e3 if magnitude > US_ABOVE else
-                                1e6 if magnitude > MS_ABOVE else 1e9))
+            ns = round(
+                value
+                * (1 if magnitude > NS_ABOVE else 1e3 if magnitude > US_ABOVE else 1e6 if magnitude > MS_ABOVE else 1e9)
+            )
         elif isinstance(value, str):
             parsed = datetime.fromisoformat(value.strip())
             if parsed.tzinfo is None:

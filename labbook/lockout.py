@@ -19,12 +19,18 @@ def duration_text(duration: timedelta) -> str:
     return f"{round(seconds / 60)} minutes"
 
 
-def locked_out(request: HttpRequest, original_response: HttpResponse | None = None,
-               credentials: dict | None = None) -> HttpResponse:
+def locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict | None = None
+) -> HttpResponse:
     """429 with the reason; the login form is not shown again until the cool-off has passed."""
     cool_off = get_cool_off(request)
-    return render(request, "registration/locked_out.html", {
-        "username": get_client_username(request, credentials) or "",
-        "failure_limit": get_failure_limit(request, credentials),
-        "cool_off": duration_text(cool_off) if cool_off else None,
-    }, status=settings.AXES_HTTP_RESPONSE_CODE)
+    return render(
+        request,
+        "registration/locked_out.html",
+        {
+            "username": get_client_username(request, credentials) or "",
+            "failure_limit": get_failure_limit(request, credentials),
+            "cool_off": duration_text(cool_off) if cool_off else None,
+        },
+        status=settings.AXES_HTTP_RESPONSE_CODE,
+    )

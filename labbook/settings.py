@@ -113,7 +113,8 @@ LABBOOK_INDEX_STRATEGY = os.environ.get("LABBOOK_INDEX_STRATEGY", "auto")
 
 # --- Kafka and the Channels layer ---
 KAFKA_BOOTSTRAP_SERVERS = os.environ.get(
-    "KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('LABBOOK_KAFKA_PORT', '9092')}")
+    "KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('LABBOOK_KAFKA_PORT', '9092')}"
+)
 REDIS_URL = os.environ.get("REDIS_URL", f"redis://127.0.0.1:{os.environ.get('LABBOOK_REDIS_PORT', '6379')}/0")
 CHANNEL_LAYERS = {
     "default": {
@@ -210,9 +211,12 @@ LOGGING = {
     "filters": {"forbidden_in_one_line": {"()": "core.logfilters.ForbiddenInOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LABBOOK_LOG_LEVEL", "INFO")},
-    "loggers": {"kafka": {"level": "WARNING"}, "pymongo": {"level": "WARNING"},
-                "axes": {"level": "WARNING"},  # lock-outs; not a line for every login
-                "django.request": {"filters": ["forbidden_in_one_line"]}},
+    "loggers": {
+        "kafka": {"level": "WARNING"},
+        "pymongo": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # lock-outs; not a line for every login
+        "django.request": {"filters": ["forbidden_in_one_line"]},
+    },
 }
 
 # --- shotsheet ---
@@ -232,8 +236,13 @@ SHOTSHEET_IMPORT_KEEP_SECONDS = int(os.environ.get("SHOTSHEET_IMPORT_KEEP_SECOND
 # --- relay ---
 RELAY_EXPERIMENT = os.environ.get("RELAY_EXPERIMENT", "DEMO")
 # Used when no relay input is enabled in the admin: the simulated laser's default endpoint.
-RELAY_DEFAULT_INPUT = {"endpoint": os.environ.get("RELAY_LASER_ENDPOINT", "tcp://127.0.0.1:5555"),
-                       "mode": "SUB", "topics": "", "parser": "json", "source": "laser"}
+RELAY_DEFAULT_INPUT = {
+    "endpoint": os.environ.get("RELAY_LASER_ENDPOINT", "tcp://127.0.0.1:5555"),
+    "mode": "SUB",
+    "topics": "",
+    "parser": "json",
+    "source": "laser",
+}
 RELAY_PUB_ENDPOINT = os.environ.get("RELAY_PUB_ENDPOINT", "tcp://127.0.0.1:5556")
 RELAY_SNAPSHOT_ENDPOINT = os.environ.get("RELAY_SNAPSHOT_ENDPOINT", "tcp://127.0.0.1:5557")
 RELAY_KAFKA_TOPIC = os.environ.get("RELAY_KAFKA_TOPIC", "labbook.shots")

@@ -70,7 +70,7 @@ class DurableLog:
         data = memoryview(b"\n".join(lines) + b"\n")
         self.offset += len(data)
         while data:  # a regular file takes it all in one write, short of a full disk
-            data = data[self.file.write(data):]
+            data = data[self.file.write(data) :]
         self.lines += len(lines)
         self.unsynced = True
         if self.fsync == "always":

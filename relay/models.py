@@ -12,7 +12,6 @@ def validate_time_zone(name: str) -> None:
         raise ValidationError(f"'{name}' is not an IANA time zone (e.g. Europe/Berlin, UTC)")
 
 
-
 class RelayInput(models.Model):
     class Mode(models.TextChoices):
         SUB = "SUB", "SUB (connect, topic filters)"
@@ -31,13 +30,22 @@ class RelayInput(models.Model):
     parser = models.CharField(max_length=10, choices=Parser.choices, default=Parser.JSON)
     source = models.CharField(max_length=200, default="laser", help_text="The envelope's source name.")
     time_zone = models.CharField(
-        max_length=60, blank=True, validators=[validate_time_zone],
-        help_text="IANA zone of the laser's times without an offset (e.g. Europe/Berlin); empty = the lab's zone.")
+        max_length=60,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text="IANA zone of the laser's times without an offset (e.g. Europe/Berlin); empty = the lab's zone.",
+    )
     enabled = models.BooleanField(default=True)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.mode} {self.endpoint})"
 
     def as_spec(self) -> dict:
-        return {"endpoint": self.endpoint, "mode": self.mode, "topics": self.topics,
-                "parser": self.parser, "source": self.source, "time_zone": self.time_zone or settings.TIME_ZONE}
+        return {
+            "endpoint": self.endpoint,
+            "mode": self.mode,
+            "topics": self.topics,
+            "parser": self.parser,
+            "source": self.source,
+            "time_zone": self.time_zone or settings.TIME_ZONE,
+        }

@@ -27,8 +27,9 @@ def record_shots(envelopes: list[dict]) -> None:
 
     The first envelope of a key wins (a duplicate shot keeps the time of the shot it repeats).
     """
-    documents = [{"_id": e["shot_key"], **{name: e.get(name) for name in SHOT_FIELDS}}
-                 for e in envelopes if e.get("shot_key")]
+    documents = [
+        {"_id": e["shot_key"], **{name: e.get(name) for name in SHOT_FIELDS}} for e in envelopes if e.get("shot_key")
+    ]
     if not documents:
         return
     try:

@@ -120,8 +120,12 @@ class Service:
         self.prepare()
         log = open(self.log_file, "ab")
         process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=self.dir, start_new_session=True,
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.dir,
+            start_new_session=True,
         )
         self.pid_file.write_text(str(process.pid))
         self.wait_ready(self.local_address(), process)
@@ -230,15 +234,32 @@ class Kafka(Service):
                 raise ServiceError(f"kafka: the `{tool}` command is needed")
         print("  fetching Kafka's jars with Maven (first time only)…", flush=True)
         shutil.rmtree(self.lib, ignore_errors=True)
-        run(["mvn", "-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime",
-             f"-DoutputDirectory={self.lib}"], cwd=ROOT / "services" / "kafka")
+        run(
+            [
+                "mvn",
+                "-B",
+                "-q",
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={self.lib}",
+            ],
+            cwd=ROOT / "services" / "kafka",
+        )
         (self.lib / ".complete").touch()
 
     def java(self, main_class: str, *args: str) -> list[str]:
         return [
-            "java", "-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
+            "java",
+            "-Xms128m",
+            "-Xmx512m",
+            "-XX:+UseSerialGC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={ROOT / 'services' / 'kafka' / 'log4j2.properties'}",
-            f"-Dkafka.logs.dir={self.dir}", "-cp", f"{self.lib}/*", main_class, *args,
+            f"-Dkafka.logs.dir={self.dir}",
+            "-cp",
+            f"{self.lib}/*",
+            main_class,
+            *args,
         ]
 
     def command(self) -> list[str]:
@@ -272,8 +293,17 @@ class Kafka(Service):
             cluster_id = "-"
             while cluster_id.startswith("-"):  # the storage tool would read a leading '-' as an option
                 cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
-            run(self.java("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
-                          "-c", str(self.dir / "server.properties")))
+            run(
+                self.java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(self.dir / "server.properties"),
+                )
+            )
 
     def ping(self, address: str) -> None:
         from kafka import KafkaAdminClient
@@ -305,9 +335,19 @@ class Redis(Service):
         run([*sudo, "apt-get", "install", "-y", "-qq", "redis-server"], env=env)
 
     def command(self) -> list[str]:
-        return [shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1",
-                "--port", str(self.port), "--save", "", "--appendonly", "no",
-                "--dir", str(self.dir)]
+        return [
+            shutil.which("redis-server") or "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.dir),
+        ]
 
     def ping(self, address: str) -> None:
         import redis

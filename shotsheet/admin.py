@@ -8,8 +8,23 @@ from .schema import save_version
 class FieldInline(admin.TabularInline):
     model = Field
     extra = 1
-    fields = ["position", "key", "label", "type", "unit", "required", "min_value", "max_value", "pattern",
-              "default", "help_text", "choices", "choice_source", "sticky", "archived"]
+    fields = [
+        "position",
+        "key",
+        "label",
+        "type",
+        "unit",
+        "required",
+        "min_value",
+        "max_value",
+        "pattern",
+        "default",
+        "help_text",
+        "choices",
+        "choice_source",
+        "sticky",
+        "archived",
+    ]
 
 
 @admin.register(Sheet)
@@ -51,6 +66,9 @@ class ChoiceSourceAdmin(admin.ModelAdmin):
             if cached.get("error"):
                 self.message_user(request, f"{source}: {cached['error']}", messages.WARNING)
             else:
-                self.message_user(request, f"{source}: {len(cached['values'])} choices "
-                                           f"(revision {cached.get('revision') or '–'}): "
-                                           f"{', '.join(cached['values'][:10])}")
+                self.message_user(
+                    request,
+                    f"{source}: {len(cached['values'])} choices "
+                    f"(revision {cached.get('revision') or '–'}): "
+                    f"{', '.join(cached['values'][:10])}",
+                )

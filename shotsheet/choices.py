@@ -37,8 +37,9 @@ class ChoiceList:
 
 
 def source_key(source: dict) -> str:
-    return orjson.dumps({k: v for k, v in source.items() if k != "refresh_seconds"},
-                        option=orjson.OPT_SORT_KEYS).decode()
+    return orjson.dumps(
+        {k: v for k, v in source.items() if k != "refresh_seconds"}, option=orjson.OPT_SORT_KEYS
+    ).decode()
 
 
 def choices_for(source: dict) -> ChoiceList:
@@ -55,8 +56,10 @@ def choices_for(source: dict) -> ChoiceList:
     note = ""
     if cached.get("error"):
         revision = f", revision {cached['revision']}" if cached.get("revision") else ""
-        note = (f"{_what(source)} unreachable ({cached['error']}); using the list of "
-                f"{cached['fetched']:%Y-%m-%d %H:%M} UTC{revision}.")
+        note = (
+            f"{_what(source)} unreachable ({cached['error']}); using the list of "
+            f"{cached['fetched']:%Y-%m-%d %H:%M} UTC{revision}."
+        )
     return ChoiceList(cached["values"], note)
 
 
@@ -71,8 +74,9 @@ def refresh(source: dict) -> dict:
         log.warning("choice list %s not refreshed: %s", key, error)
         store.save_choices(key, {"error": error, "attempted": now})
     else:
-        store.save_choices(key, {"values": values, "revision": revision, "fetched": now,
-                                 "attempted": now, "error": None})
+        store.save_choices(
+            key, {"values": values, "revision": revision, "fetched": now, "attempted": now, "error": None}
+        )
     return store.cached_choices(key)
 
 
@@ -81,8 +85,9 @@ def fetch(source: dict) -> tuple[list[str], int | None]:
     kind = source["kind"]
     if kind == "sheet_field":
         values = store.distinct_values(source["sheet"], source["field"])
-        flat = {str(v) for value in values for v in (value if isinstance(value, list) else [value])
-                if v not in (None, "")}
+        flat = {
+            str(v) for value in values for v in (value if isinstance(value, list) else [value]) if v not in (None, "")
+        }
         return sorted(flat), None
     site = wiki_site(source["wiki_url"])
     if kind == "wiki_page":
@@ -101,8 +106,13 @@ def fetch(source: dict) -> tuple[list[str], int | None]:
 def wiki_site(url: str) -> mwclient.Site:
     parts = urlsplit(url)
     path = parts.path if parts.path.endswith("/") else parts.path.rsplit("/", 1)[0] + "/"
-    return mwclient.Site(parts.netloc, path=path or "/", scheme=parts.scheme or "https",
-                         connection_options={"timeout": WIKI_TIMEOUT_SECONDS}, max_retries=0)
+    return mwclient.Site(
+        parts.netloc,
+        path=path or "/",
+        scheme=parts.scheme or "https",
+        connection_options={"timeout": WIKI_TIMEOUT_SECONDS},
+        max_retries=0,
+    )
 
 
 def list_items(wikitext: str) -> list[str]:

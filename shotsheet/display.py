@@ -13,9 +13,15 @@ from .schema import FieldDef
 
 def row_for(entry: dict, columns: list[FieldDef]) -> dict:
     """An entry as a table row, its cells as text in the columns' order (the page and the live row)."""
-    return {"id": entry["_id"], "shot_key": entry.get("shot_key"), "created": display(entry["created"]),
-            "author": entry.get("author"), "rev": entry.get("rev"), "comment": entry.get("comment", ""),
-            "values": [display(entry["values"].get(c.key)) for c in columns]}
+    return {
+        "id": entry["_id"],
+        "shot_key": entry.get("shot_key"),
+        "created": display(entry["created"]),
+        "author": entry.get("author"),
+        "rev": entry.get("rev"),
+        "comment": entry.get("comment", ""),
+        "values": [display(entry["values"].get(c.key)) for c in columns],
+    }
 
 
 def display(value) -> str:
@@ -35,7 +41,8 @@ def display(value) -> str:
 def lab_time(value: datetime) -> datetime:
     """A stored time (UTC) in the lab's zone, settings.TIME_ZONE: the one clock people read."""
     return (value if timezone.is_aware(value) else value.replace(tzinfo=UTC)).astimezone(
-        timezone.get_default_timezone())
+        timezone.get_default_timezone()
+    )
 
 
 def iso_time(value: datetime) -> str:

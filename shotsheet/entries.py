@@ -28,9 +28,11 @@ class EditConflict(Exception):
     """Somebody else saved the entry first."""
 
     def __init__(self):
-        super().__init__("This entry was changed by someone else while you edited it; nothing of yours was saved. "
-                         "Their values and yours are compared below, and yours are still in the form. Start from "
-                         "theirs (reload), or choose “Overwrite with my values” to save the form as it is.")
+        super().__init__(
+            "This entry was changed by someone else while you edited it; nothing of yours was saved. "
+            "Their values and yours are compared below, and yours are still in the form. Start from "
+            "theirs (reload), or choose “Overwrite with my values” to save the form as it is."
+        )
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,10 @@ class NotSaved(Exception):
     """MongoDB did not take the entry; the form keeps what was typed."""
 
     def __init__(self, error: Exception):
-        super().__init__(f"Not saved: the database cannot be reached ({type(error).__name__}). Everything you "
-                         "typed is still in the form: save again when it is back.")
+        super().__init__(
+            f"Not saved: the database cannot be reached ({type(error).__name__}). Everything you "
+            "typed is still in the form: save again when it is back."
+        )
 
 
 # --- entries -----------------------------------------------------------------------------------------
@@ -72,8 +76,11 @@ def shot_identity(shot_key: str | None) -> dict:
     record = None
     if key and apps.is_installed("relay"):
         record = relay_selectors.shot(key)
-    return {"shot_key": key, "shot_number": parts.number if parts else None,
-            "laser_ts_ns": record.get("laser_ts_ns") if record else None}
+    return {
+        "shot_key": key,
+        "shot_number": parts.number if parts else None,
+        "laser_ts_ns": record.get("laser_ts_ns") if record else None,
+    }
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -105,22 +112,51 @@ def new_id(sheet: Sheet, when: datetime) -> str:
     return f"{sheet.slug}:{when:%Y%m%d%H%M%S}:{uuid.uuid4().hex[:8]}"
 
 
-def entry_document(sheet: Sheet, version_number: int, values: dict, *, author: str, shot_key: str | None,
-                   comment: str, created: datetime, daq: dict | None = None, **extra) -> dict:
+def entry_document(
+    sheet: Sheet,
+    version_number: int,
+    values: dict,
+    *,
+    author: str,
+    shot_key: str | None,
+    comment: str,
+    created: datetime,
+    daq: dict | None = None,
+    **extra,
+) -> dict:
     """The one builder of an entry document, for the web form and the import alike."""
     return {
-        "_id": new_id(sheet, created), "sheet": sheet.slug, "experiment": sheet.experiment,
-        "schema_version": version_number, "values": values, **shot_identity(shot_key),
-        "author": author, "created": created, "updated": created, "comment": comment,
-        "rev": 1, "history": [], "daq": daq, **extra,
+        "_id": new_id(sheet, created),
+        "sheet": sheet.slug,
+        "experiment": sheet.experiment,
+        "schema_version": version_number,
+        "values": values,
+        **shot_identity(shot_key),
+        "author": author,
+        "created": created,
+        "updated": created,
+        "comment": comment,
+        "rev": 1,
+        "history": [],
+        "daq": daq,
+        **extra,
     }
 
 
-def create_entry(sheet: Sheet, version: SchemaVersion, values: dict, *, author: str, shot_key: str | None,
-                 comment: str = "") -> dict:
+def create_entry(
+    sheet: Sheet, version: SchemaVersion, values: dict, *, author: str, shot_key: str | None, comment: str = ""
+) -> dict:
     try:
-        entry = entry_document(sheet, version.number, values, author=author, shot_key=shot_key, comment=comment,
-                               created=datetime.now(UTC), daq=daq_snapshot(sheet))
+        entry = entry_document(
+            sheet,
+            version.number,
+            values,
+            author=author,
+            shot_key=shot_key,
+            comment=comment,
+            created=datetime.now(UTC),
+            daq=daq_snapshot(sheet),
+        )
         store.insert_entry(entry)
     except PyMongoError as exc:
         raise NotSaved(exc) from exc
@@ -134,17 +170,24 @@ def log_change(sheet: Sheet, entry_ids: list[str]) -> None:
     try:
         store.append_changes(sheet.slug, entry_ids)
     except PyMongoError as exc:  # never report a stored entry as lost: its table re-reads instead
-        log.error("entries of %s stored but their change not logged (%s); tables see them at their next "
-                  "full read", sheet.slug, exc)
+        log.error(
+            "entries of %s stored but their change not logged (%s); tables see them at their next full read",
+            sheet.slug,
+            exc,
+        )
         table.forget(sheet.slug)
 
 
-def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: str, comment: str,
-                 shot_key: str | None) -> dict:
+def update_entry(
+    sheet: Sheet, entry: dict, rev: int, values: dict, *, author: str, comment: str, shot_key: str | None
+) -> dict:
     """Save changed values, comment and shot key with their history, refusing it if the entry
     changed since `rev`. A new shot key brings its own shot number and laser time."""
-    diff = {key: [entry["values"].get(key), new] for key, new in values.items()
-            if not same_value(entry["values"].get(key), new)}
+    diff = {
+        key: [entry["values"].get(key), new]
+        for key, new in values.items()
+        if not same_value(entry["values"].get(key), new)
+    }
     changes = {f"values.{key}": new for key, (_, new) in diff.items()}
     if comment != entry.get("comment", ""):
         changes["comment"] = comment
@@ -174,21 +217,32 @@ def update_entry(sheet: Sheet, entry: dict, rev: int, values: dict, *, author: s
     return updated
 
 
-def conflict_rows(fields: list[FieldDef], entry: dict, opened_rev: int, values: dict, *, comment: str,
-                  shot_key: str | None) -> list[ConflictRow]:
+def conflict_rows(
+    fields: list[FieldDef], entry: dict, opened_rev: int, values: dict, *, comment: str, shot_key: str | None
+) -> list[ConflictRow]:
     """Field by field, the saved entry against a form opened at revision `opened_rev`: what a
     refused editor must see before choosing to overwrite."""
     changed_by: dict[str, list[str]] = {}
-    for item in entry.get("history", [])[max(opened_rev, 1) - 1:]:  # revision n+1 added history item n
+    for item in entry.get("history", [])[max(opened_rev, 1) - 1 :]:  # revision n+1 added history item n
         when = timezone.localtime(item["when"]).strftime("%Y-%m-%d %H:%M:%S %Z")
         for key in item["changes"]:
             changed_by.setdefault(key, []).append(f"{item['who']}, {when}")
     compared = [(f.key, f.heading, entry["values"].get(f.key), values.get(f.key)) for f in fields if not f.archived]
-    compared += [("shot_key", "Shot key", entry.get("shot_key"), (shot_key or "").strip() or None),
-                 ("comment", "Comment", entry.get("comment", ""), comment)]
-    return [ConflictRow(key, label, display(theirs), display(yours),
-                        "changed by " + "; ".join(changed_by[key]) if key in changed_by else "")
-            for key, label, theirs, yours in compared if not same_value(theirs, yours)]
+    compared += [
+        ("shot_key", "Shot key", entry.get("shot_key"), (shot_key or "").strip() or None),
+        ("comment", "Comment", entry.get("comment", ""), comment),
+    ]
+    return [
+        ConflictRow(
+            key,
+            label,
+            display(theirs),
+            display(yours),
+            "changed by " + "; ".join(changed_by[key]) if key in changed_by else "",
+        )
+        for key, label, theirs, yours in compared
+        if not same_value(theirs, yours)
+    ]
 
 
 def same_value(old, new) -> bool:

@@ -17,10 +17,13 @@ from .schema import SheetSchema
 def export_rows(schema: SheetSchema, query: dict, sort: list, limit: int = 100_000) -> tuple[list[str], list[list]]:
     sheet, columns = schema.sheet, schema.columns
     header = ["entry", "shot_key", created_header(), "author", "schema_version", "comment"] + [
-        c.heading for c in columns]
-    rows = [[e["_id"], e.get("shot_key"), e["created"], e.get("author"), e.get("schema_version"),
-             e.get("comment", "")] + [e["values"].get(c.key) for c in columns]
-            for e in table.table(sheet.slug).find(query, sort)[:limit]]
+        c.heading for c in columns
+    ]
+    rows = [
+        [e["_id"], e.get("shot_key"), e["created"], e.get("author"), e.get("schema_version"), e.get("comment", "")]
+        + [e["values"].get(c.key) for c in columns]
+        for e in table.table(sheet.slug).find(query, sort)[:limit]
+    ]
     return header, rows
 
 
@@ -75,5 +78,4 @@ def to_xlsx(header: list[str], rows: list[list]) -> bytes:
 
 def to_json(header: list[str], rows: list[list]) -> bytes:
     rows = [[lab_time(v) if isinstance(v, datetime) else v for v in row] for row in rows]
-    return orjson.dumps([dict(zip(header, row, strict=True)) for row in rows],
-                        option=orjson.OPT_INDENT_2, default=str)
+    return orjson.dumps([dict(zip(header, row, strict=True)) for row in rows], option=orjson.OPT_INDENT_2, default=str)

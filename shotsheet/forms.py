@@ -64,7 +64,7 @@ class TypedFloatField(TypedNumberMixin, forms.FloatField):
     number = float
 
 
-INT64 = (-2**63, 2**63 - 1)  # what MongoDB (BSON) stores as an integer
+INT64 = (-(2**63), 2**63 - 1)  # what MongoDB (BSON) stores as an integer
 
 
 class TypedIntegerField(TypedNumberMixin, forms.IntegerField):
@@ -78,8 +78,9 @@ class TypedIntegerField(TypedNumberMixin, forms.IntegerField):
         OverflowError on saving (a 500)."""
         super().validate(value)
         if value is not None and not INT64[0] <= value <= INT64[1]:
-            raise forms.ValidationError(f"{value} is beyond what an integer field holds "
-                                        f"({INT64[0]:,} to {INT64[1]:,}).", code="int64")
+            raise forms.ValidationError(
+                f"{value} is beyond what an integer field holds ({INT64[0]:,} to {INT64[1]:,}).", code="int64"
+            )
 
 
 class EntryForm(forms.Form):
@@ -100,8 +101,9 @@ class EntryForm(forms.Form):
                 form_field.choices = options if field.type == Field.Type.MULTI_CHOICE else [("", "—")] + options
             else:  # no list at all (the wiki never answered): entry must not be blocked, so type it
                 text_class = CommaSeparatedField if field.type == Field.Type.MULTI_CHOICE else forms.CharField
-                form_field = self.fields[key] = text_class(label=form_field.label, required=form_field.required,
-                                                           help_text=form_field.help_text)
+                form_field = self.fields[key] = text_class(
+                    label=form_field.label, required=form_field.required, help_text=form_field.help_text
+                )
             if listing.note:
                 form_field.help_text = " ".join(filter(None, [form_field.help_text, listing.note]))
 
@@ -122,12 +124,13 @@ def form_field(field: FieldDef, decimal_mark: str = AUTO) -> forms.Field:
         return forms.MultipleChoiceField(**common, choices=choices_of(field), widget=forms.CheckboxSelectMultiple)
     if kind == Field.Type.DATETIME:  # typed and shown in the lab's zone (Django's current time zone)
         zone = f"lab time, {settings.TIME_ZONE}"
-        return forms.DateTimeField(**{**common, "help_text": " · ".join(filter(None, [common["help_text"], zone]))},
-                                   widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+        return forms.DateTimeField(
+            **{**common, "help_text": " · ".join(filter(None, [common["help_text"], zone]))},
+            widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        )
     if kind == Field.Type.JSON:
         return forms.JSONField(**common)
-    validators = [RegexValidator(field.pattern, f"Does not match the pattern {field.pattern}")] \
-        if field.pattern else []
+    validators = [RegexValidator(field.pattern, f"Does not match the pattern {field.pattern}")] if field.pattern else []
     widget = forms.Textarea(attrs={"rows": 2}) if kind == Field.Type.LONG_TEXT else None
     return forms.CharField(**common, validators=validators, widget=widget)
 
@@ -136,8 +139,9 @@ def form_field(field: FieldDef, decimal_mark: str = AUTO) -> forms.Field:
 def _form_class(fields_json: bytes, decimal_mark: str) -> type[forms.Form]:
     fields = field_defs(orjson.loads(fields_json))
     attrs = {f.key: form_field(f, decimal_mark) for f in fields if not f.archived}
-    attrs["shot_key"] = forms.CharField(required=False, max_length=100, label="Shot key",
-                                        help_text="Prefilled from the relay's latest shot.")
+    attrs["shot_key"] = forms.CharField(
+        required=False, max_length=100, label="Shot key", help_text="Prefilled from the relay's latest shot."
+    )
     attrs["comment"] = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     attrs["sourced"] = {f.key: f for f in fields if f.choice_source and not f.archived}
     return type("EntryForm", (EntryForm,), attrs)
@@ -163,9 +167,11 @@ def initial_values(fields: list[FieldDef]) -> dict:
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(help_text="CSV (UTF-8) or XLSX, as the lab keeps it: title rows and group headers "
-                                     "are fine. Next you see where each column goes, before anything is "
-                                     "imported. Bigger logs: manage.py import_entries.")
+    file = forms.FileField(
+        help_text="CSV (UTF-8) or XLSX, as the lab keeps it: title rows and group headers "
+        "are fine. Next you see where each column goes, before anything is "
+        "imported. Bigger logs: manage.py import_entries."
+    )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
@@ -173,21 +179,32 @@ class ImportForm(forms.Form):
             raise forms.ValidationError("Upload a .csv or .xlsx file.")
         limit = settings.SHOTSHEET_IMPORT_MAX_BYTES
         if upload.size > limit:
-            raise forms.ValidationError(f"The file has {upload.size / 1e6:.1f} MB; the web takes up to "
-                                        f"{limit / 1e6:.1f} MB. Use manage.py import_entries.")
+            raise forms.ValidationError(
+                f"The file has {upload.size / 1e6:.1f} MB; the web takes up to "
+                f"{limit / 1e6:.1f} MB. Use manage.py import_entries."
+            )
         return upload
 
 
 class ImportOptionsForm(forms.Form):
     """How the file is read (the preview's choices besides each column's target)."""
 
-    header_row = forms.IntegerField(min_value=1, label="Header row",
-                                    widget=forms.NumberInput(attrs={"class": "form-control form-control-sm"}))
+    header_row = forms.IntegerField(
+        min_value=1, label="Header row", widget=forms.NumberInput(attrs={"class": "form-control form-control-sm"})
+    )
     shown_header_row = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
-    decimal_mark = forms.ChoiceField(choices=DECIMAL_MARKS, label="Numbers typed as text",
-                                     widget=forms.Select(attrs={"class": "form-select form-select-sm"}))
-    date_order = forms.ChoiceField(choices=[("auto", "as the file shows, refuse what is ambiguous"),
-                                            ("dmy", "day/month/year (24/11/2026)"),
-                                            ("mdy", "month/day/year (11/24/2026)")],
-                                   label="Dates with slashes", help_text="Dotted dates are always day.month.year.",
-                                   widget=forms.Select(attrs={"class": "form-select form-select-sm"}))
+    decimal_mark = forms.ChoiceField(
+        choices=DECIMAL_MARKS,
+        label="Numbers typed as text",
+        widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
+    )
+    date_order = forms.ChoiceField(
+        choices=[
+            ("auto", "as the file shows, refuse what is ambiguous"),
+            ("dmy", "day/month/year (24/11/2026)"),
+            ("mdy", "month/day/year (11/24/2026)"),
+        ],
+        label="Dates with slashes",
+        help_text="Dotted dates are always day.month.year.",
+        widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
+    )

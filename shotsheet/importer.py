@@ -59,8 +59,12 @@ class Limits:
 
     @classmethod
     def from_settings(cls) -> Limits:
-        return cls(settings.SHOTSHEET_IMPORT_MAX_ROWS, settings.SHOTSHEET_IMPORT_MAX_COLUMNS,
-                   settings.SHOTSHEET_IMPORT_MAX_CELL_CHARS, settings.SHOTSHEET_IMPORT_MAX_UNPACKED_BYTES)
+        return cls(
+            settings.SHOTSHEET_IMPORT_MAX_ROWS,
+            settings.SHOTSHEET_IMPORT_MAX_COLUMNS,
+            settings.SHOTSHEET_IMPORT_MAX_CELL_CHARS,
+            settings.SHOTSHEET_IMPORT_MAX_UNPACKED_BYTES,
+        )
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,10 @@ def read_xlsx(file, name: str, limits: Limits) -> Grid:
     except (zipfile.BadZipFile, OSError) as exc:
         raise ImportRefused(f"{name} is not a readable XLSX file ({exc})") from None
     if unpacked > limits.max_unpacked_bytes:
-        raise ImportRefused(f"{name} unpacks to {unpacked / 1e6:.1f} MB; the import takes up to "
-                            f"{limits.max_unpacked_bytes / 1e6:.1f} MB (SHOTSHEET_IMPORT_MAX_UNPACKED_BYTES)")
+        raise ImportRefused(
+            f"{name} unpacks to {unpacked / 1e6:.1f} MB; the import takes up to "
+            f"{limits.max_unpacked_bytes / 1e6:.1f} MB (SHOTSHEET_IMPORT_MAX_UNPACKED_BYTES)"
+        )
     if hasattr(file, "seek"):
         file.seek(0)
     try:
@@ -186,17 +192,23 @@ def csv_delimiter(sample: str) -> str:
 
 
 def long_value(name: str, row: int, limits: Limits) -> str:
-    return (f"{name}, row {row}: a value of more than {limits.max_cell_chars:,} characters "
-            "(SHOTSHEET_IMPORT_MAX_CELL_CHARS); is it a shot log?")
+    return (
+        f"{name}, row {row}: a value of more than {limits.max_cell_chars:,} characters "
+        "(SHOTSHEET_IMPORT_MAX_CELL_CHARS); is it a shot log?"
+    )
 
 
 def check_size(grid: Grid, limits: Limits) -> None:
     if len(grid.rows) > limits.max_rows:
-        raise ImportRefused(f"{grid.name} has more than {limits.max_rows:,} rows (SHOTSHEET_IMPORT_MAX_ROWS); "
-                            "split it into several files")
+        raise ImportRefused(
+            f"{grid.name} has more than {limits.max_rows:,} rows (SHOTSHEET_IMPORT_MAX_ROWS); "
+            "split it into several files"
+        )
     if grid.width > limits.max_columns:
-        raise ImportRefused(f"{grid.name} has {grid.width:,} columns; the import takes up to "
-                            f"{limits.max_columns:,} (SHOTSHEET_IMPORT_MAX_COLUMNS)")
+        raise ImportRefused(
+            f"{grid.name} has {grid.width:,} columns; the import takes up to "
+            f"{limits.max_columns:,} (SHOTSHEET_IMPORT_MAX_COLUMNS)"
+        )
     for number, row in enumerate(grid.rows, start=1):
         if any(isinstance(v, str) and len(v) > limits.max_cell_chars for v in row):
             raise ImportRefused(long_value(grid.name, number, limits))
@@ -209,7 +221,7 @@ def is_filled(value) -> bool:
 
 def trimmed(rows: list[list]) -> list[list]:
     """The rows without the empty cells at their ends and without empty rows after the last one."""
-    rows = [row[:last_filled(row)] for row in rows]
+    rows = [row[: last_filled(row)] for row in rows]
     while rows and not rows[-1]:
         rows.pop()
     return rows
@@ -248,9 +260,11 @@ class Target:
 
 def targets_of(fields: list[FieldDef]) -> dict[str, Target]:
     """Every target of a schema version's fields, by value (what --map and the preview's choices name)."""
-    found = {SHOT_KEY: Target(SHOT_KEY, "Shot key", type=Field.Type.TEXT),
-             COMMENT: Target(COMMENT, "Comment", type=Field.Type.TEXT),
-             ENTRY_TIME: Target(ENTRY_TIME, "Entry time", type=Field.Type.DATETIME)}
+    found = {
+        SHOT_KEY: Target(SHOT_KEY, "Shot key", type=Field.Type.TEXT),
+        COMMENT: Target(COMMENT, "Comment", type=Field.Type.TEXT),
+        ENTRY_TIME: Target(ENTRY_TIME, "Entry time", type=Field.Type.DATETIME),
+    }
     for f in fields:
         if not f.archived and f.key not in found:
             found[f.key] = Target(f.key, f.label, f.unit, f.type)
@@ -301,8 +315,10 @@ def match_header(header: str, group: str, targets: dict[str, Target], suggest: b
         if candidate in names:
             target = targets[names[candidate]]
             if unit and target.unit and not same_unit(unit, target.unit):
-                return Match(suggestion=target.value,
-                             note=f"its unit is {unit}, the field's is {target.unit}: convert the values first")
+                return Match(
+                    suggestion=target.value,
+                    note=f"its unit is {unit}, the field's is {target.unit}: convert the values first",
+                )
             return Match(target=target.value)
     close = difflib.get_close_matches(normal(name), list(names), n=1, cutoff=0.75) if suggest else []
     return Match(suggestion=names[close[0]]) if close else Match()
@@ -381,8 +397,10 @@ class Plan:
     @property
     def decimal_notes(self) -> list[str]:
         """What the columns showed (`Energy [J]: decimal comma, as the file shows (B10 '5,5')`)."""
-        return [f"{seen.column}: decimal {seen.mark}, as the file shows ({seen.cell})"
-                for seen in self.decimal_seen.values()]
+        return [
+            f"{seen.column}: decimal {seen.mark}, as the file shows ({seen.cell})"
+            for seen in self.decimal_seen.values()
+        ]
 
     @property
     def unresolved(self) -> list[Column]:
@@ -398,19 +416,28 @@ class Plan:
 
     def problems(self) -> list[str]:
         """What stops the import before any row is read: unresolved columns, double or missing targets."""
-        found = [f"Column {c.letter} “{c.name}” matches no field{suggestion_text(self, c)}: choose a field "
-                 "or ignore it." for c in self.unresolved]
+        found = [
+            f"Column {c.letter} “{c.name}” matches no field{suggestion_text(self, c)}: choose a field or ignore it."
+            for c in self.unresolved
+        ]
         by_target: dict[str, list[Column]] = {}
         for column in self.mapped:
             by_target.setdefault(column.target, []).append(column)
         for target, columns in by_target.items():
             if len(columns) > 1:
-                found.append(f"{self.targets[target].title} is chosen for columns "
-                             f"{', '.join(c.letter for c in columns)}: choose one.")
-        found += [f"{self.targets[key].title} is required, but no column goes to it." for key in self.required
-                  if key not in by_target]
-        found += [f"No column is called “{name}” (a typo in a choice would otherwise go unnoticed)."
-                  for name in self.unknown_columns]
+                found.append(
+                    f"{self.targets[target].title} is chosen for columns "
+                    f"{', '.join(c.letter for c in columns)}: choose one."
+                )
+        found += [
+            f"{self.targets[key].title} is required, but no column goes to it."
+            for key in self.required
+            if key not in by_target
+        ]
+        found += [
+            f"No column is called “{name}” (a typo in a choice would otherwise go unnoticed)."
+            for name in self.unknown_columns
+        ]
         if not set(by_target) - {SHOT_KEY, COMMENT, ENTRY_TIME}:
             found.append("No column goes to a field of the sheet.")
         return found
@@ -438,8 +465,12 @@ def plan_import(grid: Grid, fields: list[FieldDef], options: ImportOptions | Non
             continue  # nothing in it: nothing to lose
         column = Column(index, header, group, samples[:3])
         match = match_header(header, group, targets) if header else Match()
-        column.target, column.matched, column.suggestion, column.note = (match.target, bool(match.target),
-                                                                          match.suggestion, match.note)
+        column.target, column.matched, column.suggestion, column.note = (
+            match.target,
+            bool(match.target),
+            match.suggestion,
+            match.note,
+        )
         chosen = next((options.choices[k] for k in choice_keys(column) if k and k in options.choices), None)
         if chosen is not None:
             if chosen and chosen != IGNORE and chosen not in targets:
@@ -449,9 +480,18 @@ def plan_import(grid: Grid, fields: list[FieldDef], options: ImportOptions | Non
     required = [f.key for f in fields if f.required and not f.archived]
     check_choice_keys(grid, columns, options.choices)
     named = {name for c in columns for name in choice_keys(c)}
-    plan = Plan(grid, header_row, columns, data_rows, len(grid.rows) - header_row - len(data_rows), options,
-                targets, required, unknown_columns=sorted(set(options.choices) - named),
-                date_order=options.date_order)
+    plan = Plan(
+        grid,
+        header_row,
+        columns,
+        data_rows,
+        len(grid.rows) - header_row - len(data_rows),
+        options,
+        targets,
+        required,
+        unknown_columns=sorted(set(options.choices) - named),
+        date_order=options.date_order,
+    )
     if options.decimal_mark == "auto":
         plan.decimal_seen = column_decimal_marks(plan)
     if options.date_order == "auto":
@@ -471,9 +511,11 @@ def check_choice_keys(grid: Grid, columns: list[Column], choices: dict[str, str]
         by_letter = next((c for c in columns if c.letter == key), None)
         by_header = [c for c in columns if key in (c.header, c.name)]
         if by_letter and any(c is not by_letter for c in by_header):
-            raise ImportRefused(f"{grid.name}: '{key}' is the header of column {by_header[0].letter} and the letter "
-                                f"of column {key}: write the header's column as {LETTER_PREFIX}"
-                                f"{by_header[0].letter}, column {key} as {LETTER_PREFIX}{key}")
+            raise ImportRefused(
+                f"{grid.name}: '{key}' is the header of column {by_header[0].letter} and the letter "
+                f"of column {key}: write the header's column as {LETTER_PREFIX}"
+                f"{by_header[0].letter}, column {key} as {LETTER_PREFIX}{key}"
+            )
 
 
 def text_cells(plan: Plan, types: tuple[str, ...]):
@@ -526,9 +568,12 @@ def find_header_row(grid: Grid, targets: dict[str, Target]) -> int:
     """The row (of the first few) whose cells name the most fields; the first filled row if none does."""
     best, best_score = 0, 0
     for row in range(1, min(len(grid.rows), HEADER_SEARCH_ROWS) + 1):
-        score = sum(1 for col in range(1, grid.width + 1)
-                    if (header := header_text(grid, row, col))
-                    and match_header(header, group_text(grid, row, col), targets, suggest=False).target)
+        score = sum(
+            1
+            for col in range(1, grid.width + 1)
+            if (header := header_text(grid, row, col))
+            and match_header(header, group_text(grid, row, col), targets, suggest=False).target
+        )
         if score > best_score:
             best, best_score = row, score
     return best or next(n for n, row in enumerate(grid.rows, start=1) if any(map(is_filled, row)))
@@ -647,8 +692,7 @@ def check_rows(plan: Plan, fields: list[FieldDef], progress=None) -> Checked:
         for column in plan.mapped:
             raw = plan.grid.value(number, column.index)
             try:
-                value = cell_value(raw, plan.targets[column.target].type, plan.decimal_mark(column),
-                                   plan.date_order)
+                value = cell_value(raw, plan.targets[column.target].type, plan.decimal_mark(column), plan.date_order)
             except ValueError as exc:
                 problems.append(Problem(number, f"{column.letter}{number}", column.name, display_value(raw), str(exc)))
                 failed.add(column.target)
@@ -674,8 +718,11 @@ def check_rows(plan: Plan, fields: list[FieldDef], progress=None) -> Checked:
         if valid and not failed:
             # Only what the file has a column for: a yes/no field it does not mention was stored as "no".
             values = {key: value for key, value in entry_values(form, fields).items() if key in column_of}
-            rows.append(ImportRow(number, values, form.cleaned_data["shot_key"].strip() or None,
-                                  form.cleaned_data["comment"], created))
+            rows.append(
+                ImportRow(
+                    number, values, form.cleaned_data["shot_key"].strip() or None, form.cleaned_data["comment"], created
+                )
+            )
     return Checked(rows, problems)
 
 
@@ -684,7 +731,7 @@ def cell_value(raw, kind: str, decimal_mark: str = "auto", date_order: str = "au
     if not is_filled(raw):
         return [] if kind == Field.Type.MULTI_CHOICE else ""
     if kind in (Field.Type.FLOAT, Field.Type.INTEGER):
-        if isinstance(raw, bool) or isinstance(raw, datetime | date):
+        if isinstance(raw, bool | datetime | date):
             raise ValueError("not a number")
         try:
             number = raw if isinstance(raw, int | float) else parse_number(str(raw), decimal_mark)
@@ -741,10 +788,14 @@ def in_lab_zone(when: datetime) -> datetime:
         return first
     example = f"{when:%Y-%m-%dT%H:%M}"
     if first.astimezone(UTC).astimezone(ZoneInfo(zone)).replace(tzinfo=None) != when:
-        raise ValueError(f"no such time in {zone} (the clocks go forward): write it with its offset, "
-                    f"e.g. {example}{offset_text(first)}")
-    raise ValueError(f"happens twice in {zone} (the clocks go back): write it with its offset, "
-                     f"{example}{offset_text(first)} or {example}{offset_text(second)}")
+        raise ValueError(
+            f"no such time in {zone} (the clocks go forward): write it with its offset, "
+            f"e.g. {example}{offset_text(first)}"
+        )
+    raise ValueError(
+        f"happens twice in {zone} (the clocks go back): write it with its offset, "
+        f"{example}{offset_text(first)} or {example}{offset_text(second)}"
+    )
 
 
 def offset_text(when: datetime) -> str:
@@ -760,15 +811,19 @@ def parse_time_text(text: str, date_order: str = "auto") -> datetime:
             if pattern is DOTTED:
                 day, month = parts["d"], parts["m"]
             else:
-                order = date_order if date_order != "auto" else slashed_order(text) or (
-                    "dmy" if parts["a"] == parts["b"] else "")
+                order = (
+                    date_order
+                    if date_order != "auto"
+                    else slashed_order(text) or ("dmy" if parts["a"] == parts["b"] else "")
+                )
                 if not order:
                     raise ValueError("ambiguous date: day/month or month/day? (choose the date order)")
                 day, month = (parts["a"], parts["b"]) if order == "dmy" else (parts["b"], parts["a"])
             year = int(parts["y"]) + (2000 if len(parts["y"]) == 2 else 0)
             try:
-                return datetime(year, int(month), int(day), int(parts["H"] or 0), int(parts["M"] or 0),
-                                int(parts["S"] or 0))
+                return datetime(
+                    year, int(month), int(day), int(parts["H"] or 0), int(parts["M"] or 0), int(parts["S"] or 0)
+                )
             except ValueError:
                 raise ValueError("no such date or time") from None
     try:
@@ -777,8 +832,9 @@ def parse_time_text(text: str, date_order: str = "auto") -> datetime:
         raise ValueError("not a date (dd.mm.yyyy HH:MM or ISO 8601)") from None
 
 
-def import_grid(sheet, grid: Grid, options: ImportOptions | None = None, *, author: str,
-                progress=None) -> tuple[int, Checked]:
+def import_grid(
+    sheet, grid: Grid, options: ImportOptions | None = None, *, author: str, progress=None
+) -> tuple[int, Checked]:
     """A whole file at once (the command, tests): (entries stored, the check); none stored if any row is bad."""
     version = save_version(sheet)  # an import is a write: its entries name the version of their fields
     fields = field_defs(version.fields)
@@ -798,8 +854,18 @@ def store_rows(sheet, version_number: int, rows: list[ImportRow], *, author: str
     entries = []
     for order, row in enumerate(rows):
         created = row.created or now + timedelta(milliseconds=order)  # the log's row order, oldest first
-        entries.append(entry_document(sheet, version_number, row.values, author=author, shot_key=row.shot_key,
-                                      comment=row.comment, created=created, import_id=import_id))
+        entries.append(
+            entry_document(
+                sheet,
+                version_number,
+                row.values,
+                author=author,
+                shot_key=row.shot_key,
+                comment=row.comment,
+                created=created,
+                import_id=import_id,
+            )
+        )
     # A server lost midway leaves the import unfinished, and the entries of an unfinished import
     # are not part of the sheet.
     store.begin_import(import_id, sheet.slug, len(entries))

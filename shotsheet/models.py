@@ -1,7 +1,7 @@
 """Shot-sheet configuration edited in the Django admin. Entries themselves live in MongoDB."""
 
-from django.core.exceptions import ValidationError
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from .numbers import AUTO, DECIMAL_MARKS
@@ -28,11 +28,18 @@ class ChoiceSource(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    wiki_url = models.URLField(blank=True, help_text="The wiki's script path, where api.php lives, "
-                                                     "e.g. https://wiki.example.org/w/")
+    wiki_url = models.URLField(
+        blank=True, help_text="The wiki's script path, where api.php lives, e.g. https://wiki.example.org/w/"
+    )
     title = models.CharField(max_length=255, blank=True, help_text="Page title, or category name without 'Category:'.")
-    sheet = models.ForeignKey("Sheet", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
-                              help_text="For another sheet's field: the sheet.")
+    sheet = models.ForeignKey(
+        "Sheet",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="For another sheet's field: the sheet.",
+    )
     field_key = models.SlugField(max_length=60, blank=True, help_text="For another sheet's field: its key.")
     refresh_seconds = models.PositiveIntegerField(default=300, help_text="How old the cached list may get.")
 
@@ -46,10 +53,18 @@ class ChoiceSource(models.Model):
     def describe(self) -> dict:
         """What the schema snapshot records of the source (also the key of its cached list)."""
         if self.kind == self.Kind.SHEET_FIELD:
-            return {"kind": self.kind, "sheet": self.sheet.slug if self.sheet else "", "field": self.field_key,
-                    "refresh_seconds": self.refresh_seconds}
-        return {"kind": self.kind, "wiki_url": self.wiki_url, "title": self.title,
-                "refresh_seconds": self.refresh_seconds}
+            return {
+                "kind": self.kind,
+                "sheet": self.sheet.slug if self.sheet else "",
+                "field": self.field_key,
+                "refresh_seconds": self.refresh_seconds,
+            }
+        return {
+            "kind": self.kind,
+            "wiki_url": self.wiki_url,
+            "title": self.title,
+            "refresh_seconds": self.refresh_seconds,
+        }
 
     def __str__(self) -> str:
         return self.name
@@ -59,21 +74,30 @@ class Sheet(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
     description = models.TextField(blank=True)
-    experiment = models.CharField(
-        max_length=100, help_text="Experiment or campaign id; it prefixes every shot key."
-    )
+    experiment = models.CharField(max_length=100, help_text="Experiment or campaign id; it prefixes every shot key.")
     active = models.BooleanField(default=True)
-    decimal_mark = models.CharField(max_length=5, choices=DECIMAL_MARKS, default=AUTO,
-                                    help_text="How numbers are typed: a value that could be read two ways "
-                                              "is refused, never guessed.")
-    daq_profile = models.ForeignKey(DaqProfile, null=True, blank=True, on_delete=models.SET_NULL,
-                                    help_text="The current DAQ configuration, snapshotted into every new entry.")
-    view_groups = models.ManyToManyField(Group, blank=True, related_name="+",
-                                         help_text="Who may see the sheet (none chosen: every user).")
-    add_groups = models.ManyToManyField(Group, blank=True, related_name="+",
-                                        help_text="Who may add entries (none chosen: every user).")
-    change_groups = models.ManyToManyField(Group, blank=True, related_name="+",
-                                           help_text="Who may edit entries (none chosen: every user).")
+    decimal_mark = models.CharField(
+        max_length=5,
+        choices=DECIMAL_MARKS,
+        default=AUTO,
+        help_text="How numbers are typed: a value that could be read two ways is refused, never guessed.",
+    )
+    daq_profile = models.ForeignKey(
+        DaqProfile,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        help_text="The current DAQ configuration, snapshotted into every new entry.",
+    )
+    view_groups = models.ManyToManyField(
+        Group, blank=True, related_name="+", help_text="Who may see the sheet (none chosen: every user)."
+    )
+    add_groups = models.ManyToManyField(
+        Group, blank=True, related_name="+", help_text="Who may add entries (none chosen: every user)."
+    )
+    change_groups = models.ManyToManyField(
+        Group, blank=True, related_name="+", help_text="Who may edit entries (none chosen: every user)."
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -95,12 +119,34 @@ class Sheet(models.Model):
 # Names an entry uses itself (its document's top-level keys, the export's columns, what the
 # importer matches, the entry form's own inputs): a field with one of them as key or label would
 # be confused with the entry's own value in exports, imports and the form. Compared case-blind.
-RESERVED_NAMES = frozenset({
-    "_id", "sheet", "experiment", "schema_version", "values", "shot_key", "shot_number", "laser_ts_ns",
-    "laser_ts", "author", "created", "updated", "comment", "rev", "history", "daq", "import_id",  # document
-    "entry", "shot",  # export column, import alias
-    "overwrite", "save", "save_next", "sourced", "csrfmiddlewaretoken",  # entry form
-})
+RESERVED_NAMES = frozenset(
+    {
+        "_id",
+        "sheet",
+        "experiment",
+        "schema_version",
+        "values",
+        "shot_key",
+        "shot_number",
+        "laser_ts_ns",
+        "laser_ts",
+        "author",
+        "created",
+        "updated",
+        "comment",
+        "rev",
+        "history",
+        "daq",
+        "import_id",  # document
+        "entry",
+        "shot",  # export column, import alias
+        "overwrite",
+        "save",
+        "save_next",
+        "sourced",
+        "csrfmiddlewaretoken",  # entry form
+    }
+)
 
 
 def reserved_name(text: str) -> bool:
@@ -138,8 +184,13 @@ class Field(models.Model):
     default = models.CharField(max_length=200, blank=True)
     help_text = models.CharField(max_length=300, blank=True)
     choices = models.TextField(blank=True, help_text="Static choices, one per line.")
-    choice_source = models.ForeignKey(ChoiceSource, null=True, blank=True, on_delete=models.PROTECT,
-                                      help_text="Take the choices from a wiki or another sheet instead.")
+    choice_source = models.ForeignKey(
+        ChoiceSource,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        help_text="Take the choices from a wiki or another sheet instead.",
+    )
     sticky = models.BooleanField(default=False, help_text="Carried over from the previous entry.")
     archived = models.BooleanField(default=False, help_text="Hidden from new entries, kept for old ones.")
     position = models.PositiveIntegerField(default=0)
@@ -155,9 +206,12 @@ class Field(models.Model):
         old_key = Field.objects.filter(pk=self.pk).values_list("key", flat=True).first() if self.pk else None
         # a key already stored in entries stays (it cannot change); its label can, and must
         checked = [("label", self.label)] + ([("key", self.key)] if self.key != old_key else [])
-        reserved = {name: f"'{value}' is one of the entry's own names ({', '.join(sorted(RESERVED_NAMES))}); "
-                          f"choose another {name}."
-                    for name, value in checked if value and reserved_name(value)}
+        reserved = {
+            name: f"'{value}' is one of the entry's own names ({', '.join(sorted(RESERVED_NAMES))}); "
+            f"choose another {name}."
+            for name, value in checked
+            if value and reserved_name(value)
+        }
         if reserved:
             raise ValidationError(reserved)
         if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
@@ -168,8 +222,12 @@ class Field(models.Model):
             from . import store
 
             if old_key and old_key != self.key and store.has_entries(self.sheet.slug):
-                raise ValidationError({"key": f"The key '{old_key}' is stored in this sheet's entries and "
-                                              "cannot change; change the label instead."})
+                raise ValidationError(
+                    {
+                        "key": f"The key '{old_key}' is stored in this sheet's entries and "
+                        "cannot change; change the label instead."
+                    }
+                )
 
 
 class SchemaVersion(models.Model):

@@ -14,8 +14,11 @@ import re
 from decimal import Decimal, InvalidOperation
 
 AUTO, COMMA, POINT = "auto", "comma", "point"
-DECIMAL_MARKS = [(AUTO, "comma or point (1,5 or 1.5; no thousands separators)"),
-                 (COMMA, "comma (1.234,5)"), (POINT, "point (1,234.5)")]
+DECIMAL_MARKS = [
+    (AUTO, "comma or point (1,5 or 1.5; no thousands separators)"),
+    (COMMA, "comma (1.234,5)"),
+    (POINT, "point (1,234.5)"),
+]
 NUMBER = re.compile(r"(?P<sign>[+-]?)(?P<digits>[\d.,]*)(?P<exponent>[eE][+-]?\d+)?")  # linear on long text
 GROUPED = {COMMA: re.compile(r"\d{1,3}(\.\d{3})+(,\d*)?"), POINT: re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?")}
 THOUSANDS_SHAPED = re.compile(r"[1-9]\d{0,2}[.,]\d{3}")  # 1,234 or 1.234: a decimal, or thousands?
@@ -49,8 +52,10 @@ def parse_number(text: str, decimal_mark: str = AUTO) -> Decimal:
     if not match or not any(c.isdigit() for c in match["digits"]):
         raise NotANumber(text)
     if match["exponent"] and too_far(match["exponent"]):
-        raise NumberError(f"'{quoted(text)}' has an exponent beyond ±{MAX_EXPONENT}: no field holds such a number.",
-                          f"exponent beyond ±{MAX_EXPONENT}")
+        raise NumberError(
+            f"'{quoted(text)}' has an exponent beyond ±{MAX_EXPONENT}: no field holds such a number.",
+            f"exponent beyond ±{MAX_EXPONENT}",
+        )
     digits = plain_digits(text, match["digits"], decimal_mark)
     try:
         return Decimal(f"{match['sign']}{digits}{match['exponent'] or ''}")
@@ -77,28 +82,39 @@ def plain_digits(text: str, digits: str, decimal_mark: str) -> str:
             digits = digits.replace(separator, "")
         elif re.fullmatch(rf"\d*\{separator}\d+", digits):  # a number, but with the other mark
             other = "point" if decimal_mark == COMMA else "comma"
-            raise NumberError(f"'{quoted(text)}' does not fit this sheet's decimal mark, the {decimal_mark} "
-                              f"({'1.234,5' if decimal_mark == COMMA else '1,234.5'}).",
-                              f"decimal {other}, but this import reads decimal {decimal_mark}s")
+            raise NumberError(
+                f"'{quoted(text)}' does not fit this sheet's decimal mark, the {decimal_mark} "
+                f"({'1.234,5' if decimal_mark == COMMA else '1,234.5'}).",
+                f"decimal {other}, but this import reads decimal {decimal_mark}s",
+            )
         elif separator in digits:
-            raise NumberError(f"'{quoted(text)}' is not a number with this sheet's decimal mark, the {decimal_mark} "
-                              f"({'1.234,5' if decimal_mark == COMMA else '1,234.5'}).", "not a number")
+            raise NumberError(
+                f"'{quoted(text)}' is not a number with this sheet's decimal mark, the {decimal_mark} "
+                f"({'1.234,5' if decimal_mark == COMMA else '1,234.5'}).",
+                "not a number",
+            )
         if digits.count(mark) > 1:
             raise NumberError(f"'{quoted(text)}' has more than one decimal {decimal_mark}.", "not a number")
         return digits.replace(",", ".")
     if "," in digits and "." in digits:
-        raise NumberError(f"'{quoted(text)}' has both a comma and a point: which one is the decimal mark? Type it "
-                          "without thousands separators (1234.5 or 1234,5), or set the sheet's decimal mark.",
-                          "ambiguous number: both a comma and a point (choose the decimal mark)")
+        raise NumberError(
+            f"'{quoted(text)}' has both a comma and a point: which one is the decimal mark? Type it "
+            "without thousands separators (1234.5 or 1234,5), or set the sheet's decimal mark.",
+            "ambiguous number: both a comma and a point (choose the decimal mark)",
+        )
     if digits.count(",") > 1 or digits.count(".") > 1:
-        raise NumberError(f"'{quoted(text)}' has more than one comma or point: type it without thousands separators.",
-                          "ambiguous number: thousands separator or decimal mark? (choose the decimal mark)")
+        raise NumberError(
+            f"'{quoted(text)}' has more than one comma or point: type it without thousands separators.",
+            "ambiguous number: thousands separator or decimal mark? (choose the decimal mark)",
+        )
     if THOUSANDS_SHAPED.fullmatch(digits):
         whole, fraction = re.split("[.,]", digits)
         sign, mark = "-" if text.strip().startswith(("-", "\u2212")) else "", "," if "," in digits else "."
-        raise NumberError(f"'{quoted(text)}' could be {sign}{whole}.{fraction} or {sign}{whole}{fraction}: write "
-                          f"{sign}{whole}{mark}{fraction}0 or {sign}{whole}{fraction}, or set the sheet's decimal mark.",
-                          "ambiguous number: thousands separator or decimal mark? (choose the decimal mark)")
+        raise NumberError(
+            f"'{quoted(text)}' could be {sign}{whole}.{fraction} or {sign}{whole}{fraction}: write "
+            f"{sign}{whole}{mark}{fraction}0 or {sign}{whole}{fraction}, or set the sheet's decimal mark.",
+            "ambiguous number: thousands separator or decimal mark? (choose the decimal mark)",
+        )
     return digits.replace(",", ".")
 
 

@@ -26,8 +26,12 @@ def plot_series(schema: SheetSchema, query: dict, y_key: str, x: str, limit: int
         if has_y and x_value is not None:
             points.append((x_value, y))
     points.sort()
-    return {"x": [p[0] for p in points], "y": [p[1] for p in points], "label": label,
-            "missing": missing_note(entries, {"shot number": no_x, label: no_y})}
+    return {
+        "x": [p[0] for p in points],
+        "y": [p[1] for p in points],
+        "label": label,
+        "missing": missing_note(entries, {"shot number": no_x, label: no_y}),
+    }
 
 
 def missing_note(entries: int, missing: dict[str, int]) -> str:

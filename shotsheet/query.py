@@ -16,24 +16,34 @@ from .schema import CHOICES, NUMERIC, SheetSchema
 
 def table_filters(schema: SheetSchema, params) -> list[dict]:
     """The table's filter inputs (built from the sheet's columns), each with its value from the URL."""
-    groups = [{"label": "shot key", "inputs": [{"name": "shot", "placeholder": "contains", "type": "text"}]},
-              {"label": created_header(), "inputs": [{"name": "from", "placeholder": "from", "type": "datetime-local"},
-                                              {"name": "to", "placeholder": "to", "type": "datetime-local"}]}]
+    groups = [
+        {"label": "shot key", "inputs": [{"name": "shot", "placeholder": "contains", "type": "text"}]},
+        {
+            "label": created_header(),
+            "inputs": [
+                {"name": "from", "placeholder": "from", "type": "datetime-local"},
+                {"name": "to", "placeholder": "to", "type": "datetime-local"},
+            ],
+        },
+    ]
     for column in schema.columns:
         key, kind = column.key, column.type
         if kind in NUMERIC:
-            inputs = [{"name": f"f_{key}_min", "placeholder": "min", "type": "text", "inputmode": "decimal"},
-                      {"name": f"f_{key}_max", "placeholder": "max", "type": "text", "inputmode": "decimal"}]
+            inputs = [
+                {"name": f"f_{key}_min", "placeholder": "min", "type": "text", "inputmode": "decimal"},
+                {"name": f"f_{key}_max", "placeholder": "max", "type": "text", "inputmode": "decimal"},
+            ]
         elif kind == Field.Type.DATETIME:
-            inputs = [{"name": f"f_{key}_from", "placeholder": "from", "type": "datetime-local"},
-                      {"name": f"f_{key}_to", "placeholder": "to", "type": "datetime-local"}]
+            inputs = [
+                {"name": f"f_{key}_from", "placeholder": "from", "type": "datetime-local"},
+                {"name": f"f_{key}_to", "placeholder": "to", "type": "datetime-local"},
+            ]
         elif kind == Field.Type.BOOLEAN:
             inputs = [{"name": f"f_{key}", "type": "select", "options": ["", "true", "false"]}]
         elif kind == Field.Type.JSON:
             continue
         else:
-            inputs = [{"name": f"f_{key}", "placeholder": "equals" if kind in CHOICES else "contains",
-                       "type": "text"}]
+            inputs = [{"name": f"f_{key}", "placeholder": "equals" if kind in CHOICES else "contains", "type": "text"}]
         groups.append({"label": column.label, "inputs": inputs})
     for group in groups:
         for item in group["inputs"]:

@@ -56,8 +56,10 @@ class FieldDef:
 
     @classmethod
     def from_model(cls, field: Field) -> FieldDef:
-        return cls(**{name: getattr(field, name) for name in FIELD_NAMES if name != "choice_source"},
-                   choice_source=field.choice_source.describe() if field.choice_source else None)
+        return cls(
+            **{name: getattr(field, name) for name in FIELD_NAMES if name != "choice_source"},
+            choice_source=field.choice_source.describe() if field.choice_source else None,
+        )
 
     def as_dict(self) -> dict:
         """The stored snapshot: `choice_source` only when set, so versions of fields without one
@@ -116,8 +118,9 @@ class SheetSchema:
 def schema_for(sheet: Sheet) -> SheetSchema:
     """The sheet's schema for one request (two queries; writes nothing)."""
     versions = list(sheet.versions.order_by("-number").values_list("number", "fields"))
-    return SheetSchema(sheet, current_fields(sheet), [field_defs(fields) for _, fields in versions],
-                       versions[0][0] if versions else 0)
+    return SheetSchema(
+        sheet, current_fields(sheet), [field_defs(fields) for _, fields in versions], versions[0][0] if versions else 0
+    )
 
 
 @transaction.atomic

@@ -20,8 +20,11 @@ class SheetLink:
 def entries_of_shot(user, shot_key: str) -> list[SheetLink]:
     """The entries with this shot key in the sheets the user may view."""
     visible = [sheet for sheet in Sheet.objects.all() if sheet.allows(user, "view")]
-    return [SheetLink(sheet.name, reverse("shotsheet:entry_detail", args=[sheet.slug, entry["_id"]]))
-            for sheet in visible for entry in table.table(sheet.slug).find({"shot_key": shot_key}, [])]
+    return [
+        SheetLink(sheet.name, reverse("shotsheet:entry_detail", args=[sheet.slug, entry["_id"]]))
+        for sheet in visible
+        for entry in table.table(sheet.slug).find({"shot_key": shot_key}, [])
+    ]
 
 
 def new_entry_links(user, shot_key: str) -> list[SheetLink]:
@@ -34,5 +37,7 @@ def new_entry_links(user, shot_key: str) -> list[SheetLink]:
     parts = parse_shot_key(shot_key)
     same_experiment = [sheet for sheet in sheets if parts and sheet.experiment == parts.experiment]
     query = urlencode({"shot_key": shot_key})
-    return [SheetLink(sheet.name, f"{reverse('shotsheet:entry_new', args=[sheet.slug])}?{query}")
-            for sheet in same_experiment or sheets]
+    return [
+        SheetLink(sheet.name, f"{reverse('shotsheet:entry_new', args=[sheet.slug])}?{query}")
+        for sheet in same_experiment or sheets
+    ]

@@ -27,7 +27,8 @@ def save_schema(sheet_slug: str, number: int, fields: list[dict]) -> None:
     """Write a schema version beside the entries, so the data there describes itself."""
     try:
         mongo.database()[SCHEMAS].insert_one(
-            {"_id": f"{sheet_slug}:v{number}", "sheet": sheet_slug, "version": number, "fields": fields})
+            {"_id": f"{sheet_slug}:v{number}", "sheet": sheet_slug, "version": number, "fields": fields}
+        )
     except DuplicateKeyError:
         pass  # already written (the same version is immutable)
 
@@ -55,8 +56,9 @@ def insert_entries(entries: list[dict]) -> None:
 
 # --- imports: their entries count only once the import is marked done --------------------------------
 def begin_import(import_id: str, sheet_slug: str, count: int) -> None:
-    mongo.database()[IMPORTS].insert_one({"_id": import_id, "sheet": sheet_slug, "entries": count,
-                                          "state": "pending", "at": datetime.now(UTC)})
+    mongo.database()[IMPORTS].insert_one(
+        {"_id": import_id, "sheet": sheet_slug, "entries": count, "state": "pending", "at": datetime.now(UTC)}
+    )
 
 
 def finish_import(import_id: str) -> None:
@@ -113,6 +115,7 @@ def change(sheet_slug: str, number: int) -> dict | None:
 
 def last_change(sheet_slug: str, known: int = 0) -> int:
     """The number of the sheet's last change (0: none), searched from a known one upwards."""
+
     def exists(n: int) -> bool:
         return mongo.database()[CHANGES].find_one({"_id": change_id(sheet_slug, n)}, projection={"_id": 1}) is not None
 
@@ -129,8 +132,9 @@ def last_change(sheet_slug: str, known: int = 0) -> int:
 def start_change_log(sheet_slug: str, generation: str) -> None:
     """Change 0 marks this log's generation: a reader notices a dropped or restored database."""
     try:
-        mongo.database()[CHANGES].insert_one({"_id": change_id(sheet_slug, 0), "entry": generation,
-                                              "at": datetime.now(UTC)})
+        mongo.database()[CHANGES].insert_one(
+            {"_id": change_id(sheet_slug, 0), "entry": generation, "at": datetime.now(UTC)}
+        )
     except DuplicateKeyError:
         pass
 
@@ -141,8 +145,9 @@ def append_changes(sheet_slug: str, entry_ids: list[str]) -> None:
     now = datetime.now(UTC)
     first = last_change(sheet_slug, _change_hint.get(sheet_slug, 0)) + 1
     bodies = {sheet_slug: [{"entry": entry_id, "at": now} for entry_id in entry_ids]}
-    next_free = slots.insert_slots(mongo.database()[CHANGES], bodies, {sheet_slug: first}, make_id=change_id,
-                                   ordered=True, max_slots=None)
+    next_free = slots.insert_slots(
+        mongo.database()[CHANGES], bodies, {sheet_slug: first}, make_id=change_id, ordered=True, max_slots=None
+    )
     _change_hint[sheet_slug] = next_free.get(sheet_slug, first) - 1
 
 

@@ -121,8 +121,9 @@ class SheetTable:
             if self.ordered is None:
                 self.ordered = sorted(self.entries.values(), key=default_order)
             newest_first = reversed(self.ordered)
-            found = [entry for entry in newest_first if all(test(entry) for test in tests)] if tests \
-                else list(newest_first)
+            found = (
+                [entry for entry in newest_first if all(test(entry) for test in tests)] if tests else list(newest_first)
+            )
         for path, direction in reversed(strip_default_order(list(sort))):  # stable sorts, least significant first
             found.sort(key=lambda entry: sort_key(lookup(entry, path)), reverse=direction < 0)
         return found
@@ -138,8 +139,8 @@ def default_order(entry: dict) -> tuple:
 def strip_default_order(sort: list[tuple[str, int]]) -> list[tuple[str, int]]:
     """The sort keys left to apply to entries already in DEFAULT_ORDER."""
     for tail in (DEFAULT_ORDER, DEFAULT_ORDER[:1]):
-        if sort[-len(tail):] == tail:
-            return sort[:-len(tail)]
+        if sort[-len(tail) :] == tail:
+            return sort[: -len(tail)]
     return sort
 
 
@@ -168,6 +169,7 @@ def table(slug: str) -> SheetTable:
 def warm_in_background() -> threading.Thread:
     """Read every active sheet's table in a thread, so that after a restart the first page view
     does not wait for it (a request meanwhile waits for the table's lock, never reads twice)."""
+
     def warm() -> None:
         from django.db import DatabaseError, connection
 
@@ -177,8 +179,9 @@ def warm_in_background() -> threading.Thread:
             for slug in Sheet.objects.filter(active=True).values_list("slug", flat=True):
                 started = time.monotonic()
                 sheet_table = table(slug)
-                log.info("table %s read: %d entries in %.1f s", slug, len(sheet_table.entries),
-                         time.monotonic() - started)
+                log.info(
+                    "table %s read: %d entries in %.1f s", slug, len(sheet_table.entries), time.monotonic() - started
+                )
         except (DatabaseError, PyMongoError) as exc:  # read at its first page view instead
             log.warning("tables not read ahead (%s)", exc)
         finally:

@@ -52,25 +52,37 @@ def sheet_table(request, slug):
     try:
         sheet_table = table.table(sheet.slug)
     except PyMongoError as exc:
-        return render(request, "shotsheet/unavailable.html", {"sheet": sheet, "error": type(exc).__name__},
-                      status=503)
+        return render(request, "shotsheet/unavailable.html", {"sheet": sheet, "error": type(exc).__name__}, status=503)
     if sheet_table.stale_since:
-        problems.append(f"MongoDB cannot be reached: this is the table as it was at "
-                        f"{timezone.localtime(sheet_table.stale_since):%H:%M:%S} "
-                        f"({timezone.get_current_timezone_name()}); new entries are not shown.")
+        problems.append(
+            f"MongoDB cannot be reached: this is the table as it was at "
+            f"{timezone.localtime(sheet_table.stale_since):%H:%M:%S} "
+            f"({timezone.get_current_timezone_name()}); new entries are not shown."
+        )
     found = sheet_table.find(query, sort)
-    total, shown = len(found), found[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+    total, shown = len(found), found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     params = request.GET.copy()
     params.pop("page", None)
-    return render(request, "shotsheet/sheet_table.html", {
-        "sheet": sheet, "columns": columns, "columns_version": schema.newest_version,
-        "may_add": sheet.active and sheet.allows(request.user, "add"),
-        "numeric_columns": schema.numeric_columns, "rows": [row_for(e, columns) for e in shown],
-        "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "problems": problems,
-        "params": params.urlencode(), "sort": request.GET.get("sort", "-created"),
-        "filter_groups": table_filters(schema, request.GET),
-        "filtered": any(k == "shot" or k.startswith(("f_", "from", "to")) for k in request.GET),
-    })
+    return render(
+        request,
+        "shotsheet/sheet_table.html",
+        {
+            "sheet": sheet,
+            "columns": columns,
+            "columns_version": schema.newest_version,
+            "may_add": sheet.active and sheet.allows(request.user, "add"),
+            "numeric_columns": schema.numeric_columns,
+            "rows": [row_for(e, columns) for e in shown],
+            "total": total,
+            "page": page,
+            "pages": max(1, -(-total // PAGE_SIZE)),
+            "problems": problems,
+            "params": params.urlencode(),
+            "sort": request.GET.get("sort", "-created"),
+            "filter_groups": table_filters(schema, request.GET),
+            "filtered": any(k == "shot" or k.startswith(("f_", "from", "to")) for k in request.GET),
+        },
+    )
 
 
 def entry_new(request, slug):
@@ -87,32 +99,66 @@ def entry_new(request, slug):
         form = form_class(request.POST)
         if form.is_valid():
             try:  # the shot key as the form shows it: prefilled from the relay, from a link, or typed
-                entry = entries.create_entry(sheet, version, entry_values(form, fields),
-                                             author=request.user.get_username(),
-                                             shot_key=form.cleaned_data["shot_key"],
-                                             comment=form.cleaned_data["comment"])
+                entry = entries.create_entry(
+                    sheet,
+                    version,
+                    entry_values(form, fields),
+                    author=request.user.get_username(),
+                    shot_key=form.cleaned_data["shot_key"],
+                    comment=form.cleaned_data["comment"],
+                )
             except entries.NotSaved as exc:
-                return render_new_entry_form(request, sheet, version_number, form, relay_key,
-                                             shot_key_source="sent", not_saved=str(exc), status=503)
+                return render_new_entry_form(
+                    request,
+                    sheet,
+                    version_number,
+                    form,
+                    relay_key,
+                    shot_key_source="sent",
+                    not_saved=str(exc),
+                    status=503,
+                )
             messages.success(request, f"Saved entry {entry.get('shot_key') or entry['_id']}.")
             if "save_next" in request.POST:
                 return redirect("shotsheet:entry_new", slug=slug)
             return redirect("shotsheet:sheet_table", slug=slug)
         return render_new_entry_form(request, sheet, version_number, form, relay_key, shot_key_source="sent")
     linked_key = request.GET.get("shot_key", "").strip()  # from a shot's "create one" link
-    form = form_class(initial={**initial_values(fields), **entries.sticky_values(sheet, fields),
-                               "shot_key": linked_key or relay_key})
-    return render_new_entry_form(request, sheet, version_number, form, relay_key,
-                                 shot_key_source="link" if linked_key else "relay")
+    form = form_class(
+        initial={**initial_values(fields), **entries.sticky_values(sheet, fields), "shot_key": linked_key or relay_key}
+    )
+    return render_new_entry_form(
+        request, sheet, version_number, form, relay_key, shot_key_source="link" if linked_key else "relay"
+    )
 
 
-def render_new_entry_form(request, sheet: Sheet, version: int | None, form, relay_key: str, *,
-                          shot_key_source: str, status: int = 200, **extra) -> HttpResponse:
+def render_new_entry_form(
+    request,
+    sheet: Sheet,
+    version: int | None,
+    form,
+    relay_key: str,
+    *,
+    shot_key_source: str,
+    status: int = 200,
+    **extra,
+) -> HttpResponse:
     """The entry form with the relay badge as things are: the relay's shot when it has one, and the
     shot key follows the relay only when it came from the relay (not from a link or a sent form)."""
-    return render(request, "shotsheet/entry_form.html", {
-        "sheet": sheet, "form": form, "version": version, "entry": None,
-        "relay_shot_key": relay_key, "shot_key_source": shot_key_source, **extra}, status=status)
+    return render(
+        request,
+        "shotsheet/entry_form.html",
+        {
+            "sheet": sheet,
+            "form": form,
+            "version": version,
+            "entry": None,
+            "relay_shot_key": relay_key,
+            "shot_key_source": shot_key_source,
+            **extra,
+        },
+        status=status,
+    )
 
 
 def entry_detail(request, slug, entry_id):
@@ -131,18 +177,29 @@ def entry_detail(request, slug, entry_id):
         # Overwriting is a choice made on the comparison, for the revision compared there only.
         expected_rev = revision(request.POST["overwrite"]) if "overwrite" in request.POST else opened_rev
         if form.is_valid():
-            values, comment, shot_key = (entry_values(form, fields), form.cleaned_data["comment"],
-                                         form.cleaned_data["shot_key"])
+            values, comment, shot_key = (
+                entry_values(form, fields),
+                form.cleaned_data["comment"],
+                form.cleaned_data["shot_key"],
+            )
             try:
-                entries.update_entry(sheet, entry, expected_rev, values, author=request.user.get_username(),
-                                     comment=comment, shot_key=shot_key)
+                entries.update_entry(
+                    sheet,
+                    entry,
+                    expected_rev,
+                    values,
+                    author=request.user.get_username(),
+                    comment=comment,
+                    shot_key=shot_key,
+                )
                 messages.success(request, "Entry updated.")
                 return redirect("shotsheet:entry_detail", slug=slug, entry_id=entry_id)
             except entries.EditConflict as exc:
                 conflict, status = str(exc), 409
                 entry = store.get_entry(entry_id) or entry  # what they saved, to compare and to overwrite
-                conflict_rows = entries.conflict_rows(fields, entry, opened_rev, values, comment=comment,
-                                                      shot_key=shot_key)
+                conflict_rows = entries.conflict_rows(
+                    fields, entry, opened_rev, values, comment=comment, shot_key=shot_key
+                )
             except entries.NotSaved as exc:
                 conflict, status = str(exc), 503
     else:
@@ -153,12 +210,24 @@ def entry_detail(request, slug, entry_id):
             events = watcher_selectors.events_for_shot(entry["shot_key"])
         except PyMongoError as exc:  # the form works without the shot's events
             log.warning("events of shot %s not read: %s", entry["shot_key"], exc)
-    return render(request, "shotsheet/entry_form.html", {
-        "sheet": sheet, "form": form, "version": entry["schema_version"], "entry": entry, "conflict": conflict,
-        "conflict_rows": conflict_rows, "rev": opened_rev, "overwrite_rev": entry["rev"] if conflict_rows else None,
-        "history": list(reversed(entry.get("history", []))), "events": events[:200],
-        "laser_time": entries.laser_time(entry),
-    }, status=status)
+    return render(
+        request,
+        "shotsheet/entry_form.html",
+        {
+            "sheet": sheet,
+            "form": form,
+            "version": entry["schema_version"],
+            "entry": entry,
+            "conflict": conflict,
+            "conflict_rows": conflict_rows,
+            "rev": opened_rev,
+            "overwrite_rev": entry["rev"] if conflict_rows else None,
+            "history": list(reversed(entry.get("history", []))),
+            "events": events[:200],
+            "laser_time": entries.laser_time(entry),
+        },
+        status=status,
+    )
 
 
 def revision(raw: str | None) -> int:
@@ -174,9 +243,15 @@ def entry_by_shot(request, shot_key):
     links = selectors.entries_of_shot(request.user, shot_key)
     if len(links) == 1:
         return redirect(links[0].url)
-    return render(request, "shotsheet/entry_by_shot.html", {
-        "shot_key": shot_key, "entries": links,
-        "new_entry_links": [] if links else selectors.new_entry_links(request.user, shot_key)})
+    return render(
+        request,
+        "shotsheet/entry_by_shot.html",
+        {
+            "shot_key": shot_key,
+            "entries": links,
+            "new_entry_links": [] if links else selectors.new_entry_links(request.user, shot_key),
+        },
+    )
 
 
 def plot_data(request, slug):
@@ -196,8 +271,12 @@ def export(request, slug, fmt):
     except PyMongoError as exc:
         stale = exc
     if stale:  # an export must not silently miss entries
-        return render(request, "shotsheet/unavailable.html", {"sheet": sheet, "error": "stale table", "what": "export"},
-                      status=503)
+        return render(
+            request,
+            "shotsheet/unavailable.html",
+            {"sheet": sheet, "error": "stale table", "what": "export"},
+            status=503,
+        )
     schema = schema_for(sheet)
     query, sort, problems = table_query(schema, request.GET)
     header, rows = export_rows(schema, query, sort)
@@ -205,8 +284,9 @@ def export(request, slug, fmt):
     if fmt == "csv":
         response = HttpResponse(to_csv(header, rows), content_type="text/csv; charset=utf-8")
     elif fmt == "xlsx":
-        response = HttpResponse(to_xlsx(header, rows), content_type=(
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
+        response = HttpResponse(
+            to_xlsx(header, rows), content_type=("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        )
     elif fmt == "json":
         response = HttpResponse(to_json(header, rows), content_type="application/json")
     else:
@@ -256,39 +336,64 @@ def sheet_import_preview(request, slug, token):
         plan = importer.plan_import(grid, fields)
         problems.append(str(exc))
     checked = importer.check_rows(plan, fields)
-    if request.method == "POST" and "import" in request.POST and not problems \
-            and request.POST.get("previewed") != previewed(plan, fields):
-        problems.append("The choices (or the sheet's fields) changed since this preview: check the preview below, "
-                        "then import.")
+    if (
+        request.method == "POST"
+        and "import" in request.POST
+        and not problems
+        and request.POST.get("previewed") != previewed(plan, fields)
+    ):
+        problems.append(
+            "The choices (or the sheet's fields) changed since this preview: check the preview below, then import."
+        )
     may_import = request.method == "POST" and "import" in request.POST and not problems
     problems += plan.problems()
     if may_import and not problems and not checked.problems:
         claimed = importer.claim_upload(token)
         if claimed is None:  # Import pressed twice: the other request imports it
-            messages.error(request, f"{kept['name']} is being imported already (Import was pressed twice); "
-                                    "it is imported once.")
+            messages.error(
+                request, f"{kept['name']} is being imported already (Import was pressed twice); it is imported once."
+            )
             return redirect("shotsheet:sheet_table", slug=slug)
         try:
-            stored = importer.store_rows(sheet, save_version(sheet).number, checked.rows,
-                                         author=request.user.get_username())
+            stored = importer.store_rows(
+                sheet, save_version(sheet).number, checked.rows, author=request.user.get_username()
+            )
         except PyMongoError as exc:
             importer.release_upload(claimed)
-            problems = [f"Nothing was imported: the database cannot be reached ({type(exc).__name__}). "
-                        "Import again when it is back."]
+            problems = [
+                f"Nothing was imported: the database cannot be reached ({type(exc).__name__}). "
+                "Import again when it is back."
+            ]
         else:
             claimed.unlink(missing_ok=True)
             discard_import(request, token)
             skipped = f"; {plan.empty_rows} empty rows skipped" if plan.empty_rows else ""
             messages.success(request, f"Imported {stored} entries from {kept['name']}{skipped}.")
             return redirect("shotsheet:sheet_table", slug=slug)
-    return render(request, "shotsheet/sheet_import_preview.html", {
-        "sheet": sheet, "name": kept["name"], "plan": plan, "checked": checked, "problems": problems,
-        "targets": list(plan.targets.values()), "ignore": importer.IGNORE, "time_zone": settings.TIME_ZONE,
-        "options_form": ImportOptionsForm(initial={"header_row": plan.header_row, "shown_header_row": plan.header_row,
-                                                   "decimal_mark": plan.options.decimal_mark,
-                                                   "date_order": plan.options.date_order}),
-        "tried": request.method == "POST" and "import" in request.POST, "previewed": previewed(plan, fields),
-    })
+    return render(
+        request,
+        "shotsheet/sheet_import_preview.html",
+        {
+            "sheet": sheet,
+            "name": kept["name"],
+            "plan": plan,
+            "checked": checked,
+            "problems": problems,
+            "targets": list(plan.targets.values()),
+            "ignore": importer.IGNORE,
+            "time_zone": settings.TIME_ZONE,
+            "options_form": ImportOptionsForm(
+                initial={
+                    "header_row": plan.header_row,
+                    "shown_header_row": plan.header_row,
+                    "decimal_mark": plan.options.decimal_mark,
+                    "date_order": plan.options.date_order,
+                }
+            ),
+            "tried": request.method == "POST" and "import" in request.POST,
+            "previewed": previewed(plan, fields),
+        },
+    )
 
 
 def previewed(plan: importer.Plan, fields: list[FieldDef]) -> str:
@@ -296,9 +401,13 @@ def previewed(plan: importer.Plan, fields: list[FieldDef]) -> str:
 
     Sent with the preview and compared on Import: a decimal mark, date order or column changed in
     the same submit as Import (or a field changed by the admin meanwhile) was imported unseen."""
-    shown = {"header_row": plan.header_row, "decimal_mark": plan.options.decimal_mark,
-             "date_order": plan.options.date_order, "fields": [field.as_dict() for field in fields],
-             "columns": {column.letter: column.target for column in plan.columns}}
+    shown = {
+        "header_row": plan.header_row,
+        "decimal_mark": plan.options.decimal_mark,
+        "date_order": plan.options.date_order,
+        "fields": [field.as_dict() for field in fields],
+        "columns": {column.letter: column.target for column in plan.columns},
+    }
     return hashlib.sha256(orjson.dumps(shown, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -308,14 +417,18 @@ def import_options(request) -> tuple[importer.ImportOptions, list[str]]:
         return importer.ImportOptions(), []
     form = ImportOptionsForm(request.POST)
     if not form.is_valid():
-        return importer.ImportOptions(), [f"{form[name].label}: {' '.join(errors)}"
-                                          for name, errors in form.errors.items()]
+        return importer.ImportOptions(), [
+            f"{form[name].label}: {' '.join(errors)}" for name, errors in form.errors.items()
+        ]
     data = form.cleaned_data
     options = importer.ImportOptions(data["header_row"], data["decimal_mark"], data["date_order"])
     if data["header_row"] != data["shown_header_row"]:  # other columns now: the choices made do not carry over
         return options, [f"The header is now row {data['header_row']}: check where each column goes, then import."]
-    options.choices = {f"{importer.LETTER_PREFIX}{key.removeprefix('col_')}": value
-                       for key, value in request.POST.items() if key.startswith("col_")}  # by letter only
+    options.choices = {
+        f"{importer.LETTER_PREFIX}{key.removeprefix('col_')}": value
+        for key, value in request.POST.items()
+        if key.startswith("col_")
+    }  # by letter only
     return options, []
 
 

@@ -157,8 +157,9 @@ class PrivateKafka:
 
     def start(self) -> None:
         log = open(self.broker.dir / "kafka.log", "ab")
-        self.process = subprocess.Popen(self.broker.command(), stdout=log, stderr=subprocess.STDOUT,
-                                        cwd=self.broker.dir, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.broker.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.broker.dir, start_new_session=True
+        )
         deadline = time.monotonic() + 90
         while not self.answers():
             if time.monotonic() > deadline or self.process.poll() is not None:

@@ -40,8 +40,9 @@ def test_web_process_loads_no_process_code_zeromq_or_kafka():
     importer allowed.
     """
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", WEB_PROCESS_IMPORTS], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", WEB_PROCESS_IMPORTS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     loaded = {name.split(".")[0] for name in report["loaded"]} | set(report["loaded"])
@@ -75,13 +76,15 @@ def test_failed_live_send_is_logged_once_until_it_works_again(caplog):
 def test_web_process_start_reads_the_tables_ahead_through_the_app_hook():
     """labbook/asgi.py imports no app module: it calls each AppConfig's `web_process_started()`,
     and the shot sheet's starts reading its tables (the warm-tables thread)."""
-    code = ("import sys, threading\n"
-            "from django.conf import settings\n"
-            "settings.SHOTSHEET_WARM_TABLES = True\n"
-            "started, start = [], threading.Thread.start\n"
-            "threading.Thread.start = lambda thread: (started.append(thread.name), start(thread))[1]\n"
-            "import labbook.asgi\n"
-            "print(started, 'shotsheet.table' in sys.modules)\n")
+    code = (
+        "import sys, threading\n"
+        "from django.conf import settings\n"
+        "settings.SHOTSHEET_WARM_TABLES = True\n"
+        "started, start = [], threading.Thread.start\n"
+        "threading.Thread.start = lambda thread: (started.append(thread.name), start(thread))[1]\n"
+        "import labbook.asgi\n"
+        "print(started, 'shotsheet.table' in sys.modules)\n"
+    )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

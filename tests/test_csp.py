@@ -35,9 +35,9 @@ class InlineCodeFinder(HTMLParser):
             if name.startswith("on"):
                 self.found.append(f"<{tag} {name}=…> at line {self.getpos()[0]}")
             if name == "style":
-                self.found.append(f"<{tag} style=\"{value}\"> at line {self.getpos()[0]}")
+                self.found.append(f'<{tag} style="{value}"> at line {self.getpos()[0]}')
             if value and value.strip().lower().startswith("javascript:"):
-                self.found.append(f"<{tag} {name}=\"javascript:…\"> at line {self.getpos()[0]}")
+                self.found.append(f'<{tag} {name}="javascript:…"> at line {self.getpos()[0]}')
 
 
 def inline_code(html: str) -> list[str]:
@@ -68,11 +68,12 @@ def every_page(admin_client, client, db, mongo_db, settings) -> list[Page]:
     Field.objects.create(sheet=sheet, key="note", label="Note", type=Field.Type.TEXT, position=1)
     Field.objects.create(sheet=sheet, key="when", label="When", type=Field.Type.DATETIME, position=2)
     version = schema.save_version(sheet)
-    entry = create_entry(sheet, version, {"energy": 1.5, "note": "n"}, author="admin",
-                         shot_key="CSP-20261124-000001")
+    entry = create_entry(sheet, version, {"energy": 1.5, "note": "n"}, author="admin", shot_key="CSP-20261124-000001")
     relay_store.save_state({"rate": 1.0}, {"shot_key": "CSP-20261124-000002"})
-    upload = admin_client.post("/sheets/csp/import/", {"file": SimpleUploadedFile(
-        "log.csv", b"shot_key,Energy [J],Remarks\nCSP-20261124-000003,abc,x\n")})
+    upload = admin_client.post(
+        "/sheets/csp/import/",
+        {"file": SimpleUploadedFile("log.csv", b"shot_key,Energy [J],Remarks\nCSP-20261124-000003,abc,x\n")},
+    )
     entry_url = f"/sheets/csp/entries/{entry['_id']}/"
     update_entry(sheet, entry, 1, {"energy": 2.5, "note": "n"}, author="other", comment="", shot_key="")
 
@@ -85,13 +86,31 @@ def every_page(admin_client, client, db, mongo_db, settings) -> list[Page]:
             client.post("/accounts/login/", {"username": "pierre", "password": f"wrong-{attempt}"})
         return client.post("/accounts/login/", {"username": "pierre", "password": "wrong-again"})
 
-    return [get(admin_client, url) for url in [
-        "/sheets/", "/sheets/csp/", "/sheets/csp/?f_energy_min=1", "/sheets/csp/new/", entry_url,
-        "/sheets/csp/import/", upload["Location"], "/sheets/shot/CSP-20261124-000009/",
-        "/relay/", "/watcher/", "/watcher/search/", "/watcher/shot/CSP-20261124-000001/", "/watcher/dead-letters/",
-        "/admin/", "/admin/shotsheet/sheet/", f"/admin/shotsheet/sheet/{sheet.pk}/change/",
-    ]] + [get(client, "/accounts/login/"), Page("edit conflict", conflict, 409),
-          Page("lock-out", locked_out, settings.AXES_HTTP_RESPONSE_CODE)]
+    return [
+        get(admin_client, url)
+        for url in [
+            "/sheets/",
+            "/sheets/csp/",
+            "/sheets/csp/?f_energy_min=1",
+            "/sheets/csp/new/",
+            entry_url,
+            "/sheets/csp/import/",
+            upload["Location"],
+            "/sheets/shot/CSP-20261124-000009/",
+            "/relay/",
+            "/watcher/",
+            "/watcher/search/",
+            "/watcher/shot/CSP-20261124-000001/",
+            "/watcher/dead-letters/",
+            "/admin/",
+            "/admin/shotsheet/sheet/",
+            f"/admin/shotsheet/sheet/{sheet.pk}/change/",
+        ]
+    ] + [
+        get(client, "/accounts/login/"),
+        Page("edit conflict", conflict, 409),
+        Page("lock-out", locked_out, settings.AXES_HTTP_RESPONSE_CODE),
+    ]
 
 
 def test_every_page_has_the_policy_header_and_no_inline_code(every_page):
@@ -109,14 +128,19 @@ def test_every_page_has_the_policy_header_and_no_inline_code(every_page):
 
 
 def test_every_page_includes_the_import_preview_the_conflict_and_the_lock_out(every_page):
-    texts = {page.name: page.response().content.decode() for page in every_page
-             if page.name.startswith(("/sheets/csp/import/", "edit conflict", "lock-out"))}
+    texts = {
+        page.name: page.response().content.decode()
+        for page in every_page
+        if page.name.startswith(("/sheets/csp/import/", "edit conflict", "lock-out"))
+    }
     assert any('id="import-report"' in text for text in texts.values())  # the preview, with its report
     assert 'id="conflict-fields"' in texts["edit conflict"]  # the comparison, theirs and yours
     assert "Too many failed logins" in texts["lock-out"]
 
 
 def test_the_inline_code_finder_finds_what_the_policy_blocks():
-    html = ('<script>alert(1)</script><script src="/s.js"></script><script type="application/json">{}</script>'
-            '<a href="javascript:x()" onclick="y()" style="color:red">')
+    html = (
+        '<script>alert(1)</script><script src="/s.js"></script><script type="application/json">{}</script>'
+        '<a href="javascript:x()" onclick="y()" style="color:red">'
+    )
     assert len(inline_code(html)) == 4

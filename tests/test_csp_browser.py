@@ -26,8 +26,7 @@ class PagesUnderThePolicy(BrowserTestCase):
         sheet = Sheet.objects.create(name="Policy sheet", slug="policy", experiment="POL")
         Field.objects.create(sheet=sheet, key="energy", label="Energy", unit="J", type=Field.Type.FLOAT, position=0)
         Field.objects.create(sheet=sheet, key="when", label="When", type=Field.Type.DATETIME, position=1)
-        create_entry(sheet, schema.save_version(sheet), {"energy": 2.5}, author="ada",
-                     shot_key="POL-20261124-000001")
+        create_entry(sheet, schema.save_version(sheet), {"energy": 2.5}, author="ada", shot_key="POL-20261124-000001")
         relay_store.save_state({"rate": 1.0}, {"shot_key": "POL-20261124-000002"})
         self.context = self.browser.new_context()
         self.context.add_init_script(RECORD_VIOLATIONS)

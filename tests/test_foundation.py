@@ -32,8 +32,9 @@ def test_admin_login_page_renders_and_superuser_lists_users(client, db):
     assert b'name="username"' in page.content and b"csrfmiddlewaretoken" in page.content
 
     get_user_model().objects.create_superuser("marie", "marie@example.org", "s3cret-pw-for-test")
-    response = client.post("/admin/login/?next=/admin/auth/user/",
-                           {"username": "marie", "password": "s3cret-pw-for-test"}, follow=True)
+    response = client.post(
+        "/admin/login/?next=/admin/auth/user/", {"username": "marie", "password": "s3cret-pw-for-test"}, follow=True
+    )
     assert response.status_code == 200
     assert response.request["PATH_INFO"] == "/admin/auth/user/"
     assert b"marie@example.org" in response.content
@@ -50,9 +51,14 @@ def test_mongodb_bulk_upsert_then_query_round_trip(mongo_db):
     assert hello["maxWireVersion"] >= 17  # a MongoDB 6+ wire protocol server answered
     shots = mongo_db["smoke_shots"]
     shots.create_index("shot_key", unique=True)
-    ops = [UpdateOne({"_id": f"DEMO-20261124-{n:06d}"},
-                     {"$set": {"shot_key": f"DEMO-20261124-{n:06d}", "energy": n * 1.5}},
-                     upsert=True) for n in range(20)]
+    ops = [
+        UpdateOne(
+            {"_id": f"DEMO-20261124-{n:06d}"},
+            {"$set": {"shot_key": f"DEMO-20261124-{n:06d}", "energy": n * 1.5}},
+            upsert=True,
+        )
+        for n in range(20)
+    ]
     assert shots.bulk_write(ops, ordered=False).upserted_count == 20
     assert shots.bulk_write(ops, ordered=False).upserted_count == 0  # idempotent
     found = list(shots.find({"energy": {"$gte": 15.0}}, {"_id": 0}).sort("energy", -1).limit(3))
@@ -113,9 +119,13 @@ def test_kafka_produce_consume_round_trip(kafka_topic):
     producer.flush(10)
     producer.close()
 
-    consumer = KafkaConsumer(kafka_topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-                             auto_offset_reset="earliest", consumer_timeout_ms=10000,
-                             group_id=f"smoke-{uuid.uuid4().hex[:6]}")
+    consumer = KafkaConsumer(
+        kafka_topic,
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10000,
+        group_id=f"smoke-{uuid.uuid4().hex[:6]}",
+    )
     received = []
     for record in consumer:
         received.append(record.value)
@@ -132,9 +142,11 @@ def test_channel_layer_group_send_reaches_sheet_consumer():
     Sheet.objects.create(name="Demo", slug="demo", experiment="DEMO")
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/sheets/demo/",
-                                             headers=[(b"origin", b"http://127.0.0.1:8000"),
-                                                      (b"host", b"127.0.0.1:8000")])
+        communicator = WebsocketCommunicator(
+            application,
+            "/ws/sheets/demo/",
+            headers=[(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")],
+        )
         communicator.scope["user"] = user
         connected, _ = await communicator.connect()
         assert connected
@@ -149,9 +161,11 @@ def test_channel_layer_group_send_reaches_sheet_consumer():
 
 def test_websocket_refuses_anonymous_user():
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/sheets/demo/",
-                                             headers=[(b"origin", b"http://127.0.0.1:8000"),
-                                                      (b"host", b"127.0.0.1:8000")])
+        communicator = WebsocketCommunicator(
+            application,
+            "/ws/sheets/demo/",
+            headers=[(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")],
+        )
         connected, code = await communicator.connect()
         return connected, code
 
@@ -181,9 +195,14 @@ def test_zeromq_pub_sub_round_trip():
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120,
-                          env={**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", **env})
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", **env},
+    )
 
 
 def test_check_and_makemigrations_are_clean():
@@ -194,24 +213,38 @@ def test_check_and_makemigrations_are_clean():
 
 
 def test_production_settings_pass_check_deploy():
-    result = manage("check", "--deploy", "--fail-level", "WARNING", DJANGO_DEBUG="0",
-                    DJANGO_SECRET_KEY="p" + uuid.uuid4().hex + uuid.uuid4().hex,
-                    DJANGO_ALLOWED_HOSTS="labbook.example.org")
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="p" + uuid.uuid4().hex + uuid.uuid4().hex,
+        DJANGO_ALLOWED_HOSTS="labbook.example.org",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_production_settings_refuse_to_start_without_secret_key():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True,
-                            text=True, env={**env, "DJANGO_DEBUG": "0", "DJANGO_SETTINGS_MODULE": "labbook.settings"},
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "DJANGO_DEBUG": "0", "DJANGO_SETTINGS_MODULE": "labbook.settings"},
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY must be set" in result.stderr
 
 
 def test_services_script_names_the_service_that_is_not_answering():
     result = subprocess.run(
-        [sys.executable, "scripts/services.py", "up", "redis"], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "scripts/services.py", "up", "redis"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0", "LABBOOK_SERVICES_TIMEOUT": "2"},
         timeout=60,
     )

@@ -49,17 +49,42 @@ class Daphne:
 
     def __init__(self, tmp_path: Path, proxy_headers: bool = True):
         self.port = free_port()
-        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
-                    "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}"}
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}",
+        }
         manage = [sys.executable, str(ROOT / "manage.py")]
         subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=self.env, cwd=ROOT, check=True, timeout=300)
-        subprocess.run([*manage, "shell", "-c", "from django.contrib.auth import get_user_model; "
-                        f"get_user_model().objects.create_superuser('admin', 'a@example.org', '{PASSWORD}')"],
-                       env=self.env, cwd=ROOT, check=True, timeout=120)
+        subprocess.run(
+            [
+                *manage,
+                "shell",
+                "-c",
+                "from django.contrib.auth import get_user_model; "
+                f"get_user_model().objects.create_superuser('admin', 'a@example.org', '{PASSWORD}')",
+            ],
+            env=self.env,
+            cwd=ROOT,
+            check=True,
+            timeout=120,
+        )
         flags = ["--proxy-headers"] if proxy_headers else []
-        self.process = subprocess.Popen([str(Path(sys.executable).parent / "daphne"), *flags, "-b", "127.0.0.1",
-                                         "-p", str(self.port), "labbook.asgi:application"], env=self.env, cwd=ROOT,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "daphne"),
+                *flags,
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "labbook.asgi:application",
+            ],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while not self.up():
             assert time.monotonic() < deadline and self.process.poll() is None, "daphne did not start"
@@ -75,14 +100,14 @@ class Daphne:
     def log_in(self, client_address: str, password: str) -> int:
         """A login through the proxy, which puts the client's address in X-Forwarded-For."""
         jar = http.cookiejar.CookieJar()
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar),
-                                             NoRedirect())
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
         headers = {"X-Forwarded-For": client_address}
         url = f"http://127.0.0.1:{self.port}/accounts/login/"
         page = opener.open(urllib.request.Request(url, headers=headers), timeout=10).read().decode()
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        data = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": "admin",
-                                       "password": password}).encode()
+        data = urllib.parse.urlencode(
+            {"csrfmiddlewaretoken": token, "username": "admin", "password": password}
+        ).encode()
         try:
             return opener.open(urllib.request.Request(url, data=data, headers=headers), timeout=10).status
         except urllib.error.HTTPError as exc:

@@ -36,7 +36,7 @@ def descendants(pid: int) -> dict[int, str]:
             commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
         except OSError:
             continue
-        parents[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+        parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
     found, todo = {}, [pid]
     while todo:
         parent = todo.pop()
@@ -87,18 +87,26 @@ def system_env(tmp_path, kafka_admin):
     name = f"runtest{uuid.uuid4().hex[:10]}"
     ports = {"web": free_port(), "laser": free_port(), "pub": free_port(), "snapshot": free_port()}
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "PYTEST"))}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
-        "LABBOOK_KEEP_SERVICES": "1",  # belt and braces: the shared services are never this test's to stop
-        "LABBOOK_WEB_PORT": str(ports["web"]),
-        "RELAY_LASER_ENDPOINT": f"tcp://127.0.0.1:{ports['laser']}",
-        "RELAY_PUB_ENDPOINT": f"tcp://127.0.0.1:{ports['pub']}",
-        "RELAY_SNAPSHOT_ENDPOINT": f"tcp://127.0.0.1:{ports['snapshot']}",
-        "LABBOOK_DATA_DIR": str(tmp_path / "data"), "RELAY_LOG_DIR": str(tmp_path / "relay-log"),
-        "MONGODB_URI": settings.MONGODB_URI, "MONGODB_DB": name,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.KAFKA_BOOTSTRAP_SERVERS, "REDIS_URL": settings.REDIS_URL,
-        "RELAY_KAFKA_TOPIC": f"test.{name}", "WATCHER_GROUP_ID": name, "SHOTSHEET_WARM_TABLES": "0",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "labbook.settings",
+            "DJANGO_DEBUG": "1",
+            "LABBOOK_KEEP_SERVICES": "1",  # belt and braces: the shared services are never this test's to stop
+            "LABBOOK_WEB_PORT": str(ports["web"]),
+            "RELAY_LASER_ENDPOINT": f"tcp://127.0.0.1:{ports['laser']}",
+            "RELAY_PUB_ENDPOINT": f"tcp://127.0.0.1:{ports['pub']}",
+            "RELAY_SNAPSHOT_ENDPOINT": f"tcp://127.0.0.1:{ports['snapshot']}",
+            "LABBOOK_DATA_DIR": str(tmp_path / "data"),
+            "RELAY_LOG_DIR": str(tmp_path / "relay-log"),
+            "MONGODB_URI": settings.MONGODB_URI,
+            "MONGODB_DB": name,
+            "KAFKA_BOOTSTRAP_SERVERS": settings.KAFKA_BOOTSTRAP_SERVERS,
+            "REDIS_URL": settings.REDIS_URL,
+            "RELAY_KAFKA_TOPIC": f"test.{name}",
+            "WATCHER_GROUP_ID": name,
+            "SHOTSHEET_WARM_TABLES": "0",
+        }
+    )
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True, timeout=300)
     route_on_own_topic = f"from watcher.models import Route; Route.objects.update(topic='test.{name}')"
@@ -117,18 +125,32 @@ def system_env(tmp_path, kafka_admin):
 def test_the_run_script_stops_every_process_it_started_and_frees_their_ports(system_env, tmp_path, stop_signal):
     env, ports = system_env
     log = open(tmp_path / "processes.log", "wb")
-    script = subprocess.Popen([str(ROOT / "scripts" / "processes")], env=env, cwd=ROOT, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    script = subprocess.Popen(
+        [str(ROOT / "scripts" / "processes")],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        wait_for(lambda: web_answers(ports["web"]), 120, f"the web app never answered on LABBOOK_WEB_PORT "
-                 f"{ports['web']}: {(tmp_path / 'processes.log').read_text()[-3000:]}")
+        wait_for(
+            lambda: web_answers(ports["web"]),
+            120,
+            f"the web app never answered on LABBOOK_WEB_PORT "
+            f"{ports['web']}: {(tmp_path / 'processes.log').read_text()[-3000:]}",
+        )
 
         def all_parts_running() -> bool:
             commands = " | ".join(descendants(script.pid).values())
             return all(f"manage.py {part}" in commands for part in PARTS) and "daphne" in commands
+
         wait_for(all_parts_running, 120, f"not every part started: {descendants(script.pid)}")
-        wait_for(lambda: all(listening(port) for port in ports.values()), 60,
-                 f"not every port is served: { {k: listening(p) for k, p in ports.items()} }")
+        wait_for(
+            lambda: all(listening(port) for port in ports.values()),
+            60,
+            f"not every port is served: { {k: listening(p) for k, p in ports.items()} }",
+        )
         started = descendants(script.pid)
 
         script.send_signal(stop_signal)
@@ -136,6 +158,7 @@ def test_the_run_script_stops_every_process_it_started_and_frees_their_ports(sys
 
         def leftovers() -> dict[int, str]:
             return {pid: command for pid, command in started.items() if alive(pid)}
+
         wait_for(lambda: not leftovers(), 30, f"still running after the script ended: {leftovers()}")
         assert {name: port for name, port in ports.items() if listening(port)} == {}
     finally:

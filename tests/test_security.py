@@ -69,8 +69,9 @@ def test_the_admin_login_is_throttled_too(client, db, settings):
 
 def websocket_handshake(path: str) -> tuple[bool, int | None]:
     async def scenario():
-        communicator = WebsocketCommunicator(application, path, headers=[
-            (b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")])
+        communicator = WebsocketCommunicator(
+            application, path, headers=[(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
+        )
         connected, code = await communicator.connect(timeout=5)
         await communicator.disconnect()
         return connected, code
@@ -96,5 +97,7 @@ def test_a_forbidden_page_is_logged_as_one_line_without_traceback(client, db, mo
     record = records[0]
     assert record.levelno == logging.WARNING and record.exc_info is None and record.exc_text is None
     line = logging.Formatter("%(levelname)s %(name)s: %(message)s").format(record)
-    assert line == ("WARNING django.request: Forbidden (Permission denied): /sheets/closed/ "
-                    "(You may not view entries of 'Closed sheet'.) user visitor")
+    assert line == (
+        "WARNING django.request: Forbidden (Permission denied): /sheets/closed/ "
+        "(You may not view entries of 'Closed sheet'.) user visitor"
+    )

@@ -29,8 +29,12 @@ class EventSearchForm(forms.Form):
     kind = forms.CharField(required=False, max_length=100)
     since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    field = forms.RegexField(required=False, regex=store.FIELD_PATH, max_length=200,
-                             error_messages={"invalid": "A field name: letters, digits, _ and dots."})
+    field = forms.RegexField(
+        required=False,
+        regex=store.FIELD_PATH,
+        max_length=200,
+        error_messages={"invalid": "A field name: letters, digits, _ and dots."},
+    )
     value = forms.CharField(required=False, max_length=500)
 
     def __init__(self, *args, **kwargs):

@@ -30,28 +30,34 @@ class Route(models.Model):
     topic_is_regex = models.BooleanField(default=False)
     collection = models.CharField(max_length=63, validators=[collection_name])
     id_strategy = models.CharField(max_length=10, choices=IdStrategy.choices, default=IdStrategy.EVENT_ID)
-    id_field = models.CharField(max_length=200, blank=True,
-                                help_text="Dotted path of the id field when the id strategy is 'field'.")
+    id_field = models.CharField(
+        max_length=200, blank=True, help_text="Dotted path of the id field when the id strategy is 'field'."
+    )
     on_duplicate = models.CharField(
-        max_length=16, choices=OnDuplicate.choices, default=OnDuplicate.KEEP_FIRST,
+        max_length=16,
+        choices=OnDuplicate.choices,
+        default=OnDuplicate.KEEP_FIRST,
         help_text="A message with the id of a stored one: keep the stored one, or replace it when the message is "
-                  "newer (by the version field, else by Kafka offset within one partition; a different message that "
-                  "cannot be ordered goes to the dead letters). Not for time-series collections.",
+        "newer (by the version field, else by Kafka offset within one partition; a different message that "
+        "cannot be ordered goes to the dead letters). Not for time-series collections.",
     )
     version_field = models.CharField(
-        max_length=200, blank=True,
+        max_length=200,
+        blank=True,
         help_text="Dotted path of a version number or text for 'replace with a newer version' (empty: Kafka offset).",
     )
     timestamp_field = models.CharField(
-        max_length=200, default="relay_ts_ns", blank=True,
+        max_length=200,
+        default="relay_ts_ns",
+        blank=True,
         help_text="Dotted path of the event time (s, ms, µs or ns since the epoch, or ISO 8601); stored as _ts.",
     )
     timeseries = models.BooleanField(
-        default=False, help_text="Create the collection as a MongoDB time-series collection on _ts "
-                                 "(servers without time-series support get a normal collection).",
+        default=False,
+        help_text="Create the collection as a MongoDB time-series collection on _ts "
+        "(servers without time-series support get a normal collection).",
     )
-    renames = models.JSONField(default=dict, blank=True,
-                               help_text='Top-level field renames, e.g. {"E": "energy"}.')
+    renames = models.JSONField(default=dict, blank=True, help_text='Top-level field renames, e.g. {"E": "energy"}.')
     require_envelope = models.BooleanField(
         default=True, help_text="Messages that are not valid shot envelopes go to the dead letters."
     )

@@ -60,8 +60,11 @@ def prepare_collection(name: str, timeseries: bool) -> str:
         except CollectionInvalid:
             return prepare_collection(name, timeseries)  # created meanwhile by another watcher
         except OperationFailure as exc:
-            log.warning("collection %s: time-series requested but the server refused (%s); "
-                        "using a normal collection", name, exc.details.get("errmsg", exc) if exc.details else exc)
+            log.warning(
+                "collection %s: time-series requested but the server refused (%s); using a normal collection",
+                name,
+                exc.details.get("errmsg", exc) if exc.details else exc,
+            )
             kind = NO_TIMESERIES
     else:
         kind = NORMAL
@@ -99,8 +102,9 @@ def insert_idempotent(collection: str, documents: list[dict], timeseries: bool =
         return _insert_many(collection, documents, [i for i in positions if i not in refused], duplicates, refused)
 
 
-def _insert_many(collection: str, documents: list[dict], positions: list[int], duplicates: list[int],
-                 rejected: dict[int, str]) -> WriteResult:
+def _insert_many(
+    collection: str, documents: list[dict], positions: list[int], duplicates: list[int], rejected: dict[int, str]
+) -> WriteResult:
     """insert_many(ordered=False) of the documents at these positions; errors by position."""
     if not positions:
         return WriteResult(0, duplicates, rejected)
@@ -148,6 +152,7 @@ def existing_ids(collection: str, documents: list[dict]) -> set:
 
 
 # --- dead letters and status ------------------------------------------------------------
+
 
 def add_dead_letters(documents: list[dict]) -> WriteResult:
     return insert_idempotent(DEAD_LETTERS, documents)
@@ -222,12 +227,14 @@ def search(query: EventQuery) -> SearchResult:
 
 # --- the indexes, as the watcher writes them ------------------------------------------------
 
+
 def index_shots(documents_by_collection: dict[str, list[dict]], slots: dict[str, SlotCache]) -> None:
     indexes.strategy().index_shots(documents_by_collection, slots)
 
 
-def index_times(documents_by_collection: dict[str, list[dict]], slots: dict[str, SlotCache],
-                hours_known: set[tuple[str, str]]) -> None:
+def index_times(
+    documents_by_collection: dict[str, list[dict]], slots: dict[str, SlotCache], hours_known: set[tuple[str, str]]
+) -> None:
     indexes.strategy().index_times(documents_by_collection, slots, hours_known)
 
 

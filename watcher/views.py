@@ -18,26 +18,40 @@ def entry_url(shot_key: str | None) -> str | None:
 
 
 def event_rows(events: list[dict]) -> list[dict]:
-    return [{"event": event, "ts": event.get("_ts"), "ingest": event.get("_ingest", {}),
-             "collection": event.get("_collection"), "entry_url": entry_url(event.get("shot_key"))}
-            for event in events]
+    return [
+        {
+            "event": event,
+            "ts": event.get("_ts"),
+            "ingest": event.get("_ingest", {}),
+            "collection": event.get("_collection"),
+            "entry_url": entry_url(event.get("shot_key")),
+        }
+        for event in events
+    ]
 
 
 def stopped_partitions(statuses: list[dict]) -> list[dict]:
     """Partitions a watch process stopped because it cannot decode their records."""
-    return [{"watcher": status["watcher"], "route": name, **stopped}
-            for status in statuses for name, route in status.get("routes", {}).items()
-            for stopped in route.get("stopped", [])]
+    return [
+        {"watcher": status["watcher"], "route": name, **stopped}
+        for status in statuses
+        for name, route in status.get("routes", {}).items()
+        for stopped in route.get("stopped", [])
+    ]
 
 
 def watcher_page(request):
     statuses = [{k: v for k, v in status.items() if k != "_id"} for status in store.statuses()]
-    return render(request, "watcher/watcher.html", {
-        "routes": Route.objects.all(),
-        "statuses_json": statuses,
-        "stopped": stopped_partitions(statuses),
-        "dead_letter_count": store.dead_letter_count(),
-    })
+    return render(
+        request,
+        "watcher/watcher.html",
+        {
+            "routes": Route.objects.all(),
+            "statuses_json": statuses,
+            "stopped": stopped_partitions(statuses),
+            "dead_letter_count": store.dead_letter_count(),
+        },
+    )
 
 
 def search(request):
@@ -48,8 +62,11 @@ def search(request):
             result = store.search(form.query())
         except ValueError as exc:
             error = str(exc)
-    return render(request, "watcher/search.html", {"form": form, "rows": event_rows(result.events),
-                                                   "result": result, "error": error})
+    return render(
+        request,
+        "watcher/search.html",
+        {"form": form, "rows": event_rows(result.events), "result": result, "error": error},
+    )
 
 
 def shot_events(request, shot_key: str):
@@ -61,10 +78,17 @@ def shot_events(request, shot_key: str):
 
         entries = selectors.entries_of_shot(request.user, shot_key)
         new_entry_links = [] if entries else selectors.new_entry_links(request.user, shot_key)
-    return render(request, "watcher/shot_events.html", {
-        "shot_key": shot_key, "shotsheet": apps.is_installed("shotsheet"), "entries": entries,
-        "new_entry_links": new_entry_links, "rows": event_rows(store.events_for_shot(shot_key)),
-    })
+    return render(
+        request,
+        "watcher/shot_events.html",
+        {
+            "shot_key": shot_key,
+            "shotsheet": apps.is_installed("shotsheet"),
+            "entries": entries,
+            "new_entry_links": new_entry_links,
+            "rows": event_rows(store.events_for_shot(shot_key)),
+        },
+    )
 
 
 def dead_letter_list(request):

@@ -4,24 +4,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='RelayInput',
+            name="RelayInput",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(unique=True)),
-                ('endpoint', models.CharField(help_text='e.g. tcp://laser-daq:5555', max_length=200)),
-                ('mode', models.CharField(choices=[('SUB', 'SUB (connect, topic filters)'), ('PULL', 'PULL (connect)')], default='SUB', max_length=4)),
-                ('topics', models.CharField(blank=True, help_text='SUB topic prefixes, comma-separated; empty = all.', max_length=500)),
-                ('parser', models.CharField(choices=[('json', 'JSON'), ('msgpack', 'msgpack'), ('kv', 'key=value text')], default='json', max_length=10)),
-                ('source', models.CharField(default='laser', help_text="The envelope's source name.", max_length=200)),
-                ('enabled', models.BooleanField(default=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(unique=True)),
+                ("endpoint", models.CharField(help_text="e.g. tcp://laser-daq:5555", max_length=200)),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[("SUB", "SUB (connect, topic filters)"), ("PULL", "PULL (connect)")],
+                        default="SUB",
+                        max_length=4,
+                    ),
+                ),
+                (
+                    "topics",
+                    models.CharField(
+                        blank=True, help_text="SUB topic prefixes, comma-separated; empty = all.", max_length=500
+                    ),
+                ),
+                (
+                    "parser",
+                    models.CharField(
+                        choices=[("json", "JSON"), ("msgpack", "msgpack"), ("kv", "key=value text")],
+                        default="json",
+                        max_length=10,
+                    ),
+                ),
+                ("source", models.CharField(default="laser", help_text="The envelope's source name.", max_length=200)),
+                ("enabled", models.BooleanField(default=True)),
             ],
         ),
     ]

@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('relay', '0002_relay_input_time_zone'),
+        ("relay", "0002_relay_input_time_zone"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='relayinput',
-            name='parser',
-            field=models.CharField(choices=[('json', 'JSON'), ('msgpack', 'msgpack'), ('kv', 'key=value text'), ('auto', 'auto (JSON object, msgpack map, else key=value)')], default='json', max_length=10),
+            model_name="relayinput",
+            name="parser",
+            field=models.CharField(
+                choices=[
+                    ("json", "JSON"),
+                    ("msgpack", "msgpack"),
+                    ("kv", "key=value text"),
+                    ("auto", "auto (JSON object, msgpack map, else key=value)"),
+                ],
+                default="json",
+                max_length=10,
+            ),
         ),
     ]

@@ -44,8 +44,10 @@ class SavedCounters:
         shot then reports the relay's downtime, and the shots missed in it as a gap."""
         saved = self.file.load()
         counters = ShotCounters(
-            seq=saved.get("seq", 0), last_shot=saved.get("last_shot"),
-            trackers={source: ShotTracker(**tracker) for source, tracker in saved.get("sources", {}).items()})
+            seq=saved.get("seq", 0),
+            last_shot=saved.get("last_shot"),
+            trackers={source: ShotTracker(**tracker) for source, tracker in saved.get("sources", {}).items()},
+        )
         down_since = saved.get("alive_ns")
         start = saved.get("log") or tail_start(self.durable_log.directory, COUNTERS_TAIL_BYTES)
         self.log_position = tuple(start)
@@ -58,8 +60,12 @@ class SavedCounters:
         for tracker in counters.trackers.values():
             tracker.relay_down_since_ns = down_since
         if saved or counters.seq:
-            log.info("relay: counters restored (seq %d, %d source(s)); the relay was down since %s",
-                     counters.seq, len(counters.trackers), down_since)
+            log.info(
+                "relay: counters restored (seq %d, %d source(s)); the relay was down since %s",
+                counters.seq,
+                len(counters.trackers),
+                down_since,
+            )
         return counters
 
     @staticmethod
@@ -68,13 +74,20 @@ class SavedCounters:
         counters.seq = max(counters.seq, envelope.get("seq") or 0)
         key = parse_shot_key(envelope.get("shot_key"))
         if envelope.get("kind") == "shot" and key:
-            counters.trackers[envelope["source"]] = ShotTracker(last=envelope["shot_number"], date=key.date,
-                                                                run=key.run)
+            counters.trackers[envelope["source"]] = ShotTracker(
+                last=envelope["shot_number"], date=key.date, run=key.run
+            )
             counters.last_shot = envelope
 
     def save(self, counters: ShotCounters) -> None:
         """Once a second from the loop (the only thread that moves them), so they match the log position."""
         self.log_position = self.durable_log.position() or self.log_position
-        self.file.save({"log": self.log_position, "seq": counters.seq, "alive_ns": time.time_ns(),
-                        "last_shot": counters.last_shot,
-                        "sources": {source: tracker.counters() for source, tracker in counters.trackers.items()}})
+        self.file.save(
+            {
+                "log": self.log_position,
+                "seq": counters.seq,
+                "alive_ns": time.time_ns(),
+                "last_shot": counters.last_shot,
+                "sources": {source: tracker.counters() for source, tracker in counters.trackers.items()},
+            }
+        )

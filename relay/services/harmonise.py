@@ -133,8 +133,16 @@ class Harmoniser:
             run = tracker.run_of(date)
         self.counters.seq += 1
         return make_envelope(
-            experiment=self.experiment, source=source, kind=kind, shot_number=shot, laser_ts_ns=laser_ts,
-            tz=settings.TIME_ZONE, run=run, relay_ts_ns=relay_ts, seq=self.counters.seq,
+            experiment=self.experiment,
+            source=source,
+            kind=kind,
+            shot_number=shot,
+            laser_ts_ns=laser_ts,
+            tz=settings.TIME_ZONE,
+            run=run,
+            relay_ts_ns=relay_ts,
+            seq=self.counters.seq,
             transport={"endpoint": spec["endpoint"], "mode": spec["mode"], "topic": topic.decode(errors="replace")},
-            values=message, metadata=flags,
+            values=message,
+            metadata=flags,
         )

@@ -49,11 +49,22 @@ def input_specs() -> list[dict]:
 class Relay:
     """One relay process: `run()` returns after `stop` is set, with the log flushed."""
 
-    def __init__(self, *, inputs: list[dict] | None = None, pub_endpoint: str | None = None,
-                 snapshot_endpoint: str | None = None, kafka_servers: str | None = None,
-                 kafka_topic: str | None = None, log_dir=None, fsync: str | None = None,
-                 experiment: str | None = None, heartbeat_seconds: float | None = None,
-                 stop: StopFlag | None = None, live: bool = True, kafka: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        inputs: list[dict] | None = None,
+        pub_endpoint: str | None = None,
+        snapshot_endpoint: str | None = None,
+        kafka_servers: str | None = None,
+        kafka_topic: str | None = None,
+        log_dir=None,
+        fsync: str | None = None,
+        experiment: str | None = None,
+        heartbeat_seconds: float | None = None,
+        stop: StopFlag | None = None,
+        live: bool = True,
+        kafka: bool = True,
+    ) -> None:
         self.inputs_from_admin = inputs is None  # then re-read every INPUTS_RELOAD_SECONDS
         self.inputs = inputs if inputs is not None else input_specs()
         self.changed_inputs: list[dict] | None = None  # set by the thread re-reading them, applied by the loop
@@ -63,8 +74,9 @@ class Relay:
         self.snapshot_endpoint = snapshot_endpoint or settings.RELAY_SNAPSHOT_ENDPOINT
         self.kafka_servers = kafka_servers or settings.KAFKA_BOOTSTRAP_SERVERS
         self.kafka_topic = kafka_topic or settings.RELAY_KAFKA_TOPIC
-        self.log = DurableLog(log_dir or settings.RELAY_LOG_DIR, fsync or settings.RELAY_LOG_FSYNC,
-                              settings.RELAY_FSYNC_SECONDS)
+        self.log = DurableLog(
+            log_dir or settings.RELAY_LOG_DIR, fsync or settings.RELAY_LOG_FSYNC, settings.RELAY_FSYNC_SECONDS
+        )
         self.heartbeat_seconds = heartbeat_seconds or settings.RELAY_HEARTBEAT_SECONDS
         self.stop = stop or StopFlag()
         self.live, self.kafka = live, kafka
@@ -117,8 +129,15 @@ class Relay:
         self.stats.rejected += 1
         if self.stats.rejected <= 10 or self.stats.rejected % 1000 == 0:
             log.warning("rejected message #%d from %s: %s", self.stats.rejected, spec["endpoint"], exc)
-        return orjson.dumps({"type": "rejected", "at_ns": time.time_ns(), "endpoint": spec["endpoint"],
-                             "error": str(exc), "raw": raw.decode(errors="backslashreplace")})
+        return orjson.dumps(
+            {
+                "type": "rejected",
+                "at_ns": time.time_ns(),
+                "endpoint": spec["endpoint"],
+                "error": str(exc),
+                "raw": raw.decode(errors="backslashreplace"),
+            }
+        )
 
     def receive(self, socket: zmq.Socket, spec: dict) -> bool:
         """Handle what `socket` has received, in runs of RUN, up to RUNS_PER_TURN runs; True if
@@ -145,8 +164,12 @@ class Relay:
             for prefix in [t.strip() for t in spec.get("topics", "").split(",")] or [""]:
                 socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
         socket.connect(spec["endpoint"])
-        self.sockets[socket] = {**spec, "source_topic": spec["source"].encode(),  # the PUB topic, encoded once
-                                "time_zone": spec.get("time_zone") or settings.TIME_ZONE, "spec": spec}
+        self.sockets[socket] = {
+            **spec,
+            "source_topic": spec["source"].encode(),  # the PUB topic, encoded once
+            "time_zone": spec.get("time_zone") or settings.TIME_ZONE,
+            "spec": spec,
+        }
         self.poller.register(socket, zmq.POLLIN)
         return socket
 
@@ -158,8 +181,13 @@ class Relay:
         for spec in specs:
             if spec not in current:
                 self.open_input(spec)
-                log.info("relay: input %s (%s, %s parser, source %s) opened", spec["endpoint"], spec["mode"],
-                         spec["parser"], spec["source"])
+                log.info(
+                    "relay: input %s (%s, %s parser, source %s) opened",
+                    spec["endpoint"],
+                    spec["mode"],
+                    spec["parser"],
+                    spec["source"],
+                )
         for socket, spec in list(self.sockets.items()):
             if spec["spec"] not in specs:
                 self.close_input(socket, spec)
@@ -195,8 +223,14 @@ class Relay:
         gc.freeze()  # what start-up made lives on: keep it out of the collections a burst triggers
         self.start_threads()
         self.ready.set()
-        log.info("relay: %d input(s) → PUB %s, Kafka %s (%s), log %s", len(self.sockets), self.pub_endpoint,
-                 self.kafka_topic if self.kafka else "off", self.kafka_servers, self.log.directory)
+        log.info(
+            "relay: %d input(s) → PUB %s, Kafka %s (%s), log %s",
+            len(self.sockets),
+            self.pub_endpoint,
+            self.kafka_topic if self.kafka else "off",
+            self.kafka_servers,
+            self.log.directory,
+        )
         try:
             while not self.stop.is_set():
                 self.step()
@@ -217,11 +251,13 @@ class Relay:
     def start_threads(self) -> None:
         """The status thread and the inputs' re-reading, both off the loop (see the module's docstring)."""
         if self.live:
-            threading.Thread(target=self.publish_status_every, args=(STATUS_SECONDS,), name="relay-status",
-                             daemon=True).start()
+            threading.Thread(
+                target=self.publish_status_every, args=(STATUS_SECONDS,), name="relay-status", daemon=True
+            ).start()
         if self.inputs_from_admin:
-            threading.Thread(target=self.watch_inputs_every, args=(INPUTS_RELOAD_SECONDS,), name="relay-inputs",
-                             daemon=True).start()
+            threading.Thread(
+                target=self.watch_inputs_every, args=(INPUTS_RELOAD_SECONDS,), name="relay-inputs", daemon=True
+            ).start()
 
     def step(self) -> None:
         """One turn: what the inputs received, a snapshot request, changed inputs, the checks due."""
@@ -250,9 +286,19 @@ class Relay:
 
     def send_heartbeat(self) -> None:
         """A sign of life on the PUB socket when the laser is quiet."""
-        self.pub.send_multipart([b"heartbeat", orjson.dumps(
-            {"kind": "heartbeat", "relay_ts_ns": time.time_ns(), "seq": self.counters.seq,
-             "last_shot_key": (self.counters.last_shot or {}).get("shot_key")})])
+        self.pub.send_multipart(
+            [
+                b"heartbeat",
+                orjson.dumps(
+                    {
+                        "kind": "heartbeat",
+                        "relay_ts_ns": time.time_ns(),
+                        "seq": self.counters.seq,
+                        "last_shot_key": (self.counters.last_shot or {}).get("shot_key"),
+                    }
+                ),
+            ]
+        )
 
     def shut_down(self) -> None:
         """Flush the log and save the counters first, then let the shipper drain, then close."""
@@ -279,6 +325,8 @@ class Relay:
 
     def summary(self) -> str:
         s = self.status()
-        return (f"relay: {s['received']} received, {s['published']} published, {s['rejected']} rejected, "
-                f"{s['gaps']} gaps, {s['duplicates']} duplicates, {s['counter_resets']} counter resets, "
-                f"{s['kafka_shipped']} produced to Kafka, {self.log.lines} log lines")
+        return (
+            f"relay: {s['received']} received, {s['published']} published, {s['rejected']} rejected, "
+            f"{s['gaps']} gaps, {s['duplicates']} duplicates, {s['counter_resets']} counter resets, "
+            f"{s['kafka_shipped']} produced to Kafka, {self.log.lines} log lines"
+        )

@@ -35,10 +35,17 @@ class ReplayScope:
             return True
         key = parse_shot_key(envelope.get("shot_key"))
         if key is None:  # an event of no shot: only a day (of its time) can take it in
-            return self.run is None and self.shots is None and when is not None \
+            return (
+                self.run is None
+                and self.shots is None
+                and when is not None
                 and local_date(when, settings.TIME_ZONE) == self.date
-        return ((self.date is None or key.date == self.date) and (self.run is None or key.run == self.run)
-                and (self.shots is None or self.shots[0] <= key.number <= self.shots[1]))
+            )
+        return (
+            (self.date is None or key.date == self.date)
+            and (self.run is None or key.run == self.run)
+            and (self.shots is None or self.shots[0] <= key.number <= self.shots[1])
+        )
 
 
 @dataclass
@@ -76,8 +83,11 @@ def replay(directory, scope: ReplayScope, *, topic: str | None = None, bootstrap
     producer = KafkaProducer(bootstrap_servers=bootstrap_servers or settings.KAFKA_BOOTSTRAP_SERVERS, acks="all")
     sent = 0
     for envelope in logged_envelopes(directory, scope):
-        producer.send(topic or settings.RELAY_KAFKA_TOPIC, orjson.dumps(envelope),
-                      key=(envelope.get("shot_key") or envelope["event_id"]).encode())
+        producer.send(
+            topic or settings.RELAY_KAFKA_TOPIC,
+            orjson.dumps(envelope),
+            key=(envelope.get("shot_key") or envelope["event_id"]).encode(),
+        )
         sent += 1
     producer.flush(60)
     producer.close()

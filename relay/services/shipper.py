@@ -26,7 +26,6 @@ SHIPPER_NICENESS = 10
 DELIVERY_TIMEOUT_MS = 300_000  # Kafka away longer: the batch fails and is sent again from the log
 
 
-
 @dataclass
 class InFlight:
     """Envelopes handed to the producer and not yet acknowledged, and the log position after them."""
@@ -84,9 +83,15 @@ class KafkaShipper:
     def connect(self) -> bool:
         try:
             self.producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=2,
-                request_timeout_ms=5000, max_block_ms=5000, reconnect_backoff_max_ms=2000,
-                delivery_timeout_ms=DELIVERY_TIMEOUT_MS)  # retries: until then, with the same sequence numbers
+                bootstrap_servers=self.bootstrap_servers,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=2,
+                request_timeout_ms=5000,
+                max_block_ms=5000,
+                reconnect_backoff_max_ms=2000,
+                delivery_timeout_ms=DELIVERY_TIMEOUT_MS,
+            )  # retries: until then, with the same sequence numbers
             return True
         except KafkaError as exc:
             log.warning("Kafka at %s not reachable (%s); envelopes wait in the log", self.bootstrap_servers, exc)
@@ -103,9 +108,13 @@ class KafkaShipper:
                     end = (file, offset)
                     if record.get("type") == "envelope":
                         envelope = record["envelope"]
-                        futures.append(self.producer.send(
-                            self.topic, orjson.dumps(envelope),
-                            key=(envelope.get("shot_key") or envelope["event_id"]).encode()))
+                        futures.append(
+                            self.producer.send(
+                                self.topic,
+                                orjson.dumps(envelope),
+                                key=(envelope.get("shot_key") or envelope["event_id"]).encode(),
+                            )
+                        )
             except KafkaTimeoutError as exc:  # no metadata: part of the run was never handed over
                 raise KafkaError(f"Kafka did not answer in time: {exc}") from None
             if end is None:
@@ -136,8 +145,13 @@ class KafkaShipper:
                 self.shared.connected.value = False
             except Exception as exc:  # failed for good, or anything else: the cursor says what to resend
                 self.shared.connected.value = False
-                log.warning("Kafka produce failed (%s: %s); sending again from the log in %.1f s",
-                            type(exc).__name__, exc, delay, exc_info=not isinstance(exc, KafkaError))
+                log.warning(
+                    "Kafka produce failed (%s: %s); sending again from the log in %.1f s",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    exc_info=not isinstance(exc, KafkaError),
+                )
                 self.discard_producer()
                 self.pause(delay)
                 delay = min(delay * 2, 5)
@@ -193,9 +207,11 @@ class ShipperProcess:
     def __init__(self, directory, topic: str, bootstrap_servers: str) -> None:
         self.context = multiprocessing.get_context("spawn")
         self.args = (str(directory), topic, bootstrap_servers)
-        self.shared = SharedValues(stop=self.context.Value("b", 0, lock=False),
-                                   shipped=self.context.Value("q", 0, lock=False),
-                                   connected=self.context.Value("b", 0, lock=False))
+        self.shared = SharedValues(
+            stop=self.context.Value("b", 0, lock=False),
+            shipped=self.context.Value("q", 0, lock=False),
+            connected=self.context.Value("b", 0, lock=False),
+        )
         self.process = None
         self.restarts = 0
 
@@ -209,15 +225,19 @@ class ShipperProcess:
 
     def start(self) -> None:
         self.process = self.context.Process(
-            target=run_shipper, name="relay-kafka", daemon=True, args=(*self.args, self.shared, os.getpid()))
+            target=run_shipper, name="relay-kafka", daemon=True, args=(*self.args, self.shared, os.getpid())
+        )
         self.process.start()
 
     def ensure_running(self) -> None:
         if self.process and not self.process.is_alive() and not self.shared.stop.value:
             self.restarts += 1
             self.shared.connected.value = False
-            log.error("the Kafka shipper died (exit code %s); starting it again (restart %d)",
-                      self.process.exitcode, self.restarts)
+            log.error(
+                "the Kafka shipper died (exit code %s); starting it again (restart %d)",
+                self.process.exitcode,
+                self.restarts,
+            )
             self.start()
 
     def stop(self, timeout: float = 20) -> None:

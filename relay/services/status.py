@@ -31,7 +31,8 @@ def relay_status(stats: RelayStats, counters: ShotCounters, shipper: ShipperProc
     shipped = shipper.shipped if shipper else 0
     return {
         "rate": round(stats.published / elapsed, 2),
-        "received": stats.received, "rejected": stats.rejected,
+        "received": stats.received,
+        "rejected": stats.rejected,
         "published": stats.published,
         "last_shot": {k: shot[k] for k in ("shot_key", "shot_number", "laser_ts_ns", "event_id")} if shot else None,
         "gaps": sum(t.gaps for t in trackers),

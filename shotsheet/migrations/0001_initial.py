@@ -5,51 +5,88 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Sheet',
+            name="Sheet",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('experiment', models.CharField(help_text='Experiment or campaign id; it prefixes every shot key.', max_length=100)),
-                ('active', models.BooleanField(default=True)),
-                ('created', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "experiment",
+                    models.CharField(
+                        help_text="Experiment or campaign id; it prefixes every shot key.", max_length=100
+                    ),
+                ),
+                ("active", models.BooleanField(default=True)),
+                ("created", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-active', 'name'],
+                "ordering": ["-active", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Field',
+            name="Field",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(help_text='Stable key of the value in every entry; never changes once entries exist.', max_length=60)),
-                ('label', models.CharField(max_length=200)),
-                ('type', models.CharField(choices=[('text', 'Text'), ('long_text', 'Long text'), ('integer', 'Integer'), ('float', 'Float'), ('boolean', 'Yes/no'), ('choice', 'Choice'), ('multi_choice', 'Multiple choice'), ('datetime', 'Date/time'), ('json', 'JSON / DAQ block')], default='text', max_length=20)),
-                ('unit', models.CharField(blank=True, max_length=30)),
-                ('required', models.BooleanField(default=False)),
-                ('min_value', models.FloatField(blank=True, null=True)),
-                ('max_value', models.FloatField(blank=True, null=True)),
-                ('pattern', models.CharField(blank=True, help_text='Regular expression for text values.', max_length=200)),
-                ('default', models.CharField(blank=True, max_length=200)),
-                ('help_text', models.CharField(blank=True, max_length=300)),
-                ('choices', models.TextField(blank=True, help_text='Static choices, one per line.')),
-                ('sticky', models.BooleanField(default=False, help_text='Carried over from the previous entry.')),
-                ('archived', models.BooleanField(default=False, help_text='Hidden from new entries, kept for old ones.')),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('sheet', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='fields', to='shotsheet.sheet')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "key",
+                    models.SlugField(
+                        help_text="Stable key of the value in every entry; never changes once entries exist.",
+                        max_length=60,
+                    ),
+                ),
+                ("label", models.CharField(max_length=200)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("text", "Text"),
+                            ("long_text", "Long text"),
+                            ("integer", "Integer"),
+                            ("float", "Float"),
+                            ("boolean", "Yes/no"),
+                            ("choice", "Choice"),
+                            ("multi_choice", "Multiple choice"),
+                            ("datetime", "Date/time"),
+                            ("json", "JSON / DAQ block"),
+                        ],
+                        default="text",
+                        max_length=20,
+                    ),
+                ),
+                ("unit", models.CharField(blank=True, max_length=30)),
+                ("required", models.BooleanField(default=False)),
+                ("min_value", models.FloatField(blank=True, null=True)),
+                ("max_value", models.FloatField(blank=True, null=True)),
+                (
+                    "pattern",
+                    models.CharField(blank=True, help_text="Regular expression for text values.", max_length=200),
+                ),
+                ("default", models.CharField(blank=True, max_length=200)),
+                ("help_text", models.CharField(blank=True, max_length=300)),
+                ("choices", models.TextField(blank=True, help_text="Static choices, one per line.")),
+                ("sticky", models.BooleanField(default=False, help_text="Carried over from the previous entry.")),
+                (
+                    "archived",
+                    models.BooleanField(default=False, help_text="Hidden from new entries, kept for old ones."),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "sheet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="fields", to="shotsheet.sheet"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['sheet', 'position', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('sheet', 'key'), name='unique_field_key_per_sheet')],
+                "ordering": ["sheet", "position", "id"],
+                "constraints": [models.UniqueConstraint(fields=("sheet", "key"), name="unique_field_key_per_sheet")],
             },
         ),
     ]

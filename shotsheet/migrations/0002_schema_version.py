@@ -5,24 +5,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('shotsheet', '0001_initial'),
+        ("shotsheet", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SchemaVersion',
+            name="SchemaVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('fields', models.JSONField()),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('sheet', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='shotsheet.sheet')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField()),
+                ("fields", models.JSONField()),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "sheet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="versions", to="shotsheet.sheet"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['sheet', '-number'],
-                'constraints': [models.UniqueConstraint(fields=('sheet', 'number'), name='unique_version_per_sheet')],
+                "ordering": ["sheet", "-number"],
+                "constraints": [models.UniqueConstraint(fields=("sheet", "number"), name="unique_version_per_sheet")],
             },
         ),
     ]

@@ -5,40 +5,60 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('shotsheet', '0002_schema_version'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("shotsheet", "0002_schema_version"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DaqProfile',
+            name="DaqProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('config', models.JSONField(help_text='The DAQ configuration, as JSON.')),
-                ('updated', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("config", models.JSONField(help_text="The DAQ configuration, as JSON.")),
+                ("updated", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.AddField(
-            model_name='sheet',
-            name='add_groups',
-            field=models.ManyToManyField(blank=True, help_text='Who may add entries (none chosen: every user).', related_name='+', to='auth.group'),
+            model_name="sheet",
+            name="add_groups",
+            field=models.ManyToManyField(
+                blank=True,
+                help_text="Who may add entries (none chosen: every user).",
+                related_name="+",
+                to="auth.group",
+            ),
         ),
         migrations.AddField(
-            model_name='sheet',
-            name='change_groups',
-            field=models.ManyToManyField(blank=True, help_text='Who may edit entries (none chosen: every user).', related_name='+', to='auth.group'),
+            model_name="sheet",
+            name="change_groups",
+            field=models.ManyToManyField(
+                blank=True,
+                help_text="Who may edit entries (none chosen: every user).",
+                related_name="+",
+                to="auth.group",
+            ),
         ),
         migrations.AddField(
-            model_name='sheet',
-            name='view_groups',
-            field=models.ManyToManyField(blank=True, help_text='Who may see the sheet (none chosen: every user).', related_name='+', to='auth.group'),
+            model_name="sheet",
+            name="view_groups",
+            field=models.ManyToManyField(
+                blank=True,
+                help_text="Who may see the sheet (none chosen: every user).",
+                related_name="+",
+                to="auth.group",
+            ),
         ),
         migrations.AddField(
-            model_name='sheet',
-            name='daq_profile',
-            field=models.ForeignKey(blank=True, help_text='The current DAQ configuration, snapshotted into every new entry.', null=True, on_delete=django.db.models.deletion.SET_NULL, to='shotsheet.daqprofile'),
+            model_name="sheet",
+            name="daq_profile",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The current DAQ configuration, snapshotted into every new entry.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to="shotsheet.daqprofile",
+            ),
         ),
     ]

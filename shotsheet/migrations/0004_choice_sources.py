@@ -5,28 +5,70 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('shotsheet', '0003_daq_profile_and_groups'),
+        ("shotsheet", "0003_daq_profile_and_groups"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ChoiceSource',
+            name="ChoiceSource",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('kind', models.CharField(choices=[('wiki_page', 'MediaWiki page (its list items)'), ('wiki_category', 'MediaWiki category (its member pages)'), ('sheet_field', "Values of another sheet's field")], max_length=20)),
-                ('wiki_url', models.URLField(blank=True, help_text="The wiki's script path, where api.php lives, e.g. https://wiki.example.org/w/")),
-                ('title', models.CharField(blank=True, help_text="Page title, or category name without 'Category:'.", max_length=255)),
-                ('field_key', models.SlugField(blank=True, help_text="For another sheet's field: its key.", max_length=60)),
-                ('refresh_seconds', models.PositiveIntegerField(default=300, help_text='How old the cached list may get.')),
-                ('sheet', models.ForeignKey(blank=True, help_text="For another sheet's field: the sheet.", null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='shotsheet.sheet')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("wiki_page", "MediaWiki page (its list items)"),
+                            ("wiki_category", "MediaWiki category (its member pages)"),
+                            ("sheet_field", "Values of another sheet's field"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "wiki_url",
+                    models.URLField(
+                        blank=True,
+                        help_text="The wiki's script path, where api.php lives, e.g. https://wiki.example.org/w/",
+                    ),
+                ),
+                (
+                    "title",
+                    models.CharField(
+                        blank=True, help_text="Page title, or category name without 'Category:'.", max_length=255
+                    ),
+                ),
+                (
+                    "field_key",
+                    models.SlugField(blank=True, help_text="For another sheet's field: its key.", max_length=60),
+                ),
+                (
+                    "refresh_seconds",
+                    models.PositiveIntegerField(default=300, help_text="How old the cached list may get."),
+                ),
+                (
+                    "sheet",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="For another sheet's field: the sheet.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="shotsheet.sheet",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='field',
-            name='choice_source',
-            field=models.ForeignKey(blank=True, help_text='Take the choices from a wiki or another sheet instead.', null=True, on_delete=django.db.models.deletion.PROTECT, to='shotsheet.choicesource'),
+            model_name="field",
+            name="choice_source",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Take the choices from a wiki or another sheet instead.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                to="shotsheet.choicesource",
+            ),
         ),
     ]

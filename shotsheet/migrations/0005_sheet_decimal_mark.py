@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('shotsheet', '0004_choice_sources'),
+        ("shotsheet", "0004_choice_sources"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='sheet',
-            name='decimal_mark',
-            field=models.CharField(choices=[('auto', 'comma or point (1,5 or 1.5; no thousands separators)'), ('comma', 'comma (1.234,5)'), ('point', 'point (1,234.5)')], default='auto', help_text='How numbers are typed: a value that could be read two ways is refused, never guessed.', max_length=5),
+            model_name="sheet",
+            name="decimal_mark",
+            field=models.CharField(
+                choices=[
+                    ("auto", "comma or point (1,5 or 1.5; no thousands separators)"),
+                    ("comma", "comma (1.234,5)"),
+                    ("point", "point (1,234.5)"),
+                ],
+                default="auto",
+                help_text="How numbers are typed: a value that could be read two ways is refused, never guessed.",
+                max_length=5,
+            ),
         ),
     ]

@@ -28,7 +28,8 @@ def test_two_writers_racing_for_slots_store_every_body_once_without_gaps(mongo_d
     shared = sorted(doc["_id"] for doc in collection.find() if doc["_id"].startswith("k|"))
     assert shared == sorted(f"k|{n}" for n in range(30))  # 30 bodies, slots 0-29: none lost, no gap
     assert sorted((doc["w"], doc["n"]) for doc in collection.find({"_id": {"$in": shared}})) == sorted(
-        (w, n) for w in "ab" for n in range(15))
+        (w, n) for w in "ab" for n in range(15)
+    )
     assert written["a"]["a"] == written["b"]["b"] == 15
 
 
@@ -59,8 +60,9 @@ DOCUMENTS = [
 ]
 
 
-@pytest.mark.parametrize(("path", "wanted"), [("v", 1), ("v", True), ("v", 3), ("sub.x", "a"), ("sub.x", "c"),
-                                              ("missing.deep", "a")])
+@pytest.mark.parametrize(
+    ("path", "wanted"), [("v", 1), ("v", True), ("v", 3), ("sub.x", "a"), ("sub.x", "c"), ("missing.deep", "a")]
+)
 def test_equality_in_python_answers_as_the_server_does(mongo_db, path, wanted):
     mongo_db["matched"].insert_many(DOCUMENTS)
     server = sorted(doc["_id"] for doc in mongo_db["matched"].find({path: wanted}))

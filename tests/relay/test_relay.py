@@ -63,8 +63,15 @@ def test_shot_keys_name_the_run_of_a_day_and_parse_back_into_their_parts():
 
 
 def test_envelope_matches_its_schema_and_its_id_is_deterministic():
-    args = dict(experiment="LWFA", source="laser", kind="shot", shot_number=42,
-                laser_ts_ns=1_764_000_000_123_456_789, tz="Europe/Berlin", values={"energy_J": 9.8})
+    args = dict(
+        experiment="LWFA",
+        source="laser",
+        kind="shot",
+        shot_number=42,
+        laser_ts_ns=1_764_000_000_123_456_789,
+        tz="Europe/Berlin",
+        values={"energy_J": 9.8},
+    )
     first, again = make_envelope(**args, seq=1), make_envelope(**args, seq=7)
     assert validation_errors(first) == []
     assert first["event_id"] == again["event_id"]  # a re-send or replay keeps its id
@@ -79,24 +86,34 @@ def test_envelope_matches_its_schema_and_its_id_is_deterministic():
 def test_parsers_read_json_msgpack_and_key_value_and_name_the_problem():
     assert parse_json(b'{"shot": 1, "E": 2.5}') == {"shot": 1, "E": 2.5}
     assert parse_msgpack(msgpack.packb({"shot": 2, "mode": "burst"})) == {"shot": 2, "mode": "burst"}
-    assert parse_key_value(b"shot=3 energy=1.25 ok=true mode=single") == \
-        {"shot": 3, "energy": 1.25, "ok": True, "mode": "single"}
-    for parser, raw, problem in [(parse_json, b"{oops", "not valid JSON"),
-                                 (parse_json, b"[1]", "expected a JSON object"),
-                                 (parse_msgpack, b"\xc1", "not valid msgpack"),
-                                 (parse_key_value, b"shot=1 energy", "'energy' is not key=value")]:
+    assert parse_key_value(b"shot=3 energy=1.25 ok=true mode=single") == {
+        "shot": 3,
+        "energy": 1.25,
+        "ok": True,
+        "mode": "single",
+    }
+    for parser, raw, problem in [
+        (parse_json, b"{oops", "not valid JSON"),
+        (parse_json, b"[1]", "expected a JSON object"),
+        (parse_msgpack, b"\xc1", "not valid msgpack"),
+        (parse_key_value, b"shot=1 energy", "'energy' is not key=value"),
+    ]:
         with pytest.raises(ParseError, match=problem):
             parser(raw)
 
 
 def test_event_times_in_every_unit_and_zone_read_as_one_instant():
     at = 1_764_000_000_123_456_789  # 2025-11-24 16:00:00.123456789 UTC
-    for value, expected in [(1_764_000_000, 1_764_000_000 * 10**9), (1_764_000_000.5, 1_764_000_000_500_000_000),
-                            (1_764_000_000_123, 1_764_000_000_123_000_000),
-                            (1_764_000_000_123_456, 1_764_000_000_123_456_000), (at, at),
-                            ("2025-11-24T17:00:00.123456+01:00", 1_764_000_000_123_456_000),
-                            ("2025-11-24T16:00:00.123456Z", 1_764_000_000_123_456_000),
-                            ("2025-11-24T11:00:00.123456", 1_764_000_000_123_456_000)]:  # naive: New York
+    for value, expected in [
+        (1_764_000_000, 1_764_000_000 * 10**9),
+        (1_764_000_000.5, 1_764_000_000_500_000_000),
+        (1_764_000_000_123, 1_764_000_000_123_000_000),
+        (1_764_000_000_123_456, 1_764_000_000_123_456_000),
+        (at, at),
+        ("2025-11-24T17:00:00.123456+01:00", 1_764_000_000_123_456_000),
+        ("2025-11-24T16:00:00.123456Z", 1_764_000_000_123_456_000),
+        ("2025-11-24T11:00:00.123456", 1_764_000_000_123_456_000),
+    ]:  # naive: New York
         assert epoch_ns(value, "America/New_York") == expected, value
     assert epoch_ns("2025-11-24T17:00:00", "Europe/Berlin") == 1_764_000_000 * 10**9
     for unusable in ("soon", "", None, True, 1e30, float("nan"), "0001-01-01T00:00", [1], {"s": 1}):
@@ -110,8 +127,12 @@ def test_the_auto_parser_tells_json_msgpack_and_key_value_apart():
     big_map = {f"k{n}": n for n in range(20)}  # map16, not a fixmap
     assert auto(msgpack.packb(big_map)) == big_map
     assert auto(b"shot=3 energy=1.25") == {"shot": 3, "energy": 1.25}
-    for raw, problem in [(b"{oops", "not valid JSON"), (b"[1, 2]", "'\\[1' is not key=value"),
-                         (b"\x81\xc1", "not valid msgpack"), (b"", "empty message")]:
+    for raw, problem in [
+        (b"{oops", "not valid JSON"),
+        (b"[1, 2]", "'\\[1' is not key=value"),
+        (b"\x81\xc1", "not valid msgpack"),
+        (b"", "empty message"),
+    ]:
         with pytest.raises(ParseError, match=problem):
             auto(raw)
 
@@ -158,13 +179,26 @@ def start_relay(tmp_path, mongo_db):
 
     def start(laser_endpoint: str, **options) -> Relay:
         options.setdefault("kafka_topic", f"test.relay.{uuid.uuid4().hex[:8]}")
-        inputs = [{"endpoint": laser_endpoint, "mode": "SUB", "topics": "", "parser": options.pop("parser", "json"),
-                   "source": "laser", "time_zone": options.pop("time_zone", "")}]
-        relay = Relay(inputs=None if options.pop("from_admin", False) else inputs,
-                      pub_endpoint=f"tcp://127.0.0.1:{free_port()}",
-                      snapshot_endpoint=f"tcp://127.0.0.1:{free_port()}",
-                      log_dir=options.pop("log_dir", tmp_path / "log"), experiment="TST",
-                      stop=StopFlag(), heartbeat_seconds=0.3, **options)
+        inputs = [
+            {
+                "endpoint": laser_endpoint,
+                "mode": "SUB",
+                "topics": "",
+                "parser": options.pop("parser", "json"),
+                "source": "laser",
+                "time_zone": options.pop("time_zone", ""),
+            }
+        ]
+        relay = Relay(
+            inputs=None if options.pop("from_admin", False) else inputs,
+            pub_endpoint=f"tcp://127.0.0.1:{free_port()}",
+            snapshot_endpoint=f"tcp://127.0.0.1:{free_port()}",
+            log_dir=options.pop("log_dir", tmp_path / "log"),
+            experiment="TST",
+            stop=StopFlag(),
+            heartbeat_seconds=0.3,
+            **options,
+        )
         thread = threading.Thread(target=relay.run, daemon=True)
         thread.start()
         relay.ready.wait(10)
@@ -202,8 +236,10 @@ def test_relay_publishes_logs_and_produces_harmonised_envelopes(laser, start_rel
     sub = subscriber(relay.pub_endpoint)
     heartbeat = subscriber(relay.pub_endpoint, b"heartbeat")
     time.sleep(0.3)
-    shots = [[b"laser", orjson.dumps({"shot": n, "ts_ns": 1_764_000_000_000_000_000 + n, "energy_J": 9.5})]
-             for n in (10, 11, 11, 14)]
+    shots = [
+        [b"laser", orjson.dumps({"shot": n, "ts_ns": 1_764_000_000_000_000_000 + n, "energy_J": 9.5})]
+        for n in (10, 11, 11, 14)
+    ]
     send_until_received(laser, relay, shots + [[b"laser", b"garbage{"]])
 
     received = []
@@ -228,8 +264,12 @@ def test_relay_publishes_logs_and_produces_harmonised_envelopes(laser, start_rel
     request.close(0)
 
     wait_for(lambda: relay.stats.rejected == 1, message="the malformed message rejected")
-    consumer = KafkaConsumer(relay.kafka_topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-                             auto_offset_reset="earliest", consumer_timeout_ms=15000)
+    consumer = KafkaConsumer(
+        relay.kafka_topic,
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=15000,
+    )
     in_kafka = []
     for record in consumer:
         envelope = orjson.loads(record.value)
@@ -245,8 +285,9 @@ def test_relay_publishes_logs_and_produces_harmonised_envelopes(laser, start_rel
     wait_for(lambda: store.latest_shot() is not None, message="latest shot in MongoDB")
     assert store.latest_shot()["shot_number"] == 14
     logged = list(read_all(relay.log.directory))
-    assert [r["envelope"]["shot_number"] for r in logged if r["type"] == "envelope"
-            and r["envelope"]["kind"] == "shot"] == [10, 11, 11, 14]
+    assert [
+        r["envelope"]["shot_number"] for r in logged if r["type"] == "envelope" and r["envelope"]["kind"] == "shot"
+    ] == [10, 11, 11, 14]
     rejected = [r for r in logged if r["type"] == "rejected"]
     assert rejected[0]["raw"] == "garbage{" and "not valid JSON" in rejected[0]["error"]
     sub.close(0)
@@ -257,8 +298,9 @@ def test_kafka_down_then_back_loses_nothing_and_replay_keeps_event_ids(laser, st
     log_dir = tmp_path / "log"
     topic = f"test.relay.down.{uuid.uuid4().hex[:8]}"
     # Kafka unreachable: the relay keeps publishing on ZeroMQ and logging.
-    relay = start_relay(laser.endpoint_for_relay, kafka_servers=f"127.0.0.1:{free_port()}",
-                        kafka_topic=topic, log_dir=log_dir)
+    relay = start_relay(
+        laser.endpoint_for_relay, kafka_servers=f"127.0.0.1:{free_port()}", kafka_topic=topic, log_dir=log_dir
+    )
     sub = subscriber(relay.pub_endpoint)
     time.sleep(0.3)
     send_until_received(laser, relay, [[b"laser", orjson.dumps({"shot": n})] for n in range(1, 201)])
@@ -271,8 +313,12 @@ def test_kafka_down_then_back_loses_nothing_and_replay_keeps_event_ids(laser, st
     # Kafka back: the next relay start produces the backlog from the log, in order.
     back = start_relay(laser.endpoint_for_relay, kafka_topic=topic, log_dir=log_dir)
     wait_for(lambda: back.shipper.shipped >= 201, timeout=30, message="backlog produced")
-    consumer = KafkaConsumer(topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-                             auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10000,
+    )
     produced = [orjson.loads(r.value) for r in consumer]
     consumer.close()
     shots = [e for e in produced if e["kind"] == "shot"]
@@ -280,8 +326,12 @@ def test_kafka_down_then_back_loses_nothing_and_replay_keeps_event_ids(laser, st
 
     replayed_topic = f"test.relay.replay.{uuid.uuid4().hex[:8]}"
     assert replay(log_dir, ReplayScope(shots=(50, 59)), topic=replayed_topic) == 10
-    consumer = KafkaConsumer(replayed_topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-                             auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    consumer = KafkaConsumer(
+        replayed_topic,
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10000,
+    )
     replayed = [orjson.loads(r.value) for r in consumer]
     consumer.close()
     assert [e["event_id"] for e in replayed] == [e["event_id"] for e in shots[49:59]]
@@ -292,10 +342,15 @@ def test_laser_times_in_any_unit_or_zone_date_the_shot_right(laser, start_relay)
     relay = start_relay(laser.endpoint_for_relay, kafka=False, time_zone="America/New_York")
     sub = subscriber(relay.pub_endpoint)
     time.sleep(0.3)
-    sent = {1: {"timestamp": 1_764_000_000}, 2: {"timestamp": 1_764_000_000_123},  # s, ms
-            3: {"time": 1_764_000_000_123_456}, 4: {"timestamp": 1_764_000_000_123_456_789},  # µs, ns
-            5: {"time": "2025-11-24T17:00:00.5+01:00"}, 6: {"timestamp": "2025-11-24T11:00:00.25"},  # naive: New York
-            7: {"ts_ns": 1_764_000_000_000_000_007}}
+    sent = {
+        1: {"timestamp": 1_764_000_000},
+        2: {"timestamp": 1_764_000_000_123},  # s, ms
+        3: {"time": 1_764_000_000_123_456},
+        4: {"timestamp": 1_764_000_000_123_456_789},  # µs, ns
+        5: {"time": "2025-11-24T17:00:00.5+01:00"},
+        6: {"timestamp": "2025-11-24T11:00:00.25"},  # naive: New York
+        7: {"ts_ns": 1_764_000_000_000_000_007},
+    }
     send_until_received(laser, relay, [[b"laser", orjson.dumps({"shot": n, **t})] for n, t in sent.items()])
     received = {}
     while len(received) < len(sent) and sub.poll(5000):
@@ -304,23 +359,41 @@ def test_laser_times_in_any_unit_or_zone_date_the_shot_right(laser, start_relay)
             received[envelope["shot_number"]] = envelope
     second = 1_764_000_000 * 10**9
     assert {n: e["laser_ts_ns"] for n, e in received.items()} == {
-        1: second, 2: second + 123_000_000, 3: second + 123_456_000, 4: second + 123_456_789,
-        5: second + 500_000_000, 6: second + 250_000_000, 7: second + 7}
+        1: second,
+        2: second + 123_000_000,
+        3: second + 123_456_000,
+        4: second + 123_456_789,
+        5: second + 500_000_000,
+        6: second + 250_000_000,
+        7: second + 7,
+    }
     assert {e["shot_key"].split("-")[1] for e in received.values()} == {"20251124"}  # New York's date
     assert all(e["values"] == {} for e in received.values())  # the time is read, not left among the values
     sub.close(0)
 
 
-def test_a_laser_without_times_gives_every_shot_and_status_message_a_key_and_id_of_its_own(laser, start_relay,
-                                                                                           tmp_path):
+def test_a_laser_without_times_gives_every_shot_and_status_message_a_key_and_id_of_its_own(
+    laser, start_relay, tmp_path
+):
     """Three runs of shots 1–3 in one day (the counter reset twice), status messages without time."""
     relay = start_relay(laser.endpoint_for_relay, parser="kv", kafka=False)
     sub = subscriber(relay.pub_endpoint)
     time.sleep(0.3)
-    messages = [b"shot=1 energy=1.5", b"shot=2 energy=1.5", b"kind=status state=ready", b"shot=3 energy=1.5",
-                b"shot=1 energy=1.6", b"shot=2 energy=1.6", b"kind=status state=ready", b"shot=3 energy=1.6",
-                b"shot=3 energy=1.6",  # a re-send: the duplicate keeps its key and id
-                b"shot=1 energy=1.7", b"shot=2 energy=1.7", b"shot=3 energy=1.7", b"kind=status state=ready"]
+    messages = [
+        b"shot=1 energy=1.5",
+        b"shot=2 energy=1.5",
+        b"kind=status state=ready",
+        b"shot=3 energy=1.5",
+        b"shot=1 energy=1.6",
+        b"shot=2 energy=1.6",
+        b"kind=status state=ready",
+        b"shot=3 energy=1.6",
+        b"shot=3 energy=1.6",  # a re-send: the duplicate keeps its key and id
+        b"shot=1 energy=1.7",
+        b"shot=2 energy=1.7",
+        b"shot=3 energy=1.7",
+        b"kind=status state=ready",
+    ]
     send_until_received(laser, relay, [[b"laser", raw] for raw in messages])
     received = []
     while len(received) < len(messages) and sub.poll(5000):
@@ -330,8 +403,18 @@ def test_a_laser_without_times_gives_every_shot_and_status_message_a_key_and_id_
     assert len(received) == len(messages)
     shots = [e for e in received if e["kind"] == "shot"]
     keys = [parse_shot_key(e["shot_key"]) for e in shots]
-    assert [(k.run, k.number) for k in keys] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3), (2, 3),
-                                                 (3, 1), (3, 2), (3, 3)]
+    assert [(k.run, k.number) for k in keys] == [
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (2, 1),
+        (2, 2),
+        (2, 3),
+        (2, 3),
+        (3, 1),
+        (3, 2),
+        (3, 3),
+    ]
     assert shots[6]["metadata"] == {"duplicate": True} and shots[6]["event_id"] == shots[5]["event_id"]
     assert len({e["shot_key"] for e in shots}) == 9 and len({e["event_id"] for e in shots}) == 9
     statuses = [e for e in received if e["kind"] == "status"]
@@ -339,8 +422,11 @@ def test_a_laser_without_times_gives_every_shot_and_status_message_a_key_and_id_
     assert all(validation_errors(e) == [] for e in received)
     assert shots[3]["shot_key"] == f"TST-r2-{keys[0].date}-000001"
     relay.stop.set()
-    logged = [r["envelope"] for r in read_all(relay.log.directory)
-              if r["type"] == "envelope" and r["envelope"]["kind"] != "probe"]
+    logged = [
+        r["envelope"]
+        for r in read_all(relay.log.directory)
+        if r["type"] == "envelope" and r["envelope"]["kind"] != "probe"
+    ]
     assert [e["event_id"] for e in logged] == [e["event_id"] for e in received]  # a replay sends these ids
     sub.close(0)
 
@@ -353,12 +439,31 @@ def three_days_of_three_runs(log_dir: Path) -> list[dict]:
         noon = 1_764_676_800 * 10**9 + day * 86_400 * 10**9  # 2025-12-02 12:00 UTC, + days
         for run in (1, 2, 3):
             for shot in (1, 2, 3):
-                envelopes.append(make_envelope(experiment="TST", source="laser", kind="shot", shot_number=shot,
-                                               laser_ts_ns=None, relay_ts_ns=noon + run * 60 * 10**9 + shot * 10**9,
-                                               tz="Europe/Berlin", run=run, seq=len(envelopes) + 1))
-        envelopes.append(make_envelope(experiment="TST", source="laser", kind="status", shot_number=None,
-                                       laser_ts_ns=None, relay_ts_ns=noon, tz="Europe/Berlin",
-                                       seq=len(envelopes) + 1))
+                envelopes.append(
+                    make_envelope(
+                        experiment="TST",
+                        source="laser",
+                        kind="shot",
+                        shot_number=shot,
+                        laser_ts_ns=None,
+                        relay_ts_ns=noon + run * 60 * 10**9 + shot * 10**9,
+                        tz="Europe/Berlin",
+                        run=run,
+                        seq=len(envelopes) + 1,
+                    )
+                )
+        envelopes.append(
+            make_envelope(
+                experiment="TST",
+                source="laser",
+                kind="status",
+                shot_number=None,
+                laser_ts_ns=None,
+                relay_ts_ns=noon,
+                tz="Europe/Berlin",
+                seq=len(envelopes) + 1,
+            )
+        )
     log.append_lines([orjson.dumps({"type": "envelope", "envelope": e}) for e in envelopes])
     log.close()
     return envelopes
@@ -383,12 +488,19 @@ def test_relay_replay_sends_one_days_run_and_says_what_before_sending(tmp_path, 
 
     output = replay_command("--shots", "1-3", "--date", "20251203", "--run", "3")
     assert output.index("20251203 run 3: 3 envelope(s), shots 1–3") < output.index("3 envelopes produced")
-    consumer = KafkaConsumer(topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-                             auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10000,
+    )
     replayed = [orjson.loads(r.value) for r in consumer]
     consumer.close()
-    expected = [e for e in envelopes if e["shot_key"] and parse_shot_key(e["shot_key"]).date == "20251203"
-                and parse_shot_key(e["shot_key"]).run == 3]
+    expected = [
+        e
+        for e in envelopes
+        if e["shot_key"] and parse_shot_key(e["shot_key"]).date == "20251203" and parse_shot_key(e["shot_key"]).run == 3
+    ]
     assert [e["event_id"] for e in replayed] == [e["event_id"] for e in expected] and len(expected) == 3
 
     whole_day = replay_command("--date", "20251204", "--dry-run")
@@ -401,13 +513,34 @@ def test_relay_replay_sends_one_days_run_and_says_what_before_sending(tmp_path, 
 @pytest.mark.slow
 def test_sigterm_mid_stream_exits_zero_with_every_received_message_in_the_log(laser, tmp_path, mongo_db):
     log_dir = tmp_path / "log"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
-           "MONGODB_DB": settings.MONGODB_DB, "RELAY_KAFKA_TOPIC": f"test.relay.term.{uuid.uuid4().hex[:8]}",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "labbook.settings",
+        "DJANGO_DEBUG": "1",
+        "MONGODB_DB": settings.MONGODB_DB,
+        "RELAY_KAFKA_TOPIC": f"test.relay.term.{uuid.uuid4().hex[:8]}",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}",
+    }
     relay = subprocess.Popen(
-        [sys.executable, "manage.py", "relay", "--input", laser.endpoint_for_relay, "--log-dir", str(log_dir),
-         "--pub", f"tcp://127.0.0.1:{free_port()}", "--snapshot", f"tcp://127.0.0.1:{free_port()}", "--no-live"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "manage.py",
+            "relay",
+            "--input",
+            laser.endpoint_for_relay,
+            "--log-dir",
+            str(log_dir),
+            "--pub",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--snapshot",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--no-live",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         sent, deadline = 0, time.monotonic() + 30
         while time.monotonic() < deadline:  # stream until the relay has logged some, then SIGTERM mid-stream
@@ -451,8 +584,9 @@ def test_kafka_killed_mid_run_then_back_has_every_event_in_kafka(laser, start_re
 
     private_kafka.start()
     wait_for(lambda: relay.shipper.shipped >= 601, timeout=90, message="the backlog produced")
-    consumer = KafkaConsumer(topic, bootstrap_servers=private_kafka.address, auto_offset_reset="earliest",
-                             consumer_timeout_ms=10000)
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=private_kafka.address, auto_offset_reset="earliest", consumer_timeout_ms=10000
+    )
     in_kafka = {orjson.loads(r.value)["shot_number"] for r in consumer if b'"kind":"shot"' in r.value}
     consumer.close()
     assert in_kafka == set(range(1, 601))
@@ -479,9 +613,13 @@ def test_a_kafka_broker_killed_at_1_khz_leaves_every_event_in_kafka_once(laser, 
     sender = threading.Thread(target=stream, daemon=True)
     sender.start()
     try:
-        for kill in range(2):
+        for _ in range(2):  # two broker kills
             shipped = relay.shipper.shipped
-            wait_for(lambda: relay.shipper.shipped > shipped + 1000, timeout=90, message="shots flowing to Kafka")
+            wait_for(
+                lambda shipped=shipped: relay.shipper.shipped > shipped + 1000,
+                timeout=90,
+                message="shots flowing to Kafka",
+            )
             private_kafka.kill()
             wait_for(lambda: not relay.status()["kafka_connected"], timeout=60, message="the outage noticed")
             private_kafka.start()
@@ -490,8 +628,9 @@ def test_a_kafka_broker_killed_at_1_khz_leaves_every_event_in_kafka_once(laser, 
         sender.join(10)
     wait_for(lambda: relay.shipper.shipped >= relay.stats.published, timeout=120, message="everything shipped")
     logged = [r["envelope"]["event_id"] for r in read_all(relay.log.directory) if r["type"] == "envelope"]
-    consumer = KafkaConsumer(topic, bootstrap_servers=private_kafka.address, auto_offset_reset="earliest",
-                             consumer_timeout_ms=15000)
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=private_kafka.address, auto_offset_reset="earliest", consumer_timeout_ms=15000
+    )
     in_kafka = [orjson.loads(r.value)["event_id"] for r in consumer]
     consumer.close()
     twice = len(in_kafka) - len(set(in_kafka))
@@ -509,8 +648,12 @@ def test_a_killed_kafka_shipper_is_started_again_and_ships_everything(laser, sta
         laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
     wait_for(lambda: relay.status()["kafka_shipper_restarts"] == 1, message="the shipper started again")
     wait_for(lambda: relay.shipper.shipped >= 201, timeout=60, message="the rest shipped")
-    consumer = KafkaConsumer(relay.kafka_topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-                             auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    consumer = KafkaConsumer(
+        relay.kafka_topic,
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10000,
+    )
     in_kafka = {orjson.loads(r.value)["shot_number"] for r in consumer if b'"kind":"shot"' in r.value}
     consumer.close()
     assert in_kafka == set(range(1, 201))
@@ -530,8 +673,10 @@ def test_a_restarted_laser_is_followed_as_a_new_run_not_a_gap_storm(start_relay)
     laser = laser_on_port()
     relay = start_relay(f"tcp://127.0.0.1:{port}")
     send_until_received(laser, relay, [[b"laser", orjson.dumps({"shot": n})] for n in range(5000, 5050)])
-    wait_for(lambda: relay.status()["last_shot"] and relay.status()["last_shot"]["shot_number"] == 5049,
-             message="the first run relayed")
+    wait_for(
+        lambda: relay.status()["last_shot"] and relay.status()["last_shot"]["shot_number"] == 5049,
+        message="the first run relayed",
+    )
     laser.close(0)  # the laser process goes away …
     time.sleep(1.0)
     laser = laser_on_port()  # … and comes back on its endpoint, counting from 1 again
@@ -545,8 +690,11 @@ def test_a_restarted_laser_is_followed_as_a_new_run_not_a_gap_storm(start_relay)
     status = relay.status()
     assert (status["counter_resets"], status["gaps"], status["missing_shots"]) == (1, 0, 0)
     relay.stop.set()
-    shots = [r["envelope"] for r in read_all(relay.log.directory)
-             if r["type"] == "envelope" and r["envelope"]["kind"] == "shot"]
+    shots = [
+        r["envelope"]
+        for r in read_all(relay.log.directory)
+        if r["type"] == "envelope" and r["envelope"]["kind"] == "shot"
+    ]
     reset = next(e for e in shots if e["shot_number"] == 1)
     assert reset["metadata"] == {"counter_reset": {"previous": 5049, "run": 2}}
     assert [e["shot_number"] for e in shots] == list(range(5000, 5050)) + list(range(1, 21))
@@ -573,12 +721,14 @@ def test_admin_edits_of_relay_inputs_take_effect_without_a_restart(laser, start_
         time.sleep(0.3)
         send_until_received(laser, relay, [])
 
-        second = RelayInput.objects.create(name="second", endpoint=second_laser.endpoint_for_relay, parser="kv",
-                                           source="laser2")
+        second = RelayInput.objects.create(
+            name="second", endpoint=second_laser.endpoint_for_relay, parser="kv", source="laser2"
+        )
 
         def probe_second():  # until the relay has opened the new input and its subscription arrived
             second_laser.send_multipart([b"laser", b"kind=probe"])
             return False
+
         envelope = receive_until(sub, lambda e: probe_second() or e.get("source") == "laser2", message="the new input")
         assert envelope["kind"] == "probe"
 
@@ -588,6 +738,7 @@ def test_admin_edits_of_relay_inputs_take_effect_without_a_restart(laser, start_
         def send_kv_shot():
             laser.send_multipart([b"laser", b"shot=5 energy=1.5"])
             return False
+
         envelope = receive_until(sub, lambda e: send_kv_shot() or e.get("source") == "laser-a", message="the edit")
         assert envelope["shot_number"] == 5 and envelope["values"] == {"energy": 1.5}
 
@@ -609,13 +760,35 @@ def test_admin_edits_of_relay_inputs_take_effect_without_a_restart(laser, start_
 
 
 def relay_process(laser, log_dir: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
-           "MONGODB_DB": settings.MONGODB_DB, "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "labbook.settings",
+        "DJANGO_DEBUG": "1",
+        "MONGODB_DB": settings.MONGODB_DB,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}",
+    }
     return subprocess.Popen(
-        [sys.executable, "manage.py", "relay", "--input", laser.endpoint_for_relay, "--log-dir", str(log_dir),
-         "--pub", f"tcp://127.0.0.1:{free_port()}", "--snapshot", f"tcp://127.0.0.1:{free_port()}", "--no-live",
-         "--no-kafka", *extra],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "manage.py",
+            "relay",
+            "--input",
+            laser.endpoint_for_relay,
+            "--log-dir",
+            str(log_dir),
+            "--pub",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--snapshot",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--no-live",
+            "--no-kafka",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def logged_envelopes(log_dir: Path) -> list[dict]:
@@ -633,8 +806,7 @@ def probe_until_logged(laser, log_dir: Path, timeout: float = 60) -> None:
 
 
 @pytest.mark.slow
-def test_after_kill_9_and_restart_seq_goes_on_and_the_first_shot_reports_the_shots_missed(laser, tmp_path,
-                                                                                           mongo_db):
+def test_after_kill_9_and_restart_seq_goes_on_and_the_first_shot_reports_the_shots_missed(laser, tmp_path, mongo_db):
     log_dir = tmp_path / "log"
     relay = relay_process(laser, log_dir, tmp_path)
     try:
@@ -657,7 +829,7 @@ def test_after_kill_9_and_restart_seq_goes_on_and_the_first_shot_reports_the_sho
     envelopes = logged_envelopes(log_dir)
     seqs = [e["seq"] for e in envelopes]
     assert seqs == list(range(1, len(envelopes) + 1)), "seq started again after the restart"
-    after = [e for e in envelopes[len(before):] if e["kind"] == "shot"]
+    after = [e for e in envelopes[len(before) :] if e["kind"] == "shot"]
     assert after[0]["shot_number"] == 522
     assert after[0]["metadata"]["gap"] == 421
     assert after[0]["metadata"]["relay_restart"]["previous"] == 100
@@ -682,39 +854,65 @@ def test_counters_come_back_from_the_log_alone_when_their_file_is_lost(laser, st
     tracker = again.counters.trackers["laser"]
     down_since = tracker.relay_down_since_ns
     assert (tracker.last, tracker.run) == (9, 1) and down_since >= relay.counters.last_shot["relay_ts_ns"]
-    assert tracker.observe(12, tracker.date)[1] == {"relay_restart": {"previous": 9, "down_since_ns": down_since},
-                                                    "gap": 2}
+    assert tracker.observe(12, tracker.date)[1] == {
+        "relay_restart": {"previous": 9, "down_since_ns": down_since},
+        "gap": 2,
+    }
     assert tracker.observe(13, tracker.date)[1] == {}
     again.log.close()
 
 
 def child_pids(pid: int) -> list[int]:
-    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
-            for child in (task / "children").read_text().split()]
+    return [
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    ]
 
 
 @pytest.mark.slow
 def test_relay_killed_with_sigkill_leaves_no_kafka_shipper_behind(tmp_path, mongo_db):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
-           "MONGODB_DB": settings.MONGODB_DB, "RELAY_KAFKA_TOPIC": f"test.relay.kill9.{uuid.uuid4().hex[:8]}",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "labbook.settings",
+        "DJANGO_DEBUG": "1",
+        "MONGODB_DB": settings.MONGODB_DB,
+        "RELAY_KAFKA_TOPIC": f"test.relay.kill9.{uuid.uuid4().hex[:8]}",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}",
+    }
     relay = subprocess.Popen(
-        [sys.executable, "manage.py", "relay", "--input", f"tcp://127.0.0.1:{free_port()}", "--log-dir",
-         str(tmp_path / "log"), "--pub", f"tcp://127.0.0.1:{free_port()}", "--snapshot",
-         f"tcp://127.0.0.1:{free_port()}", "--no-live"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "manage.py",
+            "relay",
+            "--input",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--log-dir",
+            str(tmp_path / "log"),
+            "--pub",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--snapshot",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--no-live",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
+
         def shipper_pids():
-            return [pid for pid in child_pids(relay.pid)
-                    if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            return [pid for pid in child_pids(relay.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
         wait_for(lambda: shipper_pids(), timeout=30, message="the relay's Kafka shipper")
         shipper = shipper_pids()[0]
         relay.send_signal(signal.SIGKILL)
         relay.wait(10)
-        wait_for(lambda: not Path(f"/proc/{shipper}").exists()
-                 or Path(f"/proc/{shipper}/stat").read_text().split()[2] == "Z",
-                 timeout=15, message="the orphaned shipper to stop by itself")
+        wait_for(
+            lambda: not Path(f"/proc/{shipper}").exists()
+            or Path(f"/proc/{shipper}/stat").read_text().split()[2] == "Z",
+            timeout=15,
+            message="the orphaned shipper to stop by itself",
+        )
     finally:
         relay.kill()
 
@@ -722,12 +920,34 @@ def test_relay_killed_with_sigkill_leaves_no_kafka_shipper_behind(tmp_path, mong
 @pytest.mark.slow
 def test_every_envelope_a_subscriber_saw_is_in_the_log_after_kill_9_mid_burst(laser, tmp_path, mongo_db):
     log_dir, pub = tmp_path / "log", f"tcp://127.0.0.1:{free_port()}"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
-           "MONGODB_DB": settings.MONGODB_DB, "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "labbook.settings",
+        "DJANGO_DEBUG": "1",
+        "MONGODB_DB": settings.MONGODB_DB,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}",
+    }
     relay = subprocess.Popen(
-        [sys.executable, "manage.py", "relay", "--input", laser.endpoint_for_relay, "--log-dir", str(log_dir),
-         "--pub", pub, "--snapshot", f"tcp://127.0.0.1:{free_port()}", "--no-live", "--no-kafka"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "manage.py",
+            "relay",
+            "--input",
+            laser.endpoint_for_relay,
+            "--log-dir",
+            str(log_dir),
+            "--pub",
+            pub,
+            "--snapshot",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--no-live",
+            "--no-kafka",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     sub = subscriber(pub)
     sub.setsockopt(zmq.RCVHWM, 0)
     try:

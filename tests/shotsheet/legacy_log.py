@@ -26,13 +26,15 @@ class LegacyLog:
 
 def legacy_sheet() -> Sheet:
     sheet = Sheet.objects.create(name="Legacy sheet", slug="legacy", experiment="LWFA")
-    for position, (key, label, type_, extra) in enumerate([
-        ("energy", "Energy", Field.Type.FLOAT, {"unit": "J", "required": True, "max_value": 100}),
-        ("pulse", "Pulse", Field.Type.FLOAT, {"unit": "fs"}),
-        ("gas_pressure", "Gas pressure", Field.Type.FLOAT, {"unit": "mbar"}),
-        ("target", "Target", Field.Type.CHOICE, {"choices": "Al\nCu"}),
-        ("note", "Note", Field.Type.TEXT, {}),
-    ]):
+    for position, (key, label, type_, extra) in enumerate(
+        [
+            ("energy", "Energy", Field.Type.FLOAT, {"unit": "J", "required": True, "max_value": 100}),
+            ("pulse", "Pulse", Field.Type.FLOAT, {"unit": "fs"}),
+            ("gas_pressure", "Gas pressure", Field.Type.FLOAT, {"unit": "mbar"}),
+            ("target", "Target", Field.Type.CHOICE, {"choices": "Al\nCu"}),
+            ("note", "Note", Field.Type.TEXT, {}),
+        ]
+    ):
         Field.objects.create(sheet=sheet, key=key, label=label, type=type_, position=position, **extra)
     return sheet
 
@@ -51,8 +53,11 @@ def legacy_log(shots: int = 500, bad: bool = True) -> LegacyLog:
     sheet.merge_cells("B4:C4")
     sheet["D4"] = "Conditions"
     sheet.merge_cells("D4:E4")
-    for column, header in zip("BCDEFGH", ["Energy [J]", "Pulse (fs)", "Gas presure [mbar]", "target", "Time",
-                                          "Remarks of the night", "NOTE"], strict=True):
+    for column, header in zip(
+        "BCDEFGH",
+        ["Energy [J]", "Pulse (fs)", "Gas presure [mbar]", "target", "Time", "Remarks of the night", "NOTE"],
+        strict=True,
+    ):
         sheet[f"{column}{HEADER_ROW}"] = header
     log = LegacyLog(b"")
     grey = PatternFill("solid", fgColor="DDDDDD")
@@ -62,8 +67,18 @@ def legacy_log(shots: int = 500, bad: bool = True) -> LegacyLog:
         time = start + timedelta(minutes=shot)
         energy = f"{shot % 50},{shot % 10}" if shot % 5 == 0 else round(1 + shot % 50 + 0.25, 2)  # 100 as text
         typed_time = time.strftime("%d.%m.%Y %H:%M") if shot % 10 == 0 else time  # 50 typed as text
-        sheet.append([f"LWFA-20261124-{shot:06d}", energy, 30 + shot % 7, 1.5, "Al" if shot % 2 else "Cu",
-                      typed_time, "ok" if shot % 3 else "", f"shot {shot}"])
+        sheet.append(
+            [
+                f"LWFA-20261124-{shot:06d}",
+                energy,
+                30 + shot % 7,
+                1.5,
+                "Al" if shot % 2 else "Cu",
+                typed_time,
+                "ok" if shot % 3 else "",
+                f"shot {shot}",
+            ]
+        )
         log.rows_of[shot] = row
         row += 1
         if shot % EMPTY_EVERY == 0 and shot < shots:

@@ -6,6 +6,7 @@ built-in web server. This module installs no packages: setup must
 Each wiki (config, SQLite files, caches) lives entirely in the given tmp dir;
 the code in /usr/share/mediawiki is only read.
 """
+
 import json
 import os
 import shutil
@@ -58,24 +59,49 @@ def running_mediawiki(tmp_path):
     # server passes its environment to getenv(), so one env serves CLI and web alike.
     env = {**os.environ, "MW_CONFIG_FILE": str(tmp_path / "LocalSettings.php")}
     subprocess.run(
-        [php, "maintenance/install.php", "--quiet", "--dbtype", "sqlite",
-         "--dbpath", str(tmp_path / "data"), "--dbname", "labwiki",
-         "--server", base_url, "--scriptpath", "",  # so the API is at /api.php
-         "--confpath", str(tmp_path), "--pass", ADMIN_PASSWORD, "--skins", "",
-         "LabWiki", ADMIN_USER],
-        cwd=MW_DIR, env=env, check=True, capture_output=True, timeout=120)
+        [
+            php,
+            "maintenance/install.php",
+            "--quiet",
+            "--dbtype",
+            "sqlite",
+            "--dbpath",
+            str(tmp_path / "data"),
+            "--dbname",
+            "labwiki",
+            "--server",
+            base_url,
+            "--scriptpath",
+            "",  # so the API is at /api.php
+            "--confpath",
+            str(tmp_path),
+            "--pass",
+            ADMIN_PASSWORD,
+            "--skins",
+            "",
+            "LabWiki",
+            ADMIN_USER,
+        ],
+        cwd=MW_DIR,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     with open(tmp_path / "LocalSettings.php", "a") as f:
         f.write("\n$wgShowExceptionDetails = true;\n")  # readable errors in API answers
     log = open(tmp_path / "php-server.log", "wb")
-    server = subprocess.Popen([php, "-S", f"127.0.0.1:{port}", "-t", str(MW_DIR)],
-                              cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [php, "-S", f"127.0.0.1:{port}", "-t", str(MW_DIR)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 30
         while not _api_answers(base_url):
             # Exited early: most likely the port was taken between _free_port() and bind.
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"php -S did not serve {base_url}: "
-                                   + (tmp_path / "php-server.log").read_text(errors="replace"))
+                raise RuntimeError(
+                    f"php -S did not serve {base_url}: " + (tmp_path / "php-server.log").read_text(errors="replace")
+                )
             time.sleep(0.05)
         yield base_url
     finally:

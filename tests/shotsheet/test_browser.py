@@ -25,10 +25,19 @@ class ShotSheetInTheBrowser(BrowserTestCase):
     def setUp(self):
         get_user_model().objects.create_superuser("marie", "m@example.org", "browser-pass-123")
         self.sheet = Sheet.objects.create(name="Browser sheet", slug="browser", experiment="BRW")
-        Field.objects.create(sheet=self.sheet, key="target", label="Target", type=Field.Type.CHOICE,
-                             choices="Al\nCu", position=0)
-        Field.objects.create(sheet=self.sheet, key="energy", label="Energy", unit="J",
-                             type=Field.Type.FLOAT, required=True, max_value=100, position=1)
+        Field.objects.create(
+            sheet=self.sheet, key="target", label="Target", type=Field.Type.CHOICE, choices="Al\nCu", position=0
+        )
+        Field.objects.create(
+            sheet=self.sheet,
+            key="energy",
+            label="Energy",
+            unit="J",
+            type=Field.Type.FLOAT,
+            required=True,
+            max_value=100,
+            position=1,
+        )
         Field.objects.create(sheet=self.sheet, key="note", label="Note", type=Field.Type.TEXT, position=2)
 
     def test_bad_value_shows_its_error_and_keeps_the_other_inputs(self):
@@ -76,8 +85,13 @@ class ShotSheetInTheBrowser(BrowserTestCase):
         from shotsheet import store
         from shotsheet.entries import create_entry
 
-        entry = create_entry(self.sheet, schema.save_version(self.sheet), {"energy": 1.0, "note": ""},
-                             author="marie", shot_key="BRW-20251124-000001")
+        entry = create_entry(
+            self.sheet,
+            schema.save_version(self.sheet),
+            {"energy": 1.0, "note": ""},
+            author="marie",
+            shot_key="BRW-20251124-000001",
+        )
         url = f"{self.live_server_url}/sheets/browser/entries/{entry['_id']}/"
         a, b = self.logged_in_page(), self.logged_in_page()  # two browser contexts: two people
         a.goto(url)
@@ -176,9 +190,15 @@ class ShotSheetInTheBrowser(BrowserTestCase):
                 page.goto(f"{self.live_server_url}/sheets/browser/")
                 page.wait_for_selector("#live-state:has-text('live')")
                 assert "created [Europe/Berlin]" in page.inner_text("#entries thead")
-                entry = self.saved_elsewhere(lambda: create_entry(
-                    self.sheet, schema.save_version(self.sheet),
-                    {"energy": 1.5, "aligned": datetime(2026, 11, 24, 9, 0, tzinfo=UTC)}, author="marie", shot_key=None))
+                entry = self.saved_elsewhere(
+                    lambda: create_entry(
+                        self.sheet,
+                        schema.save_version(self.sheet),
+                        {"energy": 1.5, "aligned": datetime(2026, 11, 24, 9, 0, tzinfo=UTC)},
+                        author="marie",
+                        shot_key=None,
+                    )
+                )
                 created = store.get_entry(entry["_id"])["created"].astimezone(ZoneInfo("Europe/Berlin"))
                 row = f"#entries tr[data-entry='{entry['_id']}']"
                 page.wait_for_selector(row)
@@ -195,12 +215,19 @@ class ShotSheetInTheBrowser(BrowserTestCase):
         page = self.logged_in_page()
         page.goto(f"{self.live_server_url}/sheets/browser/")
         page.wait_for_selector("#live-state:has-text('live')")
-        Field.objects.create(sheet=self.sheet, key="gas_pressure", label="Gas pressure", unit="mbar",
-                             type=Field.Type.FLOAT, position=1)
+        Field.objects.create(
+            sheet=self.sheet, key="gas_pressure", label="Gas pressure", unit="mbar", type=Field.Type.FLOAT, position=1
+        )
         Field.objects.create(sheet=self.sheet, key="shots", label="Shots", type=Field.Type.INTEGER, position=5)
-        entry = self.saved_elsewhere(lambda: create_entry(
-            self.sheet, schema.save_version(self.sheet), {"energy": 7.5, "gas_pressure": 12.5, "shots": 3},
-            author="marie", shot_key=None))
+        entry = self.saved_elsewhere(
+            lambda: create_entry(
+                self.sheet,
+                schema.save_version(self.sheet),
+                {"energy": 7.5, "gas_pressure": 12.5, "shots": 3},
+                author="marie",
+                shot_key=None,
+            )
+        )
         row = f"#entries tr[data-entry='{entry['_id']}']"
         page.wait_for_selector(f"{row} td:text-is('12.5')")
         headers = [th.inner_text() for th in page.query_selector_all("#entries thead th")]
@@ -214,9 +241,14 @@ class ShotSheetInTheBrowser(BrowserTestCase):
 
         from shotsheet.entries import create_entry
 
-        entries = [self.saved_elsewhere(lambda energy=energy: create_entry(
-            self.sheet, schema.save_version(self.sheet), {"energy": energy}, author="marie", shot_key=None))
-            for energy in (1.0, 2.0)]
+        entries = [
+            self.saved_elsewhere(
+                lambda energy=energy: create_entry(
+                    self.sheet, schema.save_version(self.sheet), {"energy": energy}, author="marie", shot_key=None
+                )
+            )
+            for energy in (1.0, 2.0)
+        ]
         page = self.logged_in_page("en-US", timezone_id="America/New_York")
         page.goto(f"{self.live_server_url}/sheets/browser/")
         page.click("#plot-panel summary")

@@ -2,10 +2,9 @@
 sheet's decimal mark reads it back as the same number; integer fields stay within what MongoDB
 stores, and exponents within what a float holds."""
 
-from html.parser import HTMLParser
-
 import io
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -57,8 +56,9 @@ def form_values(html: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("decimal_mark", ["auto", "comma", "point"])
 @pytest.mark.parametrize("energy", [12.375, 1.064, 99.5, 100.0])
-def test_an_entry_holding_a_thousands_shaped_number_saves_again_unchanged(admin_client, sheet, make_entry, mongo_db,
-                                                                          decimal_mark, energy):
+def test_an_entry_holding_a_thousands_shaped_number_saves_again_unchanged(
+    admin_client, sheet, make_entry, mongo_db, decimal_mark, energy
+):
     Sheet.objects.filter(pk=sheet.pk).update(decimal_mark=decimal_mark)
     entry = make_entry(sheet, energy=energy, shots_on_target=1000)
     url = f"/sheets/test/entries/{entry['_id']}/"
@@ -79,14 +79,21 @@ def test_a_number_that_could_be_read_two_ways_says_how_to_write_it():
     assert parse_number("-12.3750") == Decimal("-12.375")
 
 
-@pytest.mark.parametrize("typed, message", [
-    ("1e400000", "&#x27;1e400000&#x27; has an exponent beyond ±308: no field holds such a number."),
-    ("9223372036854775808", "9223372036854775808 is beyond what an integer field holds "
-                            "(-9,223,372,036,854,775,808 to 9,223,372,036,854,775,807)."),
-    ("-1e19", "-10000000000000000000 is beyond what an integer field holds"),
-])
-def test_an_integer_beyond_int64_or_an_exponent_beyond_a_float_is_a_form_error(admin_client, sheet, mongo_db,
-                                                                                typed, message):
+@pytest.mark.parametrize(
+    "typed, message",
+    [
+        ("1e400000", "&#x27;1e400000&#x27; has an exponent beyond ±308: no field holds such a number."),
+        (
+            "9223372036854775808",
+            "9223372036854775808 is beyond what an integer field holds "
+            "(-9,223,372,036,854,775,808 to 9,223,372,036,854,775,807).",
+        ),
+        ("-1e19", "-10000000000000000000 is beyond what an integer field holds"),
+    ],
+)
+def test_an_integer_beyond_int64_or_an_exponent_beyond_a_float_is_a_form_error(
+    admin_client, sheet, mongo_db, typed, message
+):
     response = admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "1", "shots_on_target": typed})
     assert response.status_code == 200 and message in response.content.decode()
     assert mongo_db["entries"].count_documents({}) == 0
@@ -94,8 +101,10 @@ def test_an_integer_beyond_int64_or_an_exponent_beyond_a_float_is_a_form_error(a
 
 def test_the_importer_refuses_an_integer_beyond_int64_and_a_huge_exponent(sheet, mongo_db, tmp_path):
     path = tmp_path / "log.csv"
-    path.write_text("shot_key,Target,Energy [J],Shots on target\nTST-1,Al,1e400000,1\n"
-                    "TST-2,Al,1,9223372036854775808\nTST-3,Al,1,9223372036854775807\n")
+    path.write_text(
+        "shot_key,Target,Energy [J],Shots on target\nTST-1,Al,1e400000,1\n"
+        "TST-2,Al,1,9223372036854775808\nTST-3,Al,1,9223372036854775807\n"
+    )
     out = io.StringIO()
     with pytest.raises(CommandError, match="2 of 3 rows have errors"):
         call_command("import_entries", "test", str(path), stdout=out, stderr=out)

@@ -3,8 +3,8 @@ skipped and counted, the header found below title rows, text decimals and dates 
 by cell, column, value and problem."""
 
 import io
-from decimal import Decimal
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -72,8 +72,9 @@ def test_a_realistic_excel_log_imports_with_one_mapping_and_one_ignore(legacy, m
     log = legacy_log(bad=False)
     path = tmp_path / "campaign.xlsx"
     path.write_bytes(log.content)
-    output = run_import(path, "--map", "Gas presure [mbar]=gas_pressure", "--ignore", "Remarks of the night",
-                        "--entry-time", "Time")
+    output = run_import(
+        path, "--map", "Gas presure [mbar]=gas_pressure", "--ignore", "Remarks of the night", "--entry-time", "Time"
+    )
     assert "header in row 5, 500 rows, 4 empty rows skipped" in output
     assert "A Shot: → Shot key" in output and "B Laser › Energy [J]: → Energy [J]" in output
     assert "C Laser › Pulse (fs): → Pulse [fs]" in output and "E Conditions › target: → Target" in output
@@ -101,22 +102,32 @@ def test_bad_cells_are_reported_by_cell_column_value_and_problem_grouped_by_kind
     assert f"1 row in Laser › Energy [J]: Ensure this value is less than or equal to 100.0 — {over} '150'" in report
     assert "numbers typed as text in Laser › Energy [J]: decimal comma, as the file shows (B10 '5,5')" in report
     assert f"1 row in Laser › Energy [J]: not a number — {ambiguous} '12,5.3'" in report
-    assert ("1 row in Conditions › target: Select a valid choice. Fe is not one of the available choices "
-            f"— {choice} 'Fe'") in report
+    assert (
+        f"1 row in Conditions › target: Select a valid choice. Fe is not one of the available choices — {choice} 'Fe'"
+    ) in report
     with pytest.raises(CommandError):
         call_command("import_entries", "legacy", str(path), *mapping, "--decimal", "point", stdout=out, stderr=out)
-    assert "99 rows in Laser › Energy [J]: decimal comma, but this import reads decimal points — " \
-           f"B{FIRST_ROW + 4} '5,5'" in out.getvalue()
+    assert (
+        "99 rows in Laser › Energy [J]: decimal comma, but this import reads decimal points — "
+        f"B{FIRST_ROW + 4} '5,5'" in out.getvalue()
+    )
     assert mongo_db["entries"].count_documents({}) == 0
 
 
 def test_headers_match_with_units_in_brackets_or_parentheses_case_and_spacing(legacy):
-    fields = [FieldDef(key=f.key, label=f.label, unit=f.unit, type=f.type, required=f.required)
-              for f in legacy.fields.all()]
+    fields = [
+        FieldDef(key=f.key, label=f.label, unit=f.unit, type=f.type, required=f.required) for f in legacy.fields.all()
+    ]
     targets = importer.targets_of(fields)
-    for header, target in [("Energy [J]", "energy"), ("energy (J)", "energy"), ("  ENERGY   [ J ] ", "energy"),
-                           ("gas_pressure", "gas_pressure"), ("Gas  Pressure (mbar)", "gas_pressure"),
-                           ("Shot key", "shot_key"), ("pulse(fs)", "pulse")]:
+    for header, target in [
+        ("Energy [J]", "energy"),
+        ("energy (J)", "energy"),
+        ("  ENERGY   [ J ] ", "energy"),
+        ("gas_pressure", "gas_pressure"),
+        ("Gas  Pressure (mbar)", "gas_pressure"),
+        ("Shot key", "shot_key"),
+        ("pulse(fs)", "pulse"),
+    ]:
         assert importer.match_header(header, "", targets).target == target, header
     wrong_unit = importer.match_header("Energy [mJ]", "", targets)
     assert wrong_unit.target == "" and wrong_unit.suggestion == "energy" and "mJ" in wrong_unit.note
@@ -125,7 +136,9 @@ def test_headers_match_with_units_in_brackets_or_parentheses_case_and_spacing(le
 def test_numbers_and_dates_typed_as_text():
     assert parse_number("3,7") == Decimal("3.7") and parse_number("-0,25") == Decimal("-0.25")
     assert parse_number("1.5e3") == 1500 and parse_number("1 234,5") == Decimal("1234.5")
-    assert parse_number("1.234,5", "comma") == Decimal("1234.5") and parse_number("1,234.5", "point") == Decimal("1234.5")
+    assert parse_number("1.234,5", "comma") == Decimal("1234.5") and parse_number("1,234.5", "point") == Decimal(
+        "1234.5"
+    )
     for ambiguous in ("1,234", "1.234", "1,234.5", "1.234,5"):
         with pytest.raises(NumberError) as refused:
             parse_number(ambiguous)
@@ -142,11 +155,14 @@ def test_numbers_and_dates_typed_as_text():
 
 def test_slashed_dates_that_could_be_either_are_read_as_the_rest_of_the_file_shows(legacy, mongo_db, tmp_path):
     path = tmp_path / "log.csv"
-    for other, meant in (("24/11/2026 14:03", datetime(2026, 2, 1, 9, 0, tzinfo=UTC)),
-                         ("11/24/2026 14:03", datetime(2026, 1, 2, 9, 0, tzinfo=UTC))):
+    for other, meant in (
+        ("24/11/2026 14:03", datetime(2026, 2, 1, 9, 0, tzinfo=UTC)),
+        ("11/24/2026 14:03", datetime(2026, 1, 2, 9, 0, tzinfo=UTC)),
+    ):
         mongo_db["entries"].delete_many({})
-        path.write_text(f"shot_key,Energy [J],when\nLWFA-20261124-000001,1,01/02/2026 10:00\n"
-                        f"LWFA-20261124-000002,1,{other}\n")
+        path.write_text(
+            f"shot_key,Energy [J],when\nLWFA-20261124-000001,1,01/02/2026 10:00\nLWFA-20261124-000002,1,{other}\n"
+        )
         output = run_import(path, "--entry-time", "when")
         assert "dates with slashes: " in output
         assert entries(mongo_db)["LWFA-20261124-000001"]["created"] == meant
@@ -172,12 +188,21 @@ def test_the_web_import_previews_every_column_before_it_imports(admin_client, le
     assert "did you mean <strong>Gas pressure [mbar]</strong>?" in page
     assert "Dates and times without a zone are read as Europe/Berlin time (stored in UTC)." in page
     assert "LWFA-20261124-000001 · LWFA-20261124-000002" in page  # sample values
-    refused = admin_client.post(preview_url, {"header_row": 5, "shown_header_row": 5, "decimal_mark": "auto",
-                                              "date_order": "auto", "import": ""}).content.decode()
+    refused = admin_client.post(
+        preview_url,
+        {"header_row": 5, "shown_header_row": 5, "decimal_mark": "auto", "date_order": "auto", "import": ""},
+    ).content.decode()
     assert "Column D “Conditions › Gas presure [mbar]” matches no field" in refused
     assert mongo_db["entries"].count_documents({}) == 0
-    chosen = {"header_row": 5, "shown_header_row": 5, "decimal_mark": "auto", "date_order": "auto",
-              "col_D": "gas_pressure", "col_F": importer.ENTRY_TIME, "col_G": importer.IGNORE}
+    chosen = {
+        "header_row": 5,
+        "shown_header_row": 5,
+        "decimal_mark": "auto",
+        "date_order": "auto",
+        "col_D": "gas_pressure",
+        "col_F": importer.ENTRY_TIME,
+        "col_G": importer.IGNORE,
+    }
     page = admin_client.post(preview_url, {**chosen, "check": ""}).content.decode()
     assert "Ignored columns (not imported): G “Remarks of the night”" in page
     response = import_previewed(admin_client, preview_url, chosen)
@@ -186,8 +211,7 @@ def test_the_web_import_previews_every_column_before_it_imports(admin_client, le
     assert admin_client.get(preview_url)["Location"] == "/sheets/legacy/import/"  # the file is gone
 
 
-def test_a_kept_upload_is_only_its_uploaders_and_expires(admin_client, client, legacy, settings,
-                                                          django_user_model):
+def test_a_kept_upload_is_only_its_uploaders_and_expires(admin_client, client, legacy, settings, django_user_model):
     response = upload(admin_client, "log.csv", b"shot_key,Energy [J]\nLWFA-20261124-000001,1\n")
     preview_url = response["Location"]
     token = preview_url.rstrip("/").rsplit("/", 1)[1]
@@ -225,8 +249,11 @@ def test_a_choice_for_a_column_that_is_not_there_is_refused(legacy, mongo_db, tm
 
 def test_a_german_excel_csv_with_a_title_row_semicolons_and_decimal_commas(legacy, mongo_db, tmp_path):
     path = tmp_path / "log.csv"
-    path.write_text("Schusslog Kampagne November\n\nShot;Energy [J];Pulse (fs)\n"
-                    "LWFA-20261124-000001;3,7;25,5\nLWFA-20261124-000002;12;30\n", encoding="utf-8")
+    path.write_text(
+        "Schusslog Kampagne November\n\nShot;Energy [J];Pulse (fs)\n"
+        "LWFA-20261124-000001;3,7;25,5\nLWFA-20261124-000002;12;30\n",
+        encoding="utf-8",
+    )
     assert "Imported 2 entries" in run_import(path)
     stored = entries(mongo_db)
     assert stored["LWFA-20261124-000001"]["values"]["energy"] == 3.7
@@ -255,12 +282,15 @@ def test_numbers_that_could_be_either_are_read_as_the_rest_of_the_file_shows(leg
     path = tmp_path / "log.csv"
     for others, meant in (("12.25", 1.234), ("3,7", 1234.0)):
         mongo_db["entries"].delete_many({})
-        path.write_text(f"shot_key;Energy [J];Pulse (fs)\nLWFA-20261124-000001;1;1.234\n"
-                        f"LWFA-20261124-000002;1;{others}\n")
+        path.write_text(
+            f"shot_key;Energy [J];Pulse (fs)\nLWFA-20261124-000001;1;1.234\nLWFA-20261124-000002;1;{others}\n"
+        )
         run_import(path)
         assert entries(mongo_db)["LWFA-20261124-000001"]["values"]["pulse"] == meant
-    path.write_text("shot_key;Energy [J];Pulse (fs)\nLWFA-20261124-000001;1;1.234\nLWFA-20261124-000002;1;1.5\n"
-                    "LWFA-20261124-000003;1;2,5\n")
+    path.write_text(
+        "shot_key;Energy [J];Pulse (fs)\nLWFA-20261124-000001;1;1.234\nLWFA-20261124-000002;1;1.5\n"
+        "LWFA-20261124-000003;1;2,5\n"
+    )
     out = io.StringIO()
     with pytest.raises(CommandError):  # both marks in one file: what could be either is refused
         call_command("import_entries", "legacy", str(path), stdout=out, stderr=out)

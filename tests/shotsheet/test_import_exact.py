@@ -6,9 +6,9 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
-from django.core.files.uploadedfile import SimpleUploadedFile
 from openpyxl import Workbook
 
 from shotsheet import importer
@@ -65,16 +65,22 @@ def test_a_fraction_in_an_integer_field_is_refused_as_text_or_xlsx_number(legacy
 
 def test_a_local_time_in_the_hours_the_clocks_change_is_refused_not_moved(legacy, mongo_db, tmp_path):
     path = tmp_path / "log.csv"
-    path.write_text("shot_key;Energy [J];Time\nLWFA-20261124-000001;1;29.03.2026 02:30\n"
-                    "LWFA-20261124-000002;1;25.10.2026 02:30\nLWFA-20261124-000003;1;25.10.2026 03:30\n")
+    path.write_text(
+        "shot_key;Energy [J];Time\nLWFA-20261124-000001;1;29.03.2026 02:30\n"
+        "LWFA-20261124-000002;1;25.10.2026 02:30\nLWFA-20261124-000003;1;25.10.2026 03:30\n"
+    )
     with pytest.raises(CommandError) as refused:
         run_import(path, "--entry-time", "Time")
     report = str(refused.value)
     assert "2 of 3 rows have errors" in report
-    assert ("no such time in Europe/Berlin (the clocks go forward): write it with its offset, "
-            "e.g. 2026-03-29T02:30+01:00 — C2 '29.03.2026 02:30'") in report
-    assert ("happens twice in Europe/Berlin (the clocks go back): write it with its offset, "
-            "2026-10-25T02:30+02:00 or 2026-10-25T02:30+01:00 — C3 '25.10.2026 02:30'") in report
+    assert (
+        "no such time in Europe/Berlin (the clocks go forward): write it with its offset, "
+        "e.g. 2026-03-29T02:30+01:00 — C2 '29.03.2026 02:30'"
+    ) in report
+    assert (
+        "happens twice in Europe/Berlin (the clocks go back): write it with its offset, "
+        "2026-10-25T02:30+02:00 or 2026-10-25T02:30+01:00 — C3 '25.10.2026 02:30'"
+    ) in report
     path.write_text("shot_key;Energy [J];Time\nLWFA-20261124-000002;1;2026-10-25T02:30+01:00\n")
     run_import(path, "--entry-time", "Time")
     assert str(entries(mongo_db)["LWFA-20261124-000002"]["created"]) == "2026-10-25 01:30:00+00:00"
@@ -84,10 +90,20 @@ HEADED_LIKE_A_LETTER = b"shot_key,Energy [J],E,Pulse (fs),Remarks\nLWFA-20261124
 
 
 def test_the_web_preview_sends_each_columns_choice_by_its_letter_only(admin_client, legacy, mongo_db):
-    response = admin_client.post("/sheets/legacy/import/",
-                                 {"file": SimpleUploadedFile("log.csv", HEADED_LIKE_A_LETTER)})
-    chosen = {"header_row": 1, "shown_header_row": 1, "decimal_mark": "auto", "date_order": "auto",
-              "col_A": "shot_key", "col_B": "energy", "col_C": "note", "col_D": "pulse", "col_E": importer.IGNORE}
+    response = admin_client.post(
+        "/sheets/legacy/import/", {"file": SimpleUploadedFile("log.csv", HEADED_LIKE_A_LETTER)}
+    )
+    chosen = {
+        "header_row": 1,
+        "shown_header_row": 1,
+        "decimal_mark": "auto",
+        "date_order": "auto",
+        "col_A": "shot_key",
+        "col_B": "energy",
+        "col_C": "note",
+        "col_D": "pulse",
+        "col_E": importer.IGNORE,
+    }
     page = admin_client.post(response["Location"], {**chosen, "check": ""}).content.decode()
     assert "Ignored columns (not imported): E “Remarks”." in page  # column C headed `E` took E's choice
     assert import_previewed(admin_client, response["Location"], chosen).status_code == 302
@@ -97,8 +113,11 @@ def test_the_web_preview_sends_each_columns_choice_by_its_letter_only(admin_clie
 def test_a_command_choice_that_is_a_header_and_another_columns_letter_is_refused(legacy, mongo_db, tmp_path):
     path = tmp_path / "log.csv"
     path.write_bytes(HEADED_LIKE_A_LETTER)
-    with pytest.raises(CommandError, match="'E' is the header of column C and the letter of column E: write the "
-                                           "header's column as col:C, column E as col:E"):
+    with pytest.raises(
+        CommandError,
+        match="'E' is the header of column C and the letter of column E: write the "
+        "header's column as col:C, column E as col:E",
+    ):
         run_import(path, "--map", "E=note", "--ignore", "Remarks")
     assert mongo_db["entries"].count_documents({}) == 0
     run_import(path, "--map", "col:C=note", "--ignore", "col:E")
@@ -122,9 +141,18 @@ def test_pressing_import_twice_imports_once(admin_user, legacy, mongo_db):
     first, second = Client(), Client()
     first.force_login(admin_user)
     second.cookies = first.cookies  # the same session, as two presses of one browser
-    preview_url = first.post("/sheets/legacy/import/", {"file": SimpleUploadedFile("log.xlsx", log.content)})["Location"]
-    chosen = {"header_row": 5, "shown_header_row": 5, "decimal_mark": "auto", "date_order": "auto",
-              "col_D": "gas_pressure", "col_F": importer.ENTRY_TIME, "col_G": importer.IGNORE}
+    preview_url = first.post("/sheets/legacy/import/", {"file": SimpleUploadedFile("log.xlsx", log.content)})[
+        "Location"
+    ]
+    chosen = {
+        "header_row": 5,
+        "shown_header_row": 5,
+        "decimal_mark": "auto",
+        "date_order": "auto",
+        "col_D": "gas_pressure",
+        "col_F": importer.ENTRY_TIME,
+        "col_G": importer.IGNORE,
+    }
     chosen |= {"previewed": previewed(preview(first, preview_url, chosen)), "import": ""}
     with ThreadPoolExecutor(2) as pool:
         responses = list(pool.map(lambda client: client.post(preview_url, chosen), (first, second)))
@@ -138,26 +166,39 @@ def test_each_column_shows_its_own_decimal_mark(legacy, mongo_db, tmp_path):
     path.write_text("shot_key;Energy [J];Gas pressure [mbar]\nLWFA-20261124-000001;1,5;1.250\n")
     with pytest.raises(CommandError, match="1 of 1 rows have errors"):
         run_import(path)  # was imported, 1.250 mbar as 1250
-    path.write_text("shot_key;Energy [J];Pulse (fs);Gas pressure [mbar]\nLWFA-20261124-000001;1,5;25;1.250\n"
-                    "LWFA-20261124-000002;2;12.5;3\n")
+    path.write_text(
+        "shot_key;Energy [J];Pulse (fs);Gas pressure [mbar]\nLWFA-20261124-000001;1,5;25;1.250\n"
+        "LWFA-20261124-000002;2;12.5;3\n"
+    )
     with pytest.raises(CommandError) as refused:  # Energy's comma made the file "comma": Gas pressure 1250
         run_import(path)
     report = str(refused.value)
     assert "numbers typed as text in Energy [J]: decimal comma, as the file shows (B2 '1,5')" in report
     assert "numbers typed as text in Pulse (fs): decimal point, as the file shows (C3 '12.5')" in report
-    assert "1 row in Gas pressure [mbar]: ambiguous number: thousands separator or decimal mark? " \
-           "(choose the decimal mark) — D2 '1.250'" in report
+    assert (
+        "1 row in Gas pressure [mbar]: ambiguous number: thousands separator or decimal mark? "
+        "(choose the decimal mark) — D2 '1.250'" in report
+    )
     run_import(path, "--decimal", "comma", "--ignore", "Pulse (fs)")  # the mark chosen: for every column
     stored = entries(mongo_db)["LWFA-20261124-000001"]["values"]
     assert stored == {"energy": 1.5, "gas_pressure": 1250.0}
 
 
 def test_the_web_import_imports_only_the_choices_and_fields_it_previewed(admin_client, legacy, mongo_db):
-    response = admin_client.post("/sheets/legacy/import/", {"file": SimpleUploadedFile(
-        "log.csv", b"shot_key;Energy [J];Remarks\nLWFA-20261124-000001;1.250;fine\n")})
+    response = admin_client.post(
+        "/sheets/legacy/import/",
+        {"file": SimpleUploadedFile("log.csv", b"shot_key;Energy [J];Remarks\nLWFA-20261124-000001;1.250;fine\n")},
+    )
     url = response["Location"]
-    shown = {"header_row": 1, "shown_header_row": 1, "decimal_mark": "point", "date_order": "auto",
-             "col_A": "shot_key", "col_B": "energy", "col_C": importer.IGNORE}
+    shown = {
+        "header_row": 1,
+        "shown_header_row": 1,
+        "decimal_mark": "point",
+        "date_order": "auto",
+        "col_A": "shot_key",
+        "col_B": "energy",
+        "col_C": importer.IGNORE,
+    }
     digest = previewed(preview(admin_client, url, shown))
     changed_in_the_same_submit = [{"decimal_mark": "comma"}, {"date_order": "dmy"}, {"col_C": "note"}]
     for change in changed_in_the_same_submit:

@@ -32,8 +32,10 @@ def with_sheet_xml(xlsx: bytes, sheet_xml: bytes) -> bytes:
 def bomb_workbook(rows: int = 400_000) -> bytes:
     """A small XLSX that unpacks to 13.6 MB of worksheet XML: `rows` rows of one number."""
     body = b'<row><c t="n"><v>123</v></c></row>' * rows
-    xml = (b'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/'
-           b'spreadsheetml/2006/main"><sheetData>' + body + b"</sheetData></worksheet>")
+    xml = (
+        b'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/'
+        b'spreadsheetml/2006/main"><sheetData>' + body + b"</sheetData></worksheet>"
+    )
     return with_sheet_xml(small_workbook(), xml)
 
 

@@ -63,7 +63,8 @@ def test_the_watchers_shot_page_says_no_entry_yet_or_links_the_entry(admin_clien
     assert "no entry yet" not in page
     link = re.search(r'<a href="([^"]+)">Shot sheet entry of ' + SHOT, page)
     assert link and admin_client.get(link.group(1), follow=True).request["PATH_INFO"] == (
-        f"/sheets/test/entries/{entry['_id']}/")
+        f"/sheets/test/entries/{entry['_id']}/"
+    )
 
 
 def test_the_relay_badge_shows_the_shot_the_form_was_prefilled_with(admin_client, sheet, mongo_db):

@@ -13,8 +13,14 @@ def test_mongodb_gone_keeps_the_typed_entry_and_the_table_as_it_was(admin_client
     assert "Al" in admin_client.get("/sheets/test/").content.decode()
 
     private_mongodb.kill()
-    typed = {"target": "Cu", "energy": "7.25", "shots_on_target": "3", "note": "after the realignment",
-             "comment": "fired at 03:12", "save": "1"}
+    typed = {
+        "target": "Cu",
+        "energy": "7.25",
+        "shots_on_target": "3",
+        "note": "after the realignment",
+        "comment": "fired at 03:12",
+        "save": "1",
+    }
     refused = admin_client.post("/sheets/test/new/", typed)
     page = refused.content.decode()
     assert refused.status_code == 503 and "Not saved: the database cannot be reached" in page
@@ -35,7 +41,8 @@ def test_mongodb_gone_keeps_the_typed_entry_and_the_table_as_it_was(admin_client
 
 
 def test_mongodb_lost_midway_through_an_import_leaves_nothing_of_it_in_the_sheet(
-        admin_client, sheet, private_mongodb, monkeypatch):
+    admin_client, sheet, private_mongodb, monkeypatch
+):
     from pymongo.errors import PyMongoError
 
     from shotsheet import importer, store, table
@@ -43,8 +50,9 @@ def test_mongodb_lost_midway_through_an_import_leaves_nothing_of_it_in_the_sheet
     rows = [[str(n % 100), "Al"] for n in range(1, 201)]
 
     def import_rows(rows):
-        stored, checked = importer.import_grid(sheet, importer.Grid("log.csv", [["Energy [J]", "target"], *rows]),
-                                               author="t")
+        stored, checked = importer.import_grid(
+            sheet, importer.Grid("log.csv", [["Energy [J]", "target"], *rows]), author="t"
+        )
         return stored, checked.problems
 
     real_finish = store.finish_import

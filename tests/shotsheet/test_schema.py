@@ -39,8 +39,9 @@ def admin_post_data(client, url: str) -> dict:
     return data
 
 
-@pytest.mark.parametrize("page", ["/sheets/test/", "/sheets/test/new/", "/sheets/test/export.csv",
-                                  "/sheets/test/plot.json?y=energy"])
+@pytest.mark.parametrize(
+    "page", ["/sheets/test/", "/sheets/test/new/", "/sheets/test/export.csv", "/sheets/test/plot.json?y=energy"]
+)
 def test_viewing_a_sheet_never_writes_a_schema_version(admin_client, sheet, mongo_db, page):
     """Fields made outside the admin (here: in code) and a field added later: the pages show them,
     and write nothing (a GET that writes is a bug)."""
@@ -56,8 +57,7 @@ def test_viewing_a_sheet_never_writes_a_schema_version(admin_client, sheet, mong
         assert "Gas" in response.content.decode()  # the new field is shown although no version has it yet
 
 
-def test_saving_the_sheet_in_the_admin_makes_a_new_version_only_when_the_fields_changed(admin_client, sheet,
-                                                                                          mongo_db):
+def test_saving_the_sheet_in_the_admin_makes_a_new_version_only_when_the_fields_changed(admin_client, sheet, mongo_db):
     url = f"/admin/shotsheet/sheet/{sheet.pk}/change/"
     data = admin_post_data(admin_client, url)
     assert admin_client.post(url, data).status_code == 302
@@ -66,8 +66,14 @@ def test_saving_the_sheet_in_the_admin_makes_a_new_version_only_when_the_fields_
     assert versions(sheet) == [1]  # saved again unchanged: the same version
     data = admin_post_data(admin_client, url)
     row = int(data["fields-TOTAL_FORMS"]) - 1  # the admin's empty extra row
-    data.update({f"fields-{row}-key": "gas", f"fields-{row}-label": "Gas", f"fields-{row}-type": "text",
-                 f"fields-{row}-position": "9"})
+    data.update(
+        {
+            f"fields-{row}-key": "gas",
+            f"fields-{row}-label": "Gas",
+            f"fields-{row}-type": "text",
+            f"fields-{row}-position": "9",
+        }
+    )
     response = admin_client.post(url, data)
     assert response.status_code == 302, response.context["errors"] if response.context else response
     assert versions(sheet) == [1, 2] and store.schema("test", 2)["fields"][-1]["key"] == "gas"
@@ -84,13 +90,13 @@ def test_an_entry_saved_after_fields_changed_in_code_gets_a_version_with_its_fie
     assert versions(sheet) == [1, 2] and entry["schema_version"] == 2
 
 
-def test_saving_a_choice_source_in_the_admin_makes_a_new_version_of_the_sheets_using_it(admin_client, sheet,
-                                                                                          mongo_db):
+def test_saving_a_choice_source_in_the_admin_makes_a_new_version_of_the_sheets_using_it(admin_client, sheet, mongo_db):
     from shotsheet.models import ChoiceSource
     from shotsheet.schema import save_version
 
-    source = ChoiceSource.objects.create(name="Targets", kind=ChoiceSource.Kind.WIKI_PAGE,
-                                         wiki_url="http://wiki.invalid/w/", title="Targets")
+    source = ChoiceSource.objects.create(
+        name="Targets", kind=ChoiceSource.Kind.WIKI_PAGE, wiki_url="http://wiki.invalid/w/", title="Targets"
+    )
     sheet.fields.filter(key="target").update(choice_source=source)
     save_version(sheet)
     url = f"/admin/shotsheet/choicesource/{source.pk}/change/"

@@ -31,16 +31,36 @@ def test_every_change_to_the_fields_makes_a_new_schema_version_kept_in_mongodb(s
 def test_generated_form_validates_every_field_type_and_returns_native_types(sheet):
     Field.objects.create(sheet=sheet, key="when", label="When", type=Field.Type.DATETIME, position=10)
     Field.objects.create(sheet=sheet, key="daq", label="DAQ", type=Field.Type.JSON, position=11)
-    Field.objects.create(sheet=sheet, key="tags", label="Tags", type=Field.Type.MULTI_CHOICE,
-                         choices="a\nb", position=12)
+    Field.objects.create(
+        sheet=sheet, key="tags", label="Tags", type=Field.Type.MULTI_CHOICE, choices="a\nb", position=12
+    )
     fields = schema.save_version(sheet).fields
     form_class = entry_form_class(fields)
-    bad = form_class({"target": "Fe", "energy": "150", "shots_on_target": "1.5", "note": "UPPER",
-                      "when": "yesterday", "daq": "{oops", "tags": ["c"]})
+    bad = form_class(
+        {
+            "target": "Fe",
+            "energy": "150",
+            "shots_on_target": "1.5",
+            "note": "UPPER",
+            "when": "yesterday",
+            "daq": "{oops",
+            "tags": ["c"],
+        }
+    )
     assert not bad.is_valid()
     assert set(bad.errors) == {"target", "energy", "shots_on_target", "note", "when", "daq", "tags"}
-    good = form_class({"target": "Cu", "energy": "12.5", "shots_on_target": "3", "ok": "on", "note": "fine",
-                       "when": "2026-11-24 10:00", "daq": '{"gain": 2}', "tags": ["a", "b"]})
+    good = form_class(
+        {
+            "target": "Cu",
+            "energy": "12.5",
+            "shots_on_target": "3",
+            "ok": "on",
+            "note": "fine",
+            "when": "2026-11-24 10:00",
+            "daq": '{"gain": 2}',
+            "tags": ["a", "b"],
+        }
+    )
     assert good.is_valid(), good.errors
     data = good.cleaned_data
     assert (data["energy"], data["shots_on_target"], data["ok"]) == (12.5, 3, True)
@@ -52,8 +72,17 @@ def test_entry_is_stored_with_native_types_version_author_and_the_relays_shot(ad
     relay_store.save_state({"rate": 1.0}, shot)
     page = admin_client.get("/sheets/test/new/")
     assert b"TST-20261124-000042" in page.content  # prefilled from the relay
-    response = admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "9.75", "shots_on_target": "2",
-                                                       "ok": "on", "shot_key": shot["shot_key"], "save_next": "1"})
+    response = admin_client.post(
+        "/sheets/test/new/",
+        {
+            "target": "Al",
+            "energy": "9.75",
+            "shots_on_target": "2",
+            "ok": "on",
+            "shot_key": shot["shot_key"],
+            "save_next": "1",
+        },
+    )
     assert response.status_code == 302 and response["Location"] == "/sheets/test/new/"
     entry = mongo_db["entries"].find_one({"sheet": "test"})
     assert entry["values"]["energy"] == 9.75 and isinstance(entry["values"]["energy"], float)
@@ -65,8 +94,10 @@ def test_entry_is_stored_with_native_types_version_author_and_the_relays_shot(ad
 
 
 def test_bad_value_shows_its_error_next_to_the_field_and_keeps_everything_typed(admin_client, sheet, mongo_db):
-    response = admin_client.post("/sheets/test/new/", {"target": "Cu", "energy": "lots", "shots_on_target": "7",
-                                                       "note": "kept text", "comment": "my comment"})
+    response = admin_client.post(
+        "/sheets/test/new/",
+        {"target": "Cu", "energy": "lots", "shots_on_target": "7", "note": "kept text", "comment": "my comment"},
+    )
     assert response.status_code == 200
     html = response.content.decode()
     assert "Enter a number." in html and 'id="error_1_id_energy"' in html
@@ -76,8 +107,9 @@ def test_bad_value_shows_its_error_next_to_the_field_and_keeps_everything_typed(
 
 def make_entry(sheet, shot_key=None, **values):
     version = schema.save_version(sheet)
-    return create_entry(sheet, version, {"target": "Al", "energy": 1.0, "ok": False, **values},
-                        author="ada", shot_key=shot_key)
+    return create_entry(
+        sheet, version, {"target": "Al", "energy": 1.0, "ok": False, **values}, author="ada", shot_key=shot_key
+    )
 
 
 def test_edits_are_kept_in_history_and_a_concurrent_edit_is_refused(admin_client, sheet, mongo_db):
@@ -96,7 +128,9 @@ def test_edits_are_kept_in_history_and_a_concurrent_edit_is_refused(admin_client
 def test_table_sorts_filters_and_refuses_what_is_not_a_field(admin_client, sheet, mongo_db):
     for energy, target in [(5.0, "Al"), (50.0, "Cu"), (20.0, "Cu")]:
         make_entry(sheet, energy=energy, target=target)
-    page = admin_client.get("/sheets/test/", {"f_energy_min": "10", "f_target": "Cu", "sort": "-energy"}).content.decode()
+    page = admin_client.get(
+        "/sheets/test/", {"f_energy_min": "10", "f_target": "Cu", "sort": "-energy"}
+    ).content.decode()
     assert page.index("50.0") < page.index("20.0") and "5.0<" not in page
     bad = admin_client.get("/sheets/test/", {"f_energy_min": "$gt", "sort": "$where"}).content.decode()
     assert "&#x27;$gt&#x27; is not a number" in bad and "cannot sort by &#x27;$where&#x27;" in bad
@@ -129,15 +163,18 @@ def test_a_saved_entry_reaches_an_open_table_over_the_websocket(mongo_db):
     user = get_user_model().objects.create_user("viewer", password="pw-for-test-only")
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/sheets/live/",
-                                             headers=[(b"origin", b"http://127.0.0.1:8000"),
-                                                      (b"host", b"127.0.0.1:8000")])
+        communicator = WebsocketCommunicator(
+            application,
+            "/ws/sheets/live/",
+            headers=[(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")],
+        )
         communicator.scope["user"] = user
         assert (await communicator.connect())[0]
         from asgiref.sync import sync_to_async
 
-        await sync_to_async(lambda: create_entry(
-            sheet, schema.save_version(sheet), {"energy": 4.5}, author="ada", shot_key=None))()
+        await sync_to_async(
+            lambda: create_entry(sheet, schema.save_version(sheet), {"energy": 4.5}, author="ada", shot_key=None)
+        )()
         message = await communicator.receive_json_from(timeout=5)
         await communicator.disconnect()
         return message
@@ -157,11 +194,25 @@ def test_export_then_import_gives_the_same_values_and_types(admin_client, sheet,
         field.pk, field.sheet = None, copy
         field.save()
     # Every column matched or ignored: the export's own columns by name, its entry times (C) kept.
-    call_command("import_entries", "copy", str(tmp_path / "log.csv"), "--ignore", "entry", "--ignore", "author",
-                 "--ignore", "schema_version", "--entry-time", "C")
+    call_command(
+        "import_entries",
+        "copy",
+        str(tmp_path / "log.csv"),
+        "--ignore",
+        "entry",
+        "--ignore",
+        "author",
+        "--ignore",
+        "schema_version",
+        "--entry-time",
+        "C",
+    )
+
     def set_values(sheet_slug):  # values that were set (an unset field reads back empty)
-        return {e["shot_key"]: {k: v for k, v in e["values"].items() if v not in (None, "")}
-                for e in mongo_db["entries"].find({"sheet": sheet_slug})}
+        return {
+            e["shot_key"]: {k: v for k, v in e["values"].items() if v not in (None, "")}
+            for e in mongo_db["entries"].find({"sheet": sheet_slug})
+        }
 
     original, imported = set_values("test"), set_values("copy")
     assert imported == original
@@ -185,19 +236,28 @@ def test_the_entry_form_socket_forwards_the_relays_current_shot(mongo_db):
     async def scenario():
         from channels.layers import get_channel_layer
 
-        communicator = WebsocketCommunicator(application, "/ws/sheets/form/",
-                                             headers=[(b"origin", b"http://127.0.0.1:8000"),
-                                                      (b"host", b"127.0.0.1:8000")])
+        communicator = WebsocketCommunicator(
+            application,
+            "/ws/sheets/form/",
+            headers=[(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")],
+        )
         communicator.scope["user"] = user
         assert (await communicator.connect())[0]
-        await get_channel_layer().group_send("relay.status", {"type": "relay.status", "status": {
-            "rate": 1.0, "last_shot": {"shot_key": "FRM-20261124-000005", "shot_number": 5}}})
+        await get_channel_layer().group_send(
+            "relay.status",
+            {
+                "type": "relay.status",
+                "status": {"rate": 1.0, "last_shot": {"shot_key": "FRM-20261124-000005", "shot_number": 5}},
+            },
+        )
         message = await communicator.receive_json_from(timeout=5)
         await communicator.disconnect()
         return message
 
-    assert asyncio.run(scenario()) == {"type": "relay", "last_shot": {"shot_key": "FRM-20261124-000005",
-                                                                       "shot_number": 5}}
+    assert asyncio.run(scenario()) == {
+        "type": "relay",
+        "last_shot": {"shot_key": "FRM-20261124-000005", "shot_number": 5},
+    }
 
 
 def test_plot_data_follows_the_filters_and_refuses_non_numeric_fields(admin_client, sheet, mongo_db):

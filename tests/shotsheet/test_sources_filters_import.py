@@ -25,8 +25,13 @@ def targets_sheet(db, mongo_db):
 def test_choices_come_from_another_sheets_field_and_follow_its_new_values(sheet, targets_sheet, make_entry):
     for material in ("Ti", "Au", "Ti"):
         make_entry(targets_sheet, material=material)
-    source = ChoiceSource.objects.create(name="target materials", kind=ChoiceSource.Kind.SHEET_FIELD,
-                                         sheet=targets_sheet, field_key="material", refresh_seconds=0)
+    source = ChoiceSource.objects.create(
+        name="target materials",
+        kind=ChoiceSource.Kind.SHEET_FIELD,
+        sheet=targets_sheet,
+        field_key="material",
+        refresh_seconds=0,
+    )
     Field.objects.filter(sheet=sheet, key="target").update(choice_source=source)
     fields = schema.save_version(sheet).fields
     assert next(f for f in fields if f["key"] == "target")["choice_source"]["sheet"] == "targets"
@@ -41,10 +46,16 @@ def test_choices_come_from_another_sheets_field_and_follow_its_new_values(sheet,
     assert entry_form_class(fields)({"target": "Cu", "energy": "1"}).is_valid()
 
 
-def test_an_entry_keeps_its_value_when_the_source_no_longer_lists_it(admin_client, sheet, targets_sheet, make_entry,
-                                                                     mongo_db):
-    source = ChoiceSource.objects.create(name="materials", kind=ChoiceSource.Kind.SHEET_FIELD,
-                                         sheet=targets_sheet, field_key="material", refresh_seconds=0)
+def test_an_entry_keeps_its_value_when_the_source_no_longer_lists_it(
+    admin_client, sheet, targets_sheet, make_entry, mongo_db
+):
+    source = ChoiceSource.objects.create(
+        name="materials",
+        kind=ChoiceSource.Kind.SHEET_FIELD,
+        sheet=targets_sheet,
+        field_key="material",
+        refresh_seconds=0,
+    )
     Field.objects.filter(sheet=sheet, key="target").update(choice_source=source)
     make_entry(targets_sheet, material="Ti")
     entry = make_entry(sheet, target="Ti")
@@ -64,7 +75,8 @@ def test_table_filters_by_date_range_of_creation_and_of_a_datetime_field(admin_c
     make_entry(sheet, shot_key="TST-20261122-000002", aligned=early + timedelta(days=2))
     query, _, problems = table_query(schema.schema_for(sheet), {"f_aligned_from": "2026-11-21T00:00"})
     assert problems == [] and [e["shot_key"] for e in store.find_entries(query, [("created", 1)], 0, 10)] == [
-        "TST-20261122-000002"]
+        "TST-20261122-000002"
+    ]
     page = admin_client.get("/sheets/test/", {"f_aligned_to": "2026-11-21", "from": "2000-01-01"}).content.decode()
     assert "TST-20261120-000001" in page and "TST-20261122-000002" not in page
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
@@ -77,13 +89,19 @@ def import_through_preview(client, name: str, content: bytes, **choices):
     """Upload, then import from the preview with the given column choices."""
     response = client.post("/sheets/test/import/", {"file": SimpleUploadedFile(name, content)})
     assert response.status_code == 302, response.content.decode()
-    return import_previewed(client, response["Location"], {"header_row": 1, "shown_header_row": 1,
-                                                            "decimal_mark": "auto", "date_order": "auto", **choices})
+    return import_previewed(
+        client,
+        response["Location"],
+        {"header_row": 1, "shown_header_row": 1, "decimal_mark": "auto", "date_order": "auto", **choices},
+    )
 
 
 def test_web_import_stores_every_row_with_native_types(admin_client, sheet, mongo_db):
-    response = import_through_preview(admin_client, "log.csv", "shot_key,Energy [J],target,ok\n"
-                                      "TST-20261101-000001,12.5,Cu,yes\nTST-20261101-000002,3,Al,no\n".encode())
+    response = import_through_preview(
+        admin_client,
+        "log.csv",
+        b"shot_key,Energy [J],target,ok\nTST-20261101-000001,12.5,Cu,yes\nTST-20261101-000002,3,Al,no\n",
+    )
     assert response.status_code == 302
     stored = {e["shot_key"]: e["values"] for e in mongo_db["entries"].find({"sheet": "test"})}
     assert stored["TST-20261101-000001"]["energy"] == 12.5 and stored["TST-20261101-000001"]["ok"] is True

@@ -14,13 +14,20 @@ from shotsheet.query import table_query
 
 @pytest.fixture
 def filled_sheet(sheet, make_entry):
-    Field.objects.create(sheet=sheet, key="tags", label="Tags", type=Field.Type.MULTI_CHOICE, choices="a\nb", position=8)
+    Field.objects.create(
+        sheet=sheet, key="tags", label="Tags", type=Field.Type.MULTI_CHOICE, choices="a\nb", position=8
+    )
     Field.objects.create(sheet=sheet, key="aligned", label="Aligned", type=Field.Type.DATETIME, position=9)
     start = datetime(2026, 11, 20, tzinfo=UTC)
     for n in range(40):
-        values = {"target": ("Al", "Cu", "Ti")[n % 3], "energy": (n * 37 % 50) / 2, "ok": n % 4 == 0,
-                  "note": f"shot {n} {'jitter' if n % 5 == 0 else 'fine'}", "tags": [["a"], ["a", "b"], []][n % 3],
-                  "aligned": start + timedelta(hours=n)}
+        values = {
+            "target": ("Al", "Cu", "Ti")[n % 3],
+            "energy": (n * 37 % 50) / 2,
+            "ok": n % 4 == 0,
+            "note": f"shot {n} {'jitter' if n % 5 == 0 else 'fine'}",
+            "tags": [["a"], ["a", "b"], []][n % 3],
+            "aligned": start + timedelta(hours=n),
+        }
         if n % 7 == 0:
             values.pop("energy")  # missing values sort and filter as MongoDB does
         if n % 11 == 0:
@@ -29,12 +36,26 @@ def filled_sheet(sheet, make_entry):
     return sheet
 
 
-@pytest.mark.parametrize("params", [
-    "", "sort=energy", "sort=-energy", "sort=target", "sort=-shots_on_target", "sort=shot_key", "sort=-ok",
-    "f_target=Cu", "f_tags=b", "f_ok=true", "f_note=JITTER", "f_energy_min=5&f_energy_max=15&sort=-energy",
-    "f_aligned_from=2026-11-21T02:00&f_aligned_to=2026-11-21T12:00", "shot=0000&f_target=Ti&sort=aligned",
-    "f_shots_on_target_min=0",
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        "",
+        "sort=energy",
+        "sort=-energy",
+        "sort=target",
+        "sort=-shots_on_target",
+        "sort=shot_key",
+        "sort=-ok",
+        "f_target=Cu",
+        "f_tags=b",
+        "f_ok=true",
+        "f_note=JITTER",
+        "f_energy_min=5&f_energy_max=15&sort=-energy",
+        "f_aligned_from=2026-11-21T02:00&f_aligned_to=2026-11-21T12:00",
+        "shot=0000&f_target=Ti&sort=aligned",
+        "f_shots_on_target_min=0",
+    ],
+)
 def test_the_table_answers_every_filter_and_sort_as_mongodb_does(filled_sheet, params):
     query, sort, problems = table_query(schema.schema_for(filled_sheet), QueryDict(params))
     assert problems == []

@@ -37,32 +37,52 @@ def test_export_neutralises_text_that_a_spreadsheet_would_run_as_a_formula(admin
     assert {(row[energy].value, row[energy].data_type) for row in cells} == {(-2.5, "n")}
 
 
-@pytest.mark.parametrize(("typed", "decimal_mark", "number"), [
-    ("3,7", "auto", 3.7), ("3.7", "auto", 3.7), ("-0,5", "auto", -0.5), ("0,125", "auto", 0.125),
-    ("1,5e-3", "auto", 0.0015), (" 12 ", "auto", 12.0), ("1234,5", "auto", 1234.5),
-    ("1.234,5", "comma", 1234.5), ("3,7", "comma", 3.7), ("1.234.567", "comma", 1234567.0), ("1,234", "comma", 1.234),
-    ("1,234.5", "point", 1234.5), ("3.7", "point", 3.7), ("1,234", "point", 1234.0),
-])
+@pytest.mark.parametrize(
+    ("typed", "decimal_mark", "number"),
+    [
+        ("3,7", "auto", 3.7),
+        ("3.7", "auto", 3.7),
+        ("-0,5", "auto", -0.5),
+        ("0,125", "auto", 0.125),
+        ("1,5e-3", "auto", 0.0015),
+        (" 12 ", "auto", 12.0),
+        ("1234,5", "auto", 1234.5),
+        ("1.234,5", "comma", 1234.5),
+        ("3,7", "comma", 3.7),
+        ("1.234.567", "comma", 1234567.0),
+        ("1,234", "comma", 1.234),
+        ("1,234.5", "point", 1234.5),
+        ("3.7", "point", 3.7),
+        ("1,234", "point", 1234.0),
+    ],
+)
 def test_a_number_is_read_with_the_sheets_decimal_mark(typed, decimal_mark, number):
     assert parse_number(typed, decimal_mark) == Decimal(str(number))
 
 
-@pytest.mark.parametrize(("typed", "decimal_mark", "message"), [
-    ("1,234.5", "auto", "both a comma and a point"), ("1.234,5", "auto", "both a comma and a point"),
-    ("1,234", "auto", "could be 1.234 or 1234"), ("1.234.567", "auto", "more than one comma or point"),
-    ("3.7", "comma", "does not fit this sheet's decimal mark, the comma"),
-    ("3,7", "point", "does not fit this sheet's decimal mark, the point"),
-    ("1,2,3", "comma", "more than one decimal comma"), ("lots", "auto", "is not a number"),
-    ("-", "auto", "not a number"),
-])
+@pytest.mark.parametrize(
+    ("typed", "decimal_mark", "message"),
+    [
+        ("1,234.5", "auto", "both a comma and a point"),
+        ("1.234,5", "auto", "both a comma and a point"),
+        ("1,234", "auto", "could be 1.234 or 1234"),
+        ("1.234.567", "auto", "more than one comma or point"),
+        ("3.7", "comma", "does not fit this sheet's decimal mark, the comma"),
+        ("3,7", "point", "does not fit this sheet's decimal mark, the point"),
+        ("1,2,3", "comma", "more than one decimal comma"),
+        ("lots", "auto", "is not a number"),
+        ("-", "auto", "not a number"),
+    ],
+)
 def test_a_number_that_could_be_read_two_ways_is_refused_with_the_reason(typed, decimal_mark, message):
     with pytest.raises(NumberError, match=re.escape(message)):
         parse_number(typed, decimal_mark)
 
 
 def test_the_form_takes_a_decimal_comma_and_keeps_an_ambiguous_value_with_its_message(admin_client, sheet, mongo_db):
-    response = admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "1.234,5", "shots_on_target": "3,0",
-                                                       "note": "kept"})
+    response = admin_client.post(
+        "/sheets/test/new/", {"target": "Al", "energy": "1.234,5", "shots_on_target": "3,0", "note": "kept"}
+    )
     html = response.content.decode()
     assert response.status_code == 200 and 'id="error_1_id_energy"' in html and "both a comma and a point" in html
     assert 'value="1.234,5"' in html and 'value="kept"' in html and 'inputmode="decimal"' in html
@@ -75,7 +95,8 @@ def test_the_form_takes_a_decimal_comma_and_keeps_an_ambiguous_value_with_its_me
 
 
 def test_a_sheet_with_a_decimal_comma_reads_thousands_points_and_shows_its_numbers_with_a_comma(
-        admin_client, sheet, mongo_db):
+    admin_client, sheet, mongo_db
+):
     sheet.decimal_mark = "comma"
     sheet.save()
     saved = admin_client.post("/sheets/test/new/", {"target": "Al", "energy": "1,5", "shots_on_target": "1.000"})
@@ -115,7 +136,7 @@ def lab(when: datetime) -> datetime:
 def test_the_table_shows_times_in_the_labs_zone_and_names_it(settings, admin_client, timed_entry):
     assert settings.TIME_ZONE == "Europe/Berlin"
     page = admin_client.get("/sheets/test/").content.decode()
-    assert "created</a> <span class=\"text-muted\">[Europe/Berlin]</span>" in page
+    assert 'created</a> <span class="text-muted">[Europe/Berlin]</span>' in page
     assert f"{lab(timed_entry['created']):%Y-%m-%d %H:%M:%S}</a>" in page
     assert "<td>2026-11-24 10:00:00</td>" in page and "+00:00" not in page
     assert 'aria-label="created [Europe/Berlin] from"' in page  # the filter takes the lab's time too

@@ -12,16 +12,20 @@ from .mediawiki import edit_page, running_mediawiki
 @pytest.fixture(scope="module")
 def wiki(tmp_path_factory):
     with running_mediawiki(tmp_path_factory.mktemp("wiki")) as url:
-        edit_page(url, "Targets", "Targets of the campaign:\n* Aluminium\n* [[Copper foil|Copper]]\n# Gold\n"
-                                  "Not a list line.\n* Aluminium\n")
+        edit_page(
+            url,
+            "Targets",
+            "Targets of the campaign:\n* Aluminium\n* [[Copper foil|Copper]]\n# Gold\nNot a list line.\n* Aluminium\n",
+        )
         for name in ("Laser A", "Laser B"):
             edit_page(url, name, f"{name}.\n[[Category:Lasers]]")
         yield url
 
 
 def wiki_field(sheet, wiki_url: str, kind=ChoiceSource.Kind.WIKI_PAGE, title="Targets", key="target") -> dict:
-    source = ChoiceSource.objects.create(name=f"{kind} {title}", kind=kind, wiki_url=f"{wiki_url}/",
-                                         title=title, refresh_seconds=0)
+    source = ChoiceSource.objects.create(
+        name=f"{kind} {title}", kind=kind, wiki_url=f"{wiki_url}/", title=title, refresh_seconds=0
+    )
     Field.objects.filter(sheet=sheet, key=key).update(choice_source=source)
     fields = schema.save_version(sheet).fields
     return {"fields": fields, "source": source.describe()}
@@ -57,8 +61,7 @@ def test_a_page_missing_from_the_wiki_is_reported_not_raised(sheet, wiki):
     assert form.is_valid(), form.errors  # typed by hand: entry is never blocked
 
 
-def test_when_the_wiki_goes_down_the_cached_list_is_used_and_the_form_says_so(admin_client, sheet, tmp_path,
-                                                                              mongo_db):
+def test_when_the_wiki_goes_down_the_cached_list_is_used_and_the_form_says_so(admin_client, sheet, tmp_path, mongo_db):
     with running_mediawiki(tmp_path) as url:
         edit_page(url, "Targets", "* Aluminium\n* Copper\n")
         setup = wiki_field(sheet, url)

@@ -46,8 +46,17 @@ def wait_for(condition, timeout: float = 30, interval: float = 0.1, message: str
 def envelopes(count: int, experiment: str = "TEST", start: int = 1, **extra) -> list[dict]:
     base = 1_764_000_000_000_000_000
     return [
-        make_envelope(experiment=experiment, source="laser", kind="shot", shot_number=n,
-                      laser_ts_ns=base + n * 1_000_000, tz="UTC", seq=n, values={"energy": n / 10}, **extra)
+        make_envelope(
+            experiment=experiment,
+            source="laser",
+            kind="shot",
+            shot_number=n,
+            laser_ts_ns=base + n * 1_000_000,
+            tz="UTC",
+            seq=n,
+            values={"energy": n / 10},
+            **extra,
+        )
         for n in range(start, start + count)
     ]
 
@@ -82,8 +91,9 @@ def routes(transactional_db):
     Route.objects.all().delete()
 
     def add(topic: str, collection: str, **options) -> Route:
-        route = Route(name=options.pop("name", collection.replace("_", "-")), topic=topic,
-                      collection=collection, **options)
+        route = Route(
+            name=options.pop("name", collection.replace("_", "-")), topic=topic, collection=collection, **options
+        )
         route.full_clean()
         route.save()
         return route
@@ -107,9 +117,9 @@ def run_watcher(make_topic):  # stops the watchers before their topics are delet
         return watcher
 
     yield start
-    for watcher, thread in running:
+    for watcher, _ in running:
         watcher.stop.set()
-    for watcher, thread in running:
+    for _, thread in running:
         thread.join(30)
         assert not thread.is_alive(), "a watcher did not stop within 30 s"
 
@@ -117,19 +127,30 @@ def run_watcher(make_topic):  # stops the watchers before their topics are delet
 @pytest.fixture
 def watch_env(tmp_path, mongo_db):
     """Environment for `manage.py watch` subprocesses: a migrated SQLite file of their own."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labbook.settings", "DJANGO_DEBUG": "1",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}", "MONGODB_DB": settings.MONGODB_DB}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "labbook.settings",
+        "DJANGO_DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}",
+        "MONGODB_DB": settings.MONGODB_DB,
+    }
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
     return env
 
 
 def add_route_in(env: dict, topic: str, collection: str) -> None:
-    code = ("from watcher.models import Route; Route.objects.all().delete(); "
-            f"Route.objects.create(name='r', topic={topic!r}, collection={collection!r})")
+    code = (
+        "from watcher.models import Route; Route.objects.all().delete(); "
+        f"Route.objects.create(name='r', topic={topic!r}, collection={collection!r})"
+    )
     subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
 
 
 def start_watch(env: dict, group: str, *options: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "manage.py", "watch", "--group", group, "--batch-size", "200",
-                             "--no-live", *options], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "watch", "--group", group, "--batch-size", "200", "--no-live", *options],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )

@@ -15,9 +15,16 @@ BASE = datetime(2025, 11, 24, 16, 0, tzinfo=UTC)
 
 def test_event_times_in_every_unit_are_one_instant_and_naive_text_is_lab_time():
     lab_time = BASE.astimezone(ZoneInfo(settings.TIME_ZONE)).replace(tzinfo=None)
-    for value in (1_764_000_000, 1_764_000_000.0, 1_764_000_000_000, 1_764_000_000_000_000,
-                  1_764_000_000_000_000_000, "2025-11-24T17:00:00+01:00", "2025-11-24T16:00:00Z",
-                  lab_time.isoformat()):
+    for value in (
+        1_764_000_000,
+        1_764_000_000.0,
+        1_764_000_000_000,
+        1_764_000_000_000_000,
+        1_764_000_000_000_000_000,
+        "2025-11-24T17:00:00+01:00",
+        "2025-11-24T16:00:00Z",
+        lab_time.isoformat(),
+    ):
         assert to_datetime(value) == BASE, value
     assert to_datetime(1_764_000_000_123) == BASE + timedelta(milliseconds=123)
     for unusable in ("soon", None, False, 1e30, "0001-01-01T00:00"):

@@ -24,8 +24,14 @@ from .conftest import add_route_in, envelopes, start_watch, wait_for
 def indexed_ids(collection: str) -> tuple[set, set]:
     """The event ids of a collection that the shot index and the time index name."""
     index = handmade.index_database()
-    by_shot = {i for name in index.list_collection_names() if name.startswith(f"{handmade.SHOT_INDEX}_")
-               for doc in index[name].find() for c, i in zip(doc.get("c", []), doc.get("ids", [])) if c == collection}
+    by_shot = {
+        i
+        for name in index.list_collection_names()
+        if name.startswith(f"{handmade.SHOT_INDEX}_")
+        for doc in index[name].find()
+        for c, i in zip(doc.get("c", []), doc.get("ids", []))
+        if c == collection
+    }
     by_time = {i for doc in handmade.time_index(collection).find() for i in doc.get("ids", [])}
     return by_shot, by_time
 
@@ -89,14 +95,16 @@ def test_a_named_watcher_restarted_after_sigkill_resumes_within_seconds(watch_en
     assert restarted.returncode == 0, output.text()
     running = output.first("routes:")  # the process started, about to join the group
     assert running is not None, output.text()
-    print(f"restarted watcher: process start {running - started:.1f} s, then stored again after "
-          f"{resumed - running:.1f} s")
+    print(
+        f"restarted watcher: process start {running - started:.1f} s, then stored again after {resumed - running:.1f} s"
+    )
     assert resumed - running < RESTART_BOUND_SECONDS, output.text()
 
 
 @pytest.mark.slow
 def test_mongodb_gone_for_ten_seconds_mid_stream_loses_nothing(
-        routes, run_watcher, make_topic, producer, private_mongodb):
+    routes, run_watcher, make_topic, producer, private_mongodb
+):
     topic = make_topic(partitions=2)
     routes(topic, "outage_events")
     events = envelopes(3000)
@@ -122,17 +130,16 @@ def test_mongodb_gone_for_ten_seconds_mid_stream_loses_nothing(
     wait_for(lambda: indexed_ids("outage_events") == (ids, ids), timeout=10, message="every event in both indexes")
 
 
-def test_live_view_receives_aggregated_status_at_a_bounded_rate(
-        routes, run_watcher, make_topic, producer, mongo_db):
+def test_live_view_receives_aggregated_status_at_a_bounded_rate(routes, run_watcher, make_topic, producer, mongo_db):
     topic = make_topic(partitions=1)
     routes(topic, "live_events")
     user = get_user_model().objects.create_user("live-viewer", password="pw-for-test-only")
     events = envelopes(5000)
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/watcher/",
-                                             headers=[(b"origin", b"http://127.0.0.1:8000"),
-                                                      (b"host", b"127.0.0.1:8000")])
+        communicator = WebsocketCommunicator(
+            application, "/ws/watcher/", headers=[(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
+        )
         communicator.scope["user"] = user
         assert (await communicator.connect())[0]
         run_watcher(live=True, batch_size=100)
@@ -143,7 +150,7 @@ def test_live_view_receives_aggregated_status_at_a_bounded_rate(
         while time.monotonic() - started < 4:
             try:
                 received.append(await communicator.receive_json_from(timeout=1))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         await communicator.disconnect()
         return received, time.monotonic() - started
@@ -188,7 +195,8 @@ def test_kafka_killed_mid_stream_then_back_every_event_stored_once(routes, run_w
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the fenced one's error
 def test_a_second_watcher_of_the_same_name_fences_the_first_which_stops_with_a_clear_error(
-        routes, run_watcher, make_topic, producer, mongo_db, caplog):
+    routes, run_watcher, make_topic, producer, mongo_db, caplog
+):
     topic = make_topic(partitions=1)
     routes(topic, "fenced_events")
     first = run_watcher(name="lab-pc-2", group_id="test-fenced-" + topic[-6:])
@@ -196,7 +204,7 @@ def test_a_second_watcher_of_the_same_name_fences_the_first_which_stops_with_a_c
     second = run_watcher(name="lab-pc-2", group_id=first.group_id)
     events = envelopes(50)
     for n in range(0, 50, 5):
-        for event in events[n:n + 5]:
+        for event in events[n : n + 5]:
             producer.send(topic, orjson.dumps(event))
         producer.flush(30)
         time.sleep(0.5)  # batches for both, so the first one commits after the second joined

@@ -30,7 +30,8 @@ def produce(producer, topic: str, payloads, key=None) -> None:
 
 
 def test_routes_send_topics_to_their_collections_and_leave_unrouted_topics_alone(
-        routes, run_watcher, make_topic, producer, mongo_db):
+    routes, run_watcher, make_topic, producer, mongo_db
+):
     family = f"test.rx{uuid.uuid4().hex[:6]}"
     exact, by_regex, unrouted = make_topic(), make_topic(prefix=family), make_topic()
     routes(exact, "exact_events")
@@ -39,8 +40,9 @@ def test_routes_send_topics_to_their_collections_and_leave_unrouted_topics_alone
     produce(producer, by_regex, envelopes(15, "REG"))
     produce(producer, unrouted, envelopes(5, "UNR"))
     watcher = run_watcher()
-    wait_for(lambda: store.count("exact_events") == 20 and store.count("regex_events") == 15,
-             message="routed events stored")
+    wait_for(
+        lambda: store.count("exact_events") == 20 and store.count("regex_events") == 15, message="routed events stored"
+    )
 
     stored = mongo_db["exact_events"].find_one({"shot_number": 3})
     assert stored["_ingest"]["topic"] == exact
@@ -67,13 +69,21 @@ def test_same_events_produced_twice_are_stored_once(routes, run_watcher, make_to
 
 
 def test_each_kind_of_bad_message_goes_to_dead_letters_and_the_partition_keeps_flowing(
-        routes, run_watcher, make_topic, producer, mongo_db):
+    routes, run_watcher, make_topic, producer, mongo_db
+):
     topic = make_topic(partitions=1)
     routes(topic, "checked", max_message_bytes=2000)
     good_first, good_last = envelopes(2)
     bad_envelope = dict(envelopes(1, start=7)[0], shot_number="seven")
-    payloads = [good_first, b"{not json", b"[1, 2, 3]", bad_envelope,
-                orjson.dumps(dict(envelopes(1, start=8)[0], values={"blob": "x" * 5000})), None, good_last]
+    payloads = [
+        good_first,
+        b"{not json",
+        b"[1, 2, 3]",
+        bad_envelope,
+        orjson.dumps(dict(envelopes(1, start=8)[0], values={"blob": "x" * 5000})),
+        None,
+        good_last,
+    ]
     produce(producer, topic, payloads, key=b"tombstone-needs-a-key")
     run_watcher()
     wait_for(lambda: store.count("checked") == 2 and store.dead_letter_count() == 5, message="2 stored, 5 dead")
@@ -89,16 +99,21 @@ def test_each_kind_of_bad_message_goes_to_dead_letters_and_the_partition_keeps_f
     assert orjson.loads(letters[3]["raw"])["event_id"] == bad_envelope["event_id"]  # raw bytes kept
 
 
-def test_route_added_while_running_takes_effect_without_restart(
-        routes, run_watcher, make_topic, producer, mongo_db):
+def test_route_added_while_running_takes_effect_without_restart(routes, run_watcher, make_topic, producer, mongo_db):
     first, second = make_topic(), make_topic()
     routes(first, "first_events")
     watcher = run_watcher()
     produce(producer, first, envelopes(5))
     wait_for(lambda: store.count("first_events") == 5, message="first route stored")
 
-    routes(second, "second_events", id_strategy="position", require_envelope=False,
-           renames={"E": "energy"}, timestamp_field="t")
+    routes(
+        second,
+        "second_events",
+        id_strategy="position",
+        require_envelope=False,
+        renames={"E": "energy"},
+        timestamp_field="t",
+    )
     produce(producer, second, [{"E": n, "t": "2026-11-24T10:00:00+00:00"} for n in range(7)])
     wait_for(lambda: store.count("second_events") == 7, timeout=30, message="new route picked up")
     doc = mongo_db["second_events"].find_one({"energy": 3})
@@ -108,7 +123,8 @@ def test_route_added_while_running_takes_effect_without_restart(
 
 
 def test_two_watchers_in_one_group_share_the_partitions_and_store_each_event_once(
-        routes, run_watcher, make_topic, producer, mongo_db):
+    routes, run_watcher, make_topic, producer, mongo_db
+):
     topic = make_topic(partitions=4)
     routes(topic, "shared_events")
     first = run_watcher(group_id="test-shared-" + topic[-6:], name="one")
@@ -125,15 +141,15 @@ def test_two_watchers_in_one_group_share_the_partitions_and_store_each_event_onc
     for n, event in enumerate(events):
         producer.send(topic, orjson.dumps(event), key=str(n).encode())
     producer.flush(30)
-    wait_for(lambda: both_assigned() and store.count("shared_events") == 800, timeout=60,
-             message="800 events stored")
+    wait_for(lambda: both_assigned() and store.count("shared_events") == 800, timeout=60, message="800 events stored")
     assert {tp.partition for tp in seen["one"] | seen["two"]} == {0, 1, 2, 3}
     assert first.stored > 0 and second.stored > 0
     assert sorted(store.all_ids("shared_events")) == sorted(e["event_id"] for e in events)
 
 
 def test_shot_join_finds_every_collections_events_once_newest_first_with_provenance(
-        routes, run_watcher, make_topic, producer, mongo_db, admin_client, index_strategy):
+    routes, run_watcher, make_topic, producer, mongo_db, admin_client, index_strategy
+):
     laser_topic, camera_topic = make_topic(), make_topic()
     routes(laser_topic, "join_laser")
     routes(camera_topic, "join_camera")
@@ -173,7 +189,8 @@ def test_shot_join_finds_every_collections_events_once_newest_first_with_provena
 
 
 def test_shot_index_keeps_ten_shots_a_document_and_joins_each_shot_exactly(
-        routes, run_watcher, make_topic, producer, mongo_db, index_strategy):
+    routes, run_watcher, make_topic, producer, mongo_db, index_strategy
+):
     topic = make_topic()
     routes(topic, "many_shots", require_envelope=False)  # an agent with shot keys of its own
     events = envelopes(300, "BULK", start=55)  # shots 55-354: 31 buckets of ten
@@ -194,31 +211,40 @@ def test_shot_index_keeps_ten_shots_a_document_and_joins_each_shot_exactly(
 
 
 def test_a_starting_watcher_moves_an_old_shot_index_into_the_buckets_and_loses_no_reference(
-        routes, run_watcher, make_topic, mongo_db, handmade_indexes):
+    routes, run_watcher, make_topic, mongo_db, handmade_indexes
+):
     routes(make_topic(), "moved_events")
     oldest, old, other = envelopes(3, "MOVE", start=3)
     old["shot_key"] = oldest["shot_key"]  # two events of one shot, indexed by two older versions
     at = {"c": "moved_events", "ts": datetime.now(UTC)}
     mongo_db["moved_events"].insert_many([{"_id": e["event_id"], **e} for e in (oldest, old, other)])
     old_index = f"shot_index_{oldest['shot_key'].split('-')[1]}"  # one document per shot key and slot
-    mongo_db[old_index].insert_one({"_id": f"{oldest['shot_key']}|0", "shot_key": oldest["shot_key"],
-                                    "refs": [{**at, "id": oldest["event_id"]}]})
-    handmade.index_database()[old_index].insert_many([
-        {"_id": f"{old['shot_key']}|0", "shot_key": old["shot_key"], "refs": [{**at, "id": old["event_id"]}]},
-        {"_id": f"{other['shot_key']}|0", "shot_key": other["shot_key"], "refs": [{**at, "id": other["event_id"]}]},
-        {"_id": f"{other['shot_key']}|1", "refused": "a slot kept empty for an entry the server refused"},
-    ])
+    mongo_db[old_index].insert_one(
+        {"_id": f"{oldest['shot_key']}|0", "shot_key": oldest["shot_key"], "refs": [{**at, "id": oldest["event_id"]}]}
+    )
+    handmade.index_database()[old_index].insert_many(
+        [
+            {"_id": f"{old['shot_key']}|0", "shot_key": old["shot_key"], "refs": [{**at, "id": old["event_id"]}]},
+            {"_id": f"{other['shot_key']}|0", "shot_key": other["shot_key"], "refs": [{**at, "id": other["event_id"]}]},
+            {"_id": f"{other['shot_key']}|1", "refused": "a slot kept empty for an entry the server refused"},
+        ]
+    )
 
     run_watcher()
-    wait_for(lambda: old_index not in mongo_db.list_collection_names() + handmade.index_database().list_collection_names(),
-             message="the old indexes moved")
-    assert sorted(e["_id"] for e in store.events_for_shot(old["shot_key"])) == sorted([oldest["event_id"], old["event_id"]])
+    wait_for(
+        lambda: old_index not in mongo_db.list_collection_names() + handmade.index_database().list_collection_names(),
+        message="the old indexes moved",
+    )
+    assert sorted(e["_id"] for e in store.events_for_shot(old["shot_key"])) == sorted(
+        [oldest["event_id"], old["event_id"]]
+    )
     assert [e["_id"] for e in store.events_for_shot(other["shot_key"])] == [other["event_id"]]
     assert store.move_old_shot_index() == 0  # nothing left to move
 
 
-def test_search_by_shot_key_and_field_uses_plain_values_only(routes, run_watcher, make_topic, producer, mongo_db,
-                                                          index_strategy):
+def test_search_by_shot_key_and_field_uses_plain_values_only(
+    routes, run_watcher, make_topic, producer, mongo_db, index_strategy
+):
     topic = make_topic()
     routes(topic, "diag_a", timestamp_field="laser_ts_ns")  # 1 ms apart (BSON times have ms resolution)
     events = envelopes(5, "SRCH")
@@ -230,13 +256,16 @@ def test_search_by_shot_key_and_field_uses_plain_values_only(routes, run_watcher
     wait_for(lambda: store.search(by_shot_query).events, message="the shot index written (once a second)")
     by_shot = store.search(by_shot_query).events
     assert [doc["_id"] for doc in by_shot] == [events[2]["event_id"]]
-    assert store.search(store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"], kind="image")).events == []
+    assert (
+        store.search(store.EventQuery(collection="diag_a", shot_key=events[2]["shot_key"], kind="image")).events == []
+    )
     by_field_query = store.EventQuery(collection="diag_a", field="values.energy", value="0.4")
     wait_for(lambda: store.search(by_field_query).events, message="the time index written (once a second)")
     by_field = store.search(by_field_query).events
     assert [doc["_id"] for doc in by_field] == [events[3]["event_id"]]
-    by_shot_and_field = store.search(store.EventQuery(collection="diag_a", shot_key=events[3]["shot_key"],
-                                                      field="values.energy", value="0.4")).events
+    by_shot_and_field = store.search(
+        store.EventQuery(collection="diag_a", shot_key=events[3]["shot_key"], field="values.energy", value="0.4")
+    ).events
     assert [doc["_id"] for doc in by_shot_and_field] == [events[3]["event_id"]]
     newest_two = store.search(store.EventQuery(collection="diag_a", source="laser", limit=2)).events
     assert [doc["shot_number"] for doc in newest_two] == [5, 4]
@@ -255,9 +284,18 @@ def spread_events() -> list[dict]:
         at = base + (n * 97 % 120) * 37 * 1_000_000_000 + n * 1_000_000  # every 37 s, shuffled
         if n == 7:
             at -= 86_400 * 1_000_000_000
-        events.append(make_envelope(experiment="TIME", source=("laser", "camera", "probe")[n % 3],
-                                    kind="image" if n % 5 == 0 else "shot", shot_number=n, laser_ts_ns=at,
-                                    tz="UTC", seq=n, values={"energy": n % 4, "channels": [{"name": f"c{n % 3}"}]}))
+        events.append(
+            make_envelope(
+                experiment="TIME",
+                source=("laser", "camera", "probe")[n % 3],
+                kind="image" if n % 5 == 0 else "shot",
+                shot_number=n,
+                laser_ts_ns=at,
+                tz="UTC",
+                seq=n,
+                values={"energy": n % 4, "channels": [{"name": f"c{n % 3}"}]},
+            )
+        )
     return events
 
 
@@ -268,7 +306,8 @@ def scan(query: store.EventQuery) -> list[str]:
 
 
 def test_search_by_time_source_kind_and_field_reads_the_time_index_and_answers_as_a_scan(
-        routes, run_watcher, make_topic, producer, mongo_db, monkeypatch, index_strategy):
+    routes, run_watcher, make_topic, producer, mongo_db, monkeypatch, index_strategy
+):
     topic = make_topic(partitions=3)
     routes(topic, "timed", timestamp_field="laser_ts_ns")
     events = spread_events()
@@ -307,27 +346,43 @@ def test_search_by_time_source_kind_and_field_reads_the_time_index_and_answers_a
 
 
 def test_event_times_in_any_unit_or_offset_are_indexed_in_utc_and_bad_ones_fall_back_to_ingest_time(
-        routes, run_watcher, make_topic, producer, mongo_db, index_strategy):
+    routes, run_watcher, make_topic, producer, mongo_db, index_strategy
+):
     topic = make_topic()
     routes(topic, "clocks", timestamp_field="t", require_envelope=False)
-    times = {"s": 1_764_000_000, "ms": 1_764_000_060_500, "us": 1_764_000_120_000_001,
-             "ns": 1_764_000_180_000_000_002, "iso": "2025-11-24T18:04:00+02:00", "huge": 1e30, "text": "soon"}
+    times = {
+        "s": 1_764_000_000,
+        "ms": 1_764_000_060_500,
+        "us": 1_764_000_120_000_001,
+        "ns": 1_764_000_180_000_000_002,
+        "iso": "2025-11-24T18:04:00+02:00",
+        "huge": 1e30,
+        "text": "soon",
+    }
     produce(producer, topic, [{"event_id": name, "t": t, "source": "clock"} for name, t in times.items()])
     watcher = run_watcher()
     wait_for(lambda: watcher.stored == len(times), message="every message stored, none crashed the watcher")
     stored = {doc["_id"]: doc["_ts"] for doc in mongo_db["clocks"].find()}
     base = datetime(2025, 11, 24, 16, 0, tzinfo=UTC)
     assert [stored[name] for name in ("s", "ms", "us", "ns", "iso")] == [
-        base, base + timedelta(seconds=60.5), base + timedelta(minutes=2), base + timedelta(minutes=3),
-        base + timedelta(minutes=4)]
+        base,
+        base + timedelta(seconds=60.5),
+        base + timedelta(minutes=2),
+        base + timedelta(minutes=3),
+        base + timedelta(minutes=4),
+    ]
     assert stored["huge"] > datetime.now(UTC) - timedelta(minutes=5)  # unusable: the ingest time
-    window = store.EventQuery(collection="clocks", since=base + timedelta(minutes=3, seconds=30),
-                              until=base + timedelta(minutes=4, seconds=30))
+    window = store.EventQuery(
+        collection="clocks",
+        since=base + timedelta(minutes=3, seconds=30),
+        until=base + timedelta(minutes=4, seconds=30),
+    )
     wait_for(lambda: [doc["_id"] for doc in store.search(window).events] == ["iso"], message="found in UTC")
 
 
 def test_a_replayed_batch_with_ingest_times_is_found_once_at_its_stored_time(
-        routes, run_watcher, make_topic, producer, mongo_db, index_strategy):
+    routes, run_watcher, make_topic, producer, mongo_db, index_strategy
+):
     topic = make_topic()
     routes(topic, "replayed", timestamp_field="")  # `_ts` is the ingest time
     first, second = envelopes(2, "REPLAY")
@@ -345,7 +400,8 @@ def test_a_replayed_batch_with_ingest_times_is_found_once_at_its_stored_time(
 
 
 def test_a_collection_that_held_events_before_its_time_index_is_searched_whole(
-        routes, run_watcher, make_topic, producer, mongo_db, admin_client, handmade_indexes):
+    routes, run_watcher, make_topic, producer, mongo_db, admin_client, handmade_indexes
+):
     old, new = envelopes(2, "BEFORE")
     mongo_db["older"].insert_one({**old, "_id": old["event_id"], "_ts": datetime(2025, 1, 1, tzinfo=UTC)})
     topic = make_topic()
@@ -382,7 +438,8 @@ def test_disabled_route_is_not_consumed_until_enabled_again(routes, run_watcher,
 
 
 def test_time_series_route_falls_back_to_a_normal_collection_where_unsupported(
-        routes, run_watcher, make_topic, producer, mongo_db):
+    routes, run_watcher, make_topic, producer, mongo_db
+):
     topic = make_topic()
     routes(topic, "series", timeseries=True)
     produce(producer, topic, envelopes(10))
@@ -409,14 +466,16 @@ def test_search_page_refuses_operator_field_names(admin_client, routes, mongo_db
 
 
 def test_search_page_lists_matching_events_with_their_provenance(
-        admin_client, routes, run_watcher, make_topic, producer, mongo_db, index_strategy):
+    admin_client, routes, run_watcher, make_topic, producer, mongo_db, index_strategy
+):
     topic = make_topic()
     routes(topic, "diag_d")
     events = envelopes(3, "PAGE", start=5)
     produce(producer, topic, events)
     watcher = run_watcher()
-    wait_for(lambda: watcher.stored == 3 and store.events_for_shot(events[1]["shot_key"]),
-             message="3 stored and indexed")
+    wait_for(
+        lambda: watcher.stored == 3 and store.events_for_shot(events[1]["shot_key"]), message="3 stored and indexed"
+    )
     page = admin_client.get("/watcher/search/", {"collection": "diag_d", "shot_key": events[1]["shot_key"]})
     assert page.status_code == 200
     assert events[1]["shot_key"].encode() in page.content and events[0]["shot_key"].encode() not in page.content
@@ -430,7 +489,8 @@ def test_watcher_pages_require_login(client, mongo_db):
 
 
 def test_a_failing_time_index_stops_the_watcher_with_nothing_committed(
-        routes, make_topic, producer, mongo_db, kafka_admin, monkeypatch, handmade_indexes):
+    routes, make_topic, producer, mongo_db, kafka_admin, monkeypatch, handmade_indexes
+):
     topic = make_topic()
     routes(topic, "unindexed")
 
@@ -439,8 +499,9 @@ def test_a_failing_time_index_stops_the_watcher_with_nothing_committed(
 
     monkeypatch.setattr(store, "index_times", broken)
     produce(producer, topic, envelopes(20, "BROKEN"))
-    watcher = Watcher(stop=StopFlag(), group_id=f"test-broken-{uuid.uuid4().hex[:6]}", live=False,
-                      route_refresh_seconds=0.5)
+    watcher = Watcher(
+        stop=StopFlag(), group_id=f"test-broken-{uuid.uuid4().hex[:6]}", live=False, route_refresh_seconds=0.5
+    )
     raised = []
 
     def run():
@@ -461,7 +522,8 @@ def test_a_failing_time_index_stops_the_watcher_with_nothing_committed(
 
 
 def test_documents_the_driver_refuses_go_to_dead_letters_and_the_rest_of_the_batch_is_stored(
-        routes, run_watcher, make_topic, producer, mongo_db):
+    routes, run_watcher, make_topic, producer, mongo_db
+):
     """Poison pills (an int over 8 bytes, a NUL in a key) in one batch with 10 valid neighbours."""
     topic, other = make_topic(partitions=1), make_topic(partitions=1)
     routes(topic, "pills")
@@ -473,8 +535,11 @@ def test_documents_the_driver_refuses_go_to_dead_letters_and_the_rest_of_the_bat
     produce(producer, topic, valid[:5] + [too_big] + valid[5:] + [nul_key])
     produce(producer, other, envelopes(5, "FLOW"))
     watcher = run_watcher()
-    wait_for(lambda: store.count("pills") == 10 and store.dead_letter_count() == 2, timeout=60,
-             message="10 stored, 2 dead letters")
+    wait_for(
+        lambda: store.count("pills") == 10 and store.dead_letter_count() == 2,
+        timeout=60,
+        message="10 stored, 2 dead letters",
+    )
     wait_for(lambda: store.count("pills_other") == 5, message="the other route stored")
 
     letters = {letter["offset"]: letter for letter in store.dead_letters()}
@@ -488,7 +553,8 @@ def test_documents_the_driver_refuses_go_to_dead_letters_and_the_rest_of_the_bat
 
 
 def test_field_ids_of_different_json_types_stay_distinct_and_string_ids_keep_their_form(
-        routes, run_watcher, make_topic, producer, mongo_db):
+    routes, run_watcher, make_topic, producer, mongo_db
+):
     topic = make_topic(partitions=1)
     routes(topic, "typed_ids", id_strategy="field", id_field="id", require_envelope=False, timestamp_field="")
     ids = [1, "1", True, "True", "#1", 1.5, "plain"]
@@ -515,19 +581,27 @@ def test_kafka_headers_are_kept_in_ingest_and_in_dead_letters(routes, run_watche
     run_watcher()
     wait_for(lambda: store.count("with_headers") == 1 and store.dead_letter_count() == 1, message="stored, dead")
     stored = mongo_db["with_headers"].find_one({"_id": event["event_id"]})
-    assert stored["_ingest"]["headers"] == [{"key": "trace", "value": "run-7/abc"}, {"key": "raw", "value": b"\xff\x00"}]
-    assert store.dead_letters()[0]["headers"] == [{"key": "trace", "value": b"run-7/abc"},
-                                                  {"key": "raw", "value": b"\xff\x00"}]
+    assert stored["_ingest"]["headers"] == [
+        {"key": "trace", "value": "run-7/abc"},
+        {"key": "raw", "value": b"\xff\x00"},
+    ]
+    assert store.dead_letters()[0]["headers"] == [
+        {"key": "trace", "value": b"run-7/abc"},
+        {"key": "raw", "value": b"\xff\x00"},
+    ]
 
 
 def test_dead_letters_replay_stores_what_now_passes_once_and_leaves_the_rest(
-        routes, run_watcher, make_topic, producer, mongo_db, index_strategy):
+    routes, run_watcher, make_topic, producer, mongo_db, index_strategy
+):
     from django.core.management import call_command
 
     topic = make_topic(partitions=1)
     route = routes(topic, "replayed")  # requires the envelope
-    agent = [{"shot_key": f"AGENT-20261124-{n:06d}", "source": "agent", "kind": "scan", "at": "2026-11-24T10:00:00Z"}
-             for n in range(3)]
+    agent = [
+        {"shot_key": f"AGENT-20261124-{n:06d}", "source": "agent", "kind": "scan", "at": "2026-11-24T10:00:00Z"}
+        for n in range(3)
+    ]
     produce(producer, topic, agent + [b"{not json"], key=b"k")
     watcher = run_watcher()
     wait_for(lambda: store.dead_letter_count() == 4, message="4 dead letters")
@@ -553,9 +627,14 @@ def test_dead_letters_replay_stores_what_now_passes_once_and_leaves_the_rest(
 
 
 def test_replace_with_newer_routes_keep_the_newest_version_and_keep_first_routes_the_first(
-        routes, run_watcher, make_topic, producer, mongo_db):
-    by_offset, by_version, keep, two_partitions = (make_topic(partitions=1), make_topic(partitions=1),
-                                                    make_topic(partitions=1), make_topic(partitions=2))
+    routes, run_watcher, make_topic, producer, mongo_db
+):
+    by_offset, by_version, keep, two_partitions = (
+        make_topic(partitions=1),
+        make_topic(partitions=1),
+        make_topic(partitions=1),
+        make_topic(partitions=2),
+    )
     common = {"id_strategy": "field", "id_field": "id", "require_envelope": False, "timestamp_field": ""}
     routes(by_offset, "newest_by_offset", on_duplicate="replace_newer", **common)
     routes(by_version, "newest_by_version", on_duplicate="replace_newer", version_field="version", **common)
@@ -585,7 +664,8 @@ def test_replace_with_newer_routes_keep_the_newest_version_and_keep_first_routes
 
 
 def test_dead_letters_re_read_by_another_group_are_not_counted_again(
-        routes, run_watcher, make_topic, producer, mongo_db):
+    routes, run_watcher, make_topic, producer, mongo_db
+):
     topic = make_topic(partitions=1)
     routes(topic, "recounted")
     produce(producer, topic, envelopes(5) + [b"{not json", b'{"a": "\xff"}'])
@@ -600,7 +680,8 @@ def test_dead_letters_re_read_by_another_group_are_not_counted_again(
 
 
 def test_a_new_group_started_from_latest_skips_what_the_topic_already_holds(
-        routes, run_watcher, make_topic, producer, mongo_db):
+    routes, run_watcher, make_topic, producer, mongo_db
+):
     topic = make_topic(partitions=1)
     routes(topic, "from_latest")
     old = envelopes(5, "OLD")
@@ -617,8 +698,15 @@ def test_a_new_group_started_from_latest_skips_what_the_topic_already_holds(
     assert watcher.duplicates == 0
 
 
-@pytest.mark.parametrize("bounds", [{"since": "0001-01-01T00:00"}, {"until": "0001-01-01T00:30"},
-                                    {"since": "0999-06-01T00:00"}, {"until": "1000-01-01T00:30"}])
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        {"since": "0001-01-01T00:00"},
+        {"until": "0001-01-01T00:30"},
+        {"since": "0999-06-01T00:00"},
+        {"until": "1000-01-01T00:30"},
+    ],
+)
 def test_search_times_out_of_range_are_form_errors(admin_client, routes, mongo_db, bounds):
     routes("t.shots", "shots")
     store.prepare_collection("shots", timeseries=False)  # searched through its time index

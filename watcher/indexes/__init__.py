@@ -24,6 +24,7 @@ def strategy() -> IndexStrategy:
     if name == AUTO:
         return STRATEGIES["native" if mongo.queries_use_secondary_indexes() else "handmade"]
     if name not in STRATEGIES:
-        raise ImproperlyConfigured(f"LABBOOK_INDEX_STRATEGY is '{name}'; it must be one of "
-                                   f"{', '.join([AUTO, *STRATEGIES])}")
+        raise ImproperlyConfigured(
+            f"LABBOOK_INDEX_STRATEGY is '{name}'; it must be one of {', '.join([AUTO, *STRATEGIES])}"
+        )
     return STRATEGIES[name]

@@ -53,8 +53,10 @@ class EventQuery:
             if getattr(self, name):
                 query[name] = str(getattr(self, name))
         if self.since or self.until:
-            query["_ts"] = {**({"$gte": self.since} if self.since else {}),
-                            **({"$lte": self.until} if self.until else {})}
+            query["_ts"] = {
+                **({"$gte": self.since} if self.since else {}),
+                **({"$lte": self.until} if self.until else {}),
+            }
         if self.field:
             if not FIELD_PATH.match(self.field):
                 raise ValueError(f"'{self.field}' is not a field name (letters, digits, _ and dots)")
@@ -102,8 +104,9 @@ class IndexStrategy(ABC):
         collection, kept by the caller between calls)."""
 
     @abstractmethod
-    def index_times(self, documents_by_collection: dict[str, list[dict]], slots: dict,
-                    hours_known: set[tuple[str, str]]) -> None:
+    def index_times(
+        self, documents_by_collection: dict[str, list[dict]], slots: dict, hours_known: set[tuple[str, str]]
+    ) -> None:
         """Record the events under their time."""
 
     @abstractmethod

@@ -79,8 +79,13 @@ def index_shots(documents_by_collection: dict[str, list[dict]], slots: dict[str,
 
 def _insert_slots(collection, bodies_by_key: dict[str, dict], slots: SlotCache) -> None:
     """Insert each body as `"<key>|<n>"` with the next free n of its key (insert-only index)."""
-    next_free = insert_slots(collection, {key: [body] for key, body in bodies_by_key.items()}, slots,
-                             keep_refused=True, max_slots=MAX_SHOT_SLOTS)
+    next_free = insert_slots(
+        collection,
+        {key: [body] for key, body in bodies_by_key.items()},
+        slots,
+        keep_refused=True,
+        max_slots=MAX_SHOT_SLOTS,
+    )
     for key, slot in next_free.items():
         slots.remember(key, slot)
 
@@ -99,12 +104,12 @@ def move_old_shot_index() -> int:
             for doc in db[name].find():
                 for ref in doc.get("refs", []):  # none in a slot kept empty for a refused entry
                     documents_by_collection.setdefault(ref["c"], []).append(
-                        {"_id": ref["id"], "shot_key": doc["shot_key"], "_ts": ref.get("ts")})
+                        {"_id": ref["id"], "shot_key": doc["shot_key"], "_ts": ref.get("ts")}
+                    )
                 moved += 1
             index_shots(documents_by_collection, {})
             db.drop_collection(name)
-            log.info("moved the shot index %s.%s into the buckets of %s", db.name, name,
-                     index_database().name)
+            log.info("moved the shot index %s.%s into the buckets of %s", db.name, name, index_database().name)
     return moved
 
 
@@ -130,13 +135,12 @@ def events_for_shot(shot_key: str, limit: int) -> list[dict]:
     refs = sorted(shot_refs(shot_key), key=lambda ref: event_time(ref, "ts"), reverse=True)
     db = mongo.database()
     events = []
-    for ref in refs[:max(0, limit)]:
+    for ref in refs[: max(0, limit)]:
         doc = db[ref["c"]].find_one({"_id": ref["id"]})
         if doc is not None and doc.get("shot_key") == shot_key:  # not replaced by a version of another shot
             doc["_collection"] = ref["c"]
             events.append(doc)
     return events
-
 
 
 # --- the time index ---------------------------------------------------------------------
@@ -175,8 +179,9 @@ def start_time_index(collection: str) -> None:
         index.insert_one({"_id": COMPLETE if empty else PARTIAL, "at": datetime.now(UTC)})
 
 
-def index_times(documents_by_collection: dict[str, list[dict]], slots: dict[str, SlotCache],
-                hours_known: set[tuple[str, str]]) -> None:
+def index_times(
+    documents_by_collection: dict[str, list[dict]], slots: dict[str, SlotCache], hours_known: set[tuple[str, str]]
+) -> None:
     """Record a batch's events under the minute (and hour) of their `_ts`."""
     for collection, documents in documents_by_collection.items():
         by_start: dict[datetime, dict] = {}  # keyed by the minute's start: strftime per event was 4% of the CPU
@@ -184,8 +189,13 @@ def index_times(documents_by_collection: dict[str, list[dict]], slots: dict[str,
             ts = event_time(doc, "_ts").astimezone(UTC)
             body = by_start.get(start := ts.replace(second=0, microsecond=0))
             if body is None:
-                body = by_start[start] = {"minute": start.strftime(MINUTE), "ids": [], "ts": [], "sources": [],
-                                          "kinds": []}
+                body = by_start[start] = {
+                    "minute": start.strftime(MINUTE),
+                    "ids": [],
+                    "ts": [],
+                    "sources": [],
+                    "kinds": [],
+                }
             body["ids"].append(doc["_id"])
             body["ts"].append(ts)
             body["sources"].append(_text_or_none(doc.get("source")))
@@ -216,8 +226,12 @@ def _minute_refs(collection: str, minute: str) -> list[dict]:
         doc = index.find_one({"_id": f"{minute}|{slot}"})
         if doc is None:
             break
-        refs.extend({"id": i, "ts": ts, "source": source, "kind": kind} for i, ts, source, kind
-                    in zip(doc.get("ids", []), doc.get("ts", []), doc.get("sources", []), doc.get("kinds", [])))
+        refs.extend(
+            {"id": i, "ts": ts, "source": source, "kind": kind}
+            for i, ts, source, kind in zip(
+                doc.get("ids", []), doc.get("ts", []), doc.get("sources", []), doc.get("kinds", [])
+            )
+        )
     return refs
 
 
@@ -243,9 +257,17 @@ def _search_by_time(query: EventQuery, limit: int) -> SearchResult:
         examined += len(refs)
         for ref in refs:
             ts = event_time(ref, "ts")
-            if (ref["id"] in seen or query.since and ts < query.since or query.until and ts > query.until
-                    or query.source and ref.get("source") not in (None, query.source)
-                    or query.kind and ref.get("kind") not in (None, query.kind)):
+            if (
+                ref["id"] in seen
+                or query.since
+                and ts < query.since
+                or query.until
+                and ts > query.until
+                or query.source
+                and ref.get("source") not in (None, query.source)
+                or query.kind
+                and ref.get("kind") not in (None, query.kind)
+            ):
                 continue
             if fetched >= MAX_FETCHED:
                 return SearchResult(found, complete=False)
@@ -295,8 +317,9 @@ class HandmadeIndexes(IndexStrategy):
     def index_shots(self, documents_by_collection: dict[str, list[dict]], slots: dict) -> None:
         index_shots(documents_by_collection, slots)
 
-    def index_times(self, documents_by_collection: dict[str, list[dict]], slots: dict,
-                    hours_known: set[tuple[str, str]]) -> None:
+    def index_times(
+        self, documents_by_collection: dict[str, list[dict]], slots: dict, hours_known: set[tuple[str, str]]
+    ) -> None:
         index_times(documents_by_collection, slots, hours_known)
 
     def events_for_shot(self, shot_key: str, collections: list[str], limit: int) -> list[dict]:

@@ -18,8 +18,9 @@ class NativeIndexes(IndexStrategy):
     def index_shots(self, documents_by_collection: dict[str, list[dict]], slots: dict) -> None:
         """Nothing to write: the server indexes `shot_key` as it stores the events."""
 
-    def index_times(self, documents_by_collection: dict[str, list[dict]], slots: dict,
-                    hours_known: set[tuple[str, str]]) -> None:
+    def index_times(
+        self, documents_by_collection: dict[str, list[dict]], slots: dict, hours_known: set[tuple[str, str]]
+    ) -> None:
         """Nothing to write: the server indexes `_ts` as it stores the events."""
 
     def events_for_shot(self, shot_key: str, collections: list[str], limit: int) -> list[dict]:

@@ -5,33 +5,89 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Route',
+            name="Route",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(unique=True)),
-                ('topic', models.CharField(help_text='A topic name, or a regular expression if marked below.', max_length=249)),
-                ('topic_is_regex', models.BooleanField(default=False)),
-                ('collection', models.CharField(max_length=63, validators=[django.core.validators.RegexValidator('^[A-Za-z][A-Za-z0-9_]{0,62}$', 'Letters, digits and underscores, starting with a letter (at most 63 characters).')])),
-                ('id_strategy', models.CharField(choices=[('event_id', 'Envelope event id'), ('field', 'A field of the message'), ('position', 'Topic / partition / offset')], default='event_id', max_length=10)),
-                ('id_field', models.CharField(blank=True, help_text="Dotted path of the id field when the id strategy is 'field'.", max_length=200)),
-                ('timestamp_field', models.CharField(blank=True, default='relay_ts_ns', help_text='Dotted path of the event time (ns or s since the epoch, or ISO 8601); stored as _ts.', max_length=200)),
-                ('timeseries', models.BooleanField(default=False, help_text='Create the collection as a MongoDB time-series collection on _ts (servers without time-series support get a normal collection).')),
-                ('renames', models.JSONField(blank=True, default=dict, help_text='Top-level field renames, e.g. {"E": "energy"}.')),
-                ('require_envelope', models.BooleanField(default=True, help_text='Messages that are not valid shot envelopes go to the dead letters.')),
-                ('max_message_bytes', models.PositiveIntegerField(default=1000000)),
-                ('enabled', models.BooleanField(default=True)),
-                ('updated', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(unique=True)),
+                (
+                    "topic",
+                    models.CharField(
+                        help_text="A topic name, or a regular expression if marked below.", max_length=249
+                    ),
+                ),
+                ("topic_is_regex", models.BooleanField(default=False)),
+                (
+                    "collection",
+                    models.CharField(
+                        max_length=63,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z][A-Za-z0-9_]{0,62}$",
+                                "Letters, digits and underscores, starting with a letter (at most 63 characters).",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "id_strategy",
+                    models.CharField(
+                        choices=[
+                            ("event_id", "Envelope event id"),
+                            ("field", "A field of the message"),
+                            ("position", "Topic / partition / offset"),
+                        ],
+                        default="event_id",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "id_field",
+                    models.CharField(
+                        blank=True,
+                        help_text="Dotted path of the id field when the id strategy is 'field'.",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "timestamp_field",
+                    models.CharField(
+                        blank=True,
+                        default="relay_ts_ns",
+                        help_text="Dotted path of the event time (ns or s since the epoch, or ISO 8601); stored as _ts.",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "timeseries",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Create the collection as a MongoDB time-series collection on _ts (servers without time-series support get a normal collection).",
+                    ),
+                ),
+                (
+                    "renames",
+                    models.JSONField(
+                        blank=True, default=dict, help_text='Top-level field renames, e.g. {"E": "energy"}.'
+                    ),
+                ),
+                (
+                    "require_envelope",
+                    models.BooleanField(
+                        default=True, help_text="Messages that are not valid shot envelopes go to the dead letters."
+                    ),
+                ),
+                ("max_message_bytes", models.PositiveIntegerField(default=1000000)),
+                ("enabled", models.BooleanField(default=True)),
+                ("updated", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
     ]

@@ -5,8 +5,13 @@ def add_relay_route(apps, schema_editor):
     Route = apps.get_model("watcher", "Route")
     Route.objects.get_or_create(
         name="relay-shots",
-        defaults={"topic": "labbook.shots", "collection": "shots", "id_strategy": "event_id",
-                  "timestamp_field": "laser_ts_ns", "require_envelope": True},
+        defaults={
+            "topic": "labbook.shots",
+            "collection": "shots",
+            "id_strategy": "event_id",
+            "timestamp_field": "laser_ts_ns",
+            "require_envelope": True,
+        },
     )
 
 

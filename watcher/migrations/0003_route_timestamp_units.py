@@ -4,15 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('watcher', '0002_default_relay_route'),
+        ("watcher", "0002_default_relay_route"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='route',
-            name='timestamp_field',
-            field=models.CharField(blank=True, default='relay_ts_ns', help_text='Dotted path of the event time (s, ms, µs or ns since the epoch, or ISO 8601); stored as _ts.', max_length=200),
+            model_name="route",
+            name="timestamp_field",
+            field=models.CharField(
+                blank=True,
+                default="relay_ts_ns",
+                help_text="Dotted path of the event time (s, ms, µs or ns since the epoch, or ISO 8601); stored as _ts.",
+                max_length=200,
+            ),
         ),
     ]

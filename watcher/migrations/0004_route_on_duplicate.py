@@ -4,20 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('watcher', '0003_route_timestamp_units'),
+        ("watcher", "0003_route_timestamp_units"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='route',
-            name='on_duplicate',
-            field=models.CharField(choices=[('keep_first', 'Keep the first (a re-send is a duplicate)'), ('replace_newer', 'Replace with a newer version')], default='keep_first', help_text='A message with the id of a stored one: keep the stored one, or replace it when the message is newer (by the version field, else by Kafka offset within one partition; a different message that cannot be ordered goes to the dead letters). Not for time-series collections.', max_length=16),
+            model_name="route",
+            name="on_duplicate",
+            field=models.CharField(
+                choices=[
+                    ("keep_first", "Keep the first (a re-send is a duplicate)"),
+                    ("replace_newer", "Replace with a newer version"),
+                ],
+                default="keep_first",
+                help_text="A message with the id of a stored one: keep the stored one, or replace it when the message is newer (by the version field, else by Kafka offset within one partition; a different message that cannot be ordered goes to the dead letters). Not for time-series collections.",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='route',
-            name='version_field',
-            field=models.CharField(blank=True, help_text="Dotted path of a version number or text for 'replace with a newer version' (empty: Kafka offset).", max_length=200),
+            model_name="route",
+            name="version_field",
+            field=models.CharField(
+                blank=True,
+                help_text="Dotted path of a version number or text for 'replace with a newer version' (empty: Kafka offset).",
+                max_length=200,
+            ),
         ),
     ]

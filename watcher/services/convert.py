@@ -87,8 +87,13 @@ def to_document(route: Route, record, now: datetime) -> dict:
     # else the ingest time.
     kafka_ts = getattr(record, "timestamp", None)
     document["_ts"] = document["_ts"] or (to_datetime(kafka_ts / 1000) if kafka_ts and kafka_ts > 0 else None) or now
-    document["_ingest"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset,
-                           "key": record.key.decode(errors="replace") if record.key else None, "at": now}
+    document["_ingest"] = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": record.key.decode(errors="replace") if record.key else None,
+        "at": now,
+    }
     if record.headers:
         document["_ingest"]["headers"] = [{"key": key, "value": header_text(value)} for key, value in record.headers]
     return document
@@ -116,10 +121,14 @@ def dead_letter(record, route: Route | None, error: str, now: datetime) -> dict:
     """The dead letter of a record: its bytes as they came, so a replay can convert it again."""
     return {
         "_id": f"{record.topic}|{record.partition}|{record.offset}",
-        "topic": record.topic, "partition": record.partition, "offset": record.offset,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
         "key": Binary(record.key) if record.key is not None else None,
         "raw": Binary(record.value) if record.value is not None else None,
         "headers": [{"key": key, "value": value} for key, value in record.headers or []],
         "timestamp": getattr(record, "timestamp", None),  # Kafka's, ms: a replay's `_ts` falls back to it
-        "route": route.name if route else None, "error": error, "at": now,
+        "route": route.name if route else None,
+        "error": error,
+        "at": now,
     }

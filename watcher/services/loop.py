@@ -60,12 +60,16 @@ class CommitBeforeRevoke(AsyncConsumerRebalanceListener):
             try:
                 await watcher.consumer.commit_async(offsets)
             except KafkaError as exc:
-                log.warning("offset commit before a rebalance failed (%s); those batches will be re-read "
-                            "and deduplicated", exc)
+                log.warning(
+                    "offset commit before a rebalance failed (%s); those batches will be re-read and deduplicated", exc
+                )
 
     async def on_partitions_assigned(self, assigned) -> None:
-        log.info("assigned %d partitions: %s", len(assigned),
-                 ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)))
+        log.info(
+            "assigned %d partitions: %s",
+            len(assigned),
+            ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)),
+        )
 
 
 def static_member_id(name: str) -> str:
@@ -104,10 +108,18 @@ class Watcher:
     LiveStatus counts and sends what the page shows.
     """
 
-    def __init__(self, *, group_id: str | None = None, bootstrap_servers: str | None = None,
-                 batch_size: int | None = None, stop: StopFlag | None = None, live: bool = True,
-                 name: str | None = None, route_refresh_seconds: float | None = None,
-                 start_from: str = "earliest") -> None:
+    def __init__(
+        self,
+        *,
+        group_id: str | None = None,
+        bootstrap_servers: str | None = None,
+        batch_size: int | None = None,
+        stop: StopFlag | None = None,
+        live: bool = True,
+        name: str | None = None,
+        route_refresh_seconds: float | None = None,
+        start_from: str = "earliest",
+    ) -> None:
         self.group_id = group_id or settings.WATCHER_GROUP_ID
         self.bootstrap_servers = bootstrap_servers or settings.KAFKA_BOOTSTRAP_SERVERS
         self.start_from = start_from  # where a partition the group never committed starts: earliest | latest
@@ -172,8 +184,9 @@ class Watcher:
             self.collection_kind[route.collection] = kind
         self.routes, self.routes_signature = routes, signature
         if routes:
-            pattern = "^(?:" + "|".join(f"(?:{r.topic})" if r.topic_is_regex else re.escape(r.topic)
-                                        for r in routes) + ")$"
+            pattern = (
+                "^(?:" + "|".join(f"(?:{r.topic})" if r.topic_is_regex else re.escape(r.topic) for r in routes) + ")$"
+            )
             self.consumer.subscribe(pattern=pattern, listener=CommitBeforeRevoke(self))
         elif self.consumer.subscription():
             self.consumer.unsubscribe()
@@ -262,14 +275,22 @@ class Watcher:
         self.writer.finish()
         self.commit_written()
         self.consumer.close(autocommit=False)
-        log.info("watcher stopped: %d stored, %d duplicates, %d dead letters, %d batches in %.1f s",
-                 self.stored, self.duplicates, self.dead, self.batches, time.monotonic() - started)
+        log.info(
+            "watcher stopped: %d stored, %d duplicates, %d dead letters, %d batches in %.1f s",
+            self.stored,
+            self.duplicates,
+            self.dead,
+            self.batches,
+            time.monotonic() - started,
+        )
 
     def fenced(self) -> NoReturn:
         """Another process joined the group under this one's name (its static membership) and took
         its partitions: this one stops, its uncommitted batches are re-read by the other."""
-        message = (f"another watch process named {self.name!r} joined group {self.group_id!r} and took this one's "
-                   "partitions; each watch process of a group needs a name of its own")
+        message = (
+            f"another watch process named {self.name!r} joined group {self.group_id!r} and took this one's "
+            "partitions; each watch process of a group needs a name of its own"
+        )
         log.error("%s", message)
         raise RuntimeError(message) from None
 
@@ -287,9 +308,15 @@ class Watcher:
         self.consumer.pause(partition)
         offset = self.consumer.position(partition, timeout_ms=1000)
         self.undecodable[partition] = Undecodable(offset, f"{type(exc).__name__}: {exc}")
-        log.error("partition %s/%d stopped at offset %s: its records cannot be decoded (%s: %s); the other "
-                  "partitions go on, this one resumes from there after a restart", partition.topic,
-                  partition.partition, offset, type(exc).__name__, exc)
+        log.error(
+            "partition %s/%d stopped at offset %s: its records cannot be decoded (%s: %s); the other "
+            "partitions go on, this one resumes from there after a restart",
+            partition.topic,
+            partition.partition,
+            offset,
+            type(exc).__name__,
+            exc,
+        )
         return True
 
     def hand_over(self, prepared: Prepared) -> None:
@@ -361,16 +388,24 @@ class Watcher:
         lag = self.lag()
         routes = {}
         for route in self.routes:
-            stopped = [{"partition": f"{tp.topic}/{tp.partition}", "offset": why.offset, "error": why.error}
-                       for tp, why in sorted(self.undecodable.items())
-                       if tp in self.assigned and route.matches(tp.topic)]
+            stopped = [
+                {"partition": f"{tp.topic}/{tp.partition}", "offset": why.offset, "error": why.error}
+                for tp, why in sorted(self.undecodable.items())
+                if tp in self.assigned and route.matches(tp.topic)
+            ]
             routes[route.name] = self.live.route_status(
-                route, self.collection_kind.get(route.collection, ""),
+                route,
+                self.collection_kind.get(route.collection, ""),
                 lag=sum(n for topic, n in lag.items() if route.matches(topic)),
                 partitions=sorted(tp.partition for tp in self.assigned if route.matches(tp.topic)),
-                stopped=stopped)
-        return {"watcher": self.name, "at": time.time(), "mongo_down": self.retry.down_since is not None,
-                "routes": routes}
+                stopped=stopped,
+            )
+        return {
+            "watcher": self.name,
+            "at": time.time(),
+            "mongo_down": self.retry.down_since is not None,
+            "routes": routes,
+        }
 
     def publish_if_due(self) -> None:
         self.live.publish_if_due(self.status, mongo_down=self.retry.down_since is not None)

@@ -29,9 +29,15 @@ class ReplayedRecord:
 
     @classmethod
     def of(cls, letter: dict) -> ReplayedRecord:
-        return cls(letter["topic"], letter["partition"], letter["offset"], letter.get("key"), letter.get("raw"),
-                   [(header["key"], header["value"]) for header in letter.get("headers") or []],
-                   letter.get("timestamp"))
+        return cls(
+            letter["topic"],
+            letter["partition"],
+            letter["offset"],
+            letter.get("key"),
+            letter.get("raw"),
+            [(header["key"], header["value"]) for header in letter.get("headers") or []],
+            letter.get("timestamp"),
+        )
 
 
 @dataclass

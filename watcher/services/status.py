@@ -57,9 +57,12 @@ def preview(document: dict, limit: int = 400) -> dict:
     """A small, JSON-safe picture of one stored message for the live view."""
     text = orjson.dumps({k: v for k, v in document.items() if k != "_ingest"}, default=str).decode()
     ingest = document.get("_ingest", {})
-    return {"id": document["_id"], "shot_key": document.get("shot_key"),
-            "kafka": f"{ingest.get('topic')}/{ingest.get('partition')}@{ingest.get('offset')}",
-            "json": text if len(text) <= limit else text[:limit] + "…"}
+    return {
+        "id": document["_id"],
+        "shot_key": document.get("shot_key"),
+        "kafka": f"{ingest.get('topic')}/{ingest.get('partition')}@{ingest.get('offset')}",
+        "json": text if len(text) <= limit else text[:limit] + "…",
+    }
 
 
 class LiveStatus:
@@ -85,9 +88,18 @@ class LiveStatus:
 
     def route_status(self, route: Route, kind: str, lag: int, partitions: list[int], stopped: list[dict]) -> dict:
         stats = self.stats_for(route.name)
-        return {"topic": route.topic, "collection": route.collection, "collection_kind": kind,
-                "total": stats.total, "dead_letters": stats.dead, "rate": round(stats.rate(), 1),
-                "lag": lag, "partitions": partitions, "stopped": stopped, "samples": stats.take_samples()}
+        return {
+            "topic": route.topic,
+            "collection": route.collection,
+            "collection_kind": kind,
+            "total": stats.total,
+            "dead_letters": stats.dead,
+            "rate": round(stats.rate(), 1),
+            "lag": lag,
+            "partitions": partitions,
+            "stopped": stopped,
+            "samples": stats.take_samples(),
+        }
 
     def publish_if_due(self, status: Callable[[], dict], mongo_down: bool) -> None:
         """Send `status()` if the last update is LIVE_INTERVAL old; save it too now and then."""
@@ -102,6 +114,12 @@ class LiveStatus:
         live.send_status(status)  # best effort: ingestion goes on without it
         if save:  # for pages opened later: the figures before the first live update
             with suppress(ConnectionFailure):  # MongoDB away: the next save brings it up to date
-                store.save_status(self.name, {k: v for k, v in status.items() if k != "routes"} | {
-                    "routes": {name: {k: v for k, v in r.items() if k != "samples"}
-                               for name, r in status["routes"].items()}})
+                store.save_status(
+                    self.name,
+                    {k: v for k, v in status.items() if k != "routes"}
+                    | {
+                        "routes": {
+                            name: {k: v for k, v in r.items() if k != "samples"} for name, r in status["routes"].items()
+                        }
+                    },
+                )

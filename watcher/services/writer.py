@@ -86,8 +86,10 @@ def is_newer(route: Route, document: dict, stored: dict) -> bool:
         new, old = document["_ingest"], stored.get("_ingest", {})
         if (new["topic"], new["partition"]) == (old.get("topic"), old.get("partition")):
             return new["offset"] > old.get("offset", -1)
-        reason = (f"no version field, and it came from {new['topic']}/{new['partition']}, the stored one from "
-                  f"{old.get('topic')}/{old.get('partition')} (Kafka orders only within a partition)")
+        reason = (
+            f"no version field, and it came from {new['topic']}/{new['partition']}, the stored one from "
+            f"{old.get('topic')}/{old.get('partition')} (Kafka orders only within a partition)"
+        )
     raise Rejected(f"a different version of the stored document {document['_id']!r} that cannot be ordered: {reason}")
 
 
@@ -254,9 +256,12 @@ class BatchWriter:
                 began = time.monotonic()
                 if not self.write(prepared):
                     return  # stopped while MongoDB was unreachable: this batch stays uncommitted
-                log.debug("batch of %d written in %.1f ms, %.1f ms after it was fetched",
-                          sum(len(items) for items in prepared.by_collection.values()),
-                          (time.monotonic() - began) * 1000, (time.monotonic() - prepared.fetched) * 1000)
+                log.debug(
+                    "batch of %d written in %.1f ms, %.1f ms after it was fetched",
+                    sum(len(items) for items in prepared.by_collection.values()),
+                    (time.monotonic() - began) * 1000,
+                    (time.monotonic() - prepared.fetched) * 1000,
+                )
                 prepared.written = time.monotonic()
                 self.awaiting_time_index.append(prepared)
                 self.write_time_index()
@@ -315,8 +320,9 @@ class BatchWriter:
         documents that are not there.
         """
         now = datetime.now(UTC)
-        prepared.documents_by_collection = {collection: [item.document for item in items]
-                                            for collection, items in prepared.by_collection.items()}
+        prepared.documents_by_collection = {
+            collection: [item.document for item in items] for collection, items in prepared.by_collection.items()
+        }
         for collection, items in prepared.by_collection.items():
             timeseries = self.collection_kind.get(collection) == store.TIMESERIES
             outcome = self.retry(partial(write_documents, collection, items, timeseries, now))
@@ -345,8 +351,9 @@ class BatchWriter:
         self.totals.dead += result.inserted
         for index, reason in result.rejected.items():
             letter = prepared.letters[index]
-            log.error("dead letter %s not stored either (%s); the record stays in Kafka at that offset",
-                      letter["_id"], reason)
+            log.error(
+                "dead letter %s not stored either (%s); the record stays in Kafka at that offset", letter["_id"], reason
+            )
         for index in result.duplicates:
             prepared.per_route[prepared.letters[index]["route"]].dead -= 1
         return True

@@ -13,8 +13,13 @@ from core.runloop import StopFlag, stop_on_signals
 
 
 def shot_message(shot: int) -> dict:
-    return {"shot": shot, "ts_ns": time.time_ns(), "energy_J": round(random.gauss(10.0, 0.4), 3),
-            "pulse_fs": round(random.gauss(30.0, 1.5), 2), "mode": random.choice(["single", "single", "burst"])}
+    return {
+        "shot": shot,
+        "ts_ns": time.time_ns(),
+        "energy_J": round(random.gauss(10.0, 0.4), 3),
+        "pulse_fs": round(random.gauss(30.0, 1.5), 2),
+        "mode": random.choice(["single", "single", "burst"]),
+    }
 
 
 def encode(message: dict, fmt: str) -> bytes:

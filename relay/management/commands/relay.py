@@ -12,14 +12,24 @@ class Command(BaseCommand):
     help = "Relay drive-laser messages as harmonised shot envelopes until SIGINT/SIGTERM."
 
     def add_arguments(self, parser):
-        parser.add_argument("--input", action="append", metavar="ENDPOINT",
-                            help="SUB endpoint of the laser, read with --parser; repeatable. Default: the admin's "
-                                 "Relay inputs (re-read every 2 s), or settings.RELAY_DEFAULT_INPUT when there are none")
-        parser.add_argument("--parser", default="json", choices=sorted(PARSERS),
-                            help="how --input messages are read (default json; auto: JSON object, msgpack map, "
-                                 "else key=value)")
-        parser.add_argument("--time-zone", default="",
-                            help="zone of --input times without an offset (default the lab's, settings.TIME_ZONE)")
+        parser.add_argument(
+            "--input",
+            action="append",
+            metavar="ENDPOINT",
+            help="SUB endpoint of the laser, read with --parser; repeatable. Default: the admin's "
+            "Relay inputs (re-read every 2 s), or settings.RELAY_DEFAULT_INPUT when there are none",
+        )
+        parser.add_argument(
+            "--parser",
+            default="json",
+            choices=sorted(PARSERS),
+            help="how --input messages are read (default json; auto: JSON object, msgpack map, else key=value)",
+        )
+        parser.add_argument(
+            "--time-zone",
+            default="",
+            help="zone of --input times without an offset (default the lab's, settings.TIME_ZONE)",
+        )
         parser.add_argument("--pub", help="PUB endpoint to bind (default settings.RELAY_PUB_ENDPOINT)")
         parser.add_argument("--snapshot", help="REP endpoint for the last shot (default settings)")
         parser.add_argument("--log-dir", help="Durable log folder (default settings.RELAY_LOG_DIR)")
@@ -32,11 +42,27 @@ class Command(BaseCommand):
         if options["input"]:
             if options["time_zone"] and not is_time_zone(options["time_zone"]):
                 raise CommandError(f"--time-zone: '{options['time_zone']}' is not an IANA time zone (e.g. UTC)")
-            inputs = [{"endpoint": e, "mode": "SUB", "topics": "", "parser": options["parser"], "source": "laser",
-                       "time_zone": options["time_zone"]} for e in options["input"]]
+            inputs = [
+                {
+                    "endpoint": e,
+                    "mode": "SUB",
+                    "topics": "",
+                    "parser": options["parser"],
+                    "source": "laser",
+                    "time_zone": options["time_zone"],
+                }
+                for e in options["input"]
+            ]
         with stop_on_signals(StopFlag()) as stop:
-            relay = Relay(inputs=inputs, pub_endpoint=options["pub"], snapshot_endpoint=options["snapshot"],
-                          log_dir=options["log_dir"], fsync=options["fsync"], stop=stop,
-                          live=not options["no_live"], kafka=not options["no_kafka"])
+            relay = Relay(
+                inputs=inputs,
+                pub_endpoint=options["pub"],
+                snapshot_endpoint=options["snapshot"],
+                log_dir=options["log_dir"],
+                fsync=options["fsync"],
+                stop=stop,
+                live=not options["no_live"],
+                kafka=not options["no_kafka"],
+            )
             relay.run()
         self.stdout.write(relay.summary())

@@ -54,23 +54,33 @@ def describe(group_key, group) -> str:
 
 
 class Command(BaseCommand):
-    help = ("Replay the relay's durable log into Kafka (same event ids): a time window, a day, a run, a "
-            "shot range. Shot numbers restart every day and run, so --shots needs --date or --since.")
+    help = (
+        "Replay the relay's durable log into Kafka (same event ids): a time window, a day, a run, a "
+        "shot range. Shot numbers restart every day and run, so --shots needs --date or --since."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--since", help="ISO 8601 start (laser time; no offset: the lab's zone)")
         parser.add_argument("--until", help="ISO 8601 end")
         parser.add_argument("--date", help="the local day of the shot keys, YYYY-MM-DD or YYYYMMDD")
-        parser.add_argument("--run", help="the day's run (1 = before the first counter reset), or 'all'; "
-                                          "needed with --shots when the shots are in several runs")
+        parser.add_argument(
+            "--run",
+            help="the day's run (1 = before the first counter reset), or 'all'; "
+            "needed with --shots when the shots are in several runs",
+        )
         parser.add_argument("--shots", help="shot number range, e.g. 100-250; needs --date or --since")
         parser.add_argument("--dry-run", action="store_true", help="say what would be sent, send nothing")
         parser.add_argument("--log-dir", default=str(settings.RELAY_LOG_DIR))
         parser.add_argument("--topic", default=settings.RELAY_KAFKA_TOPIC)
 
     def handle(self, *args, since, until, date, run, shots, dry_run, log_dir, topic, **options):
-        scope = ReplayScope(since_ns=to_ns(since, "--since"), until_ns=to_ns(until, "--until"), date=to_day(date),
-                            run=to_run(run), shots=to_shots(shots))
+        scope = ReplayScope(
+            since_ns=to_ns(since, "--since"),
+            until_ns=to_ns(until, "--until"),
+            date=to_day(date),
+            run=to_run(run),
+            shots=to_shots(shots),
+        )
         if (shots or run) and not (date or since):
             raise CommandError("shot and run numbers restart every day: give --date (or --since) with --shots/--run")
         if not Path(log_dir).is_dir():
@@ -78,12 +88,16 @@ class Command(BaseCommand):
         plan = replay_plan(Path(log_dir), scope)
         runs = sorted({key for key in plan if key is not None})
         if shots and run is None and len(runs) > 1:
-            raise CommandError(f"shots {shots} are in {len(runs)} runs ("
-                               + ", ".join(f"{day} run {n}" for day, n in runs)
-                               + "): give --run N, or --run all for every one")
+            raise CommandError(
+                f"shots {shots} are in {len(runs)} runs ("
+                + ", ".join(f"{day} run {n}" for day, n in runs)
+                + "): give --run N, or --run all for every one"
+            )
         total = sum(group.count for group in plan.values())
-        self.stdout.write(f"relay_replay: {total} envelope(s) from {log_dir} to {topic}"
-                          + (" (dry run: nothing sent)" if dry_run else ""))
+        self.stdout.write(
+            f"relay_replay: {total} envelope(s) from {log_dir} to {topic}"
+            + (" (dry run: nothing sent)" if dry_run else "")
+        )
         for group_key, group in plan.items():
             self.stdout.write(f"  {describe(group_key, group)}")
         if dry_run or not total:

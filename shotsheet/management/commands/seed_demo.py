@@ -31,13 +31,17 @@ class Command(BaseCommand):
     def handle(self, *args, username, **options):
         sheet, created = Sheet.objects.get_or_create(
             slug="demo",
-            defaults={"name": "Demo shot sheet", "experiment": "DEMO",
-                      "description": "A demo sheet for the simulated laser."},
+            defaults={
+                "name": "Demo shot sheet",
+                "experiment": "DEMO",
+                "description": "A demo sheet for the simulated laser.",
+            },
         )
         if created:
             for position, (key, label, type_, unit, extra) in enumerate(DEMO_FIELDS):
-                Field.objects.create(sheet=sheet, key=key, label=label, type=type_, unit=unit,
-                                     position=position, **extra)
+                Field.objects.create(
+                    sheet=sheet, key=key, label=label, type=type_, unit=unit, position=position, **extra
+                )
             save_version(sheet)  # as the admin's save of a sheet does
             self.stdout.write(f"Created the demo sheet '{sheet.name}' with {len(DEMO_FIELDS)} fields.")
 
@@ -47,8 +51,8 @@ class Command(BaseCommand):
         if not User.objects.filter(username=username).exists():
             password = os.environ.get("LABBOOK_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
             User.objects.create_superuser(username=username, email="", password=password)
-            self.stdout.write(self.style.SUCCESS(
-                f"Created the admin account: user '{username}', password '{password}'"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(f"Created the admin account: user '{username}', password '{password}'")
+            )
         else:
             self.stdout.write(f"Admin account '{username}' exists (password unchanged).")

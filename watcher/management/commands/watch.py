@@ -12,15 +12,28 @@ class Command(BaseCommand):
     help = "Consume the Kafka topics of the enabled routes into their MongoDB collections."
 
     def add_arguments(self, parser):
-        parser.add_argument("--group", help="Consumer group id (default: settings.WATCHER_GROUP_ID). A group that "
-                            "has committed no offsets yet (a new one) reads every routed topic from the start, "
-                            "unless --from latest")
-        parser.add_argument("--from", dest="start_from", choices=["earliest", "latest"], default="earliest",
-                            help="where partitions without a committed offset of the group start: earliest (the "
-                                 "default: the whole topic, nothing missed) or latest (only new messages)")
-        parser.add_argument("--batch-size", type=int, help="Records per poll and write (default: settings.WATCHER_BATCH_SIZE)")
-        parser.add_argument("--name", help="This member's name in the live view and its static group membership: "
-                                           "restarted under the same name it resumes within seconds. Unique per group")
+        parser.add_argument(
+            "--group",
+            help="Consumer group id (default: settings.WATCHER_GROUP_ID). A group that "
+            "has committed no offsets yet (a new one) reads every routed topic from the start, "
+            "unless --from latest",
+        )
+        parser.add_argument(
+            "--from",
+            dest="start_from",
+            choices=["earliest", "latest"],
+            default="earliest",
+            help="where partitions without a committed offset of the group start: earliest (the "
+            "default: the whole topic, nothing missed) or latest (only new messages)",
+        )
+        parser.add_argument(
+            "--batch-size", type=int, help="Records per poll and write (default: settings.WATCHER_BATCH_SIZE)"
+        )
+        parser.add_argument(
+            "--name",
+            help="This member's name in the live view and its static group membership: "
+            "restarted under the same name it resumes within seconds. Unique per group",
+        )
         parser.add_argument("--no-live", action="store_true", help="Do not publish the live status")
 
     def handle(self, *args, group, start_from, batch_size, name, no_live, **options):
@@ -31,9 +44,12 @@ class Command(BaseCommand):
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
         with stop_on_signals(StopFlag()) as stop:
-            watcher = Watcher(group_id=group, batch_size=batch_size, stop=stop, live=not no_live, name=name,
-                              start_from=start_from)
+            watcher = Watcher(
+                group_id=group, batch_size=batch_size, stop=stop, live=not no_live, name=name, start_from=start_from
+            )
             watcher.run()
-        self.stdout.write(f"watch: {watcher.stored} stored, {watcher.duplicates} duplicates skipped, "
-                          f"{watcher.replaced} replaced by newer versions, "
-                          f"{watcher.dead} dead letters, {watcher.batches} batches")
+        self.stdout.write(
+            f"watch: {watcher.stored} stored, {watcher.duplicates} duplicates skipped, "
+            f"{watcher.replaced} replaced by newer versions, "
+            f"{watcher.dead} dead letters, {watcher.batches} batches"
+        )
