@@ -109,10 +109,10 @@ class Relay:
             topic, raw = (frames[0], frames[-1]) if len(frames) > 1 else (b"", frames[0])
             try:
                 envelope = envelope_for(spec, topic, raw)
-            except ParseError as exc:
+                encoded = orjson.dumps(envelope)  # encoded once, for the log and the PUB socket
+            except (ParseError, orjson.JSONEncodeError) as exc:  # a value the parsers left unencodable: rejected
                 lines.append(self.rejected(spec, raw, exc))
                 continue
-            encoded = orjson.dumps(envelope)  # encoded once, for the log and the PUB socket
             lines.append(b'{"type":"envelope","envelope":' + encoded + b"}")
             published.append((envelope, encoded))
         if lines:
@@ -124,7 +124,7 @@ class Relay:
                 self.unrecorded_shots.append(envelope)
         self.stats.published += len(published)
 
-    def rejected(self, spec: dict, raw: bytes, exc: ParseError) -> bytes:
+    def rejected(self, spec: dict, raw: bytes, exc: Exception) -> bytes:
         """The log line of a message that could not be read; logged, rate-limited."""
         self.stats.rejected += 1
         if self.stats.rejected <= 10 or self.stats.rejected % 1000 == 0:

@@ -983,3 +983,27 @@ def test_the_relay_records_each_shot_by_its_key_for_the_shot_sheet(laser, start_
     assert store.shot(first.replace("000021", "000022"))["shot_number"] == 22  # not only the latest shot
     assert store.latest_shot()["shot_number"] == 23
     assert store.shot("TST-20251124-999999") is None
+
+
+def test_values_json_cannot_encode_are_kept_in_a_json_form_and_the_relay_keeps_running(laser, start_relay):
+    """Bytes, non-text map keys and integers beyond 64 bits used to crash the relay (and drop the
+    run it was handling); they are stored in a documented JSON form, and the next shot gets through."""
+    relay = start_relay(laser.endpoint_for_relay, parser="auto")
+    sub = subscriber(relay.pub_endpoint)
+    time.sleep(0.3)
+    awkward = [
+        msgpack.packb({"shot": 1, "img": b"\x00\xff"}),
+        msgpack.packb({"shot": 2, "m": {1: 2}}),
+        b"shot=3 big=99999999999999999999",
+    ]
+    send_until_received(laser, relay, [[b"laser", raw] for raw in awkward] + [[b"laser", b'{"shot": 4}']])
+    shots = {}
+    while len(shots) < 4 and sub.poll(10000):
+        envelope = orjson.loads(sub.recv_multipart()[1])
+        if envelope["kind"] == "shot":
+            shots[envelope["shot_number"]] = envelope
+    assert sorted(shots) == [1, 2, 3, 4]
+    assert shots[1]["values"]["img"] == {"$binary": "AP8="}
+    assert shots[2]["values"]["m"] == {"1": 2}
+    assert shots[3]["values"]["big"] == "99999999999999999999"
+    assert relay.stats.rejected == 0
