@@ -1007,3 +1007,48 @@ def test_values_json_cannot_encode_are_kept_in_a_json_form_and_the_relay_keeps_r
     assert shots[2]["values"]["m"] == {"1": 2}
     assert shots[3]["values"]["big"] == "99999999999999999999"
     assert relay.stats.rejected == 0
+
+
+@pytest.mark.slow
+def test_editing_an_inputs_parser_mid_stream_loses_and_repeats_no_message(laser, start_relay, transactional_db):
+    """An edit of only parser, source or time zone keeps the socket (a new SUB would miss what the
+    laser sends before its subscription arrives); the spec is swapped in place."""
+    main = RelayInput.objects.create(name="main", endpoint=laser.endpoint_for_relay, parser="json", source="laser")
+    relay = start_relay(laser.endpoint_for_relay, from_admin=True, kafka=False)
+    send_until_received(laser, relay, [])
+    streaming, sent = threading.Event(), []
+    streaming.set()
+
+    def stream() -> None:  # ~1 kHz
+        n = 0
+        while streaming.is_set():
+            n += 1
+            laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
+            sent.append(n)
+            time.sleep(0.001)
+
+    sender = threading.Thread(target=stream, daemon=True)
+    sender.start()
+    try:
+        wait_for(lambda: len(sent) > 500, message="the stream under way")
+        main.parser = "auto"
+        main.save()
+        wait_for(lambda: any(s["parser"] == "auto" for s in list(relay.sockets.values())), message="the edit applied")
+        count = len(sent)
+        wait_for(lambda: len(sent) > count + 500, message="the stream after the edit")
+    finally:
+        streaming.clear()
+        sender.join(10)
+    last = sent[-1]
+
+    def logged_numbers() -> list[int]:
+        return [
+            r["envelope"]["shot_number"]
+            for r in read_all(relay.log.directory)
+            if r["type"] == "envelope" and r["envelope"]["kind"] == "shot"
+        ]
+
+    wait_for(lambda: last in logged_numbers(), message="the last message logged")
+    numbers = logged_numbers()
+    assert len(numbers) == len(set(numbers)), f"{len(numbers) - len(set(numbers))} messages twice"
+    assert set(range(1, last + 1)) - set(numbers) == set(), "messages lost in the edit"
