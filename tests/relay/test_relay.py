@@ -1052,3 +1052,33 @@ def test_editing_an_inputs_parser_mid_stream_loses_and_repeats_no_message(laser,
     numbers = logged_numbers()
     assert len(numbers) == len(set(numbers)), f"{len(numbers) - len(set(numbers))} messages twice"
     assert set(range(1, last + 1)) - set(numbers) == set(), "messages lost in the edit"
+
+
+def harmonised(harmoniser, *raws: bytes) -> list[dict]:
+    spec = {"parser": "kv", "source": "laser", "time_zone": "UTC", "endpoint": "tcp://x:1", "mode": "SUB"}
+    return [harmoniser.envelope_for(spec, b"laser", raw) for raw in raws]
+
+
+def test_distinct_events_of_one_shot_without_laser_time_get_distinct_ids(mongo_db):
+    from relay.services.harmonise import Harmoniser, ShotCounters
+
+    charging, fired = harmonised(
+        Harmoniser("TST", ShotCounters()), b"kind=status shot=2 state=charging", b"kind=status shot=2 state=fired"
+    )
+    assert charging["shot_key"] == fired["shot_key"]
+    assert charging["event_id"] != fired["event_id"]
+
+
+def test_a_shot_number_repeated_with_another_laser_time_is_a_new_shot_in_the_next_run(mongo_db):
+    from relay.services.harmonise import Harmoniser, ShotCounters
+
+    first, resent, other = harmonised(
+        Harmoniser("TST", ShotCounters()),
+        b"shot=5 ts_ns=1764000000000000000",
+        b"shot=5 ts_ns=1764000000000000000",
+        b"shot=5 ts_ns=1764000001000000000",
+    )
+    assert resent["metadata"] == {"duplicate": True} and resent["event_id"] == first["event_id"]
+    assert other["metadata"] == {"counter_reset": {"previous": 5, "run": 2}}
+    assert other["shot_key"] != first["shot_key"] and parse_shot_key(other["shot_key"]).run == 2
+    assert other["event_id"] != first["event_id"]
