@@ -85,6 +85,14 @@ class ShotCounters:
     seq: int = 0
     last_shot: dict | None = None
     trackers: dict[str, ShotTracker] = field(default_factory=dict)
+    shot_source: str | None = None  # the source that last counted a shot: its run is the experiment's
+
+    def current_run(self, date: str, source: str) -> int:
+        """The experiment's run on `date`: one current run per experiment and day, set by the
+        source that counts shots (a diagnostic's `shot=2` names that source's shot), else `source`'s own."""
+        counting = self.shot_source or (self.last_shot or {}).get("source") or source
+        tracker = self.trackers.get(counting) or self.trackers.get(source)
+        return tracker.run_of(date) if tracker else 1
 
 
 def laser_time_ns(message: dict, tz: str) -> int | None:
@@ -132,11 +140,12 @@ class Harmoniser:
         run = 1
         if kind == "shot" or shot is not None:
             date = local_date(laser_ts or relay_ts, settings.TIME_ZONE)
-            trackers = self.counters.trackers
-            tracker = trackers.get(source) or trackers.setdefault(source, ShotTracker())
-            if kind == "shot":  # other kinds (status, probe …) neither take nor move the shot counter
+            if kind == "shot":  # other kinds (status, probe …) neither take nor move a shot counter
+                trackers = self.counters.trackers
+                tracker = trackers.get(source) or trackers.setdefault(source, ShotTracker())
                 shot, flags = tracker.observe(shot, date, laser_ts)
-            run = tracker.run_of(date)
+                self.counters.shot_source = source
+            run = self.counters.current_run(date, source)
         self.counters.seq += 1
         return make_envelope(
             experiment=self.experiment,

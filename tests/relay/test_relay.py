@@ -1054,8 +1054,8 @@ def test_editing_an_inputs_parser_mid_stream_loses_and_repeats_no_message(laser,
     assert set(range(1, last + 1)) - set(numbers) == set(), "messages lost in the edit"
 
 
-def harmonised(harmoniser, *raws: bytes) -> list[dict]:
-    spec = {"parser": "kv", "source": "laser", "time_zone": "UTC", "endpoint": "tcp://x:1", "mode": "SUB"}
+def harmonised(harmoniser, *raws: bytes, source: str = "laser") -> list[dict]:
+    spec = {"parser": "kv", "source": source, "time_zone": "UTC", "endpoint": "tcp://x:1", "mode": "SUB"}
     return [harmoniser.envelope_for(spec, b"laser", raw) for raw in raws]
 
 
@@ -1082,3 +1082,15 @@ def test_a_shot_number_repeated_with_another_laser_time_is_a_new_shot_in_the_nex
     assert other["metadata"] == {"counter_reset": {"previous": 5, "run": 2}}
     assert other["shot_key"] != first["shot_key"] and parse_shot_key(other["shot_key"]).run == 2
     assert other["event_id"] != first["event_id"]
+
+
+def test_a_diagnostics_event_takes_the_run_of_the_source_that_counts_shots(mongo_db):
+    """One current run per experiment and day, set by the shot-counting source: a diagnostic's
+    `shot=2` after the laser's counter reset names run 2's shot 2, not run 1's."""
+    from relay.services.harmonise import Harmoniser, ShotCounters
+
+    harmoniser = Harmoniser("TST", ShotCounters())
+    shots = harmonised(harmoniser, b"shot=1", b"shot=2", b"shot=3", b"shot=1", b"shot=2")
+    assert parse_shot_key(shots[-1]["shot_key"]).run == 2
+    (measurement,) = harmonised(harmoniser, b"kind=measurement shot=2 energy_J=1.5", source="diagnostic")
+    assert measurement["shot_key"] == shots[-1]["shot_key"]
