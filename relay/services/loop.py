@@ -234,6 +234,9 @@ class Relay:
         loop applies a changed list."""
         try:
             while not self.stop.wait(seconds):
+                # Outside a request nothing closes a connection a database restart broke: without
+                # this, every later re-read failed on it ("the connection is closed") for good.
+                db.close_old_connections()
                 try:
                     specs = input_specs()
                 except Exception as exc:  # the configuration database away: keep the inputs there are
