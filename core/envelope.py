@@ -119,11 +119,12 @@ def make_envelope(
 ) -> dict:
     """One envelope. Its event id hashes what names the event, so a re-send or a replay (which
     sends the logged envelope itself) keeps it: the run-qualified shot key and the laser time
-    when there is one of them; else, for an event with neither (a status message without time),
-    the moment and sequence number it was stamped with, which no other event shares."""
+    when there is one of them; else, for an event with neither (a status message without time)
+    and for any other kind than a shot without a laser time (`kind=status shot=2` twice is two
+    events), the moment and sequence number it was stamped with, which no other event shares."""
     relay_ts_ns = relay_ts_ns if relay_ts_ns is not None else time.time_ns()
     key = shot_key(experiment, shot_number, laser_ts_ns or relay_ts_ns, tz, run)
-    if key is None and laser_ts_ns is None:
+    if laser_ts_ns is None and (key is None or kind != "shot"):
         identity = (experiment, source, kind, "stamped", relay_ts_ns, seq)
     else:
         identity = (experiment, source, kind, key, laser_ts_ns)

@@ -1,11 +1,34 @@
 """Payload parsers for laser messages: JSON, msgpack and plain `key=value` text, or `auto`."""
 
+import base64
+
 import msgpack
 import orjson
+
+INT_RANGE = range(-(2**63), 2**64)  # what JSON encoders (orjson, BSON) take as an integer
 
 
 class ParseError(ValueError):
     pass
+
+
+def json_safe(value):
+    """`value` in a form JSON (and so the log, Kafka and MongoDB) can hold, nothing dropped:
+    bytes → {"$binary": base64 text}, a msgpack extension → {"$ext": code, "$binary": ...},
+    a msgpack timestamp → ns since the epoch, map keys → text, integers beyond 64 bits → their digits as text."""
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$binary": base64.b64encode(value).decode()}
+    if isinstance(value, msgpack.ExtType):
+        return {"$ext": value.code, "$binary": base64.b64encode(value.data).decode()}
+    if isinstance(value, msgpack.Timestamp):
+        return value.to_unix_nano()
+    if isinstance(value, int) and not isinstance(value, bool) and value not in INT_RANGE:
+        return str(value)
+    return value
 
 
 def parse_json(raw: bytes) -> dict:
@@ -25,13 +48,13 @@ def parse_msgpack(raw: bytes) -> dict:
         raise ParseError(f"not valid msgpack: {exc}") from None
     if not isinstance(message, dict):
         raise ParseError(f"expected a msgpack map, got {type(message).__name__}")
-    return {str(k): v for k, v in message.items()}
+    return json_safe(message)
 
 
 def parse_value(text: str):
     for convert in (int, float):
         try:
-            return convert(text)
+            return json_safe(convert(text))
         except ValueError:
             pass
     return {"true": True, "false": False}.get(text.lower(), text)

@@ -146,6 +146,8 @@ def test_the_run_script_stops_every_process_it_started_and_frees_their_ports(sys
             return all(f"manage.py {part}" in commands for part in PARTS) and "daphne" in commands
 
         wait_for(all_parts_running, 120, f"not every part started: {descendants(script.pid)}")
+        watch_name = f"{socket.gethostname()}-watch"  # static group membership: a restart resumes within seconds
+        assert any(f"manage.py watch --name {watch_name}" in c for c in descendants(script.pid).values())
         wait_for(
             lambda: all(listening(port) for port in ports.values()),
             60,

@@ -13,6 +13,9 @@ collection_name = RegexValidator(
     "Letters, digits and underscores, starting with a letter (at most 63 characters).",
 )
 RESERVED_COLLECTIONS = RESERVED  # and any name starting with OLD_SHOT_INDEX
+# A message over its route's limit goes to the dead letters with its bytes, and a MongoDB
+# document holds at most 16 MiB: a larger limit would let through dead letters MongoDB refuses.
+MAX_MESSAGE_BYTES_LIMIT = 15_000_000
 
 
 class Route(models.Model):
@@ -81,6 +84,13 @@ class Route(models.Model):
                 raise ValidationError({"topic": f"Not a valid regular expression: {exc}"}) from exc
         if self.id_strategy == self.IdStrategy.FIELD and not self.id_field:
             raise ValidationError({"id_field": "Name the field that holds the id."})
+        if self.max_message_bytes > MAX_MESSAGE_BYTES_LIMIT:
+            raise ValidationError(
+                {
+                    "max_message_bytes": f"At most {MAX_MESSAGE_BYTES_LIMIT:,} bytes (15 MB): a MongoDB document, "
+                    "a dead letter with the message's bytes too, holds at most 16 MiB."
+                }
+            )
         if self.on_duplicate == self.OnDuplicate.REPLACE_NEWER and self.timeseries:
             raise ValidationError({"on_duplicate": "Time-series collections cannot replace documents: keep the first."})
         if not isinstance(self.renames, dict) or not all(

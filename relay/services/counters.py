@@ -75,7 +75,7 @@ class SavedCounters:
         key = parse_shot_key(envelope.get("shot_key"))
         if envelope.get("kind") == "shot" and key:
             counters.trackers[envelope["source"]] = ShotTracker(
-                last=envelope["shot_number"], date=key.date, run=key.run
+                last=envelope["shot_number"], date=key.date, run=key.run, last_laser_ts_ns=envelope.get("laser_ts_ns")
             )
             counters.last_shot = envelope
 

@@ -34,10 +34,12 @@ class ShotTracker:
     duplicates: int = 0
     resets: int = 0
     relay_down_since_ns: int | None = None  # restored after a restart: the next shot reports it
+    last_laser_ts_ns: int | None = None  # of the last shot: a true re-send has the same time or none
 
-    def observe(self, shot: int | None, date: str) -> tuple[int, dict]:
+    def observe(self, shot: int | None, date: str, laser_ts_ns: int | None = None) -> tuple[int, dict]:
         """The shot number to use (assigned when the laser gives none) and the flags to record;
-        `self.run` is then the shot's run."""
+        `self.run` is then the shot's run. The same number again with a different laser time is
+        not a re-send but a new shot of a restarted counter: it starts the next run."""
         flags: dict = {}
         if self.relay_down_since_ns is not None:  # whatever follows (gap, reset) happened while the relay was down
             flags["relay_restart"] = {"previous": self.last, "down_since_ns": self.relay_down_since_ns}
@@ -46,26 +48,30 @@ class ShotTracker:
             shot = 1 if self.last is None else self.last + 1
             flags["shot_number_assigned"] = True
         elif self.last is not None:
-            if shot == self.last:
+            if shot == self.last and self.resent(laser_ts_ns):
                 self.duplicates += 1
                 flags["duplicate"] = True
             elif shot > self.last + 1:
                 self.gaps += 1
                 self.missing += shot - self.last - 1
                 flags["gap"] = shot - self.last - 1
-            elif shot < self.last:
+            elif shot <= self.last:
                 # The laser restarted (new day or run): a new counter, not thousands of gaps.
                 self.resets += 1
                 self.run = self.run + 1 if date == self.date else 1
                 flags["counter_reset"] = {"previous": self.last, "run": self.run}
         if date != self.date:
             self.run, self.date = 1, date
-        self.last = shot
+        self.last, self.last_laser_ts_ns = shot, laser_ts_ns
         return shot, flags
+
+    def resent(self, laser_ts_ns: int | None) -> bool:
+        """The last shot's number again is a re-send if it has the last shot's laser time, or either has none."""
+        return laser_ts_ns is None or self.last_laser_ts_ns is None or laser_ts_ns == self.last_laser_ts_ns
 
     def counters(self) -> dict:
         """What a restarted relay needs to go on counting (see SavedCounters.restore)."""
-        return {"last": self.last, "date": self.date, "run": self.run}
+        return {"last": self.last, "date": self.date, "run": self.run, "last_laser_ts_ns": self.last_laser_ts_ns}
 
     def run_of(self, date: str) -> int:
         """The run a shot number of another kind of event (a diagnostic's) on `date` belongs to."""
@@ -79,6 +85,14 @@ class ShotCounters:
     seq: int = 0
     last_shot: dict | None = None
     trackers: dict[str, ShotTracker] = field(default_factory=dict)
+    shot_source: str | None = None  # the source that last counted a shot: its run is the experiment's
+
+    def current_run(self, date: str, source: str) -> int:
+        """The experiment's run on `date`: one current run per experiment and day, set by the
+        source that counts shots (a diagnostic's `shot=2` names that source's shot), else `source`'s own."""
+        counting = self.shot_source or (self.last_shot or {}).get("source") or source
+        tracker = self.trackers.get(counting) or self.trackers.get(source)
+        return tracker.run_of(date) if tracker else 1
 
 
 def laser_time_ns(message: dict, tz: str) -> int | None:
@@ -126,11 +140,12 @@ class Harmoniser:
         run = 1
         if kind == "shot" or shot is not None:
             date = local_date(laser_ts or relay_ts, settings.TIME_ZONE)
-            trackers = self.counters.trackers
-            tracker = trackers.get(source) or trackers.setdefault(source, ShotTracker())
-            if kind == "shot":  # other kinds (status, probe …) neither take nor move the shot counter
-                shot, flags = tracker.observe(shot, date)
-            run = tracker.run_of(date)
+            if kind == "shot":  # other kinds (status, probe …) neither take nor move a shot counter
+                trackers = self.counters.trackers
+                tracker = trackers.get(source) or trackers.setdefault(source, ShotTracker())
+                shot, flags = tracker.observe(shot, date, laser_ts)
+                self.counters.shot_source = source
+            run = self.counters.current_run(date, source)
         self.counters.seq += 1
         return make_envelope(
             experiment=self.experiment,

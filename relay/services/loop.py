@@ -35,6 +35,11 @@ RUN = 64  # messages harmonised, logged (one write) and published together in a 
 RUNS_PER_TURN = 16  # a burst of 1024 on one input must not starve the others
 
 
+def same_connection(one: dict, other: dict) -> bool:
+    """Two input specs one socket can serve: same endpoint, mode and topics."""
+    return all(one.get(name, "") == other.get(name, "") for name in ("endpoint", "mode", "topics"))
+
+
 def input_specs() -> list[dict]:
     """The enabled inputs of the admin's *Relay inputs*; RELAY_DEFAULT_INPUT while there are none
     at all (inputs that are all disabled mean: read nothing)."""
@@ -109,10 +114,10 @@ class Relay:
             topic, raw = (frames[0], frames[-1]) if len(frames) > 1 else (b"", frames[0])
             try:
                 envelope = envelope_for(spec, topic, raw)
-            except ParseError as exc:
+                encoded = orjson.dumps(envelope)  # encoded once, for the log and the PUB socket
+            except (ParseError, orjson.JSONEncodeError) as exc:  # a value the parsers left unencodable: rejected
                 lines.append(self.rejected(spec, raw, exc))
                 continue
-            encoded = orjson.dumps(envelope)  # encoded once, for the log and the PUB socket
             lines.append(b'{"type":"envelope","envelope":' + encoded + b"}")
             published.append((envelope, encoded))
         if lines:
@@ -124,7 +129,7 @@ class Relay:
                 self.unrecorded_shots.append(envelope)
         self.stats.published += len(published)
 
-    def rejected(self, spec: dict, raw: bytes, exc: ParseError) -> bytes:
+    def rejected(self, spec: dict, raw: bytes, exc: Exception) -> bytes:
         """The log line of a message that could not be read; logged, rate-limited."""
         self.stats.rejected += 1
         if self.stats.rejected <= 10 or self.stats.rejected % 1000 == 0:
@@ -164,23 +169,46 @@ class Relay:
             for prefix in [t.strip() for t in spec.get("topics", "").split(",")] or [""]:
                 socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
         socket.connect(spec["endpoint"])
+        self.use_spec(socket, spec)
+        self.poller.register(socket, zmq.POLLIN)
+        return socket
+
+    def use_spec(self, socket: zmq.Socket, spec: dict) -> None:
         self.sockets[socket] = {
             **spec,
             "source_topic": spec["source"].encode(),  # the PUB topic, encoded once
             "time_zone": spec.get("time_zone") or settings.TIME_ZONE,
             "spec": spec,
         }
-        self.poller.register(socket, zmq.POLLIN)
-        return socket
 
     def apply_inputs(self, specs: list[dict]) -> None:
-        """Open the inputs new in `specs`, then close those no longer there (an edited input is
-        both), after handling what they had already received."""
+        """Apply the admin's changed inputs. An edit of only parser, source or time zone keeps the
+        socket and swaps the spec (a new SUB misses what the laser sends before its subscription
+        arrives; two sockets at once would read it twice); other inputs new in `specs` are opened,
+        those no longer there closed after handling everything they had received."""
         self.inputs = specs
-        current = [spec["spec"] for spec in self.sockets.values()]
+        kept = []
+        for socket, spec in list(self.sockets.items()):
+            if spec["spec"] in specs:
+                kept.append(spec["spec"])
+                continue
+            same_socket = next((s for s in specs if s not in kept and same_connection(s, spec["spec"])), None)
+            if same_socket is None:
+                self.close_input(socket, spec)
+                continue
+            self.drain_input(socket, spec)  # what arrived before the edit, read as before it
+            self.use_spec(socket, same_socket)
+            kept.append(same_socket)
+            log.info(
+                "relay: input %s now %s parser, source %s",
+                same_socket["endpoint"],
+                same_socket["parser"],
+                same_socket["source"],
+            )
         for spec in specs:
-            if spec not in current:
+            if spec not in kept:
                 self.open_input(spec)
+                kept.append(spec)
                 log.info(
                     "relay: input %s (%s, %s parser, source %s) opened",
                     spec["endpoint"],
@@ -188,12 +216,14 @@ class Relay:
                     spec["parser"],
                     spec["source"],
                 )
-        for socket, spec in list(self.sockets.items()):
-            if spec["spec"] not in specs:
-                self.close_input(socket, spec)
+
+    def drain_input(self, socket: zmq.Socket, spec: dict) -> None:
+        """Handle everything `socket` has received, until it has nothing more (zmq.Again)."""
+        while self.receive(socket, spec):
+            pass
 
     def close_input(self, socket: zmq.Socket, spec: dict) -> None:
-        self.receive(socket, spec)
+        self.drain_input(socket, spec)
         self.poller.unregister(socket)
         socket.close(linger=0)
         del self.sockets[socket]
@@ -204,6 +234,9 @@ class Relay:
         loop applies a changed list."""
         try:
             while not self.stop.wait(seconds):
+                # Outside a request nothing closes a connection a database restart broke: without
+                # this, every later re-read failed on it ("the connection is closed") for good.
+                db.close_old_connections()
                 try:
                     specs = input_specs()
                 except Exception as exc:  # the configuration database away: keep the inputs there are

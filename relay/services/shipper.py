@@ -26,6 +26,11 @@ SHIPPER_NICENESS = 10
 DELIVERY_TIMEOUT_MS = 300_000  # Kafka away longer: the batch fails and is sent again from the log
 
 
+class ShipFailed(KafkaError):
+    """A batch failed for good (its delivery timeout passed, or a fatal error): the producer is
+    discarded and the batch is sent again from the log's cursor, not waited on."""
+
+
 @dataclass
 class InFlight:
     """Envelopes handed to the producer and not yet acknowledged, and the log position after them."""
@@ -100,7 +105,8 @@ class KafkaShipper:
     def ship_once(self, limit: int = 5000, wait: float = 2) -> int:
         """Produce up to `limit` logged envelopes after the cursor and move the cursor once Kafka
         acknowledged them all. KafkaTimeoutError after `wait` s: they stay in flight, the next
-        call waits on (not sent again); a batch that failed for good raises its error."""
+        call waits on (not sent again); a batch that failed for good (even with KafkaTimeoutError,
+        "Expiring N record(s)") raises ShipFailed."""
         if self.in_flight is None:
             futures, end = [], None
             try:
@@ -122,8 +128,8 @@ class KafkaShipper:
             self.in_flight = InFlight(futures, end)
         self.producer.flush(timeout=wait)  # returns when every batch is acknowledged or failed
         failed = next((future for future in self.in_flight.futures if future.failed()), None)
-        if failed is not None:
-            raise failed.exception
+        if failed is not None:  # waiting on cannot help: the producer never retries a failed future
+            raise ShipFailed(f"a batch failed for good: {failed.exception}") from failed.exception
         self.cursor.save(*self.in_flight.end)
         sent, self.in_flight = len(self.in_flight.futures), None
         self.shared.shipped.value += sent

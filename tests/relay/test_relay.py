@@ -983,3 +983,114 @@ def test_the_relay_records_each_shot_by_its_key_for_the_shot_sheet(laser, start_
     assert store.shot(first.replace("000021", "000022"))["shot_number"] == 22  # not only the latest shot
     assert store.latest_shot()["shot_number"] == 23
     assert store.shot("TST-20251124-999999") is None
+
+
+def test_values_json_cannot_encode_are_kept_in_a_json_form_and_the_relay_keeps_running(laser, start_relay):
+    """Bytes, non-text map keys and integers beyond 64 bits used to crash the relay (and drop the
+    run it was handling); they are stored in a documented JSON form, and the next shot gets through."""
+    relay = start_relay(laser.endpoint_for_relay, parser="auto")
+    sub = subscriber(relay.pub_endpoint)
+    time.sleep(0.3)
+    awkward = [
+        msgpack.packb({"shot": 1, "img": b"\x00\xff"}),
+        msgpack.packb({"shot": 2, "m": {1: 2}}),
+        b"shot=3 big=99999999999999999999",
+    ]
+    send_until_received(laser, relay, [[b"laser", raw] for raw in awkward] + [[b"laser", b'{"shot": 4}']])
+    shots = {}
+    while len(shots) < 4 and sub.poll(10000):
+        envelope = orjson.loads(sub.recv_multipart()[1])
+        if envelope["kind"] == "shot":
+            shots[envelope["shot_number"]] = envelope
+    assert sorted(shots) == [1, 2, 3, 4]
+    assert shots[1]["values"]["img"] == {"$binary": "AP8="}
+    assert shots[2]["values"]["m"] == {"1": 2}
+    assert shots[3]["values"]["big"] == "99999999999999999999"
+    assert relay.stats.rejected == 0
+
+
+@pytest.mark.slow
+def test_editing_an_inputs_parser_mid_stream_loses_and_repeats_no_message(laser, start_relay, transactional_db):
+    """An edit of only parser, source or time zone keeps the socket (a new SUB would miss what the
+    laser sends before its subscription arrives); the spec is swapped in place."""
+    main = RelayInput.objects.create(name="main", endpoint=laser.endpoint_for_relay, parser="json", source="laser")
+    relay = start_relay(laser.endpoint_for_relay, from_admin=True, kafka=False)
+    send_until_received(laser, relay, [])
+    streaming, sent = threading.Event(), []
+    streaming.set()
+
+    def stream() -> None:  # ~1 kHz
+        n = 0
+        while streaming.is_set():
+            n += 1
+            laser.send_multipart([b"laser", orjson.dumps({"shot": n})])
+            sent.append(n)
+            time.sleep(0.001)
+
+    sender = threading.Thread(target=stream, daemon=True)
+    sender.start()
+    try:
+        wait_for(lambda: len(sent) > 500, message="the stream under way")
+        main.parser = "auto"
+        main.save()
+        wait_for(lambda: any(s["parser"] == "auto" for s in list(relay.sockets.values())), message="the edit applied")
+        count = len(sent)
+        wait_for(lambda: len(sent) > count + 500, message="the stream after the edit")
+    finally:
+        streaming.clear()
+        sender.join(10)
+    last = sent[-1]
+
+    def logged_numbers() -> list[int]:
+        return [
+            r["envelope"]["shot_number"]
+            for r in read_all(relay.log.directory)
+            if r["type"] == "envelope" and r["envelope"]["kind"] == "shot"
+        ]
+
+    wait_for(lambda: last in logged_numbers(), message="the last message logged")
+    numbers = logged_numbers()
+    assert len(numbers) == len(set(numbers)), f"{len(numbers) - len(set(numbers))} messages twice"
+    assert set(range(1, last + 1)) - set(numbers) == set(), "messages lost in the edit"
+
+
+def harmonised(harmoniser, *raws: bytes, source: str = "laser") -> list[dict]:
+    spec = {"parser": "kv", "source": source, "time_zone": "UTC", "endpoint": "tcp://x:1", "mode": "SUB"}
+    return [harmoniser.envelope_for(spec, b"laser", raw) for raw in raws]
+
+
+def test_distinct_events_of_one_shot_without_laser_time_get_distinct_ids(mongo_db):
+    from relay.services.harmonise import Harmoniser, ShotCounters
+
+    charging, fired = harmonised(
+        Harmoniser("TST", ShotCounters()), b"kind=status shot=2 state=charging", b"kind=status shot=2 state=fired"
+    )
+    assert charging["shot_key"] == fired["shot_key"]
+    assert charging["event_id"] != fired["event_id"]
+
+
+def test_a_shot_number_repeated_with_another_laser_time_is_a_new_shot_in_the_next_run(mongo_db):
+    from relay.services.harmonise import Harmoniser, ShotCounters
+
+    first, resent, other = harmonised(
+        Harmoniser("TST", ShotCounters()),
+        b"shot=5 ts_ns=1764000000000000000",
+        b"shot=5 ts_ns=1764000000000000000",
+        b"shot=5 ts_ns=1764000001000000000",
+    )
+    assert resent["metadata"] == {"duplicate": True} and resent["event_id"] == first["event_id"]
+    assert other["metadata"] == {"counter_reset": {"previous": 5, "run": 2}}
+    assert other["shot_key"] != first["shot_key"] and parse_shot_key(other["shot_key"]).run == 2
+    assert other["event_id"] != first["event_id"]
+
+
+def test_a_diagnostics_event_takes_the_run_of_the_source_that_counts_shots(mongo_db):
+    """One current run per experiment and day, set by the shot-counting source: a diagnostic's
+    `shot=2` after the laser's counter reset names run 2's shot 2, not run 1's."""
+    from relay.services.harmonise import Harmoniser, ShotCounters
+
+    harmoniser = Harmoniser("TST", ShotCounters())
+    shots = harmonised(harmoniser, b"shot=1", b"shot=2", b"shot=3", b"shot=1", b"shot=2")
+    assert parse_shot_key(shots[-1]["shot_key"]).run == 2
+    (measurement,) = harmonised(harmoniser, b"kind=measurement shot=2 energy_J=1.5", source="diagnostic")
+    assert measurement["shot_key"] == shots[-1]["shot_key"]

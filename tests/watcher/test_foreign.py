@@ -140,3 +140,20 @@ def test_manage_py_watch_without_the_snappy_codec_flows_on_and_exits_on_sigterm(
     assert watch.returncode == 0, output
     assert f"partition {topic}/0 stopped at offset 0" in output and "snappy" in output
     assert "watch: 16 stored" in output
+
+
+def test_only_errors_raised_decoding_records_pause_a_partition(monkeypatch):
+    """A partition is paused for an error raised in kafka-python's codec or record code (a codec
+    library's), never for any other non-Kafka exception from poll(): that would stop a healthy
+    partition for a bug elsewhere."""
+    import kafka.codec
+
+    from watcher.services.loop import raised_in_decoding
+
+    monkeypatch.setattr("kafka.codec.has_snappy", lambda: False)
+    with pytest.raises(NotImplementedError) as from_codec:
+        kafka.codec.snappy_decode(b"\x00")
+    assert raised_in_decoding(from_codec.value)
+    with pytest.raises(KeyError) as elsewhere:
+        {}["a bug in the watcher or a listener"]
+    assert not raised_in_decoding(elsewhere.value)

@@ -735,3 +735,38 @@ def test_the_index_strategy_follows_the_server_unless_the_setting_names_one(sett
     settings.LABBOOK_INDEX_STRATEGY = "fast"
     with pytest.raises(ImproperlyConfigured, match="LABBOOK_INDEX_STRATEGY is 'fast'; it must be one of auto, "):
         strategy()
+
+
+def test_replace_with_newer_orders_digit_versions_as_numbers_and_dead_letters_what_it_cannot_order(
+    routes, run_watcher, make_topic, producer, mongo_db
+):
+    """No distinct version dropped silently: "10" is newer than "9"; an equal version with other
+    content, or text versions that are neither digits nor ISO times, go to the dead letters."""
+    topic = make_topic(partitions=1)
+    common = {"id_strategy": "field", "id_field": "id", "require_envelope": False, "timestamp_field": ""}
+    routes(topic, "versioned", on_duplicate="replace_newer", version_field="version", **common)
+    produce(
+        producer,
+        topic,
+        [
+            {"id": "higher", "version": 1, "x": "old"},
+            {"id": "higher", "version": 2, "x": "new"},
+            {"id": "digits", "version": "9", "x": "old"},
+            {"id": "digits", "version": "10", "x": "new"},
+            {"id": "times", "version": "2026-12-02T09:00:00+00:00", "x": "old"},
+            {"id": "times", "version": "2026-12-02T10:00:00+01:00", "x": "older"},
+            {"id": "equal", "version": 3, "x": "a"},
+            {"id": "equal", "version": 3, "x": "b"},
+            {"id": "words", "version": "beta", "x": "a"},
+            {"id": "words", "version": "alpha", "x": "b"},
+        ],
+    )
+    watcher = run_watcher()
+    wait_for(lambda: watcher.stored + watcher.duplicates + watcher.replaced + watcher.dead == 10, message="all handled")
+    assert mongo_db["versioned"].find_one({"_id": "higher"})["x"] == "new"
+    assert mongo_db["versioned"].find_one({"_id": "digits"})["x"] == "new"
+    assert mongo_db["versioned"].find_one({"_id": "times"})["x"] == "old"  # 09:00 UTC both: not newer, same version
+    assert watcher.replaced == 2
+    errors = sorted(letter["error"] for letter in store.dead_letters())
+    assert len(errors) == 3, errors
+    assert all("cannot be ordered" in error or "same version" in error for error in errors), errors

@@ -6,6 +6,7 @@ record the same way, and a replay gives the document the same `_id` and provenan
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +18,7 @@ from core import times
 from core.envelope import validation_errors
 from core.matching import lookup
 
-from ..models import Route
+from ..models import MAX_MESSAGE_BYTES_LIMIT, Route
 
 TYPED_ID = "#"
 
@@ -118,8 +119,11 @@ def json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:
 
 
 def dead_letter(record, route: Route | None, error: str, now: datetime) -> dict:
-    """The dead letter of a record: its bytes as they came, so a replay can convert it again."""
-    return {
+    """The dead letter of a record: its bytes as they came, so a replay can convert it again.
+    Bytes beyond MAX_MESSAGE_BYTES_LIMIT (only a message over its route's limit has them) are cut
+    off, with the full size and SHA-256 kept: MongoDB refuses a document over 16 MiB, and a dead
+    letter it refuses would be committed past, lost."""
+    letter = {
         "_id": f"{record.topic}|{record.partition}|{record.offset}",
         "topic": record.topic,
         "partition": record.partition,
@@ -132,3 +136,9 @@ def dead_letter(record, route: Route | None, error: str, now: datetime) -> dict:
         "error": error,
         "at": now,
     }
+    if record.value is not None and len(record.value) > MAX_MESSAGE_BYTES_LIMIT:
+        letter["raw"] = Binary(record.value[:MAX_MESSAGE_BYTES_LIMIT])
+        letter["raw_truncated"] = True
+        letter["raw_size"] = len(record.value)
+        letter["raw_sha256"] = hashlib.sha256(record.value).hexdigest()
+    return letter

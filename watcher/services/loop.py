@@ -13,6 +13,7 @@ import queue
 import re
 import socket
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -54,6 +55,8 @@ class CommitBeforeRevoke(AsyncConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked) -> None:
         watcher = self.watcher
+        for partition in revoked:  # a stopped partition moved elsewhere: its new owner reports it
+            watcher.undecodable.pop(partition, None)
         offsets, finished = watcher.writer.take_written()
         watcher.finished_elsewhere.put(finished)
         if offsets:
@@ -83,6 +86,17 @@ class Undecodable:
 
     offset: int
     error: str
+
+
+# Where a decompressor's own error is raised: kafka-python's codec and record code, or a codec library.
+DECODING_CODE = ("/kafka/codec.py", "/kafka/record/", "/lz4/", "/zstandard/", "/snappy/", "/cramjam/", "/gzip.py")
+
+
+def raised_in_decoding(exc: BaseException) -> bool:
+    """Whether an exception that is not kafka-python's own was raised decoding fetched records
+    (a codec library's error); any other is a bug to surface, not a partition to pause."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and any(code in frames[-1].filename.replace(os.sep, "/") for code in DECODING_CODE)
 
 
 def drop_undecodable_fetch(consumer: KafkaConsumer) -> TopicPartition | None:
@@ -297,10 +311,15 @@ class Watcher:
     def stop_undecodable_partition(self, exc: Exception) -> bool:
         """Pause the partition whose records could not be decoded; True if that was the error.
 
-        Decoding errors are kafka-python's codec and CRC errors and whatever a decompressor
-        raises itself; nothing of that partition after the last stored record is committed.
+        Decoding errors are kafka-python's codec and CRC errors and what a decompressor raises
+        itself (raised in kafka-python's codec or record code, or a codec library); nothing of
+        that partition after the last stored record is committed. A revoked partition's entry
+        is cleared (CommitBeforeRevoke): its new owner reports it.
         """
-        if isinstance(exc, KafkaError) and not isinstance(exc, UnsupportedCodecError | CorruptRecordError):
+        if isinstance(exc, KafkaError):
+            if not isinstance(exc, UnsupportedCodecError | CorruptRecordError):
+                return False
+        elif not raised_in_decoding(exc):
             return False
         partition = drop_undecodable_fetch(self.consumer)
         if partition is None:
@@ -390,7 +409,7 @@ class Watcher:
         for route in self.routes:
             stopped = [
                 {"partition": f"{tp.topic}/{tp.partition}", "offset": why.offset, "error": why.error}
-                for tp, why in sorted(self.undecodable.items())
+                for tp, why in sorted(dict(self.undecodable).items())  # a copy: a revoke pops from it
                 if tp in self.assigned and route.matches(tp.topic)
             ]
             routes[route.name] = self.live.route_status(

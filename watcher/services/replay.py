@@ -72,6 +72,12 @@ def replay_dead_letters(route_name: str = "", reason: str = "", ids: list[str] |
         if route is None:
             result.left[letter["_id"]] = f"no enabled route for topic {letter['topic']}"
             continue
+        if letter.get("raw_truncated"):
+            result.left[letter["_id"]] = (
+                f"only the first {len(letter['raw'])} of its {letter['raw_size']} bytes were kept; the whole "
+                f"message is in Kafka at {letter['_id']} while the topic retains it"
+            )
+            continue
         record = ReplayedRecord.of(letter)
         try:
             document = to_document(route, record, now)

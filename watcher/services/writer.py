@@ -74,13 +74,19 @@ def write_documents(collection: str, items: list[Converted], timeseries: bool, n
 
 def is_newer(route: Route, document: dict, stored: dict) -> bool:
     """Whether a document replaces the stored one of its `_id` (False: the same message again, or
-    an older version); Rejected when two different versions cannot be ordered."""
+    an older version); Rejected when two different documents cannot be ordered (also: the same version)."""
     if message_fields(document) == message_fields(stored):
         return False
     if route.version_field:
         new, old = lookup(document, route.version_field), lookup(stored, route.version_field)
-        if version_kind(new) is not None and version_kind(new) == version_kind(old):
-            return new > old
+        new_order, old_order = version_order(new), version_order(old)
+        if new_order is not None and old_order is not None and new_order[0] == old_order[0]:
+            if new_order[1] == old_order[1]:
+                raise Rejected(
+                    f"a different document {document['_id']!r} with the same version as the stored one "
+                    f"({route.version_field!r} {new!r}, stored {old!r}): which one is right cannot be told"
+                )
+            return new_order[1] > old_order[1]
         reason = f"its version field {route.version_field!r} is {new!r}, the stored one's {old!r}"
     else:
         new, old = document["_ingest"], stored.get("_ingest", {})
@@ -93,13 +99,21 @@ def is_newer(route: Route, document: dict, stored: dict) -> bool:
     raise Rejected(f"a different version of the stored document {document['_id']!r} that cannot be ordered: {reason}")
 
 
-def version_kind(value) -> str | None:
-    """Versions order when both are numbers (not booleans) or both text."""
-    if isinstance(value, str):
-        return "text"
+def version_order(value) -> tuple[str, object] | None:
+    """A version's kind and the value it orders by: numbers (not booleans) and all-digit text as
+    numbers ("10" after "9"), ISO 8601 times as instants (with an offset; naive ones only among
+    themselves); any other text cannot be ordered (alphabetical order would put "10" before "9")."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return "number"
-    return None
+        return "number", value
+    if not isinstance(value, str):
+        return None
+    if value.isascii() and value.isdigit():
+        return "number", int(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return ("time" if moment.tzinfo else "local time"), moment
 
 
 def message_fields(document: dict) -> dict:
