@@ -1,5 +1,6 @@
 """The relay's inputs thread against a PostgreSQL server of the test's own, restarted under it."""
 
+import glob
 import os
 import pwd
 import shutil
@@ -18,7 +19,15 @@ from relay.durable_log import read_all
 
 from .test_relay import ROOT, Laser, free_port, wait_for
 
-PG_BIN = Path("/usr/local/bin")
+# Debian keeps PostgreSQL's server programs out of PATH, in a folder per major version.
+PG_BIN = next(
+    (
+        Path(found)
+        for found in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+        if Path(found, "initdb").exists()
+    ),
+    Path("/usr/local/bin"),
+)
 
 
 class PrivatePostgres:
