@@ -513,34 +513,8 @@ def test_relay_replay_sends_one_days_run_and_says_what_before_sending(tmp_path, 
 @pytest.mark.slow
 def test_sigterm_mid_stream_exits_zero_with_every_received_message_in_the_log(laser, tmp_path, mongo_db):
     log_dir = tmp_path / "log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "labbook.settings",
-        "DJANGO_DEBUG": "1",
-        "MONGODB_DB": settings.MONGODB_DB,
-        "RELAY_KAFKA_TOPIC": f"test.relay.term.{uuid.uuid4().hex[:8]}",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}",
-    }
-    relay = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "relay",
-            "--input",
-            laser.endpoint_for_relay,
-            "--log-dir",
-            str(log_dir),
-            "--pub",
-            f"tcp://127.0.0.1:{free_port()}",
-            "--snapshot",
-            f"tcp://127.0.0.1:{free_port()}",
-            "--no-live",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    topic = f"test.relay.term.{uuid.uuid4().hex[:8]}"
+    relay = relay_process(laser, log_dir, tmp_path, kafka_topic=topic, stdout=subprocess.PIPE)
     try:
         sent, deadline = 0, time.monotonic() + 30
         while time.monotonic() < deadline:  # stream until the relay has logged some, then SIGTERM mid-stream
@@ -759,13 +733,17 @@ def test_admin_edits_of_relay_inputs_take_effect_without_a_restart(laser, start_
         other_context.term()
 
 
-def relay_process(laser, log_dir: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
+def relay_process(
+    laser, log_dir: Path, tmp_path: Path, *extra: str, kafka_topic: str | None = None, stdout=subprocess.DEVNULL
+) -> subprocess.Popen:
+    """`manage.py relay` as its own process (to kill); without Kafka unless a topic is named."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "labbook.settings",
         "DJANGO_DEBUG": "1",
         "MONGODB_DB": settings.MONGODB_DB,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}",
+        **({"RELAY_KAFKA_TOPIC": kafka_topic} if kafka_topic else {}),
     }
     return subprocess.Popen(
         [
@@ -781,13 +759,13 @@ def relay_process(laser, log_dir: Path, tmp_path: Path, *extra: str) -> subproce
             "--snapshot",
             f"tcp://127.0.0.1:{free_port()}",
             "--no-live",
-            "--no-kafka",
+            *([] if kafka_topic else ["--no-kafka"]),
             *extra,
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.STDOUT if stdout is subprocess.PIPE else subprocess.DEVNULL,
     )
 
 
