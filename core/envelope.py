@@ -17,7 +17,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import fastjsonschema
-import orjson
 from jsonschema import Draft7Validator
 
 SCHEMA_VERSION = 1
@@ -143,11 +142,3 @@ def make_envelope(
         "values": values or {},
         "metadata": metadata or {},
     }
-
-
-def dumps(envelope: dict) -> bytes:
-    return orjson.dumps(envelope)
-
-
-def loads(raw: bytes | str) -> Any:
-    return orjson.loads(raw)

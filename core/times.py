@@ -65,5 +65,9 @@ def epoch_ns(value, tz: str) -> int | None:
 
 def to_datetime(value, tz: str) -> datetime | None:
     """The same reading as `epoch_ns`, as an aware UTC datetime (µs: what BSON and Python keep)."""
-    ns = epoch_ns(value, tz)
+    return from_ns(epoch_ns(value, tz))
+
+
+def from_ns(ns: int | None) -> datetime | None:
+    """UTC nanoseconds (the envelope's times) as an aware UTC datetime, to the microsecond."""
     return None if ns is None else EPOCH + timedelta(microseconds=ns // 1_000)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.apps import apps
 from django.db import DatabaseError
 from django.utils import timezone
 from pymongo.errors import PyMongoError
 
+from core import times
 from core.envelope import parse_shot_key
 from relay import selectors as relay_selectors
 
@@ -83,13 +84,10 @@ def shot_identity(shot_key: str | None) -> dict:
     }
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def laser_time(entry: dict) -> datetime | None:
     """The entry's laser time in the lab's zone, for people to read (stored as UTC ns)."""
-    ns = entry.get("laser_ts_ns")
-    return timezone.localtime(EPOCH + timedelta(microseconds=ns // 1000)) if ns is not None else None
+    when = times.from_ns(entry.get("laser_ts_ns"))
+    return timezone.localtime(when) if when else None
 
 
 def sticky_values(sheet: Sheet, fields: list[FieldDef]) -> dict:
