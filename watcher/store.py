@@ -13,6 +13,7 @@ query it pushes down to SQLite).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -158,8 +159,25 @@ def add_dead_letters(documents: list[dict]) -> WriteResult:
     return insert_idempotent(DEAD_LETTERS, documents)
 
 
-def dead_letters(limit: int = 50) -> list[dict]:
-    return list(mongo.database()[DEAD_LETTERS].find().sort("at", -1).limit(limit))
+def dead_letter_query(route: str = "", reason: str = "") -> dict:
+    """Dead letters of a route (exactly) whose reason contains a text (any case), as
+    `manage.py dead_letters replay --route --reason` picks them: plain values, never operators."""
+    query: dict = {}
+    if route:
+        query["route"] = route
+    if reason:
+        query["error"] = {"$regex": re.escape(reason), "$options": "i"}
+    return query
+
+
+def dead_letters(limit: int = 50, route: str = "", reason: str = "") -> list[dict]:
+    query = dead_letter_query(route, reason)
+    return list(mongo.database()[DEAD_LETTERS].find(query).sort("at", -1).limit(limit))
+
+
+def dead_letter_routes() -> list[str]:
+    """The routes that have dead letters (a small collection: cheap on FerretDB too)."""
+    return sorted(route for route in mongo.database()[DEAD_LETTERS].distinct("route") if route)
 
 
 def dead_letters_to_replay(ids: list[str] | None = None) -> list[dict]:
@@ -177,9 +195,9 @@ def remove_dead_letters(ids: list[str]) -> None:
         collection.delete_one({"_id": letter_id})
 
 
-def dead_letter_count() -> int:
+def dead_letter_count(route: str = "", reason: str = "") -> int:
     """Dead letters are rare and the collection small, so counting it is cheap even on FerretDB."""
-    return mongo.database()[DEAD_LETTERS].count_documents({})
+    return mongo.database()[DEAD_LETTERS].count_documents(dead_letter_query(route, reason))
 
 
 def count(collection: str) -> int:

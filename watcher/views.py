@@ -1,8 +1,11 @@
+import shlex
+
 from django.apps import apps
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
 from . import store
+from .display import shown_bytes
 from .forms import EventSearchForm
 from .models import Route
 
@@ -91,5 +94,34 @@ def shot_events(request, shot_key: str):
     )
 
 
+DEAD_LETTERS_SHOWN = 100
+
+
 def dead_letter_list(request):
-    return render(request, "watcher/dead_letters.html", {"letters": store.dead_letters(100)})
+    """The newest dead letters, by route and by reason (a text the reason contains, any case), with
+    their bytes as text or hex and the replay command for the same choice."""
+    route, reason = request.GET.get("route", "").strip(), request.GET.get("reason", "").strip()
+    letters = [
+        {
+            **letter,
+            "shown": shown_bytes(letter.get("raw")),
+            "key_shown": shown_bytes(letter.get("key"), 200),
+            "headers_shown": [(h["key"], shown_bytes(h["value"], 200)) for h in letter.get("headers") or []],
+        }
+        for letter in store.dead_letters(DEAD_LETTERS_SHOWN, route=route, reason=reason)
+    ]
+    replay = ["manage.py", "dead_letters", "replay"]
+    replay += (["--route", shlex.quote(route)] if route else []) + (["--reason", shlex.quote(reason)] if reason else [])
+    return render(
+        request,
+        "watcher/dead_letters.html",
+        {
+            "letters": letters,
+            "matching": store.dead_letter_count(route=route, reason=reason),
+            "total": store.dead_letter_count(),
+            "routes": store.dead_letter_routes(),
+            "route": route,
+            "reason": reason,
+            "replay_command": " ".join(replay),
+        },
+    )
