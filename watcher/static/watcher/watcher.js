@@ -6,6 +6,8 @@
   const perWatcher = {};  // watcher name -> its latest status
   const STALE_SECONDS = 10;
   const STREAM_LENGTH = 8;
+  const HISTORY = 120;  // s of rate history per route
+  const rates = {};  // route -> [{at, rate}]
 
   function render() {
     const now = Date.now() / 1000;
@@ -30,8 +32,22 @@
         row.querySelector(`[data-k="${key}"]`).textContent = key === "rate" ? t.rate.toFixed(1) : t[key];
       }
       row.querySelector('[data-k="watchers"]').textContent = t.watchers.join(", ");
+      drawRate(name, row, now, t.rate);
       row.querySelector('[data-k="collection_kind"]').textContent = t.kind ? `(${t.kind})` : "";
     }
+  }
+
+  function drawRate(name, row, now, rate) {
+    const history = rates[name] || (rates[name] = []);
+    history.push({at: now, rate});
+    while (history.length && now - history[0].at > HISTORY) history.shift();
+    const top = Math.max(1, ...history.map((r) => r.rate));
+    row.querySelector(".sparkline polyline").setAttribute("points", history.map((r) =>
+      `${(120 * (1 - (now - r.at) / HISTORY)).toFixed(1)},${(24 - 22 * r.rate / top).toFixed(1)}`).join(" "));
+  }
+
+  function pretty(text) {  // a stored message, indented; a preview cut at its limit stays as it came
+    try { return JSON.stringify(JSON.parse(text), null, 2); } catch (error) { return text; }
   }
 
   function renderStopped() {
@@ -57,12 +73,18 @@
       if (!list) continue;
       for (const sample of route.samples || []) {
         const item = document.createElement("li");
+        const folded = document.createElement("details");
+        const summary = document.createElement("summary");
         const where = document.createElement("span");
         where.className = "text-muted me-2";
         where.textContent = sample.kafka;
-        const body = document.createElement("code");
-        body.textContent = sample.json;  // text, never HTML
-        item.append(where, body);
+        const line = document.createElement("code");
+        line.textContent = sample.json;  // text, never HTML
+        summary.append(where, line);
+        const body = document.createElement("pre");
+        body.textContent = pretty(sample.json);
+        folded.append(summary, body);
+        item.append(folded);
         list.prepend(item);
       }
       while (list.children.length > STREAM_LENGTH) list.lastChild.remove();
