@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
@@ -21,7 +22,15 @@ def row_for(entry: dict, columns: list[FieldDef]) -> dict:
         "rev": entry.get("rev"),
         "comment": entry.get("comment", ""),
         "values": [display(entry["values"].get(c.key)) for c in columns],
+        "voided": voided_note(entry.get("voided")),
     }
+
+
+def voided_note(voided: dict | None) -> str:
+    """`voided by ada at 2026-12-02 03:14:15 CET: wrong target` or "" for an entry in force."""
+    if not voided:
+        return ""
+    return f"voided by {voided['who']} at {lab_time(voided['when']):%Y-%m-%d %H:%M:%S %Z}: {voided['reason']}"
 
 
 def display(value) -> str:
@@ -52,3 +61,33 @@ def iso_time(value: datetime) -> str:
 
 def created_header() -> str:
     return f"created [{settings.TIME_ZONE}]"
+
+
+@dataclass(frozen=True)
+class HistoryChange:
+    label: str  # the field's label as the form shows it (its key only if no version knows it)
+    old: str
+    new: str
+
+
+def history_items(entry: dict, fields: list[FieldDef]) -> list[dict]:
+    """An entry's history, newest first, as people read it: labels with units, values as text,
+    a void as its reason."""
+    labels = {f.key: f.heading for f in fields} | {"shot_key": "Shot key", "comment": "Comment", "voided": "Voided"}
+
+    def text(key: str, value) -> str:
+        if key == "voided":
+            return f"voided: {value['reason']}" if value else "in force"
+        return display(value)
+
+    return [
+        {
+            "who": item["who"],
+            "when": item["when"],
+            "changes": [
+                HistoryChange(labels.get(key, key), text(key, old), text(key, new))
+                for key, (old, new) in item["changes"].items()
+            ],
+        }
+        for item in reversed(entry.get("history", []))
+    ]

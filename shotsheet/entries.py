@@ -215,6 +215,33 @@ def update_entry(
     return updated
 
 
+VOID_REASON_MAX = 500
+
+
+def set_voided(sheet: Sheet, entry: dict, rev: int, *, author: str, reason: str | None) -> dict:
+    """Void an entry (with a reason) or restore it (`reason=None`): never deleted, so its values,
+    who voided it, when and why stay, in the entry and its history. Refused, like an edit, if the
+    entry changed since `rev`."""
+    now = datetime.now(UTC)
+    voided = {"reason": reason, "who": author, "when": now} if reason is not None else None
+    if same_value(entry.get("voided"), voided):
+        return entry
+    history_item = {"who": author, "when": now, "changes": {"voided": [entry.get("voided"), voided]}}
+    try:
+        saved = store.update_entry(entry["_id"], rev, {"voided": voided}, history_item, now)
+    except PyMongoError as exc:
+        raise NotSaved(exc) from exc
+    if not saved:
+        raise EditConflict()
+    log_change(sheet, [entry["_id"]])
+    try:
+        updated = store.get_entry(entry["_id"])
+    except PyMongoError:
+        return entry
+    broadcast(sheet, updated)
+    return updated
+
+
 def conflict_rows(
     fields: list[FieldDef], entry: dict, opened_rev: int, values: dict, *, comment: str, shot_key: str | None
 ) -> list[ConflictRow]:

@@ -10,7 +10,7 @@ from datetime import datetime
 import orjson
 
 from . import table
-from .display import created_header, display, iso_time, lab_time
+from .display import created_header, display, iso_time, lab_time, voided_note
 from .schema import SheetSchema
 
 
@@ -24,6 +24,10 @@ def export_rows(schema: SheetSchema, query: dict, sort: list, limit: int = 100_0
         + [e["values"].get(c.key) for c in columns]
         for e in table.table(sheet.slug).find(query, sort)[:limit]
     ]
+    if query.get("voided", "shown") is not None:  # voided entries asked for: say which they are, and why
+        header.append("voided")
+        found = table.table(sheet.slug).entries
+        rows = [row + [voided_note(found.get(row[0], {}).get("voided"))] for row in rows]
     return header, rows
 
 

@@ -137,7 +137,8 @@ RESERVED_NAMES = frozenset(
         "rev",
         "history",
         "daq",
-        "import_id",  # document
+        "import_id",
+        "voided",  # document, export column
         "entry",
         "shot",  # export column, import alias
         "overwrite",

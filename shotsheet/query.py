@@ -45,6 +45,9 @@ def table_filters(schema: SheetSchema, params) -> list[dict]:
         else:
             inputs = [{"name": f"f_{key}", "placeholder": "equals" if kind in CHOICES else "contains", "type": "text"}]
         groups.append({"label": column.label, "inputs": inputs})
+    groups.append(
+        {"label": "voided", "inputs": [{"name": "voided", "type": "select", "options": ["", "show", "only"]}]}
+    )
     for group in groups:
         for item in group["inputs"]:
             item["value"] = params.get(item["name"], "").strip()
@@ -90,6 +93,11 @@ def table_query(schema: SheetSchema, params) -> tuple[dict, list, list[str]]:
                 query[f"values.{key}"] = raw  # matches a list element too (multi-choice)
             elif kind != Field.Type.JSON:
                 query[f"values.{key}"] = {"$regex": re.escape(raw), "$options": "i"}
+    voided = text("voided")
+    if voided == "only":
+        query["voided"] = {"$ne": None}
+    elif voided != "show":  # a voided entry is kept, with its reason, but out of the way
+        query["voided"] = None
     if shot := text("shot"):
         query["shot_key"] = {"$regex": re.escape(shot), "$options": "i"}
     sort_key = params.get("sort", "-created")

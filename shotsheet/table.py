@@ -228,6 +228,8 @@ def compile_condition(path: str, condition) -> Callable[[dict], bool]:
 
 def condition_holds(value, condition) -> bool:
     candidates = value if isinstance(value, list) else [value]  # a list matches through its elements
+    if isinstance(condition, dict) and condition.keys() == {"$ne"}:  # no element equal (`voided=only`)
+        return not condition_holds(value, condition["$ne"])
     if isinstance(condition, dict) and condition and all(k.startswith("$") for k in condition):
         return any(operators_hold(v, condition) for v in candidates)
     return same(value, condition) or any(same(v, condition) for v in candidates)

@@ -13,4 +13,5 @@ urlpatterns = [
     path("<slug:slug>/export.<str:fmt>", views.export, name="export"),
     path("<slug:slug>/plot.json", views.plot_data, name="plot_data"),
     path("<slug:slug>/entries/<str:entry_id>/", views.entry_detail, name="entry_detail"),
+    path("<slug:slug>/entries/<str:entry_id>/void/", views.entry_void, name="entry_void"),
 ]

@@ -1,5 +1,6 @@
 import hashlib
 import logging
+from urllib.parse import urlencode
 
 import orjson
 from django.apps import apps
@@ -11,12 +12,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+from django.views.decorators.http import require_POST
 from pymongo.errors import PyMongoError
 
 from watcher import selectors as watcher_selectors
 
 from . import entries, importer, selectors, store, table
-from .display import row_for
+from .display import history_items, row_for
 from .export import export_rows, to_csv, to_json, to_xlsx
 from .forms import ImportForm, ImportOptionsForm, entry_form_class, entry_values, initial_values
 from .models import Sheet
@@ -222,12 +224,46 @@ def entry_detail(request, slug, entry_id):
             "conflict_rows": conflict_rows,
             "rev": opened_rev,
             "overwrite_rev": entry["rev"] if conflict_rows else None,
-            "history": list(reversed(entry.get("history", []))),
+            "history": history_items(entry, fields),
             "events": events[:200],
             "laser_time": entries.laser_time(entry),
+            "entry_id": entry["_id"],
+            "may_change": sheet.allows(request.user, "change"),
+            "void_reason": request.GET.get("void_reason", ""),
+            "void_reason_max": entries.VOID_REASON_MAX,
         },
         status=status,
     )
+
+
+@require_POST
+def entry_void(request, slug, entry_id):
+    """Void the entry with a reason (`reason`), or restore it (`restore`); never a delete."""
+    sheet = sheet_for(request, slug, "change")
+    entry = store.get_entry(entry_id)
+    if not entry or entry["sheet"] != sheet.slug:
+        raise Http404("No such entry")
+    page = reverse("shotsheet:entry_detail", args=[slug, entry_id])
+    reason = None if "restore" in request.POST else request.POST.get("reason", "").strip()
+    problem = ""
+    if reason == "":
+        problem = "Give a reason to void this entry (it stays, hidden from the table, with the reason)."
+    elif reason and len(reason) > entries.VOID_REASON_MAX:
+        problem = f"The reason is {len(reason)} characters long; at most {entries.VOID_REASON_MAX}."
+    else:
+        try:
+            entries.set_voided(
+                sheet, entry, revision(request.POST.get("rev")), author=request.user.get_username(), reason=reason
+            )
+        except entries.EditConflict:
+            problem = "Someone changed this entry since you opened it: look at it again, then void it."
+        except entries.NotSaved as exc:
+            problem = str(exc)
+    if problem:  # back to the entry, the reason still typed
+        messages.error(request, problem)
+        return redirect(f"{page}?{urlencode({'void_reason': reason or ''})}")
+    messages.success(request, "Entry voided: hidden from the table and exports." if reason else "Entry restored.")
+    return redirect(page)
 
 
 def revision(raw: str | None) -> int:

@@ -4,6 +4,7 @@
   const state = document.getElementById("live-state");
   const slug = table.dataset.sheet;
   const firstPage = !new URLSearchParams(location.search).has("page");
+  const voidedShown = new URLSearchParams(location.search).get("voided") || "";  // "", "show" or "only"
 
   function cell(text) { const td = document.createElement("td"); td.textContent = text ?? ""; return td; }
 
@@ -13,12 +14,21 @@
       return;
     }
     let row = table.querySelector(`tr[data-entry="${CSS.escape(entry.id)}"]`);
+    if ((entry.voided && !voidedShown) || (!entry.voided && voidedShown === "only")) {
+      row?.remove();  // voided (or restored) elsewhere: out of this table's filter
+      return;
+    }
     const fresh = document.createElement("tr");
     fresh.dataset.entry = entry.id;
     const link = document.createElement("a");
     link.href = `/sheets/${encodeURIComponent(slug)}/entries/${encodeURIComponent(entry.id)}/`;
     link.textContent = entry.created;  // the lab's time, as the server shows it (zone in the header)
     const first = document.createElement("td"); first.appendChild(link);
+    if (entry.voided) {
+      const badge = document.createElement("span");
+      badge.className = "badge text-bg-warning ms-1"; badge.textContent = "voided"; badge.title = entry.voided;
+      first.appendChild(badge); fresh.classList.add("voided");
+    }
     fresh.append(first, cell(entry.shot_key), ...entry.values.map(cell), cell(entry.author), cell(entry.comment));
     fresh.classList.add("table-success");
     if (row) { row.replaceWith(fresh); }
