@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "shotsheet",
     "relay",
     "watcher",
+    "simulations",
 ]
 
 MIDDLEWARE = [

@@ -81,11 +81,17 @@ def shot_events(request, shot_key: str):
 
         entries = selectors.entries_of_shot(request.user, shot_key)
         new_entry_links = [] if entries else selectors.new_entry_links(request.user, shot_key)
+    simulations = []
+    if apps.is_installed("simulations"):
+        from simulations import selectors as simulation_selectors
+
+        simulations = simulation_selectors.simulations_of_shot(shot_key)
     return render(
         request,
         "watcher/shot_events.html",
         {
             "shot_key": shot_key,
+            "simulations": simulations,
             "shotsheet": apps.is_installed("shotsheet"),
             "entries": entries,
             "new_entry_links": new_entry_links,

@@ -1,0 +1,34 @@
+"""What other apps may read of the simulations (the shot page and the shot join list a shot's runs).
+
+A caller that must not fail on a database outage catches `pymongo.errors.PyMongoError`.
+"""
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+from . import store
+
+
+@dataclass(frozen=True)
+class SimulationLink:
+    name: str
+    code: str  # "WarpX 25.01"
+    url: str
+
+
+def simulations_of_shot(shot_key: str) -> list[SimulationLink]:
+    """The simulation runs that model this shot (given by a user or matched by their folder)."""
+    return [
+        SimulationLink(
+            run["name"],
+            f"{run['software']} {run.get('software_version', '')}".strip(),
+            reverse("simulations:detail", args=[run["_id"]]),
+        )
+        for run in sorted(store.runs_of_shot(shot_key), key=lambda r: r["name"])
+    ]
+
+
+def runs_of_shot(shot_key: str) -> list[dict]:
+    """The runs' summaries (code, version, a0, density, experiment, shot keys) for the read API."""
+    return store.runs_of_shot(shot_key)

@@ -1,0 +1,68 @@
+"""Simulation runs in MongoDB: one document per run folder (`_id` from its path, so extracting a
+run again updates it). A lab has hundreds of runs, not millions: lists and searches read the
+collection's summaries and filter in Python (FerretDB scans for any filter anyway)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from core import mongo
+
+SIMULATIONS = "simulations"
+LIST_FIELDS = {
+    "name": 1, "path": 1, "code": 1, "software": 1, "software_version": 1, "summary": 1,
+    "experiment": 1, "shot_keys": 1, "sheet": 1, "updated": 1, "created": 1,
+}  # fmt: skip
+
+
+def save_run(document: dict, *, experiment: str | None, shot_keys: list[str] | None, matched: list[str]) -> dict:
+    """Store a run's metadata; the experiment and shot keys given before stay unless given anew."""
+    collection = mongo.database()[SIMULATIONS]
+    before = collection.find_one({"_id": document["_id"]}, {"experiment": 1, "shot_keys_given": 1}) or {}
+    given = sorted(set(shot_keys)) if shot_keys is not None else before.get("shot_keys_given", [])
+    now = datetime.now(UTC)
+    fields = {
+        **storable(document),
+        "parameters": storable(parameter_list(document.get("parameters", {}))),
+        "experiment": experiment if experiment is not None else before.get("experiment"),
+        "shot_keys_given": given,
+        "shot_keys_matched": sorted(set(matched)),
+        "shot_keys": sorted(set(given) | set(matched)),
+        "updated": now,
+    }
+    collection.update_one({"_id": document["_id"]}, {"$set": fields, "$setOnInsert": {"created": now}}, upsert=True)
+    return collection.find_one({"_id": document["_id"]})
+
+
+def storable(value):
+    """A value as every MongoDB-wire server takes it: FerretDB refuses arrays in arrays
+    (`[["silver-muller"], ["periodic"]]`), so such a list is kept as its JSON text."""
+    if isinstance(value, dict):
+        return {key: storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        if any(isinstance(item, list) for item in value):
+            return json.dumps(value)
+        return [storable(item) for item in value]
+    return value
+
+
+def parameter_list(parameters: dict) -> list[dict]:
+    """Parameters as a list of {name, value, unit}: their names have dots (`laser1.a0`,
+    `Main.timestep`), which MongoDB-wire servers refuse as keys (FerretDB does)."""
+    return [
+        {"name": name, **(entry if isinstance(entry, dict) else {"value": entry, "unit": ""})}
+        for name, entry in sorted(parameters.items())
+    ]
+
+
+def run(run_id: str) -> dict | None:
+    return mongo.database()[SIMULATIONS].find_one({"_id": str(run_id)})
+
+
+def summaries() -> list[dict]:
+    return list(mongo.database()[SIMULATIONS].find({}, LIST_FIELDS))
+
+
+def runs_of_shot(shot_key: str) -> list[dict]:
+    return list(mongo.database()[SIMULATIONS].find({"shot_keys": str(shot_key)}, LIST_FIELDS))
