@@ -29,14 +29,14 @@ def api_sheet(db, mongo_db):
         ]
     ):
         Field.objects.create(sheet=sheet, key=key, label=label, type=type_, position=position, **extra)
-    sheet.view_groups.add(Group.objects.create(name="laser"))
+    sheet.view_groups.add(Group.objects.get_or_create(name="laser")[0])
     return sheet
 
 
 ENTRY_VALUES = [
     {"target": "Al", "energy": 1.5, "count": 3, "ok": True, "note": "first shot", "gases": ["He"]},
-    {"target": "Cu", "energy": 2.5, "count": 7, "ok": False, "note": "=HYPERLINK(\"x\")", "gases": ["He", "N2"]},
-    {"target": "Ti", "energy": -0.5, "count": 0, "ok": True, "note": "needle, \"quoted\"\nnew line"},
+    {"target": "Cu", "energy": 2.5, "count": 7, "ok": False, "note": '=HYPERLINK("x")', "gases": ["He", "N2"]},
+    {"target": "Ti", "energy": -0.5, "count": 0, "ok": True, "note": 'needle, "quoted"\nnew line'},
     {"target": "Al", "energy": 12.0, "count": 1, "note": "+cmd", "when": datetime(2026, 11, 24, 9, 30, tzinfo=UTC)},
     {"target": "Cu", "energy": 40.25, "note": "late one", "gases": ["Ar"]},
 ]
