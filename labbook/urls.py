@@ -12,4 +12,5 @@ urlpatterns = [
     path("relay/", include("relay.urls")),
     path("watcher/", include("watcher.urls")),
     path("simulations/", include("simulations.urls")),
+    path("api/", include("api.urls")),
 ]
