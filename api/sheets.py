@@ -80,6 +80,7 @@ def entry_json(entry: dict, keys: list[str]) -> dict:
         "schema_version": entry.get("schema_version"),
         "rev": entry.get("rev"),
         "comment": entry.get("comment", ""),
+        "voided": entry.get("voided"),  # {reason, who, when} of a voided entry (listed with voided=show|only)
         "values": {key: values.get(key) for key in keys},
     }
 
@@ -103,6 +104,7 @@ ENTRY_COLUMNS = [
     "author",
     "schema_version",
     "comment",
+    "voided",
 ]
 
 
@@ -122,6 +124,7 @@ def entries_table(page: Page, columns) -> Table:
                 entry.get("author"),
                 entry.get("schema_version"),
                 entry.get("comment", ""),
+                shotsheet_selectors.voided_note(entry),
             ]
             + [values.get(key) for key in keys]
         )

@@ -12,7 +12,7 @@ from django.urls import reverse
 from core.envelope import parse_shot_key
 from core.matching import lookup
 
-from . import export, query, store, table
+from . import display, export, query, store, table
 from .models import Sheet
 from .schema import FieldDef, SheetSchema, field_defs, schema_for
 
@@ -149,3 +149,8 @@ def csv_cell(value) -> str:
 def field_heading(field: FieldDef) -> str:
     """`label [unit]`, as the web export's header names a field."""
     return field.heading
+
+
+def voided_note(entry: dict) -> str:
+    """`voided by ada at 2026-12-02 03:14:15 CET: wrong target`, or "" for an entry in force."""
+    return display.voided_note(entry.get("voided"))

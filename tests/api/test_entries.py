@@ -286,6 +286,7 @@ def test_csv_has_units_in_the_header_and_reads_back(api_entries, member, bearer)
         "author",
         "schema_version",
         "comment",
+        "voided",
         "Target",
         "Energy [J]",
         "Count",
@@ -308,7 +309,7 @@ def test_csv_has_units_in_the_header_and_reads_back(api_entries, member, bearer)
     assert by_key["API-20261124-000004"]["Note"] == "'+cmd"
     assert by_key["API-20261124-000004"]["When"] == "2026-11-24T09:30:00Z"
     fields_only = read_csv(client.get(URL, {"format": "csv", "fields": "energy"}))
-    assert fields_only[0][-1] == "Energy [J]" and len(fields_only[0]) == 9
+    assert fields_only[0][-1] == "Energy [J]" and len(fields_only[0]) == 10
 
 
 def test_csv_and_json_into_pandas(api_entries, member, bearer):
@@ -375,3 +376,19 @@ def test_mongodb_gone_is_a_503_saying_so_never_a_500(api_sheet, member, bearer, 
         assert b"database cannot be reached" in response.content
         assert b"ServerSelection" not in response.content and b"27017" not in response.content
     assert client.get("/api/v1/sheets/apisheet/").status_code == 200  # the sheet itself is not in MongoDB
+
+
+def test_voided_entries_are_left_out_unless_asked_for_as_on_the_web_table(api_sheet, api_entries, member, bearer):
+    from shotsheet.entries import set_voided
+
+    client = bearer(member)
+    voided = api_entries[1]
+    set_voided(api_sheet, voided, voided["rev"], author="ada", reason="wrong target")
+    assert voided["_id"] not in api_ids(client, {})
+    assert voided["_id"] in api_ids(client, {"voided": "show"})
+    assert api_ids(client, {"voided": "only"}) == [voided["_id"]]
+    [shown] = client.get(URL, {"voided": "only"}).json()["results"]
+    assert shown["voided"]["reason"] == "wrong target" and shown["voided"]["who"] == "ada"
+    header, *rows = read_csv(client.get(URL, {"voided": "show", "format": "csv"}))
+    notes = {row[0]: row[header.index("voided")] for row in rows}
+    assert notes[voided["_id"]].endswith(": wrong target") and notes[api_entries[0]["_id"]] == ""
