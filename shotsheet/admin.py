@@ -22,6 +22,7 @@ class FieldInline(admin.TabularInline):
         "help_text",
         "choices",
         "choice_source",
+        "relay_value",
         "sticky",
         "archived",
     ]

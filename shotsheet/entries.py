@@ -15,6 +15,7 @@ from pymongo.errors import PyMongoError
 
 from core import times
 from core.envelope import parse_shot_key
+from core.matching import lookup
 from relay import selectors as relay_selectors
 
 from . import live, store, table
@@ -67,6 +68,27 @@ def relay_shot() -> dict | None:
     except PyMongoError as exc:
         log.warning("the relay's latest shot not read: %s", exc)
         return None
+
+
+def relay_values(fields: list[FieldDef], shot_key: str) -> dict:
+    """The values the relay's envelope of this shot gives for fields that name one (`relay_value`),
+    as the form shows them; {} when the relay holds no envelope of the shot (only its latest)."""
+    mapped = [f for f in fields if f.relay_value and not f.archived]
+    envelope = relay_shot() if mapped and shot_key else None
+    if not envelope or envelope.get("shot_key") != shot_key:
+        return {}
+    found = {f.key: lookup(envelope, f.relay_value) for f in mapped}
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def entries_of_shot(sheet: Sheet, shot_key: str) -> list[dict]:
+    """This sheet's entries of one shot, newest first (the form warns of a second entry); voided
+    ones are left out: a voided entry is what a new one replaces."""
+    try:
+        return table.table(sheet.slug).find({"shot_key": shot_key, "voided": None}, [("created", -1)])
+    except PyMongoError as exc:
+        log.warning("entries of shot %s not read: %s", shot_key, exc)
+        return []
 
 
 def shot_identity(shot_key: str | None) -> dict:

@@ -108,14 +108,48 @@ class EntryForm(forms.Form):
                 form_field.help_text = " ".join(filter(None, [form_field.help_text, listing.note]))
 
 
+def range_hint(field: FieldDef) -> str:
+    """What a number may be, said before it is typed: "0 to 100 J", "at least 0 J", "in J"."""
+    unit = f" {field.unit}" if field.unit else ""
+    low, high = (f"{v:g}" if v is not None else None for v in (field.min_value, field.max_value))
+    if low is not None and high is not None:
+        return f"{low} to {high}{unit}"
+    if low is not None:
+        return f"at least {low}{unit}"
+    if high is not None:
+        return f"at most {high}{unit}"
+    return f"in{unit}" if unit else ""
+
+
+def bound_messages(field: FieldDef) -> dict:
+    """Django's "Ensure this value is less than or equal to 100." with the unit and the reason."""
+    unit = f" {field.unit}" if field.unit else ""
+    return {
+        "min_value": f"Below the minimum of %(limit_value)s{unit}.",
+        "max_value": f"Above the maximum of %(limit_value)s{unit}.",
+        "invalid": f"Enter a number{f' (in{unit})' if unit else ''}.",
+    }
+
+
 def form_field(field: FieldDef, decimal_mark: str = AUTO) -> forms.Field:
-    common = {"label": field.heading, "required": field.required, "help_text": field.help_text}
+    hint = range_hint(field) if field.numeric else ""
+    common = {
+        "label": field.heading,
+        "required": field.required,
+        "help_text": " · ".join(filter(None, [hint, field.help_text])),
+    }
     bounds = {k: v for k, v in (("min_value", field.min_value), ("max_value", field.max_value)) if v is not None}
     kind = field.type
     if kind == Field.Type.INTEGER:
-        return TypedIntegerField(**common, **{k: int(v) for k, v in bounds.items()}, decimal_mark=decimal_mark)
+        return TypedIntegerField(
+            **common,
+            **{k: int(v) for k, v in bounds.items()},
+            decimal_mark=decimal_mark,
+            error_messages=bound_messages(field)
+            | {"invalid": f"Enter a whole number{f' (in {field.unit})' if field.unit else ''}."},
+        )
     if kind == Field.Type.FLOAT:
-        return TypedFloatField(**common, **bounds, decimal_mark=decimal_mark)
+        return TypedFloatField(**common, **bounds, decimal_mark=decimal_mark, error_messages=bound_messages(field))
     if kind == Field.Type.BOOLEAN:
         return forms.BooleanField(**{**common, "required": False})
     if kind == Field.Type.CHOICE:
@@ -139,11 +173,15 @@ def form_field(field: FieldDef, decimal_mark: str = AUTO) -> forms.Field:
 def _form_class(fields_json: bytes, decimal_mark: str) -> type[forms.Form]:
     fields = field_defs(orjson.loads(fields_json))
     attrs = {f.key: form_field(f, decimal_mark) for f in fields if not f.archived}
+    for f in fields:
+        if f.relay_value and not f.archived:  # the entry form's script fills it for the shot
+            attrs[f.key].widget.attrs["data-relay"] = f.relay_value
     attrs["shot_key"] = forms.CharField(
         required=False, max_length=100, label="Shot key", help_text="Prefilled from the relay's latest shot."
     )
     attrs["comment"] = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     attrs["sourced"] = {f.key: f for f in fields if f.choice_source and not f.archived}
+    attrs["field_order"] = ["shot_key"]  # first: the shot an entry is about, then the sheet's fields in order
     return type("EntryForm", (EntryForm,), attrs)
 
 

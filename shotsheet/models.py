@@ -2,6 +2,7 @@
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 
 from .numbers import AUTO, DECIMAL_MARKS
@@ -191,6 +192,16 @@ class Field(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         help_text="Take the choices from a wiki or another sheet instead.",
+    )
+    relay_value = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", "A dotted path of the shot envelope, e.g. values.energy_J"
+            )
+        ],
+        help_text="Prefill from the relay's shot envelope (a dotted path, e.g. values.energy_J); editable in the form.",
     )
     sticky = models.BooleanField(default=False, help_text="Carried over from the previous entry.")
     archived = models.BooleanField(default=False, help_text="Hidden from new entries, kept for old ones.")

@@ -38,6 +38,7 @@ class FieldDef:
     sticky: bool = False
     archived: bool = False
     choice_source: dict | None = None  # ChoiceSource.describe(), when the list comes from elsewhere
+    relay_value: str = ""  # a dotted path of the relay's shot envelope the entry form prefills
 
     @property
     def heading(self) -> str:
@@ -62,11 +63,12 @@ class FieldDef:
         )
 
     def as_dict(self) -> dict:
-        """The stored snapshot: `choice_source` only when set, so versions of fields without one
-        stay as they were before sources existed."""
+        """The stored snapshot: `choice_source` and `relay_value` only when set, so versions of
+        fields without them stay as they were before these existed."""
         snapshot = dataclasses.asdict(self)
-        if snapshot["choice_source"] is None:
-            del snapshot["choice_source"]
+        for optional, unset in (("choice_source", None), ("relay_value", "")):
+            if snapshot[optional] == unset:
+                del snapshot[optional]
         return snapshot
 
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("shot/<str:shot_key>/", views.entry_by_shot, name="entry_by_shot"),
     path("<slug:slug>/", views.sheet_table, name="sheet_table"),
     path("<slug:slug>/new/", views.entry_new, name="entry_new"),
+    path("<slug:slug>/shot.json", views.shot_check, name="shot_check"),
     path("<slug:slug>/import/", views.sheet_import, name="sheet_import"),
     path("<slug:slug>/import/<str:token>/", views.sheet_import_preview, name="sheet_import_preview"),
     path("<slug:slug>/export.<str:fmt>", views.export, name="export"),

@@ -126,11 +126,50 @@ def entry_new(request, slug):
             return redirect("shotsheet:sheet_table", slug=slug)
         return render_new_entry_form(request, sheet, version_number, form, relay_key, shot_key_source="sent")
     linked_key = request.GET.get("shot_key", "").strip()  # from a shot's "create one" link
+    shot_key = linked_key or relay_key
+    from_relay = entries.relay_values(fields, shot_key)
     form = form_class(
-        initial={**initial_values(fields), **entries.sticky_values(sheet, fields), "shot_key": linked_key or relay_key}
+        initial={**initial_values(fields), **entries.sticky_values(sheet, fields), **from_relay, "shot_key": shot_key}
     )
     return render_new_entry_form(
-        request, sheet, version_number, form, relay_key, shot_key_source="link" if linked_key else "relay"
+        request,
+        sheet,
+        version_number,
+        form,
+        relay_key,
+        shot_key_source="link" if linked_key else "relay",
+        from_relay=sorted(from_relay),
+        shot_entries=entry_links(sheet, entries.entries_of_shot(sheet, shot_key)) if shot_key else [],
+        first_field=next((f"id_{f.key}" for f in fields if not f.archived and not f.sticky), "id_shot_key"),
+    )
+
+
+def entry_links(sheet: Sheet, found: list[dict]) -> list[dict]:
+    return [
+        {
+            "url": reverse("shotsheet:entry_detail", args=[sheet.slug, e["_id"]]),
+            "created": timezone.localtime(e["created"]).strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "author": e.get("author") or "",
+        }
+        for e in found
+    ]
+
+
+def shot_check(request, slug):
+    """For the entry form while it is open: this sheet's entries of a shot key (a second entry of
+    a shot is allowed, but said), and the values the relay gives for its mapped fields."""
+    sheet = sheet_for(request, slug, "add", active=True)
+    shot_key = request.GET.get("shot_key", "").strip()[:100]
+    fields = schema_for(sheet).fields
+    values = entries.relay_values(fields, shot_key)
+    form = entry_form_class(fields, sheet.decimal_mark)()
+    return JsonResponse(
+        {
+            "shot_key": shot_key,
+            "entries": entry_links(sheet, entries.entries_of_shot(sheet, shot_key)) if shot_key else [],
+            # as the form's inputs take them (the sheet's decimal mark, the lab's time)
+            "relay_values": {key: form[key].field.prepare_value(value) for key, value in values.items()},
+        }
     )
 
 

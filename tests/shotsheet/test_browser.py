@@ -48,7 +48,7 @@ class ShotSheetInTheBrowser(BrowserTestCase):
         page.fill("#id_energy", "150")  # above the field's maximum of 100 J
         page.press("#id_energy", "Enter")  # keyboard-first: Enter saves
         page.wait_for_selector("#error_1_id_energy")
-        assert "less than or equal to 100" in page.inner_text("#error_1_id_energy")
+        assert "Above the maximum of 100.0 J." in page.inner_text("#error_1_id_energy")
         assert page.input_value("#id_note") == "kept at 3 a.m."
         assert page.input_value("#id_target") == "Cu"
         assert page.input_value("#id_energy") == "150"

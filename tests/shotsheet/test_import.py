@@ -99,7 +99,7 @@ def test_bad_cells_are_reported_by_cell_column_value_and_problem_grouped_by_kind
         call_command("import_entries", "legacy", str(path), *mapping, stdout=out, stderr=out)
     report = out.getvalue()
     over, ambiguous, choice = log.bad_cells
-    assert f"1 row in Laser › Energy [J]: Ensure this value is less than or equal to 100.0 — {over} '150'" in report
+    assert f"1 row in Laser › Energy [J]: Above the maximum of 100.0 J — {over} '150'" in report
     assert "numbers typed as text in Laser › Energy [J]: decimal comma, as the file shows (B10 '5,5')" in report
     assert f"1 row in Laser › Energy [J]: not a number — {ambiguous} '12,5.3'" in report
     assert (

@@ -49,7 +49,7 @@ class ImportInTheBrowser(BrowserTestCase):
         assert page.query_selector("#import-problems") is None
         assert page.inner_text("#import-bad") == "3" and page.is_disabled("button[name=import]")
         report = page.inner_text("#import-report")
-        assert "1 row in Laser › Energy [J]: Ensure this value is less than or equal to 100.0" in report
+        assert "1 row in Laser › Energy [J]: Above the maximum of 100.0 J" in report
         for cell, value in log.bad_cells.items():
             assert f"{cell} “{value}”" in report
         assert "1 row in Conditions › target: Select a valid choice." in report

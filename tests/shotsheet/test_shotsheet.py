@@ -100,7 +100,7 @@ def test_bad_value_shows_its_error_next_to_the_field_and_keeps_everything_typed(
     )
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Enter a number." in html and 'id="error_1_id_energy"' in html
+    assert "Enter a number (in J)." in html and 'id="error_1_id_energy"' in html
     assert 'value="lots"' in html and 'value="7"' in html and 'value="kept text"' in html and "my comment" in html
     assert mongo_db["entries"].count_documents({}) == 0
 

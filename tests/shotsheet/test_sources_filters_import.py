@@ -112,7 +112,7 @@ def test_web_import_with_bad_rows_reports_each_and_imports_nothing(admin_client,
     response = import_through_preview(admin_client, "log.csv", b"E,target\n5,Cu\n500,Cu\nabc,Fe\n", col_A="energy")
     page = response.content.decode()
     assert response.status_code == 200 and "2 rows cannot be imported, so nothing was imported" in page
-    assert "1 row in E: Ensure this value is less than or equal to 100.0" in page and "<code>A3</code>" in page
+    assert "1 row in E: Above the maximum of 100.0" in page and "<code>A3</code>" in page
     assert "1 row in E: not a number" in page and "<code>A4</code> “abc”" in page
     assert mongo_db["entries"].count_documents({"sheet": "test"}) == 0
 
