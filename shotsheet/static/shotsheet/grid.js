@@ -102,6 +102,8 @@
   element.classList.toggle("grid-compact", density === "compact");
   element.classList.toggle("grid-comfortable", density === "comfortable");
 
+  const firstRows = rows({limit: 100});  // asked for while the grid builds
+  firstRows.catch(() => {});  // reported below, once built
   const fresh = new Set();  // ids of rows that just arrived live: they flash
   const table = new Tabulator(element, {
     index: "id",
@@ -205,11 +207,13 @@
   table.on("tableBuilt", async () => {
     chooser();
     try {
-      const first = await rows({limit: 100});
+      const first = await firstRows;
       await table.setData(first.rows);
-      requestAnimationFrame(() => { element.dataset.firstRowsMs = performance.now().toFixed(0); });
+      requestAnimationFrame(() => {
+        element.dataset.firstRowsMs = performance.now().toFixed(0);
+        document.dispatchEvent(new CustomEvent("sheet:grid-ready"));  // the plot waits for this
+      });
       if (first.total > first.rows.length) await table.replaceData((await rows({})).rows);
-      count.textContent = `${first.total} entr${first.total === 1 ? "y" : "ies"}`;
       showCount();
       loaded = true;
       element.dataset.loaded = performance.now().toFixed(0);  // every row is in the grid

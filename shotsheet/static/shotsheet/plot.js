@@ -84,5 +84,7 @@
   });
   boxes().forEach((box) => box.addEventListener("change", draw));
   document.getElementById("plot-x").addEventListener("change", draw);
-  draw();
+  // Beside the grid, after its first rows: the server answers one request of a page at a time.
+  if (document.getElementById("grid")) document.addEventListener("sheet:grid-ready", draw, {once: true});
+  else draw();
 })();
