@@ -97,20 +97,32 @@ class GridInTheBrowser(BrowserTestCase):
         page.mouse.move(target["x"] + 5, target["y"] + target["height"] / 2, steps=5)
         page.mouse.up()
         wait_until(lambda: [c["field"] for c in self.saved_columns()][:3] == ["shot_key", "pressure", "created"])
+        compact = page.locator("#grid .tabulator-row").first.bounding_box()["height"]
+        page.click("label[for=density-comfortable]")
+        wait_until(lambda: self.saved_density() == "comfortable")
+        assert page.locator("#grid .tabulator-row").first.bounding_box()["height"] > compact + 8
 
         page.reload()
         page.wait_for_selector("#grid[data-loaded]")
         shown = [h.split(" ")[0] for h in self.headers(page)]
         assert shown[:4] == ["shot", "Pressure", "created", "Energy"] and "Note" not in shown, shown
         assert page.locator("#grid .tabulator-row .tabulator-cell.col-pressure").first.inner_text() == "3.0"
+        assert page.is_checked("#density-comfortable") and "grid-comfortable" in page.get_attribute("#grid", "class")
 
         other = get_user_model().objects.create_user("emmy", password="grid-pass-456")
         assert GridLayout.objects.filter(user=other).count() == 0  # per user: others keep the sheet's order
 
-    def saved_columns(self) -> list[dict]:
+    def saved_layout(self) -> GridLayout | None:
         with ThreadPoolExecutor(1) as pool:
-            layout = pool.submit(lambda: GridLayout.objects.filter(user=self.user, sheet=self.sheet).first()).result()
+            return pool.submit(lambda: GridLayout.objects.filter(user=self.user, sheet=self.sheet).first()).result()
+
+    def saved_columns(self) -> list[dict]:
+        layout = self.saved_layout()
         return layout.columns if layout else []
+
+    def saved_density(self) -> str:
+        layout = self.saved_layout()
+        return layout.density if layout else ""
 
     def test_the_grid_scrolls_to_the_last_of_100000_rows(self):
         big = Sheet.objects.create(name="Big sheet", slug="big", experiment="BIG")
@@ -124,12 +136,14 @@ class GridInTheBrowser(BrowserTestCase):
         first = page.locator("#grid .tabulator-row").first
         assert first.locator(".col-shot_key").inner_text() == "BIG-20261101-099999"  # newest first
 
+        header = page.locator("#grid .tabulator-header").bounding_box()
         page.focus("#grid")
         page.keyboard.press("End")
         last = page.locator("#grid .tabulator-row[data-entry='big:00000000']")
         last.wait_for()
         assert last.is_visible() and "tabulator-selected" in last.get_attribute("class")
         assert last.locator(".col-shot_key").inner_text() == "BIG-20261101-000000"
+        assert page.locator("#grid .tabulator-header").bounding_box() == header  # the header stays
         page.keyboard.press("ArrowUp")  # keyboard navigation moves the selection
         assert "tabulator-selected" in page.locator("#grid .tabulator-row[data-entry='big:00000001']").get_attribute(
             "class"
