@@ -112,6 +112,18 @@ class GridInTheBrowser(BrowserTestCase):
         other = get_user_model().objects.create_user("emmy", password="grid-pass-456")
         assert GridLayout.objects.filter(user=other).count() == 0  # per user: others keep the sheet's order
 
+    def test_a_field_added_after_the_layout_was_kept_shows_beside_its_neighbour(self):
+        self.entry(energy=1.5, pressure=3.0, note="first")
+        columns = [
+            {"field": f, "visible": True, "width": None}
+            for f in ("shot_key", "note", "created", "energy", "author", "comment")
+        ]
+        GridLayout.objects.create(user=self.user, sheet=self.sheet, columns=columns)  # before Pressure was there
+        page = self.page()
+        self.open_grid(page)
+        shown = [h.split(" ")[0] for h in self.headers(page)]
+        assert shown == ["shot", "Note", "created", "Energy", "Pressure", "author", "comment"], shown
+
     def saved_layout(self) -> GridLayout | None:
         with ThreadPoolExecutor(1) as pool:
             return pool.submit(lambda: GridLayout.objects.filter(user=self.user, sheet=self.sheet).first()).result()

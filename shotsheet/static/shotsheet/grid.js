@@ -95,7 +95,10 @@
       const definition = byKey.get(column.field);
       if (definition && column.width) definition.width = column.width;
     }
-    return [...order, ...definitions.filter((d) => !order.includes(d))];
+    for (const [n, definition] of definitions.entries()) {  // a field added since: after its neighbour
+      if (!order.includes(definition)) order.splice(order.indexOf(definitions[n - 1]) + 1, 0, definition);
+    }
+    return order;
   }
 
   let density = saved.density || "compact";
@@ -292,10 +295,25 @@
     if (pending.size) changed(pending.values().next().value);
   }
 
+  let reconnecting = false;
+  async function readAgain() {  // changes sent while the connection was down were missed
+    if (!loaded) return;
+    await table.replaceData((await rows({})).rows);
+    showCount();
+    document.dispatchEvent(new CustomEvent("sheet:entries-changed"));
+  }
   function connect() {
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/sheets/${element.dataset.sheet}/`);
-    ws.onopen = () => { state.textContent = "live"; state.className = "badge text-bg-success"; };
-    ws.onclose = () => { state.textContent = "reconnecting…"; state.className = "badge text-bg-warning"; setTimeout(connect, 2000); };
+    ws.onopen = () => {
+      state.textContent = "live"; state.className = "badge text-bg-success";
+      if (reconnecting) readAgain().catch(() => {});
+      reconnecting = false;
+    };
+    ws.onclose = () => {
+      state.textContent = "reconnecting…"; state.className = "badge text-bg-warning";
+      reconnecting = true;
+      setTimeout(connect, 2000);
+    };
     ws.onmessage = (event) => {
       const message = JSON.parse(event.data);
       if (message.type !== "entry") return;
