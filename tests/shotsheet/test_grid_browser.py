@@ -166,8 +166,11 @@ class GridInTheBrowser(BrowserTestCase):
         page = self.page()
         self.open_grid(page, query="?f_energy_min=2")  # the grid's filters apply to live rows too
         assert page.inner_text("#grid-count") == "0 entries"
+        page.wait_for_selector("#plot canvas")  # drawn once, with no point
         low = self.entry(energy=1.5, shot_key="GRD-20261202-000002")
-        high = self.entry(energy=7.5, shot_key="GRD-20261202-000003", note="live")
+        with page.expect_response(lambda response: "/plot.json" in response.url) as plot:  # the plot redraws too
+            high = self.entry(energy=7.5, shot_key="GRD-20261202-000003", note="live")
+        assert plot.value.json()["y"] == [7.5]
         row = page.locator(f"#grid .tabulator-row[data-entry='{high['_id']}']")
         row.wait_for()
         assert "grid-fresh" in row.get_attribute("class")
