@@ -86,6 +86,9 @@ def save_layout(user, sheet, schema: SheetSchema, data) -> list[str]:
         if not isinstance(column, dict) or column.get("field") not in known:
             problems.append(f"columns[{n}]: not a column of this sheet")
             continue
+        if any(kept_column["field"] == column["field"] for kept_column in kept):
+            problems.append(f"columns[{n}]: '{column['field']}' is named twice")
+            continue
         width = column.get("width")
         if width is not None and (not isinstance(width, int) or isinstance(width, bool) or not 0 < width <= MAX_WIDTH):
             problems.append(f"columns[{n}].width: a whole number of pixels from 1 to {MAX_WIDTH}")

@@ -90,6 +90,7 @@ def test_each_user_keeps_a_layout_of_the_sheets_grid(admin_client, client, sheet
         ({"columns": [{"field": "$where"}]}, "columns[0]: not a column of this sheet"),
         ({"columns": [{"field": "energy", "width": "wide"}]}, "columns[0].width: a whole number of pixels"),
         ({"columns": [], "density": "cosy"}, "density: 'cosy' is not one of compact, comfortable"),
+        ({"columns": [{"field": "note"}, {"field": "note"}]}, "columns[1]: 'note' is named twice"),
         ([1, 2], "the layout is a JSON object"),
     ],
 )
