@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "csp",
     "axes",
+    "adminsortable2",
     "core",
     "shotsheet",
     "relay",

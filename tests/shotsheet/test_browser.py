@@ -71,11 +71,11 @@ class ShotSheetInTheBrowser(BrowserTestCase):
         page.goto(f"{self.live_server_url}/sheets/browser/new/")
         assert page.query_selector("#id_gas_pressure") is None
         page.goto(f"{self.live_server_url}/admin/shotsheet/sheet/{self.sheet.pk}/change/")
+        page.click("#fields-group .add-row a")
         page.fill("input[name='fields-3-key']", "gas_pressure")
         page.fill("input[name='fields-3-label']", "Gas pressure")
         page.select_option("select[name='fields-3-type']", "float")
         page.fill("input[name='fields-3-unit']", "mbar")
-        page.fill("input[name='fields-3-position']", "3")
         page.click("input[name='_save']")
         page.wait_for_selector(".messagelist .success")
         page.goto(f"{self.live_server_url}/sheets/browser/new/")
