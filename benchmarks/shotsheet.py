@@ -5,7 +5,9 @@
 With N entries in one sheet (100,000; --quick: 10,000): the first table page, a filtered and
 sorted page, an export of 10,000 rows, each beside the bare pymongo query it needs (the
 baseline); then save → visible in a second websocket client, p50/p99 over 200 saves, beside a
-bare channel-layer round trip. The last line is one JSON object.
+bare channel-layer round trip; then the grid in headless Chromium (daphne on a free port): first
+rows painted, all rows in the grid and End to the last row, beside the bare fetch of the same rows
+(--no-browser skips it). The last line is one JSON object.
 """
 
 import argparse
@@ -13,6 +15,9 @@ import asyncio
 import json
 import os
 import resource
+import shutil
+import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -103,6 +108,7 @@ def make_bench_sheet(count: int) -> tuple[Sheet, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-browser", action="store_true", help="skip the grid in Chromium")
     args = parser.parse_args()
     count = 10_000 if args.quick else 100_000
     call_command("migrate", verbosity=0)
@@ -212,9 +218,103 @@ def main() -> None:
             f"p99 {figures['bare_layer_p99_ms']} ms); target p99 < 500 ms",
             flush=True,
         )
+        if not args.no_browser:
+            figures.update(grid_in_the_browser(count))
+            print(
+                f"grid in Chromium: first rows painted {figures['grid_first_rows_ms']} ms after navigation "
+                f"(bare fetch of those 100 rows {figures['grid_first_rows_bare_fetch_ms']} ms), all {count} rows "
+                f"in the grid {figures['grid_all_rows_ms']} ms (bare fetch+parse of them "
+                f"{figures['grid_all_rows_bare_fetch_ms']} ms, {figures['grid_json_mb']} MB); scroll to the last row "
+                f"{figures['grid_scroll_to_last_ms']} ms; targets < 500 ms and < 300 ms",
+                flush=True,
+            )
     finally:
         mongo.drop_databases()
     print(json.dumps(figures))
+
+
+# In the page: the time End takes to select the last row and draw it (two frames: painted).
+SCROLL_TO_LAST = """async (lastId) => {
+  const grid = document.getElementById("grid");
+  grid.focus();
+  const started = performance.now();
+  grid.dispatchEvent(new KeyboardEvent("keydown", {key: "End", bubbles: true}));
+  await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  const row = grid.querySelector(`.tabulator-row[data-entry="${lastId}"]`);
+  if (!row || !row.classList.contains("tabulator-selected")) throw new Error("the last row is not drawn");
+  return performance.now() - started;
+}"""
+BARE_FETCH = """async (url) => {
+  const started = performance.now();
+  const response = await fetch(url);
+  const text = await response.text();
+  JSON.parse(text);
+  return [performance.now() - started, text.length];
+}"""
+
+
+def grid_in_the_browser(count: int, runs: int = 3) -> dict:
+    """The sheet's page in headless Chromium against daphne: first rows painted, every row in the
+    grid, End to the last row; beside the bare fetch (and JSON parse) of the same rows."""
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MONGODB_DB": settings.MONGODB_DB, "DJANGO_DEBUG": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "labbook.asgi:application"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+            )
+            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            page.set_default_timeout(180_000)
+            for _ in range(300):  # daphne starting
+                try:
+                    page.goto(f"{base}/accounts/login/")
+                    break
+                except Exception:
+                    time.sleep(0.2)
+            page.fill("#id_username", "bench")
+            page.fill("#id_password", "bench-pass-123")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base}/sheets/")
+            page.goto(f"{base}/sheets/bench/")  # the server reads the sheet once (table_cold_load_ms)
+            page.wait_for_selector("#grid[data-loaded]")
+            last_id = page.evaluate("Tabulator.findTable('#grid')[0].getRows('active').at(-1).getData().id")
+            first, loaded, scroll, bare_first, bare_all = [], [], [], [], []
+            for _ in range(runs):
+                page.goto(f"{base}/sheets/bench/")
+                page.wait_for_selector("#grid[data-loaded]")
+                first.append(float(page.get_attribute("#grid", "data-first-rows-ms")))
+                loaded.append(float(page.get_attribute("#grid", "data-loaded")))
+                page.wait_for_timeout(300)
+                scroll.append(page.evaluate(SCROLL_TO_LAST, last_id))
+                bare_first.append(page.evaluate(BARE_FETCH, f"{base}/sheets/bench/grid.json?limit=100")[0])
+                ms, size = page.evaluate(BARE_FETCH, f"{base}/sheets/bench/grid.json")
+                bare_all.append(ms)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    best = lambda values: round(min(values), 1)  # noqa: E731
+    return {
+        "grid_first_rows_ms": best(first),
+        "grid_first_rows_bare_fetch_ms": best(bare_first),
+        "grid_all_rows_ms": best(loaded),
+        "grid_all_rows_bare_fetch_ms": best(bare_all),
+        "grid_json_mb": round(size / 1e6, 1),
+        "grid_scroll_to_last_ms": best(scroll),
+    }
 
 
 if __name__ == "__main__":

@@ -197,8 +197,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "labbook" / "static"]
-# Bootstrap and the plotting library come from npm (node_modules/, never committed).
-for _npm_dist in ("bootstrap/dist", "uplot/dist"):
+# Bootstrap, the plotting library and the grid (Tabulator) come from npm (node_modules/, never committed).
+for _npm_dist in ("bootstrap/dist", "uplot/dist", "tabulator-tables/dist"):
     if (BASE_DIR / "node_modules" / _npm_dist).is_dir():
         STATICFILES_DIRS.append((_npm_dist.split("/")[0], BASE_DIR / "node_modules" / _npm_dist))
 STORAGES = {

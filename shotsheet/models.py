@@ -1,5 +1,6 @@
 """Shot-sheet configuration edited in the Django admin. Entries themselves live in MongoDB."""
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
@@ -256,3 +257,23 @@ class SchemaVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sheet.slug} v{self.number}"
+
+
+class GridLayout(models.Model):
+    """How one user arranged a sheet's grid: column order, widths and which are shown, and density."""
+
+    class Density(models.TextChoices):
+        COMPACT = "compact"
+        COMFORTABLE = "comfortable"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    sheet = models.ForeignKey(Sheet, on_delete=models.CASCADE, related_name="+")
+    columns = models.JSONField(default=list, help_text='[{"field": "energy", "visible": true, "width": 120}, …]')
+    density = models.CharField(max_length=12, choices=Density.choices, default=Density.COMPACT)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "sheet"], name="one_grid_layout_per_user_and_sheet")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.sheet}"

@@ -128,6 +128,13 @@ class SheetTable:
             found.sort(key=lambda entry: sort_key(lookup(entry, path)), reverse=direction < 0)
         return found
 
+    def pick(self, ids: list[str], query: dict) -> list[dict]:
+        """The entries of these ids that match a query: live rows checked against an open grid's filters."""
+        tests = [compile_condition(path, condition) for path, condition in query.items() if path != "sheet"]
+        with self.lock:
+            found = [self.entries[i] for i in ids if i in self.entries]
+        return [entry for entry in found if all(test(entry) for test in tests)]
+
 
 DEFAULT_ORDER = [("created", -1), ("_id", -1)]
 

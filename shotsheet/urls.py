@@ -13,6 +13,8 @@ urlpatterns = [
     path("<slug:slug>/import/<str:token>/", views.sheet_import_preview, name="sheet_import_preview"),
     path("<slug:slug>/export.<str:fmt>", views.export, name="export"),
     path("<slug:slug>/plot.json", views.plot_data, name="plot_data"),
+    path("<slug:slug>/grid.json", views.grid_data, name="grid_data"),
+    path("<slug:slug>/grid-layout/", views.grid_layout, name="grid_layout"),
     path("<slug:slug>/entries/<str:entry_id>/", views.entry_detail, name="entry_detail"),
     path("<slug:slug>/entries/<str:entry_id>/void/", views.entry_void, name="entry_void"),
 ]

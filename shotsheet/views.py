@@ -17,7 +17,7 @@ from pymongo.errors import PyMongoError
 
 from watcher import selectors as watcher_selectors
 
-from . import entries, importer, selectors, store, table
+from . import entries, grid, importer, selectors, store, table
 from .display import history_items, row_for
 from .export import export_rows, to_csv, to_json, to_xlsx
 from .forms import ImportForm, ImportOptionsForm, entry_form_class, entry_values, initial_values
@@ -65,6 +65,8 @@ def sheet_table(request, slug):
     total, shown = len(found), found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     params = request.GET.copy()
     params.pop("page", None)
+    grid_params = params.copy()  # the grid's data, plot and layout: the filters and sort without `view`
+    grid_params.pop("view", None)
     return render(
         request,
         "shotsheet/sheet_table.html",
@@ -83,8 +85,53 @@ def sheet_table(request, slug):
             "sort": request.GET.get("sort", "-created"),
             "filter_groups": table_filters(schema, request.GET),
             "filtered": any(k == "shot" or k.startswith(("f_", "from", "to")) for k in request.GET),
+            # The data grid, unless the plain table is asked for (?view=table; also the page without JavaScript)
+            "grid": request.GET.get("view") != "table",
+            "grid_params": grid_params.urlencode(),
+            "grid_columns": grid.grid_columns(schema),
+            "grid_layout": grid.layout_for(request.user, sheet),
         },
     )
+
+
+def grid_data(request, slug):
+    """The grid's rows for the table's filters and sort: all of them (`limit` for a first screenful),
+    or those of `ids` that match (live rows)."""
+    sheet = sheet_for(request, slug)
+    schema = schema_for(sheet)
+    query, sort, problems = table_query(schema, request.GET)
+    try:
+        sheet_table = table.table(sheet.slug)
+    except PyMongoError as exc:
+        return JsonResponse({"error": f"MongoDB cannot be reached ({type(exc).__name__})"}, status=503)
+    if "ids" in request.GET:
+        ids = [i for i in request.GET["ids"].split(",") if i][: grid.MAX_IDS]
+        return HttpResponse(
+            grid.rows_json(sheet_table.pick(ids, query), schema, ids=ids), content_type="application/json"
+        )
+    found = sheet_table.find(query, sort)
+    try:
+        limit = max(0, int(request.GET.get("limit", len(found))))
+    except ValueError:
+        return JsonResponse({"errors": [{"parameter": "limit", "problem": "a whole number"}]}, status=400)
+    body = grid.rows_json(
+        found[:limit], schema, total=len(found), problems=problems, stale=bool(sheet_table.stale_since)
+    )
+    return HttpResponse(body, content_type="application/json")
+
+
+@require_POST
+def grid_layout(request, slug):
+    """Keep the user's column order, widths, hidden columns and density of the sheet's grid."""
+    sheet = sheet_for(request, slug)
+    try:
+        data = orjson.loads(request.body)
+    except orjson.JSONDecodeError:
+        data = None
+    problems = grid.save_layout(request.user, sheet, schema_for(sheet), data)
+    if problems:
+        return JsonResponse({"errors": [{"parameter": "layout", "problem": p} for p in problems]}, status=400)
+    return JsonResponse({"saved": True})
 
 
 def entry_new(request, slug):
@@ -333,7 +380,8 @@ def plot_data(request, slug):
     schema = schema_for(sheet_for(request, slug))
     query, _, problems = table_query(schema, request.GET)
     try:
-        series = plot_series(schema, query, request.GET.get("y", ""), request.GET.get("x", "time"))
+        y_keys = [key for value in request.GET.getlist("y") for key in value.split(",") if key]
+        series = plot_series(schema, query, y_keys, request.GET.get("x", "time"))
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse({**series, "problems": problems})

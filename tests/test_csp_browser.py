@@ -50,9 +50,15 @@ class PagesUnderThePolicy(BrowserTestCase):
         number_filter = self.page.locator("input.filter-input[inputmode]").first
         font_size = float(self.page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)"))
         assert abs(number_filter.bounding_box()["width"] - 6 * font_size * 0.875) < 0.5 * font_size  # 6em, small
-        self.page.click("#plot-panel summary")
+        self.page.wait_for_selector("#grid[data-loaded] .tabulator-row")  # the grid (Tabulator) drew its rows
         self.page.wait_for_selector("#plot canvas")  # uPlot drew
+        self.page.click("#column-chooser summary")
+        self.page.click("input[name=density][value=comfortable] + label")
         self.assert_nothing_refused("/sheets/policy/")
+
+        self.page.goto(f"{base}/sheets/policy/?view=table")
+        self.page.wait_for_selector("#live-state:has-text('live')")  # the plain table: live_table.js
+        self.assert_nothing_refused("/sheets/policy/?view=table")
 
         self.page.goto(f"{base}/sheets/policy/new/")
         wait_until(lambda: self.page.evaluate("document.activeElement && document.activeElement.id") == "id_energy")

@@ -63,7 +63,7 @@ class ShotSheetInTheBrowser(BrowserTestCase):
         writer.fill("#id_energy", "42.5")
         writer.press("#id_energy", "Enter")
         writer.wait_for_url(f"{self.live_server_url}/sheets/browser/new/")  # the next entry opens
-        watcher.wait_for_selector("#entries td:text-is('42.5')", timeout=5000)  # no reload
+        watcher.wait_for_selector("#grid .tabulator-cell:text-is('42.5')", timeout=5000)  # no reload
         assert watcher.url == f"{self.live_server_url}/sheets/browser/"
 
     def test_a_field_added_in_the_admin_shows_in_the_entry_form_without_restart(self):
@@ -128,7 +128,7 @@ class ShotSheetInTheBrowser(BrowserTestCase):
 
     def test_the_entry_comment_shows_under_its_header_in_a_live_row(self):
         watcher = self.logged_in_page()
-        watcher.goto(f"{self.live_server_url}/sheets/browser/")
+        watcher.goto(f"{self.live_server_url}/sheets/browser/?view=table")  # the plain table
         watcher.wait_for_selector("#live-state:has-text('live')")
         writer = self.logged_in_page()
         writer.goto(f"{self.live_server_url}/sheets/browser/new/")
@@ -187,9 +187,14 @@ class ShotSheetInTheBrowser(BrowserTestCase):
         for locale in self.LOCALES:
             with self.subTest(locale=locale):
                 page = self.logged_in_page(locale)
-                page.goto(f"{self.live_server_url}/sheets/browser/")
+                page.goto(f"{self.live_server_url}/sheets/browser/?view=table")  # the plain table, then the grid
                 page.wait_for_selector("#live-state:has-text('live')")
                 assert "created [Europe/Berlin]" in page.inner_text("#entries thead")
+                grid = self.logged_in_page(locale)
+                grid.goto(f"{self.live_server_url}/sheets/browser/")
+                grid.wait_for_selector("#grid[data-loaded]")
+                grid.wait_for_selector("#live-state:has-text('live')")
+                assert "created [Europe/Berlin]" in grid.inner_text("#grid .tabulator-col.col-created")
                 entry = self.saved_elsewhere(
                     lambda: create_entry(
                         self.sheet,
@@ -207,14 +212,26 @@ class ShotSheetInTheBrowser(BrowserTestCase):
                     assert cells[0] == f"{created:%Y-%m-%d %H:%M:%S}", (shown, cells)
                     assert "2026-11-24 10:00:00" in cells, (shown, cells)
                     page.reload()
+                grid_row = f"#grid .tabulator-row[data-entry='{entry['_id']}']"
+                grid.wait_for_selector(grid_row)
+                for shown in ("live", "after a reload"):
+                    assert grid.inner_text(f"{grid_row} .col-created") == f"{created:%Y-%m-%d %H:%M:%S}", shown
+                    assert grid.inner_text(f"{grid_row} .col-aligned") == "2026-11-24 10:00:00", shown
+                    grid.reload()
+                    grid.wait_for_selector(grid_row)
                 page.context.close()
+                grid.context.close()
 
     def test_an_open_table_redraws_for_fields_added_after_it_was_opened(self):
         from shotsheet.entries import create_entry
 
         page = self.logged_in_page()
-        page.goto(f"{self.live_server_url}/sheets/browser/")
+        page.goto(f"{self.live_server_url}/sheets/browser/?view=table")  # the plain table (the grid: below)
         page.wait_for_selector("#live-state:has-text('live')")
+        grid = self.logged_in_page()
+        grid.goto(f"{self.live_server_url}/sheets/browser/")
+        grid.wait_for_selector("#grid[data-loaded]")
+        grid.wait_for_selector("#live-state:has-text('live')")
         Field.objects.create(
             sheet=self.sheet, key="gas_pressure", label="Gas pressure", unit="mbar", type=Field.Type.FLOAT, position=1
         )
@@ -236,6 +253,13 @@ class ShotSheetInTheBrowser(BrowserTestCase):
         by_header = dict(zip(headers, cells, strict=True))
         assert (by_header["Energy [J]"], by_header["Gas pressure [mbar]"], by_header["Shots"]) == ("7.5", "12.5", "3")
 
+        grid_row = f"#grid .tabulator-row[data-entry='{entry['_id']}']"
+        grid.wait_for_selector(f"{grid_row} .col-gas_pressure:text-is('12.5')")  # the grid redrew for the new fields
+        assert grid.inner_text("#grid .tabulator-col.col-gas_pressure .tabulator-col-title").startswith(
+            "Gas pressure [mbar]"
+        )
+        assert (grid.inner_text(f"{grid_row} .col-energy"), grid.inner_text(f"{grid_row} .col-shots")) == ("7.5", "3")
+
     def test_the_plot_reads_time_on_the_labs_clock_in_a_browser_elsewhere(self):
         from zoneinfo import ZoneInfo
 
@@ -251,7 +275,6 @@ class ShotSheetInTheBrowser(BrowserTestCase):
         ]
         page = self.logged_in_page("en-US", timezone_id="America/New_York")
         page.goto(f"{self.live_server_url}/sheets/browser/")
-        page.click("#plot-panel summary")
         page.wait_for_selector("#plot .u-over")
         assert "time [Europe/Berlin]" in page.inner_text("#plot .u-legend")
         box = page.query_selector("#plot .u-over").bounding_box()

@@ -27,8 +27,9 @@ class VoidInTheBrowser(BrowserTestCase):
         table_page = self.browser.new_context().new_page()
         self.log_in(table_page, "marie", "browser-pass-123")
         table_page.goto(f"{self.live_server_url}/sheets/voids/")
+        table_page.wait_for_selector("#grid[data-loaded]")  # the grid, its rows read
         table_page.wait_for_selector("#live-state:has-text('live')")
-        row = f'tr[data-entry="{self.wrong["_id"]}"]'
+        row = f'.tabulator-row[data-entry="{self.wrong["_id"]}"]'
         assert table_page.locator(row).count() == 1
 
         entry_page = self.browser.new_context().new_page()
@@ -40,6 +41,6 @@ class VoidInTheBrowser(BrowserTestCase):
         assert "energy meter not armed" in entry_page.locator("#voided").inner_text()
 
         wait_until(lambda: table_page.locator(row).count() == 0)  # live, without a reload
-        assert table_page.locator(f'tr[data-entry="{self.kept["_id"]}"]').count() == 1
+        assert table_page.locator(f'.tabulator-row[data-entry="{self.kept["_id"]}"]').count() == 1
         with ThreadPoolExecutor(1) as pool:  # the ORM outside Playwright's event loop thread
             assert pool.submit(store.get_entry, self.wrong["_id"]).result()["values"]["energy"] == 2.5
