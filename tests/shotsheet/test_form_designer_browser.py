@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.contrib.auth import get_user_model
+from playwright.sync_api import Error as PlaywrightError
 
 from shotsheet.models import Field, Sheet
 from tests.browser import BrowserTestCase, wait_until
@@ -35,7 +36,11 @@ class FormDesigner(BrowserTestCase):
         return self.page.frame_locator("#form-preview-frame")
 
     def preview_labels(self) -> list[str]:
-        return [text.strip() for text in self.preview().locator("#preview-form label").all_inner_texts()]
+        """The preview's labels; [] while the frame is being replaced by a newer preview."""
+        try:
+            return [text.strip() for text in self.preview().locator("#preview-form label").all_inner_texts()]
+        except PlaywrightError:
+            return []
 
     def test_dragging_a_field_reorders_the_preview_and_the_entry_form(self):
         self.page.goto(f"{self.live_server_url}/admin/shotsheet/sheet/{self.sheet.pk}/change/")
