@@ -11,6 +11,7 @@ import orjson
 import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from pymongo.collection import Collection
 
 from core import mongo
 from core.envelope import make_envelope
@@ -770,3 +771,22 @@ def test_replace_with_newer_orders_digit_versions_as_numbers_and_dead_letters_wh
     errors = sorted(letter["error"] for letter in store.dead_letters())
     assert len(errors) == 3, errors
     assert all("cannot be ordered" in error or "same version" in error for error in errors), errors
+
+
+@pytest.mark.parametrize("server_uses_indexes", [True, False])
+def test_a_routed_collection_gets_the_server_indexes_it_needs_once(
+    mongo_db, index_strategy, server_uses_indexes, monkeypatch
+):
+    """`shot_key` and `_ts` are indexed once per preparation: by the native strategy (which queries
+    through them), or on a server whose queries use indexes for other programs; on FerretDB the
+    hand-made strategy creates none (there an index only costs inserts)."""
+    monkeypatch.setattr(mongo, "queries_use_secondary_indexes", lambda: server_uses_indexes)
+    created = []
+    create_index = Collection.create_index
+    monkeypatch.setattr(
+        Collection, "create_index", lambda self, keys, **kw: created.append(keys) or create_index(self, keys, **kw)
+    )
+    store.prepare_collection("indexed_once", timeseries=False)
+    wanted = [] if index_strategy == "handmade" and not server_uses_indexes else ["shot_key", "_ts"]
+    assert created == wanted
+    assert {f"{key}_1" for key in wanted} <= set(mongo_db["indexed_once"].index_information())

@@ -17,14 +17,13 @@ import re
 from contextlib import suppress
 from datetime import UTC, datetime
 
-from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from core import mongo
-from core.slots import MAX_SLOTS as MAX_SHOT_SLOTS
-from core.slots import SlotCache, insert_slots
+from core.slots import SlotCache, insert_slots, read_slots
 
 from ..names import OLD_SHOT_INDEX
-from .base import EventQuery, IndexStrategy, SearchResult, event_time
+from .base import EventQuery, IndexStrategy, SearchResult, create_server_indexes, event_time
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,6 @@ def _insert_slots(collection, bodies_by_key: dict[str, dict], slots: SlotCache) 
         {key: [body] for key, body in bodies_by_key.items()},
         slots,
         keep_refused=True,
-        max_slots=MAX_SHOT_SLOTS,
     )
     for key, slot in next_free.items():
         slots.remember(key, slot)
@@ -118,10 +116,7 @@ def shot_refs(shot_key: str) -> list[dict]:
     name, bucket = shot_bucket(shot_key)
     collection = index_database()[name]
     refs, seen = [], set()
-    for slot in range(MAX_SHOT_SLOTS):
-        doc = collection.find_one({"_id": f"{bucket}|{slot}"})
-        if doc is None:
-            break
+    for doc in read_slots(collection, bucket):
         for key, c, i, ts in zip(doc.get("keys", []), doc.get("c", []), doc.get("ids", []), doc.get("ts", [])):
             if key == shot_key and (c, i) not in seen:
                 seen.add((c, i))
@@ -203,14 +198,7 @@ def index_times(
         by_minute = {body["minute"]: body for body in by_start.values()}
         hours = {minute[:-2] for minute in by_minute} - {h for c, h in hours_known if c == collection}
         if hours:
-            try:
-                hours_index(collection).insert_many([{"_id": hour} for hour in sorted(hours)], ordered=False)
-            except BulkWriteError as exc:
-                codes = {e.get("code") for e in exc.details.get("writeErrors", [])} - {mongo.DUPLICATE_KEY}
-                if codes & mongo.TRANSIENT_CODES:
-                    raise AutoReconnect("hour index not written (transient)") from exc
-                if codes:
-                    raise
+            mongo.insert_by_id(hours_index(collection), [{"_id": hour} for hour in sorted(hours)])
             hours_known.update((collection, hour) for hour in hours)
         _insert_slots(time_index(collection), by_minute, slots.setdefault(collection, SlotCache()))
 
@@ -221,11 +209,8 @@ def _text_or_none(value) -> str | None:
 
 
 def _minute_refs(collection: str, minute: str) -> list[dict]:
-    index, refs = time_index(collection), []
-    for slot in range(MAX_SHOT_SLOTS):
-        doc = index.find_one({"_id": f"{minute}|{slot}"})
-        if doc is None:
-            break
+    refs = []
+    for doc in read_slots(time_index(collection), minute):
         refs.extend(
             {"id": i, "ts": ts, "source": source, "kind": kind}
             for i, ts, source, kind in zip(
@@ -309,6 +294,8 @@ class HandmadeIndexes(IndexStrategy):
     name = "handmade"
 
     def prepare(self, collection: str) -> None:
+        if mongo.queries_use_secondary_indexes():  # forced on such a server: for other programs' queries
+            create_server_indexes(collection)
         start_time_index(collection)
 
     def move_old_indexes(self) -> int:
