@@ -129,7 +129,7 @@ def move_old_shot_index() -> int:
 def shot_refs(shot_key: str) -> list[dict]:
     """Every (collection, id, time) recorded for a shot key, without duplicates.
 
-    A key whose bucket changed with the move to `parse_shot_key` (a few hand-made keys; none the
+    A key whose bucket changed with the move to `parse_shot_key` (a few keys of other agents; none the
     relay makes) is also read where older versions indexed it: a read fallback rather than a
     migration, because moving those entries means reading the whole shot index (FerretDB scans
     ≈ 4 s per 100,000 documents, and the index grows by up to 100 documents a second) before
