@@ -3,11 +3,14 @@ server can do, and the few write and matching rules the apps share (core/slots.p
 core/matching.py). Each app's store module asks for its database here."""
 
 import re
+from dataclasses import dataclass, field
 from functools import cache
 
 import pymongo
 from django.conf import settings
+from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import AutoReconnect, BulkWriteError
 
 DUPLICATE_KEY = 11000
 # Server-side conditions that say nothing about the document: retry the write, never give up on it.
@@ -76,3 +79,47 @@ def drop_databases() -> None:
     """Drop every database labbook writes (for tests and benchmarks that used their own)."""
     for db in databases():
         db.client.drop_database(db.name)
+
+
+@dataclass
+class Inserted:
+    """What `insert_by_id` did, by position in the list it was given."""
+
+    count: int = 0  # stored now
+    duplicates: list[int] = field(default_factory=list)  # already stored (the same `_id`)
+    refused: dict[int, str] = field(default_factory=dict)  # refused by the server for itself: its message
+    not_tried: list[int] = field(default_factory=list)  # after the first error of an ordered insert
+
+
+def insert_by_id(
+    collection: Collection, documents: list[dict], *, ordered: bool = False, keep_refused: bool = False
+) -> Inserted:
+    """insert_many of documents with deterministic `_id`s: the idempotent write labbook uses where
+    an upsert would be slow (FerretDB: 1,000 upserts by `_id` 373 s, the same duplicate inserts 0.14 s).
+
+    A duplicate key means "already stored", within the list or before it. A transient server error
+    (TRANSIENT_CODES) raises AutoReconnect, the one kind the callers retry the whole list on (a
+    retry is safe: what the first try stored comes back as duplicates). A document the server
+    refuses for itself raises the BulkWriteError, or with `keep_refused` is returned in `refused`.
+    `ordered`: the server stops at the first error; the documents after it are `not_tried`.
+    """
+    if not documents:
+        return Inserted()
+    try:
+        return Inserted(len(collection.insert_many(documents, ordered=ordered).inserted_ids))
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        transient = [error for error in errors if error.get("code") in TRANSIENT_CODES]
+        if transient:
+            raise AutoReconnect(f"transient server error: {transient[0].get('errmsg')}") from exc
+        outcome = Inserted(exc.details.get("nInserted", 0))
+        for error in errors:
+            if error.get("code") == DUPLICATE_KEY:
+                outcome.duplicates.append(error["index"])
+            elif keep_refused:
+                outcome.refused[error["index"]] = str(error.get("errmsg", "refused"))
+            else:
+                raise
+        if ordered and errors:
+            outcome.not_tried = list(range(errors[0]["index"] + 1, len(documents)))
+        return outcome

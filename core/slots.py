@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from pymongo.collection import Collection
-from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
-from core.mongo import DUPLICATE_KEY, TRANSIENT_CODES
+from core.mongo import insert_by_id
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,17 @@ MAX_SLOTS = 10_000  # a key with this many slots taken gets no more (readers sto
 
 def slot_id(key: str, number: int) -> str:
     return f"{key}|{number}"
+
+
+def read_slots(
+    collection: Collection, key: str, *, make_id: Callable[[str, int], str] = slot_id, max_slots: int = MAX_SLOTS
+) -> Iterator[dict]:
+    """A key's slots in order, from slot 0 to the first missing one: one `_id` look-up each."""
+    for number in range(max_slots):
+        document = collection.find_one({"_id": make_id(key, number)})
+        if document is None:
+            return
+        yield document
 
 
 class SlotCache(OrderedDict):
@@ -85,23 +96,14 @@ def insert_slots(
 def _insert(collection: Collection, documents: list[dict], ordered: bool, keep_refused: bool) -> list[str]:
     """insert_many; per document "stored", "taken" (duplicate key) or "not tried" (after an
     ordered insert stopped)."""
+    inserted = insert_by_id(collection, documents, ordered=ordered, keep_refused=keep_refused)
     outcome = ["stored"] * len(documents)
-    try:
-        collection.insert_many(documents, ordered=ordered)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(error.get("code") in TRANSIENT_CODES for error in errors):
-            raise AutoReconnect(f"transient server error: {errors[0].get('errmsg')}") from exc
-        for error in errors:
-            index = error["index"]
-            if error.get("code") == DUPLICATE_KEY:
-                outcome[index] = "taken"
-            elif keep_refused:
-                outcome[index] = _keep_refused(collection, documents[index]["_id"], str(error.get("errmsg")))
-            else:
-                raise
-        if ordered and errors:
-            outcome[errors[0]["index"] + 1 :] = ["not tried"] * (len(documents) - errors[0]["index"] - 1)
+    for index in inserted.duplicates:
+        outcome[index] = "taken"
+    for index in inserted.not_tried:
+        outcome[index] = "not tried"
+    for index, reason in inserted.refused.items():
+        outcome[index] = _keep_refused(collection, documents[index]["_id"], reason)
     return outcome
 
 

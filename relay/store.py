@@ -1,7 +1,5 @@
 """The relay's small MongoDB state: its latest shot, live status, and a record of each shot by key."""
 
-from pymongo.errors import BulkWriteError
-
 from core import mongo
 
 STATE = "relay_state"
@@ -30,13 +28,7 @@ def record_shots(envelopes: list[dict]) -> None:
     documents = [
         {"_id": e["shot_key"], **{name: e.get(name) for name in SHOT_FIELDS}} for e in envelopes if e.get("shot_key")
     ]
-    if not documents:
-        return
-    try:
-        mongo.database()[SHOTS].insert_many(documents, ordered=False)
-    except BulkWriteError as exc:
-        if any(error["code"] != mongo.DUPLICATE_KEY for error in exc.details["writeErrors"]):
-            raise
+    mongo.insert_by_id(mongo.database()[SHOTS], documents)
 
 
 def shot(shot_key: str) -> dict | None:

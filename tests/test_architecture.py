@@ -10,6 +10,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from core import live
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,29 +28,66 @@ class Recorder:
             importers[name] = frames[-2] if len(frames) > 1 else "?"
         return None
 sys.meta_path.insert(0, Recorder())
-import labbook.asgi
+import MODULE
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in WATCHED or m.endswith((".services", ".durable_log")))
 print(json.dumps({"loaded": loaded, "importers": importers}))
 """
+SQLITE_CREATION = "/django/db/backends/sqlite3/creation.py"
 
 
-def test_web_process_loads_no_process_code_zeromq_or_kafka():
-    """Importing labbook.asgi (the web process) loads neither the relay's nor the watcher's process
-    code, so no ZeroMQ, Kafka client or multiprocessing (the consumers read group names from live.py).
-
-    Django's own SQLite backend imports multiprocessing (for parallel test databases): the only
-    importer allowed.
-    """
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+def imports_of(code: str, **env: str | None) -> dict:
+    """What a fresh interpreter running `code` loaded of the watched packages, and who imported
+    each (`env`: variables to set, or with None to remove)."""
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT), **env}
+    environment = {name: value for name, value in environment.items() if value is not None}
     done = subprocess.run(
-        [sys.executable, "-c", WEB_PROCESS_IMPORTS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    loaded = {name.split(".")[0] for name in report["loaded"]} | set(report["loaded"])
-    assert not loaded & {"zmq", "kafka", "relay.services", "watcher.services", "relay.durable_log"}, report
+    report["packages"] = {name.split(".")[0] for name in report["loaded"]} | set(report["loaded"])
+    return report
+
+
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+def test_web_process_loads_no_process_code_zeromq_kafka_or_multiprocessing(database):
+    """Importing labbook.asgi (the web process) loads neither the relay's nor the watcher's process
+    code, so no ZeroMQ, Kafka client or multiprocessing (the consumers read group names from live.py).
+
+    With PostgreSQL (production) nothing loads multiprocessing. With SQLite, Django itself does, at
+    `django.setup()` and before any labbook code could defer it: every model class without an
+    explicit `db_table` (django.contrib.auth's first) asks `connection.ops.max_name_length()`, which
+    loads the backend, and the SQLite backend's `creation.py` imports multiprocessing at its top (for
+    parallel test databases). That, and only that, importer is allowed; the next test shows a bare
+    Django project does the same, and fails once Django stops, so this allowance goes with it.
+    """
+    url = "postgres://labbook@127.0.0.1:1/labbook" if database == "postgresql" else None  # None: SQLite
+    report = imports_of(WEB_PROCESS_IMPORTS.replace("MODULE", "labbook.asgi"), DATABASE_URL=url)
+    assert not report["packages"] & {"zmq", "kafka", "relay.services", "watcher.services", "relay.durable_log"}, report
     importer = report["importers"].get("multiprocessing")
-    assert importer is None or "/django/db/backends/sqlite3/" in importer, report
+    if database == "postgresql":
+        assert "multiprocessing" not in report["packages"], report
+    else:
+        assert importer is None or importer.endswith(SQLITE_CREATION), report
+
+
+# A Django project of nothing but Django: SQLite, contenttypes and auth, no labbook module.
+BARE_DJANGO = """
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+)
+import django
+django.setup()
+"""
+
+
+def test_django_itself_loads_multiprocessing_with_sqlite_at_setup():
+    """Why the SQLite web process has multiprocessing loaded: Django's own setup does it (see above).
+    When this fails, Django no longer does: drop the SQLite allowance in the test above."""
+    report = imports_of(WEB_PROCESS_IMPORTS.replace("import MODULE\n", BARE_DJANGO), DJANGO_SETTINGS_MODULE=None)
+    assert report["importers"].get("multiprocessing", "").endswith(SQLITE_CREATION), report
 
 
 def test_failed_live_send_is_logged_once_until_it_works_again(caplog):

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import bson
 from bson.errors import InvalidDocument
-from pymongo.errors import AutoReconnect, BulkWriteError, CollectionInvalid, OperationFailure
+from pymongo.errors import CollectionInvalid, OperationFailure
 
 from core import mongo
 from core.slots import SlotCache
@@ -71,10 +71,7 @@ def prepare_collection(name: str, timeseries: bool) -> str:
         kind = NORMAL
     if timeseries and kind == NORMAL:
         kind = NO_TIMESERIES  # an existing normal collection (e.g. created by FerretDB earlier)
-    if mongo.queries_use_secondary_indexes():  # for queries of the data by other programs
-        db[name].create_index("shot_key")
-        db[name].create_index("_ts")
-    indexes.strategy().prepare(name)
+    indexes.strategy().prepare(name)  # the server's `shot_key` and `_ts` indexes, where it uses them
     return kind
 
 
@@ -107,22 +104,10 @@ def _insert_many(
     collection: str, documents: list[dict], positions: list[int], duplicates: list[int], rejected: dict[int, str]
 ) -> WriteResult:
     """insert_many(ordered=False) of the documents at these positions; errors by position."""
-    if not positions:
-        return WriteResult(0, duplicates, rejected)
-    try:
-        result = mongo.database()[collection].insert_many([documents[i] for i in positions], ordered=False)
-        return WriteResult(len(result.inserted_ids), duplicates, rejected)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        transient = [e for e in errors if e.get("code") in mongo.TRANSIENT_CODES]
-        if transient:
-            raise AutoReconnect(f"transient server error: {transient[0].get('errmsg')}") from exc
-        for error in errors:
-            if error.get("code") == mongo.DUPLICATE_KEY:
-                duplicates.append(positions[error["index"]])
-            else:
-                rejected[positions[error["index"]]] = f"refused by MongoDB: {error.get('errmsg', 'rejected')}"
-        return WriteResult(exc.details.get("nInserted", 0), sorted(duplicates), rejected)
+    inserted = mongo.insert_by_id(mongo.database()[collection], [documents[i] for i in positions], keep_refused=True)
+    duplicates.extend(positions[index] for index in inserted.duplicates)
+    rejected.update({positions[index]: f"refused by MongoDB: {reason}" for index, reason in inserted.refused.items()})
+    return WriteResult(inserted.count, sorted(duplicates), rejected)
 
 
 def unencodable(document: dict) -> str | None:

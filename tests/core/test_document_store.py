@@ -4,10 +4,11 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from pymongo.errors import BulkWriteError
 
 from core import mongo
 from core.matching import equals, lookup
-from core.slots import insert_slots
+from core.slots import insert_slots, read_slots
 
 
 def test_two_writers_racing_for_slots_store_every_body_once_without_gaps(mongo_db):
@@ -82,3 +83,31 @@ def test_a_companion_database_must_be_declared_and_is_dropped_with_the_main_one(
         mongo.declare_companion("Bad_name")
     assert mongo.database("shots").name == f"{settings.MONGODB_DB}_shots"  # declared by the watcher app
     assert [db.name for db in mongo.databases()][0] == settings.MONGODB_DB
+
+
+def test_insert_by_id_counts_duplicates_in_the_list_and_already_stored_and_raises_a_refused_document(mongo_db):
+    collection = mongo_db["by_id"]
+    collection.insert_one({"_id": "stored", "n": 0})
+    inserted = mongo.insert_by_id(collection, [{"_id": "stored"}, {"_id": "a"}, {"_id": "a", "n": 2}, {"_id": "b"}])
+    assert (inserted.count, inserted.duplicates, inserted.refused) == (2, [0, 2], {})
+    assert sorted(doc["_id"] for doc in collection.find()) == ["a", "b", "stored"]
+    assert collection.find_one({"_id": "stored"})["n"] == 0  # a duplicate changes nothing
+
+    refused = [{"_id": "c"}, {"_id": "bad", "$bad": 1}, {"_id": "a"}]  # a field name the server refuses
+    with pytest.raises(BulkWriteError, match=r"\$bad"):
+        mongo.insert_by_id(collection, refused)
+    kept = mongo.insert_by_id(collection, [{"_id": "d"}, *refused[1:]], keep_refused=True)
+    assert (kept.count, kept.duplicates, list(kept.refused)) == (1, [2], [1])
+    assert "$bad" in kept.refused[1]
+
+    ordered = mongo.insert_by_id(collection, [{"_id": "e"}, {"_id": "a"}, {"_id": "f"}], ordered=True)
+    assert (ordered.count, ordered.duplicates, ordered.not_tried) == (1, [1], [2])
+    assert mongo.insert_by_id(collection, []) == mongo.Inserted()
+
+
+def test_read_slots_walks_from_zero_to_the_first_missing_slot(mongo_db):
+    collection = mongo_db["read_slots"]
+    collection.insert_many([{"_id": "k|0", "n": 0}, {"_id": "k|1", "n": 1}, {"_id": "k|3", "n": 3}])
+    assert [doc["n"] for doc in read_slots(collection, "k")] == [0, 1]
+    assert list(read_slots(collection, "other")) == []
+    assert [doc["n"] for doc in read_slots(collection, "k", max_slots=1)] == [0]

@@ -11,10 +11,12 @@ import orjson
 import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from pymongo.collection import Collection
 
 from core import mongo
 from core.envelope import make_envelope
 from core.runloop import StopFlag
+from core.slots import insert_slots
 from watcher import store
 from watcher.indexes import handmade, strategy
 from watcher.services.loop import Watcher
@@ -770,3 +772,64 @@ def test_replace_with_newer_orders_digit_versions_as_numbers_and_dead_letters_wh
     errors = sorted(letter["error"] for letter in store.dead_letters())
     assert len(errors) == 3, errors
     assert all("cannot be ordered" in error or "same version" in error for error in errors), errors
+
+
+@pytest.mark.parametrize("server_uses_indexes", [True, False])
+def test_a_routed_collection_gets_the_server_indexes_it_needs_once(
+    mongo_db, index_strategy, server_uses_indexes, monkeypatch
+):
+    """`shot_key` and `_ts` are indexed once per preparation: by the native strategy (which queries
+    through them), or on a server whose queries use indexes for other programs; on FerretDB the
+    hand-made strategy creates none (there an index only costs inserts)."""
+    monkeypatch.setattr(mongo, "queries_use_secondary_indexes", lambda: server_uses_indexes)
+    created = []
+    create_index = Collection.create_index
+    monkeypatch.setattr(
+        Collection, "create_index", lambda self, keys, **kw: created.append(keys) or create_index(self, keys, **kw)
+    )
+    store.prepare_collection("indexed_once", timeseries=False)
+    wanted = [] if index_strategy == "handmade" and not server_uses_indexes else ["shot_key", "_ts"]
+    assert created == wanted
+    assert {f"{key}_1" for key in wanted} <= set(mongo_db["indexed_once"].index_information())
+
+
+def test_shot_keys_the_envelope_refuses_keep_their_older_index_entries_in_the_shot_join(
+    routes, make_topic, mongo_db, handmade_indexes
+):
+    """The shot index buckets keys by `core.envelope.parse_shot_key`; an older version bucketed them
+    with a regex of its own that also took keys the envelope refuses (a number of fewer than six
+    digits, no experiment). Their events, indexed the old way, stay in the shot join beside the
+    events indexed since (the read fallback in `handmade.shot_refs`)."""
+    routes(make_topic(), "legacy_keys")
+    short, no_experiment, canonical = envelopes(3, "LEG", start=123)
+    short["shot_key"], no_experiment["shot_key"] = "LEG-20251124-123", "-20251124-000124"
+    again = dict(short, event_id="d" * 32)  # the same shot, ingested after the upgrade
+    events = [short, no_experiment, canonical, again]
+    mongo_db["legacy_keys"].insert_many([{"_id": e["event_id"], **e, "_ts": datetime.now(UTC)} for e in events])
+
+    def old_bucket(key: str) -> tuple[str, str]:  # the older version's bucketing
+        match = re.match(r"^(?P<prefix>.*-(?P<date>\d{8}))-(?P<number>\d+)$", key)
+        return f"shots_{match['date']}", f"{match['prefix']}-{int(match['number']) // 10}x"
+
+    for event in (short, no_experiment, canonical):
+        name, bucket = old_bucket(event["shot_key"])
+        body = {
+            "keys": [event["shot_key"]],
+            "c": ["legacy_keys"],
+            "ids": [event["event_id"]],
+            "ts": [datetime.now(UTC)],
+        }
+        insert_slots(handmade.index_database()[name], {bucket: [body]}, {})
+    assert handmade.shot_bucket(short["shot_key"]) == ("shots_other", "LEG-20251124-123")
+    assert handmade.shot_bucket(no_experiment["shot_key"]) == ("shots_other", "-20251124-000124")
+    assert handmade.shot_bucket(canonical["shot_key"]) == old_bucket(canonical["shot_key"])  # canonical keys stay
+    handmade.index_shots({"legacy_keys": [{**again, "_id": again["event_id"], "_ts": datetime.now(UTC)}]}, {})
+    handmade.index_shots({"legacy_keys": [{**short, "_id": short["event_id"], "_ts": datetime.now(UTC)}]}, {})  # again
+
+    assert sorted(e["_id"] for e in store.events_for_shot(short["shot_key"])) == sorted(
+        [short["event_id"], again["event_id"]]
+    )
+    assert [e["_id"] for e in store.events_for_shot(no_experiment["shot_key"])] == [no_experiment["event_id"]]
+    assert [e["_id"] for e in store.events_for_shot(canonical["shot_key"])] == [canonical["event_id"]]
+    found = store.search(store.EventQuery(collection="legacy_keys", shot_key=short["shot_key"])).events
+    assert sorted(e["_id"] for e in found) == sorted([short["event_id"], again["event_id"]])

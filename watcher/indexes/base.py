@@ -9,6 +9,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from core import mongo
 from core.matching import equals
 
 FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
@@ -82,6 +83,13 @@ class SearchResult:
     indexed: bool = True  # False: the collection was read whole (no complete time index)
 
 
+def create_server_indexes(collection: str) -> None:
+    """The server's own indexes on `shot_key` and `_ts` (the native strategy's, and on a server
+    whose queries use them also for other programs' queries of the data)."""
+    mongo.database()[collection].create_index("shot_key")
+    mongo.database()[collection].create_index("_ts")
+
+
 class IndexStrategy(ABC):
     """How the watcher finds events by shot key and by time: the server's own indexes
     (`native`), or indexes the watcher writes itself where the server cannot use its own
@@ -92,7 +100,7 @@ class IndexStrategy(ABC):
 
     @abstractmethod
     def prepare(self, collection: str) -> None:
-        """Before the first event of a routed collection is stored."""
+        """Before the first event of a routed collection is stored (once per route change)."""
 
     def move_old_indexes(self) -> int:
         """Move the indexes an older version wrote into today's layout; how many moved."""

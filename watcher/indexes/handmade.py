@@ -17,21 +17,24 @@ import re
 from contextlib import suppress
 from datetime import UTC, datetime
 
-from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from core import mongo
-from core.slots import MAX_SLOTS as MAX_SHOT_SLOTS
-from core.slots import SlotCache, insert_slots
+from core.envelope import parse_shot_key
+from core.slots import SlotCache, insert_slots, read_slots
 
 from ..names import OLD_SHOT_INDEX
-from .base import EventQuery, IndexStrategy, SearchResult, event_time
+from .base import EventQuery, IndexStrategy, SearchResult, create_server_indexes, event_time
 
 log = logging.getLogger(__name__)
 
 INDEX_DATABASE = "shots"  # a companion database: <MONGODB_DB>_shots (declared in apps.py)
 SHOT_INDEX = "shots"  # one collection per shot date: shots_20261124, …
-SHOT_KEY = re.compile(r"^(?P<prefix>.*-(?P<date>\d{8}))-(?P<number>\d+)$")
 SHOTS_PER_BUCKET = 10  # a 1 kHz stream: 100 index documents a second; a slow laser: few slots a lookup
+# How versions before 2026-12 bucketed keys: a pattern of their own, which also took keys
+# `parse_shot_key` refuses (a number of fewer than six digits, no experiment, non-ASCII digits).
+# Only read (shot_refs), never written.
+LEGACY_SHOT_KEY = re.compile(r"^(?P<prefix>.*-(?P<date>\d{8}))-(?P<number>\d+)$")
 
 
 def index_database():
@@ -40,10 +43,21 @@ def index_database():
 
 
 def shot_bucket(shot_key: str) -> tuple[str, str]:
-    """The shot index collection and bucket of a shot key: `<experiment>-<YYYYMMDD>-<number>`
-    goes to that date's collection and the bucket of its ten shots (`ABC-20261124-123x` holds
-    shots 1230-1239); any other key is a bucket of its own."""
-    match = SHOT_KEY.match(shot_key)
+    """The shot index collection and bucket of a shot key: a key `core.envelope.parse_shot_key`
+    reads (`ABC-20261124-000123`, `ABC-r2-20261124-000123`) goes to its date's collection and the
+    bucket of its ten shots (`ABC-20261124-12x` holds shots 120-129); any other key is a bucket of
+    its own in `shots_other`."""
+    key = parse_shot_key(shot_key)
+    if key is None:
+        return f"{SHOT_INDEX}_other", shot_key
+    run = f"-r{key.run}" if key.run > 1 else ""
+    return f"{SHOT_INDEX}_{key.date}", f"{key.experiment}{run}-{key.date}-{key.number // SHOTS_PER_BUCKET}x"
+
+
+def legacy_shot_bucket(shot_key: str) -> tuple[str, str]:
+    """Where versions before 2026-12 indexed a shot key (LEGACY_SHOT_KEY). The same as
+    `shot_bucket` for every key `core.envelope.shot_key` makes."""
+    match = LEGACY_SHOT_KEY.match(shot_key)
     if match is None:
         return f"{SHOT_INDEX}_other", shot_key
     return f"{SHOT_INDEX}_{match['date']}", f"{match['prefix']}-{int(match['number']) // SHOTS_PER_BUCKET}x"
@@ -84,7 +98,6 @@ def _insert_slots(collection, bodies_by_key: dict[str, dict], slots: SlotCache) 
         {key: [body] for key, body in bodies_by_key.items()},
         slots,
         keep_refused=True,
-        max_slots=MAX_SHOT_SLOTS,
     )
     for key, slot in next_free.items():
         slots.remember(key, slot)
@@ -114,18 +127,22 @@ def move_old_shot_index() -> int:
 
 
 def shot_refs(shot_key: str) -> list[dict]:
-    """Every (collection, id, time) recorded for a shot key, without duplicates."""
-    name, bucket = shot_bucket(shot_key)
-    collection = index_database()[name]
+    """Every (collection, id, time) recorded for a shot key, without duplicates.
+
+    A key whose bucket changed with the move to `parse_shot_key` (a few keys of other agents; none the
+    relay makes) is also read where older versions indexed it: a read fallback rather than a
+    migration, because moving those entries means reading the whole shot index (FerretDB scans
+    ≈ 4 s per 100,000 documents, and the index grows by up to 100 documents a second) before
+    the watcher may write, to find a handful, while the fallback costs nothing for the keys the
+    relay makes and one more `_id` look-up for the others, with no state to resume after a kill.
+    """
     refs, seen = [], set()
-    for slot in range(MAX_SHOT_SLOTS):
-        doc = collection.find_one({"_id": f"{bucket}|{slot}"})
-        if doc is None:
-            break
-        for key, c, i, ts in zip(doc.get("keys", []), doc.get("c", []), doc.get("ids", []), doc.get("ts", [])):
-            if key == shot_key and (c, i) not in seen:
-                seen.add((c, i))
-                refs.append({"c": c, "id": i, "ts": ts})
+    for name, bucket in dict.fromkeys([shot_bucket(shot_key), legacy_shot_bucket(shot_key)]):
+        for doc in read_slots(index_database()[name], bucket):
+            for key, c, i, ts in zip(doc.get("keys", []), doc.get("c", []), doc.get("ids", []), doc.get("ts", [])):
+                if key == shot_key and (c, i) not in seen:
+                    seen.add((c, i))
+                    refs.append({"c": c, "id": i, "ts": ts})
     return refs
 
 
@@ -203,14 +220,7 @@ def index_times(
         by_minute = {body["minute"]: body for body in by_start.values()}
         hours = {minute[:-2] for minute in by_minute} - {h for c, h in hours_known if c == collection}
         if hours:
-            try:
-                hours_index(collection).insert_many([{"_id": hour} for hour in sorted(hours)], ordered=False)
-            except BulkWriteError as exc:
-                codes = {e.get("code") for e in exc.details.get("writeErrors", [])} - {mongo.DUPLICATE_KEY}
-                if codes & mongo.TRANSIENT_CODES:
-                    raise AutoReconnect("hour index not written (transient)") from exc
-                if codes:
-                    raise
+            mongo.insert_by_id(hours_index(collection), [{"_id": hour} for hour in sorted(hours)])
             hours_known.update((collection, hour) for hour in hours)
         _insert_slots(time_index(collection), by_minute, slots.setdefault(collection, SlotCache()))
 
@@ -221,11 +231,8 @@ def _text_or_none(value) -> str | None:
 
 
 def _minute_refs(collection: str, minute: str) -> list[dict]:
-    index, refs = time_index(collection), []
-    for slot in range(MAX_SHOT_SLOTS):
-        doc = index.find_one({"_id": f"{minute}|{slot}"})
-        if doc is None:
-            break
+    refs = []
+    for doc in read_slots(time_index(collection), minute):
         refs.extend(
             {"id": i, "ts": ts, "source": source, "kind": kind}
             for i, ts, source, kind in zip(
@@ -309,6 +316,8 @@ class HandmadeIndexes(IndexStrategy):
     name = "handmade"
 
     def prepare(self, collection: str) -> None:
+        if mongo.queries_use_secondary_indexes():  # forced on such a server: for other programs' queries
+            create_server_indexes(collection)
         start_time_index(collection)
 
     def move_old_indexes(self) -> int:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from core import mongo
 
-from .base import EventQuery, IndexStrategy, SearchResult, event_time
+from .base import EventQuery, IndexStrategy, SearchResult, create_server_indexes, event_time
 
 
 class NativeIndexes(IndexStrategy):
     name = "native"
 
     def prepare(self, collection: str) -> None:
-        mongo.database()[collection].create_index("shot_key")
-        mongo.database()[collection].create_index("_ts")
+        create_server_indexes(collection)
 
     def index_shots(self, documents_by_collection: dict[str, list[dict]], slots: dict) -> None:
         """Nothing to write: the server indexes `shot_key` as it stores the events."""

@@ -140,7 +140,11 @@ class Prepared:
     offsets: dict = field(default_factory=dict)  # TopicPartition → OffsetAndMetadata
     fetched: float = field(default_factory=time.monotonic)
     written: float = 0.0  # when its events were written; committed once the time index has them
-    documents_by_collection: dict[str, list[dict]] = field(default_factory=dict)
+
+    @property
+    def documents_by_collection(self) -> dict[str, list[dict]]:
+        """The batch's documents by collection, as the indexes take them."""
+        return {collection: [item.document for item in items] for collection, items in self.by_collection.items()}
 
 
 @dataclass
@@ -291,7 +295,7 @@ class BatchWriter:
         batches = self.awaiting_time_index
         if not batches:
             return
-        refs = sum(len(docs) for p in batches for docs in p.documents_by_collection.values())
+        refs = sum(len(items) for p in batches for items in p.by_collection.values())
         if force or refs >= TIME_INDEX_REFS or time.monotonic() - batches[0].written >= TIME_INDEX_SECONDS:
             self.awaiting_time_index = []
             self.index_writer.submit(self.index_then_release, batches)
@@ -322,7 +326,6 @@ class BatchWriter:
             self.time_index_given_up = True  # stopped while MongoDB was unreachable
             return
         for prepared in batches:
-            prepared.documents_by_collection = {}
             self.written.put(prepared)
 
     def write(self, prepared: Prepared) -> bool:
@@ -334,9 +337,6 @@ class BatchWriter:
         documents that are not there.
         """
         now = datetime.now(UTC)
-        prepared.documents_by_collection = {
-            collection: [item.document for item in items] for collection, items in prepared.by_collection.items()
-        }
         for collection, items in prepared.by_collection.items():
             timeseries = self.collection_kind.get(collection) == store.TIMESERIES
             outcome = self.retry(partial(write_documents, collection, items, timeseries, now))
