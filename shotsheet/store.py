@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -14,6 +14,8 @@ SCHEMAS = "schema_versions"
 CHOICE_LISTS = "choice_lists"
 CHANGES = "entry_changes"
 IMPORTS = "imports"
+REVISION_CLAIMS = "entry_revision_claims"  # `<entry>|r<n>`: the writer of revision n (see update_entry)
+STALE_CLAIM = timedelta(seconds=30)  # far longer than a save takes
 TABLE_FIELDS = {"history": 0, "daq": 0}  # what the table never shows stays on the server
 
 
@@ -76,12 +78,60 @@ def get_entry(entry_id: str) -> dict | None:
 
 
 def update_entry(entry_id: str, expected_rev: int, changes: dict, history_item: dict, updated: datetime) -> bool:
-    """Apply `changes` only if nobody saved since revision `expected_rev` (optimistic locking)."""
-    result = mongo.database()[ENTRIES].update_one(
-        {"_id": str(entry_id), "rev": expected_rev},
-        {"$set": {**changes, "updated": updated}, "$inc": {"rev": 1}, "$push": {"history": history_item}},
-    )
+    """Apply `changes` only if nobody saved since revision `expected_rev` (optimistic locking).
+
+    The next revision is claimed first, by inserting `<entry>|r<n+1>`: FerretDB's conditional
+    update is not atomic (two `update_one({"_id": …, "rev": n})` racing both reported a change, 29
+    of 30 times, and one edit was lost unseen), while a duplicate `_id` is refused atomically. Only
+    the writer holding the claim updates; the `rev` filter still guards entries changed elsewhere.
+    """
+    if not claim_revision(entry_id, expected_rev + 1, updated):
+        return False
+    try:
+        result = mongo.database()[ENTRIES].update_one(
+            {"_id": str(entry_id), "rev": expected_rev},
+            {"$set": {**changes, "updated": updated}, "$inc": {"rev": 1}, "$push": {"history": history_item}},
+        )
+    except PyMongoError:
+        release_claim(entry_id, expected_rev + 1)  # not saved: the revision is free for the next try
+        raise
     return result.modified_count == 1
+
+
+def claim_id(entry_id: str, rev: int) -> str:
+    return f"{entry_id}|r{rev}"
+
+
+def claim_revision(entry_id: str, rev: int, at: datetime) -> bool:
+    """Claim revision `rev` of an entry for one writer; False if another writer has it.
+
+    A claim older than STALE_CLAIM on an entry still short of that revision was left by a writer
+    that died between its claim and its update: it is taken over, or the entry could never be
+    edited again."""
+    claims = mongo.database()[REVISION_CLAIMS]
+    claim = {"_id": claim_id(entry_id, rev), "entry": str(entry_id), "at": at}
+    try:
+        claims.insert_one(claim)
+        return True
+    except DuplicateKeyError:
+        pass
+    held = claims.find_one({"_id": claim["_id"]})
+    entry = mongo.database()[ENTRIES].find_one({"_id": str(entry_id)}, {"rev": 1})
+    if not held or not entry or entry.get("rev") != rev - 1 or held["at"] > at - STALE_CLAIM:
+        return False
+    claims.delete_one({"_id": claim["_id"], "at": held["at"]})
+    try:
+        claims.insert_one(claim)
+        return True
+    except DuplicateKeyError:  # another writer took the stale claim over first
+        return False
+
+
+def release_claim(entry_id: str, rev: int) -> None:
+    try:
+        mongo.database()[REVISION_CLAIMS].delete_one({"_id": claim_id(entry_id, rev)})
+    except PyMongoError:
+        pass  # it goes stale, and is taken over after STALE_CLAIM
 
 
 def find_entries(query: dict, sort: list[tuple[str, int]], skip: int, limit: int) -> list[dict]:
