@@ -36,6 +36,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class BatchHistogram(Collector):
         with self.lock:
             counts, total = list(self.counts), self.sum
         cumulative, buckets = 0, []
-        for bound, count in zip([*map(str, self.bounds), "+Inf"], counts, strict=True):
+        for bound, count in zip([*map(floatToGoString, self.bounds), "+Inf"], counts, strict=True):
             cumulative += count
             buckets.append((bound, cumulative))
         yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
@@ -131,6 +132,10 @@ class CountedWebsocket:
     (a connection refused in `connect`, e.g. without login, is not a client)."""
 
     counted = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        WEBSOCKET_CLIENTS.labels(cls.__name__)  # 0 until a client connects, rather than no series at all
 
     async def accept(self, *args, **kwargs) -> None:
         await super().accept(*args, **kwargs)

@@ -20,6 +20,18 @@ from prometheus_client import Counter as PrometheusCounter
 from core.metrics import LATENCY_BUCKETS, BatchHistogram
 
 BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
+# Rejected.reason and the writer's own: the only values of the dead letters' `reason` label.
+DEAD_LETTER_REASONS = (
+    "empty",
+    "too_large",
+    "not_utf8",
+    "invalid_json",
+    "not_object",
+    "invalid_envelope",
+    "no_id",
+    "refused",
+    "unorderable",
+)
 END_TO_END_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 
@@ -82,6 +94,17 @@ class WatcherMetrics:
             "labbook_watcher_info", "This watch process: its name and group.", ["watcher", "group"], registry=registry
         ).labels(name, group).set(1)
         self.children: dict[tuple, object] = {}  # (metric, *labels) → its child, looked up once
+        self.topics_seen: set[tuple[str, str]] = set()
+
+    def see_topic(self, route: str, topic: str) -> None:
+        """Every counter of a route and topic starts at 0 when it is first seen: Prometheus's
+        increase() cannot count what a series already holds when it first appears."""
+        if (route, topic) not in self.topics_seen:
+            self.topics_seen.add((route, topic))
+            for metric in (self.stored, self.duplicates, self.replaced):
+                self.child(metric, route, topic)
+            for reason in DEAD_LETTER_REASONS:
+                self.child(self.dead_letters, route, topic, reason)
 
     def child(self, metric, *labels):
         key = (metric, *labels)
@@ -102,12 +125,14 @@ class WatcherMetrics:
         now = time.time()
         self.end_to_end.observe_many([now - item.document["_ts"].timestamp() for item in stored])
         for (route, topic), count in Counter((item.route.name, item.record.topic) for item in stored).items():
+            self.see_topic(route, topic)
             self.child(self.stored, route, topic).inc(count)
         for indexes, metric in (
             (outcome.duplicate_indexes, self.duplicates),
             (outcome.replaced_indexes, self.replaced),
         ):
             for index in indexes:
+                self.see_topic(items[index].route.name, items[index].record.topic)
                 self.child(metric, items[index].route.name, items[index].record.topic).inc()
 
     def count_dead_letters(self, letters: list[dict]) -> None:
@@ -115,6 +140,7 @@ class WatcherMetrics:
         for (route, topic, reason), count in Counter(
             (letter["route"] or "", letter["topic"], letter["reason"]) for letter in letters
         ).items():
+            self.see_topic(route, topic)
             self.child(self.dead_letters, route, topic, reason).inc(count)
 
     def set_lag(self, lag: dict[tuple[str, int], int]) -> None:
