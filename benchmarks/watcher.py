@@ -1,6 +1,6 @@
 """Watcher throughput and latency against the running Kafka and MongoDB servers.
 
-    .venv/bin/python benchmarks/watcher.py [--quick] [--messages N]
+    .venv/bin/python benchmarks/watcher.py [--quick] [--messages N] [--metrics-only]
 
 On one topic pre-filled with envelope messages: (a) a naive consumer doing insert_one per
 message, (b) raw insert_many of the same documents (the ceiling: documents already decoded,
@@ -8,7 +8,9 @@ message, (b) raw insert_many of the same documents (the ceiling: documents alrea
 and time index, offset commits). With the CPU time per message of each consumer and, when it
 is the FerretDB scripts/services.py started, of the server. Then the end-to-end latency
 (produce → document visible to a reader) at 1 kHz through the same watch process. The last
-line is one JSON object.
+line is one JSON object. Last, `manage.py watch` over the same topic into fresh collections with
+its Prometheus metrics off (`--metrics-port 0`) and on (scraped every second), alternately, best
+of each (`--metrics-only`: just that).
 """
 
 import argparse
@@ -223,11 +225,72 @@ def latency(
     return latencies, n
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape_every_second(port: int, stop: threading.Event) -> None:
+    import urllib.request
+
+    while not stop.wait(1):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read()
+        except OSError:
+            pass  # not up yet
+
+
+def compare_metrics(admin: KafkaAdminClient, topic: str, count: int, rounds: int) -> dict:
+    """watch's throughput with the metrics off and on, alternately, each run into a fresh collection."""
+    best = {"off": 0.0, "on": 0.0}
+    for round_ in range(rounds):
+        for state in ("off", "on"):
+            Route.objects.all().delete()
+            Route.objects.create(
+                name="bench", topic=topic, collection=f"metrics_{state}_{round_}", timestamp_field="laser_ts_ns"
+            )
+            port = free_port() if state == "on" else 0
+            group = f"bench-metrics-{uuid.uuid4().hex[:6]}"
+            watch = subprocess.Popen(
+                [sys.executable, "manage.py", "watch", "--group", group, "--no-live", "--metrics-port", str(port)],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            scraping = threading.Event()
+            if port:
+                threading.Thread(target=scrape_every_second, args=(port, scraping), daemon=True).start()
+            try:
+                rate, _ = watch_throughput(admin, watch, group, topic, count)
+            finally:
+                scraping.set()
+                watch.send_signal(signal.SIGTERM)
+                watch.wait(60)
+            best[state] = max(best[state], rate)
+            print(f"  round {round_ + 1}, metrics {state}: {rate:,.0f} msg/s", flush=True)
+    ratio = round(best["on"] / best["off"], 3)
+    print(
+        f"watch with metrics on: {best['on']:,.0f} msg/s, off: {best['off']:,.0f} msg/s (best of {rounds}): "
+        f"ratio {ratio} (target >= 0.95)",
+        flush=True,
+    )
+    return {
+        "metrics_off_msgs_per_s": round(best["off"]),
+        "metrics_on_msgs_per_s": round(best["on"]),
+        "metrics_ratio": ratio,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 messages and a 5 s latency run")
     parser.add_argument("--messages", type=int, help="messages in the pre-filled topic (default 200,000)")
     parser.add_argument("--watch-log", type=Path, help="write the watch process's log to this file")
+    parser.add_argument("--metrics-only", action="store_true", help="only the metrics off/on comparison")
+    parser.add_argument("--rounds", type=int, default=2, help="off/on rounds of the metrics comparison (2)")
     args = parser.parse_args()
     count = args.messages or (20_000 if args.quick else 200_000)
     latency_seconds = 5 if args.quick else 20
@@ -247,6 +310,10 @@ def main() -> None:
         started = time.perf_counter()
         fill_topic(producer, topic, count)
         print(f"  filled in {time.perf_counter() - started:.1f} s", flush=True)
+        if args.metrics_only:
+            figures.update(compare_metrics(admin, topic, count, args.rounds))
+            print(json.dumps(figures))
+            return  # (the finally below cleans up)
 
         rate, done, naive_cpu_us = naive(topic, count, 15 if args.quick else 30)
         figures["naive_msgs_per_s"] = round(rate)
@@ -264,7 +331,17 @@ def main() -> None:
         Route.objects.create(name="bench", topic=topic, collection="watched", timestamp_field="laser_ts_ns")
         group = f"bench-watch-{uuid.uuid4().hex[:6]}"
         watch = subprocess.Popen(
-            [sys.executable, "manage.py", "watch", "--group", group, "--name", "bench"],
+            [
+                sys.executable,
+                "manage.py",
+                "watch",
+                "--group",
+                group,
+                "--name",
+                "bench",
+                "--metrics-port",
+                str(free_port()),
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -356,6 +433,7 @@ def main() -> None:
         summary = watch.communicate(timeout=60)[0].strip().splitlines()
         figures["watch_exit_code"] = watch.returncode
         print(f"watch exited {watch.returncode}: {summary[-1] if summary else ''}")
+        figures.update(compare_metrics(admin, topic, count, args.rounds))
     finally:
         if watch is not None and watch.poll() is None:
             watch.kill()
