@@ -368,13 +368,13 @@ def infinity_urls(variables: dict[str, str]) -> list[tuple[str, str]]:
 def test_shot_values_panels_answer_from_the_read_api_with_a_token(client, django_user_model, mongo_db):
     from django.apps import apps
     from django.core.management import call_command
-    from django.urls import NoReverseMatch, reverse
+    from django.urls import Resolver404, resolve
 
     if not apps.is_installed("api"):
         pytest.skip("awaits the read API (issue 12, branch s19-apidata)")
     try:
-        reverse("api:timeseries")
-    except NoReverseMatch:
+        resolve("/api/v1/timeseries/")
+    except Resolver404:
         pytest.skip("awaits the read API's /api/v1/timeseries/ (issue 12)")
     from datetime import UTC, datetime, timedelta
 
@@ -411,3 +411,36 @@ def test_shot_values_panels_answer_from_the_read_api_with_a_token(client, django
         assert response.status_code == 200, (title, url, response.content[:500])
         rows = orjson.loads(response.content)["rows"]
         assert rows and {"time", "value"} <= set(rows[0]), (title, url, rows)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_websocket_clients_are_counted_while_connected_and_refused_ones_not(django_user_model):
+    import asyncio
+
+    from channels.testing import WebsocketCommunicator
+    from django.contrib.auth.models import AnonymousUser
+    from prometheus_client import REGISTRY
+
+    from relay.consumers import RelayStatusConsumer
+
+    user = django_user_model.objects.create_user("watching", password="pw")
+
+    def clients() -> float:
+        return REGISTRY.get_sample_value("labbook_web_websocket_clients", {"consumer": "RelayStatusConsumer"})
+
+    async def scenario() -> list[float]:
+        seen = [clients()]
+        refused = WebsocketCommunicator(RelayStatusConsumer.as_asgi(), "/ws/relay/")
+        refused.scope["user"] = AnonymousUser()
+        assert (await refused.connect(timeout=5))[0] is False
+        seen.append(clients())
+        one = WebsocketCommunicator(RelayStatusConsumer.as_asgi(), "/ws/relay/")
+        one.scope["user"] = user
+        assert (await one.connect(timeout=5))[0] is True
+        seen.append(clients())
+        await one.disconnect()
+        seen.append(clients())
+        return seen
+
+    before, after_refused, connected, after = asyncio.run(scenario())
+    assert (after_refused, connected, after) == (before, before + 1, before)
