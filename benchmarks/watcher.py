@@ -265,7 +265,7 @@ def compare_metrics(admin: KafkaAdminClient, topic: str, count: int, rounds: int
     best = {"off": 0.0, "on": 0.0}
     cpu = {"off": float("inf"), "on": float("inf")}  # the watch process's own CPU a message, µs
     for round_ in range(rounds):
-        for state in ("off", "on"):
+        for state in ("off", "on") if round_ % 2 == 0 else ("on", "off"):  # neither always first
             Route.objects.all().delete()
             Route.objects.create(
                 name="bench", topic=topic, collection=f"metrics_{state}_{round_}", timestamp_field="laser_ts_ns"
