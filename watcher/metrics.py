@@ -127,15 +127,15 @@ class WatcherMetrics:
         # Counted without a tuple per event: the watch process's cyclic GC runs by allocations.
         by_route: dict = {}
         for item in stored:
-            by_topic = by_route.get(item.route)
+            by_topic = by_route.get(item.route.name)
             if by_topic is None:
-                by_topic = by_route[item.route] = {}
+                by_topic = by_route[item.route.name] = {}
             topic = item.record.topic
             by_topic[topic] = by_topic.get(topic, 0) + 1
         for route, by_topic in by_route.items():
             for topic, count in by_topic.items():
-                self.see_topic(route.name, topic)
-                self.child(self.stored, route.name, topic).inc(count)
+                self.see_topic(route, topic)
+                self.child(self.stored, route, topic).inc(count)
         for indexes, metric in (
             (outcome.duplicate_indexes, self.duplicates),
             (outcome.replaced_indexes, self.replaced),
