@@ -1,9 +1,11 @@
 """Relay throughput, added latency and loss, against a raw pyzmq SUB→PUB forwarder (the ceiling).
 
-    .venv/bin/python benchmarks/relay.py [--quick]
+    .venv/bin/python benchmarks/relay.py [--quick] [--metrics-only]
 
 Both run as their own processes, fed by the same generator and read by the same sink: the
-relay with harmonisation, the durable log and Kafka produce on. The last line is one JSON object.
+relay with harmonisation, the durable log and Kafka produce on. Then the relay's burst
+throughput with its Prometheus metrics off (`--metrics-port 0`) and on, alternately, best of
+each (`--metrics-only`: just that). The last line is one JSON object.
 """
 
 import argparse
@@ -24,12 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
-def free_endpoint() -> str:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        return s.getsockname()[1]
+
+
+def free_endpoint() -> str:
+    return f"tcp://127.0.0.1:{free_port()}"
 
 
 def forwarder(inbound: str, outbound: str) -> None:
@@ -130,6 +136,12 @@ def paced(generator, rate: float, seconds: float, start_shot: int) -> int:
         sent += 1
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc; its children not included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
@@ -147,12 +159,15 @@ def measure(name: str, start_process, count: int, latency_seconds: float, loss_s
     sink.start()
     try:
         wait_connected(generator, sink)
+        cpu_before = cpu_seconds(process.pid)
         burst(generator, count)
         drain(sink)
         elapsed = (sink.last - sink.first) / 1e9 if sink.count > 1 else float("nan")
         figures = {
             f"{name}_throughput_msgs_per_s": round(sink.count / elapsed) if elapsed else 0,
             f"{name}_burst_received": sink.count,
+            # its own CPU a message in the burst (the drain's idle second adds a little)
+            f"{name}_cpu_us_per_msg": round((cpu_seconds(process.pid) - cpu_before) / max(sink.count, 1) * 1e6, 2),
         }
         sink.reset()
         paced(generator, 1000, latency_seconds, start_shot=10_000_000)
@@ -173,9 +188,55 @@ def measure(name: str, start_process, count: int, latency_seconds: float, loss_s
         generator.close(0)
 
 
+def scrape_every_second(port: int, stop: threading.Event) -> None:
+    import urllib.request
+
+    while not stop.wait(1):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read()
+        except OSError:
+            pass  # not up yet
+
+
+def compare_metrics(start_relay, count: int, rounds: int) -> dict:
+    """Burst throughput with the metrics off and on, alternately (the machine's load drifts), best of each."""
+    best = {"off": 0, "on": 0}
+    cpu = {"off": float("inf"), "on": float("inf")}
+    for round_ in range(rounds):
+        for state in ("off", "on") if round_ % 2 == 0 else ("on", "off"):  # neither always first
+            port = free_port() if state == "on" else 0
+            scraping = threading.Event()
+            if port:  # scraped once a second, as Prometheus does
+                threading.Thread(target=scrape_every_second, args=(port, scraping), daemon=True).start()
+            try:
+                figures = measure("relay", lambda i, o, port=port: start_relay(i, o, port), count, 0.1, None)
+            finally:
+                scraping.set()
+            rate, cpu_us = figures["relay_throughput_msgs_per_s"], figures["relay_cpu_us_per_msg"]
+            best[state], cpu[state] = max(best[state], rate), min(cpu[state], cpu_us)
+            print(f"  round {round_ + 1}, metrics {state}: {rate} msg/s, its CPU {cpu_us} µs a message", flush=True)
+    ratio = round(best["on"] / best["off"], 3) if best["off"] else float("nan")
+    print(
+        f"relay with metrics on: {best['on']} msg/s, off: {best['off']} msg/s (best of {rounds}): "
+        f"ratio {ratio} (target >= 0.95); its own CPU a message on {cpu['on']} µs, off {cpu['off']} µs "
+        f"(ratio {cpu['off'] / cpu['on']:.3f})",
+        flush=True,
+    )
+    return {
+        "metrics_off_msgs_per_s": best["off"],
+        "metrics_on_msgs_per_s": best["on"],
+        "metrics_ratio": ratio,
+        "metrics_off_cpu_us_per_msg": cpu["off"],
+        "metrics_on_cpu_us_per_msg": cpu["on"],
+        "metrics_cpu_ratio": round(cpu["off"] / cpu["on"], 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages, 10 s loss run")
+    parser.add_argument("--metrics-only", action="store_true", help="only the metrics off/on comparison")
+    parser.add_argument("--rounds", type=int, default=3, help="off/on rounds of the metrics comparison (3)")
     parser.add_argument("--forwarder", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.forwarder:
@@ -198,7 +259,7 @@ def main() -> None:
     def start_forwarder(inbound, outbound):
         return subprocess.Popen([PYTHON, __file__, "--forwarder", inbound, outbound])
 
-    def start_relay(inbound, outbound):
+    def start_relay(inbound, outbound, metrics_port: int = 0):
         return subprocess.Popen(
             [
                 PYTHON,
@@ -213,14 +274,20 @@ def main() -> None:
                 "--log-dir",
                 str(log_dir),
                 "--no-live",
+                "--metrics-port",
+                str(metrics_port),
             ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
         )
 
-    print(f"{count} messages in a burst, {latency_seconds} s at 1 kHz, {loss_seconds} s at 10 kHz", flush=True)
     figures = {"messages": count}
+    if args.metrics_only:
+        figures.update(compare_metrics(start_relay, count, args.rounds))
+        print(json.dumps(figures))
+        return
+    print(f"{count} messages in a burst, {latency_seconds} s at 1 kHz, {loss_seconds} s at 10 kHz", flush=True)
     figures.update(measure("forwarder", start_forwarder, count, latency_seconds, None))
     print(
         f"raw SUB→PUB forwarder: {figures['forwarder_throughput_msgs_per_s']} msg/s, latency p50 "
@@ -234,6 +301,7 @@ def main() -> None:
     figures["added_latency_p50_us"] = round(figures["relay_latency_p50_us"] - figures["forwarder_latency_p50_us"], 1)
     figures["added_latency_p99_us"] = round(figures["relay_latency_p99_us"] - figures["forwarder_latency_p99_us"], 1)
     figures["log_lines"] = sum(1 for f in log_dir.glob("relay-*.jsonl") for _ in open(f, "rb"))
+    figures.update(compare_metrics(start_relay, count, args.rounds))
     print(
         f"relay (harmonise + log + Kafka): {figures['relay_throughput_msgs_per_s']} msg/s "
         f"(ratio {figures['throughput_ratio']}, target >= 0.5); latency p50 {figures['relay_latency_p50_us']} µs "

@@ -1,6 +1,6 @@
 """Watcher throughput and latency against the running Kafka and MongoDB servers.
 
-    .venv/bin/python benchmarks/watcher.py [--quick] [--messages N]
+    .venv/bin/python benchmarks/watcher.py [--quick] [--messages N] [--metrics-only]
 
 On one topic pre-filled with envelope messages: (a) a naive consumer doing insert_one per
 message, (b) raw insert_many of the same documents (the ceiling: documents already decoded,
@@ -8,7 +8,9 @@ message, (b) raw insert_many of the same documents (the ceiling: documents alrea
 and time index, offset commits). With the CPU time per message of each consumer and, when it
 is the FerretDB scripts/services.py started, of the server. Then the end-to-end latency
 (produce → document visible to a reader) at 1 kHz through the same watch process. The last
-line is one JSON object.
+line is one JSON object. Last, `manage.py watch` over the same topic into fresh collections with
+its Prometheus metrics off (`--metrics-port 0`) and on (scraped every second), alternately, best
+of each (`--metrics-only`: just that).
 """
 
 import argparse
@@ -223,11 +225,100 @@ def latency(
     return latencies, n
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape_every_second(port: int, stop: threading.Event) -> None:
+    import urllib.request
+
+    while not stop.wait(1):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read()
+        except OSError:
+            pass  # not up yet
+
+
+def metrics_cost_us_per_message(batch: int = 2000, repeats: int = 100) -> float:
+    """What counting a written batch costs the writer thread a message (µs), in this process,
+    free of the machine's load: the throughput comparison above swings with it."""
+    import timeit
+    from types import SimpleNamespace
+
+    from core.metrics import process_registry
+    from watcher.metrics import WatcherMetrics
+    from watcher.services.writer import WriteOutcome
+
+    metrics = WatcherMetrics(process_registry(), "bench", "bench")
+    route, now = SimpleNamespace(name="bench"), datetime.now(UTC)
+    items = [SimpleNamespace(route=route, record=SimpleNamespace(topic="t"), document={"_ts": now})] * batch
+    outcome = WriteOutcome(stored=batch)
+    return timeit.timeit(lambda: metrics.count_written(items, outcome, 0.01), number=repeats) / repeats / batch * 1e6
+
+
+def compare_metrics(admin: KafkaAdminClient, topic: str, count: int, rounds: int) -> dict:
+    """watch's throughput with the metrics off and on, alternately, each run into a fresh collection."""
+    best = {"off": 0.0, "on": 0.0}
+    cpu = {"off": float("inf"), "on": float("inf")}  # the watch process's own CPU a message, µs
+    for round_ in range(rounds):
+        for state in ("off", "on") if round_ % 2 == 0 else ("on", "off"):  # neither always first
+            Route.objects.all().delete()
+            Route.objects.create(
+                name="bench", topic=topic, collection=f"metrics_{state}_{round_}", timestamp_field="laser_ts_ns"
+            )
+            port = free_port() if state == "on" else 0
+            group = f"bench-metrics-{uuid.uuid4().hex[:6]}"
+            watch = subprocess.Popen(
+                [sys.executable, "manage.py", "watch", "--group", group, "--no-live", "--metrics-port", str(port)],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            scraping = threading.Event()
+            if port:
+                threading.Thread(target=scrape_every_second, args=(port, scraping), daemon=True).start()
+            try:
+                rate, cpu_us = watch_throughput(admin, watch, group, topic, count)
+            finally:
+                scraping.set()
+                watch.send_signal(signal.SIGTERM)
+                watch.wait(60)
+            best[state], cpu[state] = max(best[state], rate), min(cpu[state], cpu_us)
+            print(
+                f"  round {round_ + 1}, metrics {state}: {rate:,.0f} msg/s, its CPU {cpu_us:.1f} µs a message",
+                flush=True,
+            )
+    ratio = round(best["on"] / best["off"], 3)
+    cost = metrics_cost_us_per_message()
+    print(f"counting a batch of 2,000 written events: {cost:.2f} µs a message (in-process, no load)", flush=True)
+    print(
+        f"watch with metrics on: {best['on']:,.0f} msg/s, off: {best['off']:,.0f} msg/s (best of {rounds}): "
+        f"ratio {ratio} (target >= 0.95); its own CPU a message on {cpu['on']:.1f} µs, off {cpu['off']:.1f} µs "
+        f"(ratio {cpu['off'] / cpu['on']:.3f})",
+        flush=True,
+    )
+    return {
+        "metrics_off_msgs_per_s": round(best["off"]),
+        "metrics_on_msgs_per_s": round(best["on"]),
+        "metrics_ratio": ratio,
+        "metrics_off_cpu_us_per_msg": round(cpu["off"], 1),
+        "metrics_on_cpu_us_per_msg": round(cpu["on"], 1),
+        "metrics_cpu_ratio": round(cpu["off"] / cpu["on"], 3),
+        "metrics_count_us_per_msg": round(cost, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 messages and a 5 s latency run")
     parser.add_argument("--messages", type=int, help="messages in the pre-filled topic (default 200,000)")
     parser.add_argument("--watch-log", type=Path, help="write the watch process's log to this file")
+    parser.add_argument("--metrics-only", action="store_true", help="only the metrics off/on comparison")
+    parser.add_argument("--rounds", type=int, default=2, help="off/on rounds of the metrics comparison (2)")
     args = parser.parse_args()
     count = args.messages or (20_000 if args.quick else 200_000)
     latency_seconds = 5 if args.quick else 20
@@ -247,6 +338,10 @@ def main() -> None:
         started = time.perf_counter()
         fill_topic(producer, topic, count)
         print(f"  filled in {time.perf_counter() - started:.1f} s", flush=True)
+        if args.metrics_only:
+            figures.update(compare_metrics(admin, topic, count, args.rounds))
+            print(json.dumps(figures))
+            return  # (the finally below cleans up)
 
         rate, done, naive_cpu_us = naive(topic, count, 15 if args.quick else 30)
         figures["naive_msgs_per_s"] = round(rate)
@@ -264,7 +359,17 @@ def main() -> None:
         Route.objects.create(name="bench", topic=topic, collection="watched", timestamp_field="laser_ts_ns")
         group = f"bench-watch-{uuid.uuid4().hex[:6]}"
         watch = subprocess.Popen(
-            [sys.executable, "manage.py", "watch", "--group", group, "--name", "bench"],
+            [
+                sys.executable,
+                "manage.py",
+                "watch",
+                "--group",
+                group,
+                "--name",
+                "bench",
+                "--metrics-port",
+                str(free_port()),
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -356,6 +461,7 @@ def main() -> None:
         summary = watch.communicate(timeout=60)[0].strip().splitlines()
         figures["watch_exit_code"] = watch.returncode
         print(f"watch exited {watch.returncode}: {summary[-1] if summary else ''}")
+        figures.update(compare_metrics(admin, topic, count, args.rounds))
     finally:
         if watch is not None and watch.poll() is None:
             watch.kill()

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.metrics.RequestLatencyMiddleware",  # first: times everything the others do too
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -288,8 +289,20 @@ RELAY_LOG_DIR = Path(os.environ.get("RELAY_LOG_DIR", DATA_DIR / "relay-log"))
 RELAY_LOG_FSYNC = os.environ.get("RELAY_LOG_FSYNC", "interval")
 RELAY_FSYNC_SECONDS = float(os.environ.get("RELAY_FSYNC_SECONDS", "0.01"))
 RELAY_HEARTBEAT_SECONDS = float(os.environ.get("RELAY_HEARTBEAT_SECONDS", "1.0"))
+RELAY_METRICS_PORT = int(os.environ.get("RELAY_METRICS_PORT", 9101))  # Prometheus metrics on 127.0.0.1; 0: none
 
 # --- watcher ---
 WATCHER_GROUP_ID = os.environ.get("WATCHER_GROUP_ID", "labbook-watcher")
 WATCHER_BATCH_SIZE = int(os.environ.get("WATCHER_BATCH_SIZE", 2000))  # records per poll and MongoDB write
 WATCHER_ROUTE_REFRESH_SECONDS = float(os.environ.get("WATCHER_ROUTE_REFRESH_SECONDS", 2))  # route edits apply this fast
+# Prometheus metrics of a watch process on 127.0.0.1 (0: none); several watch processes on one
+# machine each need their own (`manage.py watch --metrics-port`).
+WATCHER_METRICS_PORT = int(os.environ.get("WATCHER_METRICS_PORT", 9102))
+
+# --- metrics ---
+# Who may read the web process's /metrics without logging in (networks; staff users may anywhere).
+LABBOOK_METRICS_ALLOWED_ADDRESSES = [
+    network.strip()
+    for network in os.environ.get("LABBOOK_METRICS_ALLOWED_ADDRESSES", "127.0.0.1/32,::1/128").split(",")
+    if network.strip()
+]

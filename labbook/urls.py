@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from core.metrics import metrics_view
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="shotsheet:sheet_list", permanent=False)),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -13,4 +15,5 @@ urlpatterns = [
     path("watcher/", include("watcher.urls")),
     path("simulations/", include("simulations.urls")),
     path("api/", include("api.urls")),
+    path("metrics", metrics_view, name="metrics"),
 ]

@@ -2,10 +2,12 @@
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from core.metrics import CountedWebsocket
+
 from .live import STATUS_GROUP
 
 
-class RelayStatusConsumer(AsyncJsonWebsocketConsumer):
+class RelayStatusConsumer(CountedWebsocket, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         if not self.scope["user"].is_authenticated:
             await self.close(code=4401)

@@ -39,6 +39,8 @@ class DurableLog:
         self.path: Path | None = None
         self.file = None
         self.unsynced = False
+        self.unsynced_since = 0.0  # monotonic time of the first line written since the last fdatasync
+        self.fsync_observer = None  # called with each interval fdatasync's duration (s), for the metrics
         self.lines = 0
         self.offset = 0  # where the next line starts in self.path
         self.day_ends_ns = 0
@@ -72,6 +74,8 @@ class DurableLog:
         while data:  # a regular file takes it all in one write, short of a full disk
             data = data[self.file.write(data) :]
         self.lines += len(lines)
+        if not self.unsynced:
+            self.unsynced_since = time.monotonic()
         self.unsynced = True
         if self.fsync == "always":
             os.fdatasync(self.file.fileno())
@@ -81,12 +85,19 @@ class DurableLog:
         """(file name, offset) after the last line written, None before the first."""
         return (self.path.name, self.offset) if self.path else None
 
+    def unsynced_seconds(self) -> float:
+        """How long the oldest line not yet on disk (fdatasync) has waited; 0 when all are."""
+        return time.monotonic() - self.unsynced_since if self.unsynced else 0.0
+
     def _sync_every_interval(self) -> None:
         while not self.closed.wait(self.fsync_seconds):
             with self.lock:
                 if self.file and self.unsynced:
                     self.unsynced = False
+                    began = time.perf_counter()
                     os.fdatasync(self.file.fileno())
+                    if self.fsync_observer is not None:
+                        self.fsync_observer(time.perf_counter() - began)
 
     def _close_file(self) -> None:
         if self.file:

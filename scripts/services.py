@@ -1,14 +1,15 @@
 """Install, start, stop and check the real servers labbook needs on this machine.
 
-    python scripts/services.py up|down|status [mongo] [kafka] [redis]
+    python scripts/services.py up|down|status [mongo] [kafka] [redis] [prometheus]
 
 Each service binds to 127.0.0.1 only and keeps its data, logs and pid file under
 .services/ (ignored by git). A service whose environment variable (MONGODB_URI,
 KAFKA_BOOTSTRAP_SERVERS, REDIS_URL) is set is external: nothing is installed or
 started for it, `up` only checks that it answers. `down` stops only processes
 whose pid file this script wrote. Ports: LABBOOK_MONGO_PORT (27017), LABBOOK_KAFKA_PORT
-(9092), LABBOOK_KAFKA_CONTROLLER_PORT (9093), LABBOOK_REDIS_PORT (6379); settings.py reads
-the same variables.
+(9092), LABBOOK_KAFKA_CONTROLLER_PORT (9093), LABBOOK_REDIS_PORT (6379), LABBOOK_PROMETHEUS_PORT
+(9090); settings.py reads the same variables. `up` with no names starts mongo, kafka and redis;
+prometheus only when named (scripts/run does).
 """
 
 from __future__ import annotations
@@ -355,14 +356,88 @@ class Redis(Service):
         redis.Redis.from_url(address, socket_timeout=1).ping()
 
 
-SERVICES = {service.name: service for service in (Mongo(), Kafka(), Redis())}
+def prometheus_config(targets: dict[str, str], rule_file: str) -> str:
+    """Prometheus's configuration: every `targets` job (name → host:port[/path]) scraped each second."""
+    lines = [
+        "# Written by scripts/services.py (prometheus_config); grafana/prometheus.yml is its output for the",
+        "# default ports. Every process scripts/run starts is scraped once a second.",
+        "global:",
+        "  scrape_interval: 1s",
+        "  scrape_timeout: 1s",
+        "  evaluation_interval: 1s",
+        "rule_files:",
+        f"  - {rule_file}",
+        "scrape_configs:",
+    ]
+    for job, target in targets.items():
+        address, _, path = target.partition("/")
+        lines += [f"  - job_name: {job}", f"    metrics_path: /{path or 'metrics'}", "    static_configs:"]
+        lines += [f'      - targets: ["{address}"]']
+    return "\n".join(lines) + "\n"
+
+
+def run_targets() -> dict[str, str]:
+    """What scripts/run starts, at the ports settings.py reads from the same variables."""
+    return {
+        "relay": f"127.0.0.1:{os.environ.get('RELAY_METRICS_PORT', '9101')}",
+        "watch": f"127.0.0.1:{os.environ.get('WATCHER_METRICS_PORT', '9102')}",
+        "web": f"127.0.0.1:{os.environ.get('LABBOOK_WEB_PORT', '8000')}/metrics",
+        "prometheus": f"127.0.0.1:{Prometheus.port}",
+    }
+
+
+class Prometheus(Service):
+    """Debian's prometheus (2.42), its binary run directly (not its systemd unit), scraping the run's processes."""
+
+    name = "prometheus"
+    env_var = "LABBOOK_PROMETHEUS_URL"
+    port = int(os.environ.get("LABBOOK_PROMETHEUS_PORT", "9090"))
+    rules = ROOT / "grafana" / "alerts.yml"
+
+    def local_address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def install(self) -> None:
+        if shutil.which("prometheus"):
+            return
+        print("  installing prometheus with apt-get (first time only)…", flush=True)
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run([*sudo, "apt-get", "update", "-qq"], env=env)
+        run([*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"], env=env)
+
+    def targets(self) -> dict[str, str]:
+        return run_targets()
+
+    def prepare(self) -> None:
+        (self.dir / "prometheus.yml").write_text(prometheus_config(self.targets(), str(self.rules)))
+
+    def command(self) -> list[str]:
+        return [
+            shutil.which("prometheus") or "/usr/bin/prometheus",
+            f"--config.file={self.dir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self.dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--storage.tsdb.retention.time=15d",
+        ]
+
+    def ping(self, address: str) -> None:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{address}/-/ready", timeout=2) as response:
+            if response.status != 200:
+                raise ServiceError(f"prometheus at {address} is not ready ({response.status})")
+
+
+SERVICES = {service.name: service for service in (Mongo(), Kafka(), Redis(), Prometheus())}
+DEFAULT = ("mongo", "kafka", "redis")  # `up`/`down`/`status` without names
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("up", "down", "status"):
         print(__doc__)
         return 2
-    action, names = argv[0], argv[1:] or list(SERVICES)
+    action, names = argv[0], argv[1:] or list(DEFAULT)
     unknown = set(names) - set(SERVICES)
     if unknown:
         print(f"unknown service(s): {', '.join(sorted(unknown))}; known: {', '.join(SERVICES)}")

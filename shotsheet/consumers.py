@@ -3,6 +3,7 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from core.metrics import CountedWebsocket
 from relay.live import STATUS_GROUP as RELAY_STATUS_GROUP
 
 from .live import sheet_group
@@ -16,7 +17,7 @@ def may_view(user, slug: str) -> bool:
     return bool(sheet and sheet.allows(user, "view"))
 
 
-class SheetConsumer(AsyncJsonWebsocketConsumer):
+class SheetConsumer(CountedWebsocket, AsyncJsonWebsocketConsumer):
     """Joins the sheet's group and forwards what services send to it."""
 
     async def connect(self) -> None:

@@ -20,6 +20,7 @@ from relay import selectors as relay_selectors
 
 from . import live, store, table
 from .display import display, row_for
+from .metrics import ENTRIES_SAVED
 from .models import SchemaVersion, Sheet
 from .schema import FieldDef, schema_for
 
@@ -180,6 +181,7 @@ def create_entry(
         store.insert_entry(entry)
     except PyMongoError as exc:
         raise NotSaved(exc) from exc
+    ENTRIES_SAVED.labels(sheet.slug, "new").inc()
     log_change(sheet, [entry["_id"]])
     broadcast(sheet, entry)
     return entry
@@ -228,6 +230,7 @@ def update_entry(
         raise NotSaved(exc) from exc
     if not saved:
         raise EditConflict()
+    ENTRIES_SAVED.labels(sheet.slug, "edit").inc()
     log_change(sheet, [entry["_id"]])
     try:
         updated = store.get_entry(entry["_id"])

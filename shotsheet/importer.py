@@ -37,6 +37,7 @@ from django.conf import settings
 from . import store
 from .entries import entry_document, log_change, new_id
 from .forms import entry_form_class, entry_values
+from .metrics import ENTRIES_SAVED
 from .models import Field, heading
 from .numbers import NumberError, decimal_evidence, parse_number
 from .schema import FieldDef, field_defs, save_version
@@ -871,6 +872,7 @@ def store_rows(sheet, version_number: int, rows: list[ImportRow], *, author: str
     store.begin_import(import_id, sheet.slug, len(entries))
     store.insert_entries(entries)
     store.finish_import(import_id)
+    ENTRIES_SAVED.labels(sheet.slug, "import").inc(len(entries))
     log_change(sheet, [e["_id"] for e in entries])
     return len(entries)
 

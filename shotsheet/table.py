@@ -26,6 +26,7 @@ from pymongo.errors import PyMongoError
 from core.matching import lookup, same
 
 from . import store
+from .metrics import TABLE_ENTRIES, TABLE_READ_SECONDS
 
 log = logging.getLogger(__name__)
 MAX_CATCH_UP = 2000  # further behind (a big import): one read of everything is cheaper
@@ -51,6 +52,7 @@ class SheetTable:
                 self._set(*self._read_all())
             else:
                 self._catch_up()
+            TABLE_ENTRIES.labels(self.slug).set(len(self.entries))
             if time.monotonic() - self.loaded_at > RELOAD_SECONDS and not self.reloading:
                 self.reloading = True
                 threading.Thread(target=self._reload, name=f"table-{self.slug}", daemon=True).start()
@@ -62,11 +64,13 @@ class SheetTable:
 
     def _read_all(self) -> tuple[dict, int, str]:
         """All entries, with the last change logged before they were read (later ones are caught up)."""
+        began = time.perf_counter()
         store.start_change_log(self.slug, f"generation:{uuid.uuid4().hex}")
         changes = store.last_change(self.slug)
         last_entry = store.change(self.slug, changes)["entry"]
         unfinished = store.unfinished_imports(self.slug)  # an import counts once it is done, or not at all
         entries = {e["_id"]: e for e in store.sheet_entries(self.slug) if e.get("import_id") not in unfinished}
+        TABLE_READ_SECONDS.labels(self.slug).observe(time.perf_counter() - began)
         return entries, changes, last_entry
 
     def _set(self, entries: dict, changes: int, last_entry: str) -> None:

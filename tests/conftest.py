@@ -30,6 +30,11 @@ def fresh_sync_executor_after_fork() -> None:
 
 os.register_at_fork(after_in_child=fresh_sync_executor_after_fork)
 
+# The relay and watch processes tests start serve no metrics unless a test gives them a port: the
+# default ports (9101, 9102) belong to a system scripts/run may be running on this machine.
+os.environ.setdefault("RELAY_METRICS_PORT", "0")
+os.environ.setdefault("WATCHER_METRICS_PORT", "0")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def mongo_test_database():

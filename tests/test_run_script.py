@@ -85,7 +85,14 @@ def wait_for(check, timeout: float, message: str) -> None:
 def system_env(tmp_path, kafka_admin):
     """The environment of a system of the test's own, migrated, its watcher route on a topic of its own."""
     name = f"runtest{uuid.uuid4().hex[:10]}"
-    ports = {"web": free_port(), "laser": free_port(), "pub": free_port(), "snapshot": free_port()}
+    ports = {
+        "web": free_port(),
+        "laser": free_port(),
+        "pub": free_port(),
+        "snapshot": free_port(),
+        "relay_metrics": free_port(),
+        "watch_metrics": free_port(),
+    }
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "PYTEST"))}
     env.update(
         {
@@ -96,6 +103,8 @@ def system_env(tmp_path, kafka_admin):
             "RELAY_LASER_ENDPOINT": f"tcp://127.0.0.1:{ports['laser']}",
             "RELAY_PUB_ENDPOINT": f"tcp://127.0.0.1:{ports['pub']}",
             "RELAY_SNAPSHOT_ENDPOINT": f"tcp://127.0.0.1:{ports['snapshot']}",
+            "RELAY_METRICS_PORT": str(ports["relay_metrics"]),
+            "WATCHER_METRICS_PORT": str(ports["watch_metrics"]),
             "LABBOOK_DATA_DIR": str(tmp_path / "data"),
             "RELAY_LOG_DIR": str(tmp_path / "relay-log"),
             "MONGODB_URI": settings.MONGODB_URI,

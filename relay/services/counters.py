@@ -29,6 +29,15 @@ class RelayStats:
     started: float = field(default_factory=time.monotonic)
 
 
+@dataclass
+class InputCounts:
+    """Messages of one input (by endpoint) since this relay started, for the metrics."""
+
+    received: int = 0
+    published: int = 0
+    rejected: int = 0
+
+
 class SavedCounters:
     """The shot counters in `counters.json` beside the log, and up to where in the log they hold."""
 

@@ -29,6 +29,7 @@ class ShotTracker:
     last: int | None = None
     date: str = ""  # local YYYYMMDD of the last shot
     run: int = 1
+    shots: int = 0  # observed since this relay started (like the counts below; not saved)
     gaps: int = 0
     missing: int = 0
     duplicates: int = 0
@@ -41,6 +42,7 @@ class ShotTracker:
         `self.run` is then the shot's run. The same number again with a different laser time is
         not a re-send but a new shot of a restarted counter: it starts the next run."""
         flags: dict = {}
+        self.shots += 1
         if self.relay_down_since_ns is not None:  # whatever follows (gap, reset) happened while the relay was down
             flags["relay_restart"] = {"previous": self.last, "down_since_ns": self.relay_down_since_ns}
             self.relay_down_since_ns = None

@@ -17,12 +17,14 @@ import orjson
 import zmq
 from django import db
 from django.conf import settings
+from prometheus_client import CollectorRegistry
 
 from core.runloop import StopFlag
 
 from ..durable_log import DurableLog
+from ..metrics import RelayMetrics
 from ..parsers import ParseError
-from .counters import RelayStats, SavedCounters
+from .counters import InputCounts, RelayStats, SavedCounters
 from .harmonise import Harmoniser
 from .shipper import ShipperProcess
 from .status import drain, publish_status, relay_status
@@ -69,6 +71,7 @@ class Relay:
         stop: StopFlag | None = None,
         live: bool = True,
         kafka: bool = True,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.inputs_from_admin = inputs is None  # then re-read every INPUTS_RELOAD_SECONDS
         self.inputs = inputs if inputs is not None else input_specs()
@@ -86,6 +89,7 @@ class Relay:
         self.stop = stop or StopFlag()
         self.live, self.kafka = live, kafka
         self.stats = RelayStats()
+        self.input_counts: dict[str, InputCounts] = {}  # by endpoint, for the metrics
         self.saved_counters = SavedCounters(self.log)
         self.counters = self.saved_counters.restore()
         self.harmoniser = Harmoniser(experiment or settings.RELAY_EXPERIMENT, self.counters)
@@ -98,6 +102,9 @@ class Relay:
         self.snapshot: zmq.Socket | None = None
         self.last_message = 0.0  # when the PUB socket last sent something (a heartbeat fills silences)
         self.last_check = 0.0  # when the shipper was checked and the counters saved (once a second)
+        self.metrics = RelayMetrics(self, metrics_registry) if metrics_registry is not None else None
+        if self.metrics is not None:
+            self.log.fsync_observer = self.metrics.log_fsync.observe
 
     # --- harmonise, log, publish ------------------------------------------------------------
     def handle(self, spec: dict, messages: list[list[bytes]]) -> None:
@@ -110,7 +117,6 @@ class Relay:
         envelope_for = self.harmoniser.envelope_for
         lines, published = [], []
         for frames in messages:
-            self.stats.received += 1
             topic, raw = (frames[0], frames[-1]) if len(frames) > 1 else (b"", frames[0])
             try:
                 envelope = envelope_for(spec, topic, raw)
@@ -120,18 +126,27 @@ class Relay:
                 continue
             lines.append(b'{"type":"envelope","envelope":' + encoded + b"}")
             published.append((envelope, encoded))
-        if lines:
+        if lines and self.metrics is None:
             self.log.append_lines(lines)
+        elif lines:
+            began = time.perf_counter()
+            self.log.append_lines(lines)
+            self.metrics.log_write.observe(time.perf_counter() - began)
         for envelope, encoded in published:
             self.pub.send_multipart([spec["source_topic"], encoded])
             if envelope["kind"] == "shot":
                 self.counters.last_shot = envelope
                 self.unrecorded_shots.append(envelope)
+        self.stats.received += len(messages)
         self.stats.published += len(published)
+        counts = spec["counts"]
+        counts.received += len(messages)
+        counts.published += len(published)
 
     def rejected(self, spec: dict, raw: bytes, exc: Exception) -> bytes:
         """The log line of a message that could not be read; logged, rate-limited."""
         self.stats.rejected += 1
+        spec["counts"].rejected += 1
         if self.stats.rejected <= 10 or self.stats.rejected % 1000 == 0:
             log.warning("rejected message #%d from %s: %s", self.stats.rejected, spec["endpoint"], exc)
         return orjson.dumps(
@@ -178,6 +193,7 @@ class Relay:
             **spec,
             "source_topic": spec["source"].encode(),  # the PUB topic, encoded once
             "time_zone": spec.get("time_zone") or settings.TIME_ZONE,
+            "counts": self.input_counts.setdefault(spec["endpoint"], InputCounts()),
             "spec": spec,
         }
 

@@ -13,6 +13,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
+from prometheus_client import CollectorRegistry
 
 from labbook.asgi import application
 from watcher import store
@@ -108,7 +109,8 @@ def test_mongodb_gone_for_ten_seconds_mid_stream_loses_nothing(
     topic = make_topic(partitions=2)
     routes(topic, "outage_events")
     events = envelopes(3000)
-    watcher = run_watcher(batch_size=200)
+    metrics = CollectorRegistry()
+    watcher = run_watcher(batch_size=200, metrics_registry=metrics)
     for event in events[:1000]:
         producer.send(topic, orjson.dumps(event))
     producer.flush(30)
@@ -128,6 +130,12 @@ def test_mongodb_gone_for_ten_seconds_mid_stream_loses_nothing(
     ids = {e["event_id"] for e in events}
     assert set(store.all_ids("outage_events")) == ids
     wait_for(lambda: indexed_ids("outage_events") == (ids, ids), timeout=10, message="every event in both indexes")
+    # The outage in the metrics: the retries counted, and every event once (a write cut off by the
+    # outage may have stored some of its batch: their retry finds them stored, duplicates).
+    assert metrics.get_sample_value("labbook_watcher_mongodb_retries_total") > 0
+    route = {"route": "outage-events", "topic": topic}
+    counted = [metrics.get_sample_value(f"labbook_watcher_{name}_total", route) for name in ("stored", "duplicates")]
+    assert sum(counted) == 3000, counted
 
 
 def test_live_view_receives_aggregated_status_at_a_bounded_rate(routes, run_watcher, make_topic, producer, mongo_db):

@@ -23,7 +23,7 @@ def test_a_route_refuses_a_message_limit_its_dead_letters_could_not_hold(db):
 def test_a_dead_letter_of_a_message_too_large_for_mongodb_is_stored_truncated_with_size_and_sha256(mongo_db):
     value = b"x" * (17 * 2**20)  # larger than a MongoDB document may be
     record = ConsumerRecord("t.big", 0, None, 7, 0, 0, None, value, [], None, -1, len(value), -1)
-    letter = dead_letter(record, None, "too large", datetime.now(UTC))
+    letter = dead_letter(record, None, "too large", datetime.now(UTC), "too_large")
     result = store.add_dead_letters([letter])
     assert result.inserted == 1 and not result.rejected, result.rejected
     (stored,) = store.dead_letters()

@@ -24,7 +24,12 @@ TYPED_ID = "#"
 
 
 class Rejected(ValueError):
-    """A message that cannot be stored; it goes to the dead letters with this reason."""
+    """A message that cannot be stored; it goes to the dead letters with this message, and `reason`,
+    one word of a fixed few (the dead letters' `reason`, the metrics' label)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(slots=True)
@@ -56,19 +61,21 @@ def to_document(route: Route, record, now: datetime) -> dict:
     """The MongoDB document for one Kafka record, or Rejected with the reason."""
     raw = record.value
     if raw is None:
-        raise Rejected("empty message (no value)")
+        raise Rejected("empty message (no value)", "empty")
     if len(raw) > route.max_message_bytes:
-        raise Rejected(f"message of {len(raw)} bytes exceeds the route's limit of {route.max_message_bytes} bytes")
+        raise Rejected(
+            f"message of {len(raw)} bytes exceeds the route's limit of {route.max_message_bytes} bytes", "too_large"
+        )
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise Rejected(json_error(raw, exc)) from None
+        raise json_rejection(raw, exc) from None
     if not isinstance(document, dict):
-        raise Rejected(f"expected a JSON object, got {type(document).__name__}")
+        raise Rejected(f"expected a JSON object, got {type(document).__name__}", "not_object")
     if route.require_envelope:
         errors = validation_errors(document)
         if errors:
-            raise Rejected("not a valid shot envelope: " + "; ".join(errors[:5]))
+            raise Rejected("not a valid shot envelope: " + "; ".join(errors[:5]), "invalid_envelope")
     for old, new in route.renames.items():
         if old in document:
             document[new] = document.pop(old)
@@ -80,7 +87,7 @@ def to_document(route: Route, record, now: datetime) -> dict:
     else:
         doc_id = f"{record.topic}|{record.partition}|{record.offset}"
     if doc_id is None or doc_id == "" or isinstance(doc_id, dict | list):
-        raise Rejected(f"no usable id ({route.get_id_strategy_display()}: {route.id_field or 'event_id'})")
+        raise Rejected(f"no usable id ({route.get_id_strategy_display()}: {route.id_field or 'event_id'})", "no_id")
 
     document["_id"] = stored_id(doc_id)
     document["_ts"] = to_datetime(lookup(document, route.timestamp_field)) if route.timestamp_field else None
@@ -108,17 +115,17 @@ def header_text(value: bytes | None) -> str | bytes | None:
         return value
 
 
-def json_error(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+def json_rejection(raw: bytes, exc: orjson.JSONDecodeError) -> Rejected:
     """Why a message is not JSON; for bytes that are not UTF-8, where (orjson's own message for
     those is "surrogates not allowed", whatever the bytes)."""
     try:
         raw.decode()
     except UnicodeDecodeError as bad:
-        return f"not valid UTF-8 at byte {bad.start}"
-    return f"not valid JSON: {exc}"
+        return Rejected(f"not valid UTF-8 at byte {bad.start}", "not_utf8")
+    return Rejected(f"not valid JSON: {exc}", "invalid_json")
 
 
-def dead_letter(record, route: Route | None, error: str, now: datetime) -> dict:
+def dead_letter(record, route: Route | None, error: str, now: datetime, reason: str) -> dict:
     """The dead letter of a record: its bytes as they came, so a replay can convert it again.
     Bytes beyond MAX_MESSAGE_BYTES_LIMIT (only a message over its route's limit has them) are cut
     off, with the full size and SHA-256 kept: MongoDB refuses a document over 16 MiB, and a dead
@@ -134,6 +141,7 @@ def dead_letter(record, route: Route | None, error: str, now: datetime) -> dict:
         "timestamp": getattr(record, "timestamp", None),  # Kafka's, ms: a replay's `_ts` falls back to it
         "route": route.name if route else None,
         "error": error,
+        "reason": reason,
         "at": now,
     }
     if record.value is not None and len(record.value) > MAX_MESSAGE_BYTES_LIMIT:

@@ -23,10 +23,12 @@ from django.conf import settings
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import CommitFailedError, CorruptRecordError, FencedInstanceIdError, KafkaError, UnsupportedCodecError
 from kafka.structs import OffsetAndMetadata, TopicPartition
+from prometheus_client import CollectorRegistry
 
 from core.runloop import StopFlag
 
 from .. import store
+from ..metrics import WatcherMetrics
 from ..models import Route
 from .convert import Converted, Rejected, dead_letter, to_document
 from .status import LiveStatus
@@ -133,6 +135,7 @@ class Watcher:
         name: str | None = None,
         route_refresh_seconds: float | None = None,
         start_from: str = "earliest",
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.group_id = group_id or settings.WATCHER_GROUP_ID
         self.bootstrap_servers = bootstrap_servers or settings.KAFKA_BOOTSTRAP_SERVERS
@@ -146,8 +149,12 @@ class Watcher:
         self.routes_signature: tuple = ()
         self.last_refresh = 0.0
         self.collection_kind: dict[str, str] = {}
-        self.retry = MongoRetry(self.stop)
-        self.writer = BatchWriter(self.name, self.retry, self.collection_kind)
+        self.metrics = (
+            WatcherMetrics(metrics_registry, self.name, self.group_id) if metrics_registry is not None else None
+        )
+        self.last_lag_update = 0.0
+        self.retry = MongoRetry(self.stop, self.metrics)
+        self.writer = BatchWriter(self.name, self.retry, self.collection_kind, self.metrics)
         self.live = LiveStatus(self.name, live)
         self.finished_elsewhere: queue.Queue = queue.Queue()  # committed by the rebalance listener, for the stats
         self.consumer: KafkaConsumer | None = None  # connected by run()
@@ -266,8 +273,13 @@ class Watcher:
             return
         self.assigned = set(self.consumer.assignment())
         if batch:
+            if self.metrics is not None:
+                self.metrics.batch_records.observe(sum(len(records) for records in batch.values()))
             self.hand_over(self.prepare(batch))
         self.publish_if_due()
+        if self.metrics is not None and now - self.last_lag_update >= 1:
+            self.metrics.set_lag(self.partition_lag())
+            self.last_lag_update = now
 
     def poll(self) -> dict | None:
         """The next batch of records by partition; None when the poll failed (and that was dealt with)."""
@@ -363,7 +375,7 @@ class Watcher:
                 try:
                     document = to_document(route, record, now)
                 except Rejected as exc:
-                    prepared.letters.append(dead_letter(record, route, str(exc), now))
+                    prepared.letters.append(dead_letter(record, route, str(exc), now, exc.reason))
                     counts.dead += 1
                     continue
                 prepared.by_collection.setdefault(route.collection, []).append(Converted(record, route, document))
@@ -390,8 +402,9 @@ class Watcher:
             log.warning("offset commit failed (%s); those batches will be re-read and deduplicated", exc)
 
     # --- live status ------------------------------------------------------------------
-    def lag(self) -> dict[str, int]:
-        lag_by_topic: dict[str, int] = {}
+    def partition_lag(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) → messages not yet fetched, for the partitions held whose lag is known."""
+        lag = {}
         for tp in self.assigned:
             try:
                 highwater = self.consumer.highwater(tp)
@@ -399,7 +412,13 @@ class Watcher:
             except Exception:  # no position yet: unknown lag
                 continue
             if highwater is not None and position is not None:
-                lag_by_topic[tp.topic] = lag_by_topic.get(tp.topic, 0) + max(0, highwater - position)
+                lag[(tp.topic, tp.partition)] = max(0, highwater - position)
+        return lag
+
+    def lag(self) -> dict[str, int]:
+        lag_by_topic: dict[str, int] = {}
+        for (topic, _), messages in self.partition_lag().items():
+            lag_by_topic[topic] = lag_by_topic.get(topic, 0) + messages
         return lag_by_topic
 
     def status(self) -> dict:

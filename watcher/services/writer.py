@@ -25,6 +25,7 @@ from core.matching import lookup
 from core.runloop import StopFlag
 
 from .. import store
+from ..metrics import WatcherMetrics
 from ..models import Route
 from .convert import Converted, Rejected, dead_letter
 
@@ -42,6 +43,8 @@ class WriteOutcome:
     duplicates: int = 0
     replaced: int = 0
     letters: dict[int, dict] = field(default_factory=dict)
+    duplicate_indexes: list[int] = field(default_factory=list)  # (the rare ones, by position, for the metrics)
+    replaced_indexes: list[int] = field(default_factory=list)
 
 
 def write_documents(collection: str, items: list[Converted], timeseries: bool, now: datetime) -> WriteOutcome:
@@ -55,7 +58,7 @@ def write_documents(collection: str, items: list[Converted], timeseries: bool, n
     result = store.insert_idempotent(collection, [item.document for item in items], timeseries)
     outcome = WriteOutcome(stored=result.inserted)
     for index, reason in result.rejected.items():
-        outcome.letters[index] = dead_letter(items[index].record, items[index].route, reason, now)
+        outcome.letters[index] = dead_letter(items[index].record, items[index].route, reason, now, "refused")
     for index in result.duplicates:
         item = items[index]
         stored = None
@@ -65,10 +68,12 @@ def write_documents(collection: str, items: list[Converted], timeseries: bool, n
             if stored is not None and is_newer(item.route, item.document, stored):
                 store.replace_document(collection, item.document)
                 outcome.replaced += 1
+                outcome.replaced_indexes.append(index)
             else:
                 outcome.duplicates += 1
+                outcome.duplicate_indexes.append(index)
         except Rejected as exc:
-            outcome.letters[index] = dead_letter(item.record, item.route, str(exc), now)
+            outcome.letters[index] = dead_letter(item.record, item.route, str(exc), now, exc.reason)
     return outcome
 
 
@@ -84,7 +89,8 @@ def is_newer(route: Route, document: dict, stored: dict) -> bool:
             if new_order[1] == old_order[1]:
                 raise Rejected(
                     f"a different document {document['_id']!r} with the same version as the stored one "
-                    f"({route.version_field!r} {new!r}, stored {old!r}): which one is right cannot be told"
+                    f"({route.version_field!r} {new!r}, stored {old!r}): which one is right cannot be told",
+                    "unorderable",
                 )
             return new_order[1] > old_order[1]
         reason = f"its version field {route.version_field!r} is {new!r}, the stored one's {old!r}"
@@ -96,7 +102,10 @@ def is_newer(route: Route, document: dict, stored: dict) -> bool:
             f"no version field, and it came from {new['topic']}/{new['partition']}, the stored one from "
             f"{old.get('topic')}/{old.get('partition')} (Kafka orders only within a partition)"
         )
-    raise Rejected(f"a different version of the stored document {document['_id']!r} that cannot be ordered: {reason}")
+    raise Rejected(
+        f"a different version of the stored document {document['_id']!r} that cannot be ordered: {reason}",
+        "unorderable",
+    )
 
 
 def version_order(value) -> tuple[str, object] | None:
@@ -165,9 +174,10 @@ class MongoRetry:
     "MongoDB unreachable" from `down_since`.
     """
 
-    def __init__(self, stop: StopFlag) -> None:
+    def __init__(self, stop: StopFlag, metrics: WatcherMetrics | None = None) -> None:
         self.stop = stop
         self.down_since: float | None = None
+        self.metrics = metrics
 
     def __call__(self, operation: Callable[[], T]) -> T | None:
         """The operation's result; None if stopped first."""
@@ -178,6 +188,8 @@ class MongoRetry:
             except ConnectionFailure as exc:
                 if self.down_since is None:
                     self.down_since = time.monotonic()
+                if self.metrics is not None:
+                    self.metrics.mongodb_retries.inc()
                 log.warning("MongoDB unreachable (%s); fetching paused, retrying in %.1f s", exc, delay)
                 if self.stop.wait(delay):
                     return None
@@ -197,8 +209,11 @@ class BatchWriter:
     index and time index are written.
     """
 
-    def __init__(self, name: str, retry: MongoRetry, collection_kind: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, retry: MongoRetry, collection_kind: dict[str, str], metrics: WatcherMetrics | None = None
+    ) -> None:
         self.retry = retry
+        self.metrics = metrics
         self.collection_kind = collection_kind  # the loop's, filled as routes appear
         self.to_write: queue.Queue[Prepared | None] = queue.Queue(maxsize=1)
         self.written: queue.Queue[Prepared] = queue.Queue()
@@ -316,6 +331,7 @@ class BatchWriter:
             store.index_times(documents_by_collection, self.time_slots, self.hours_known)
             return True
 
+        began = time.perf_counter()
         try:
             done = self.retry(index)
         except BaseException as exc:
@@ -325,6 +341,8 @@ class BatchWriter:
         if done is None:
             self.time_index_given_up = True  # stopped while MongoDB was unreachable
             return
+        if self.metrics is not None:
+            self.metrics.index_write.observe(time.perf_counter() - began)
         for prepared in batches:
             self.written.put(prepared)
 
@@ -339,9 +357,12 @@ class BatchWriter:
         now = datetime.now(UTC)
         for collection, items in prepared.by_collection.items():
             timeseries = self.collection_kind.get(collection) == store.TIMESERIES
+            began = time.perf_counter()
             outcome = self.retry(partial(write_documents, collection, items, timeseries, now))
             if outcome is None:
                 return False
+            if self.metrics is not None:
+                self.metrics.count_written(items, outcome, time.perf_counter() - began)
             self.totals.stored += outcome.stored
             self.totals.duplicates += outcome.duplicates
             self.totals.replaced += outcome.replaced
@@ -370,4 +391,7 @@ class BatchWriter:
             )
         for index in result.duplicates:
             prepared.per_route[prepared.letters[index]["route"]].dead -= 1
+        if self.metrics is not None:
+            not_new = {*result.duplicates, *result.rejected}
+            self.metrics.count_dead_letters([letter for i, letter in enumerate(prepared.letters) if i not in not_new])
         return True

@@ -1,7 +1,9 @@
 """`manage.py relay`: drive laser (ZeroMQ) → shot envelopes → PUB socket, durable log, Kafka."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.metrics import process_registry, serve
 from core.runloop import StopFlag, stop_on_signals
 from core.times import is_time_zone
 from relay.parsers import PARSERS
@@ -36,6 +38,13 @@ class Command(BaseCommand):
         parser.add_argument("--fsync", choices=["always", "interval", "never"])
         parser.add_argument("--no-kafka", action="store_true")
         parser.add_argument("--no-live", action="store_true")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=settings.RELAY_METRICS_PORT,
+            help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (default settings.RELAY_METRICS_PORT; "
+            "0: no metrics at all)",
+        )
 
     def handle(self, *args, **options):
         inputs = None
@@ -53,6 +62,7 @@ class Command(BaseCommand):
                 }
                 for e in options["input"]
             ]
+        registry = process_registry() if options["metrics_port"] else None
         with stop_on_signals(StopFlag()) as stop:
             relay = Relay(
                 inputs=inputs,
@@ -63,6 +73,9 @@ class Command(BaseCommand):
                 stop=stop,
                 live=not options["no_live"],
                 kafka=not options["no_kafka"],
+                metrics_registry=registry,
             )
+            if registry is not None:
+                serve(registry, options["metrics_port"], "relay")
             relay.run()
         self.stdout.write(relay.summary())
