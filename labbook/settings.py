@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "shotsheet",
     "relay",
     "watcher",
+    "catalogue",
 ]
 
 MIDDLEWARE = [
