@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from core.envelope import parse_shot_key
 
-from . import table
+from . import store, table
 from .models import Sheet
 
 
@@ -41,3 +41,27 @@ def new_entry_links(user, shot_key: str) -> list[SheetLink]:
         SheetLink(sheet.name, f"{reverse('shotsheet:entry_new', args=[sheet.slug])}?{query}")
         for sheet in same_experiment or sheets
     ]
+
+
+def entry(entry_id: str) -> dict | None:
+    """One entry document (values, shot identity, `rev`, `schema_version`, `daq`), or None."""
+    return store.get_entry(entry_id)
+
+
+def schema_fields(sheet_slug: str, version: int) -> list[dict]:
+    """The fields (key, label, type, unit, …) of a sheet's schema version, as stored beside the entries."""
+    snapshot = store.schema(sheet_slug, version)
+    return snapshot["fields"] if snapshot else []
+
+
+def changes_since(sheet_slug: str, after: int, limit: int) -> tuple[str | None, list[tuple[int, str]]]:
+    """The sheet's change log after change `after`: its generation (it changes when the database
+    was reset) and up to `limit` (number, entry id) pairs in order. Each read is by `_id`."""
+    start = store.change(sheet_slug, 0)
+    found = []
+    for number in range(after + 1, after + 1 + limit):
+        change = store.change(sheet_slug, number)
+        if change is None:
+            break
+        found.append((number, change["entry"]))
+    return (start["entry"] if start else None), found
