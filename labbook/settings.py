@@ -258,3 +258,10 @@ RELAY_HEARTBEAT_SECONDS = float(os.environ.get("RELAY_HEARTBEAT_SECONDS", "1.0")
 WATCHER_GROUP_ID = os.environ.get("WATCHER_GROUP_ID", "labbook-watcher")
 WATCHER_BATCH_SIZE = int(os.environ.get("WATCHER_BATCH_SIZE", 2000))  # records per poll and MongoDB write
 WATCHER_ROUTE_REFRESH_SECONDS = float(os.environ.get("WATCHER_ROUTE_REFRESH_SECONDS", 2))  # route edits apply this fast
+
+# --- catalogue (SciCat) ---
+CATALOGUE_BATCH_SIZE = int(os.environ.get("CATALOGUE_BATCH_SIZE", 100))  # jobs read from the outbox at once
+CATALOGUE_POLL_SECONDS = float(os.environ.get("CATALOGUE_POLL_SECONDS", 1))  # new entries are seen this fast
+CATALOGUE_RETRY_BASE_SECONDS = float(os.environ.get("CATALOGUE_RETRY_BASE_SECONDS", 1))  # first retry, then doubled
+CATALOGUE_RETRY_MAX_SECONDS = float(os.environ.get("CATALOGUE_RETRY_MAX_SECONDS", 300))
+CATALOGUE_MAX_LISTED_FILES = int(os.environ.get("CATALOGUE_MAX_LISTED_FILES", 100_000))  # a DAQ folder listed, at most
