@@ -1,6 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from pymongo.errors import PyMongoError
 
 from .models import Rule, Server
+from .services import Sync, enqueue_sheet
+
+REGISTER_NOW_JOBS = 100  # sent within the admin's request; catalogue_sync sends the rest
 
 
 @admin.register(Server)
@@ -23,6 +27,7 @@ class ServerAdmin(admin.ModelAdmin):
                     "principal_investigator",
                     "creation_location",
                     "pid_prefix",
+                    "frontend_url",
                     "labbook_url",
                     "files_per_block",
                 ]
@@ -35,3 +40,24 @@ class ServerAdmin(admin.ModelAdmin):
 class RuleAdmin(admin.ModelAdmin):
     list_display = ["sheet", "server", "enabled", "name_template", "source_folder_template"]
     list_filter = ["enabled", "server"]
+    actions = ["register_now"]
+
+    @admin.action(description="Register now (queue every selected entry, send the first ones at once)")
+    def register_now(self, request, queryset):
+        sync = Sync()
+        try:
+            queued = sum(enqueue_sheet(rule) for rule in queryset.select_related("sheet", "server"))
+            sync.run_once(max_jobs=REGISTER_NOW_JOBS)
+        except PyMongoError as exc:
+            self.message_user(request, f"The database cannot be reached ({type(exc).__name__}).", messages.ERROR)
+            return
+        finally:
+            sync.close()
+        stats = sync.stats
+        self.message_user(
+            request,
+            f"{queued} jobs queued; {stats.created} datasets created, {stats.patched} updated, "
+            f"{stats.failed} refused (see the catalogue page), {stats.retries} waiting for SciCat; "
+            "catalogue_sync sends the rest.",
+            messages.WARNING if stats.failed or stats.retries else messages.SUCCESS,
+        )

@@ -3,6 +3,7 @@ entries of which sheet become datasets. Secrets never live here: only the names 
 variables holding them. What was registered lives in MongoDB (catalogue/store.py)."""
 
 import re
+from urllib.parse import quote
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -51,6 +52,10 @@ class Server(models.Model):
         blank=True,
         help_text="The server's PID prefix (e.g. 20.500.12345): a pid is '<prefix>/<UUIDv5 of the entry>'.",
     )
+    frontend_url = models.URLField(
+        blank=True,
+        help_text="SciCat's web frontend, for links to a dataset (empty: the dataset's API address).",
+    )
     labbook_url = models.URLField(
         blank=True, help_text="This labbook's address, for the link from each dataset back to its entry."
     )
@@ -60,6 +65,12 @@ class Server(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.base_url}, {self.api_version})"
+
+    def dataset_url(self, pid: str) -> str:
+        quoted = quote(pid, safe="")
+        if self.frontend_url:
+            return f"{self.frontend_url.rstrip('/')}/datasets/{quoted}"
+        return f"{self.base_url.rstrip('/')}/{self.api_version}/datasets/{quoted}"
 
     def clean(self) -> None:
         if self.api_version == self.ApiVersion.V3 and not self.principal_investigator:

@@ -208,13 +208,14 @@ class Sync:
                 pause = settings.CATALOGUE_RETRY_BASE_SECONDS
             self.stop.wait(pause)
 
-    def run_once(self) -> int:
-        """One scan and every job due now (the `--once` of cron); stops early when SciCat is down."""
+    def run_once(self, max_jobs: int | None = None) -> int:
+        """One scan and every job due now (the `--once` of cron), or the first `max_jobs` of them;
+        stops early when SciCat is down."""
         rules = active_rules()
         scan(rules)
         done = 0
-        while not self.stop.is_set():
-            jobs = store.due_jobs(self.batch_size)
+        while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
+            jobs = store.due_jobs(self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done))
             if not jobs:
                 break
             for job in jobs:

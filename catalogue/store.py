@@ -110,7 +110,9 @@ def drop_older_jobs(entry_id: str, rev: int) -> None:
 
 
 def failed_jobs(limit: int = 200) -> list[dict]:
-    return list(mongo.database()[JOBS].find({"status": FAILED}).sort("tried", -1).limit(limit))
+    """The refused jobs, newest first, each with its `_id` also as `id` (templates read no `_`)."""
+    jobs = mongo.database()[JOBS].find({"status": FAILED}).sort("tried", -1).limit(limit)
+    return [{**job, "id": job["_id"]} for job in jobs]
 
 
 def jobs_of_entry(entry_id: str) -> list[dict]:

@@ -70,8 +70,11 @@ def catalogued(db, mongo_db, scicat, credentials, fast_retries, tmp_path):
     rule = Rule.objects.create(sheet=sheet, server=make_server(scicat.url), keywords="lwfa")
 
     class Entries:
+        version = None
+
         def add(self, shot_key=None, **values) -> dict:
-            version = schema.save_version(sheet)
+            self.version = self.version or schema.save_version(sheet)
+            version = self.version
             values = {"energy": 1.5, "target": "Al", **values}
             return create_entry(sheet, version, values, author="ada", shot_key=shot_key)
 
