@@ -101,8 +101,9 @@ def entry_url(server: Server, entry: dict) -> str:
 
 
 # --- the scan: new and changed entries of the ruled sheets into the outbox ------------------------
-def scan(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT) -> int:
-    """Enqueue a job for each entry revision written since the last scan; returns the new jobs."""
+def scan(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT, seen: dict | None = None) -> int:
+    """Enqueue a job for each entry revision written since the last scan; returns the new jobs.
+    The entries read are left in `seen` (the sync then need not read them again)."""
     new = 0
     for slug, rule in (rules if rules is not None else active_rules()).items():
         position = store.scan_position(slug)
@@ -115,6 +116,8 @@ def scan(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT) -> int:
             entry = shotsheet_selectors.entry(entry_id)
             if entry is not None and rule.selects(entry):
                 jobs[(entry_id, entry.get("rev", 1))] = None
+                if seen is not None:
+                    seen[entry_id] = entry
         new += store.enqueue(slug, list(jobs))  # before the position: a crash between them re-enqueues, harmlessly
         last = changes[-1][0] if changes else position["change"]
         if changes or generation != position["generation"]:
@@ -192,6 +195,7 @@ class Sync:
         self.clients: dict[tuple, Client] = {}
         self.fields: dict[tuple[str, int], list[dict]] = {}  # schema versions never change once written
         self.created: dict[str, dict] = {}  # dataset records not yet written
+        self.scanned: dict[str, dict] = {}  # entries the scan just read
         self.finished: list[store.Job] = []  # jobs done, not yet removed
 
     def flush(self) -> None:
@@ -234,7 +238,8 @@ class Sync:
         """One scan and every job due now (the `--once` of cron), or the first `max_jobs` of them;
         stops early when SciCat is down."""
         rules = active_rules()
-        scan(rules)
+        self.scanned.clear()
+        scan(rules, seen=self.scanned)
         done = 0
         while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
             jobs = store.due_jobs(self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done))
@@ -275,11 +280,17 @@ class Sync:
         return True
 
     def register(self, job: store.Job, rule: Rule) -> None:
-        entry = shotsheet_selectors.entry(job.entry)
+        entry = self.scanned.pop(job.entry, None)
+        if entry is None or entry.get("rev", 1) != job.rev:
+            entry = shotsheet_selectors.entry(job.entry)
         if entry is None:
             return  # deleted since: nothing to register
         rev = entry.get("rev", 1)
-        record = self.created.get(job.entry) or store.dataset(job.entry)
+        record = self.created.get(job.entry)
+        if record is None and (rev > 1 or job.attempts):
+            record = store.dataset(job.entry)
+        # An entry's first revision on its first try has no record to read (a read per job would
+        # cost more than its POST); if it was registered before after all, SciCat answers 409.
         if record and record["rev"] >= rev and record["blocks_sent"] >= record["blocks"]:
             self.stats.unchanged += 1
             return
@@ -288,12 +299,17 @@ class Sync:
         check(plan, version)
         client = self.client(rule.server)
         if record is None:
-            self.create(client, plan, entry, rev)
-            record = store.dataset_record(job.entry, job.sheet, plan.pid, rev, len(plan.blocks))
-            if plan.blocks:
-                store.datasets_created([record])
-            else:
-                self.created[job.entry] = record
+            # registered before (409): SciCat holds this revision now; its datablocks may be sent already
+            record = None if self.create(client, plan, entry, rev) else store.dataset(job.entry)
+            if record is None:
+                record = store.dataset_record(job.entry, job.sheet, plan.pid, rev, len(plan.blocks))
+                if plan.blocks:
+                    store.datasets_created([record])
+                else:
+                    self.created[job.entry] = record
+            elif record["rev"] < rev:
+                self.flush()
+                store.dataset_updated(job.entry, rev)
         elif record["rev"] < rev:
             client.patch_dataset(record["pid"], plan.patch)
             self.flush()  # the record to update must be written first
@@ -301,10 +317,12 @@ class Sync:
             self.stats.patched += 1
         self.send_blocks(client, plan, record)
 
-    def create(self, client: Client, plan: Plan, entry: dict, rev: int) -> None:
+    def create(self, client: Client, plan: Plan, entry: dict, rev: int) -> bool:
+        """False when SciCat had the dataset already (409); it then holds this revision."""
         try:
             client.create_dataset(plan.dataset)
             self.stats.created += 1
+            return True
         except Conflict:
             existing = client.get_dataset(plan.pid)
             if existing is None:
@@ -314,6 +332,7 @@ class Sync:
             if held != rev:
                 client.patch_dataset(plan.pid, plan.patch)
                 self.stats.patched += 1
+            return False
 
     def send_blocks(self, client: Client, plan: Plan, record: dict) -> None:
         sent = record["blocks_sent"]
