@@ -335,16 +335,20 @@ class Sync:
             return False
 
     def send_blocks(self, client: Client, plan: Plan, record: dict) -> None:
+        """The datablocks not sent yet, each claimed first (another process may be sending it)."""
+        lease = timedelta(seconds=max(5.0, 3 * client.http.timeout.read))
         sent = record["blocks_sent"]
-        if sent >= len(plan.blocks):
-            return
-        if record.get("block_in_flight"):  # a crash or timeout while sending one: did it arrive?
-            arrived = client.origdatablock_paths(plan.pid)
-            while sent < len(plan.blocks) and all(f["path"] in arrived for f in plan.blocks[sent]["dataFileList"]):
-                sent += 1
+        while sent < len(plan.blocks):
+            claim = store.claim_block(record["_id"], sent, lease)
+            if claim == store.BUSY:
+                raise Unavailable("another catalogue_sync is sending this dataset's datablocks")
+            if claim == store.TAKEN_OVER:  # its sender died or timed out: did the block arrive?
+                arrived = client.origdatablock_paths(plan.pid)
+                if all(item["path"] in arrived for item in plan.blocks[sent]["dataFileList"]):
+                    sent += 1
+                    store.blocks_sent(record["_id"], sent)
+                    continue
+            client.create_origdatablock(plan.blocks[sent])
+            sent += 1
             store.blocks_sent(record["_id"], sent)
-        for number in range(sent, len(plan.blocks)):
-            store.block_started(record["_id"])
-            client.create_origdatablock(plan.blocks[number])
-            store.blocks_sent(record["_id"], number + 1)
             self.stats.blocks += 1

@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from core import mongo
 
 JOBS = "catalogue_jobs"
 DATASETS = "catalogue_datasets"
 SCANS = "catalogue_scans"
+CLAIMS = "catalogue_block_claims"
+CLAIMED, BUSY, TAKEN_OVER = "claimed", "busy", "taken over"
 PENDING, FAILED = "pending", "failed"
 
 
@@ -146,7 +148,6 @@ def dataset_record(entry_id: str, sheet_slug: str, pid: str, rev: int, blocks: i
         "rev": rev,
         "blocks": blocks,
         "blocks_sent": 0,
-        "block_in_flight": False,
         "registered": now,
         "updated": now,
     }
@@ -169,13 +170,32 @@ def dataset_updated(entry_id: str, rev: int) -> None:
     )
 
 
-def block_started(entry_id: str) -> None:
-    """Marked before a datablock is sent: after a crash the next try asks SciCat what arrived."""
-    mongo.database()[DATASETS].update_one({"_id": entry_id}, {"$set": {"block_in_flight": True}})
+def claim_block(entry_id: str, number: int, lease: timedelta) -> str:
+    """Take datablock `number` of a dataset for `lease`, so that of two processes racing on one
+    dataset only one sends it. An insert with a deterministic `_id`: FerretDB v1 does a
+    conditional update as read-then-write (two racing `update_one`s on the same condition both
+    won 24 times in 30 here), a duplicate key it refuses atomically. CLAIMED, BUSY, or TAKEN_OVER
+    (a claim whose lease ran out: its holder died or timed out mid-send; ask SciCat what arrived)."""
+    claims = mongo.database()[CLAIMS]
+    claim_id, now = f"{entry_id}|b{number}", datetime.now(UTC)
+    try:
+        claims.insert_one({"_id": claim_id, "until": now + lease})
+        return CLAIMED
+    except DuplicateKeyError:
+        held = claims.find_one({"_id": claim_id})
+    if held and held["until"] > now:
+        return BUSY
+    if held:
+        claims.delete_one({"_id": claim_id, "until": held["until"]})
+    try:
+        claims.insert_one({"_id": claim_id, "until": now + lease})
+        return TAKEN_OVER
+    except DuplicateKeyError:
+        return BUSY
 
 
 def blocks_sent(entry_id: str, count: int) -> None:
-    mongo.database()[DATASETS].update_one({"_id": entry_id}, {"$set": {"blocks_sent": count, "block_in_flight": False}})
+    mongo.database()[DATASETS].update_one({"_id": entry_id}, {"$set": {"blocks_sent": count}})
 
 
 # --- the scan of each sheet's change log -------------------------------------------------------

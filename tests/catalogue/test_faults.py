@@ -126,3 +126,24 @@ def test_catalogue_sync_killed_mid_batch_and_restarted_registers_each_once(sync_
     assert second.returncode == 0, output
     assert "catalogue_sync:" in output
     assert_each_once(scicat, 200)
+
+
+def test_two_syncs_racing_make_each_dataset_once(transactional_db, catalogued, scicat):
+    """Two catalogue_sync processes on one outbox (a second started by mistake, or cron's --once
+    beside the long-running one): the deterministic pid makes the slower one's create a 409."""
+    for i in range(100):
+        catalogued.entries.add(note=f"race {i}")
+    stop = StopFlag()
+    syncs = [Sync(stop=stop, batch_size=10) for _ in range(2)]
+    runners = [threading.Thread(target=sync.run, name=f"catalogue-sync-{i}") for i, sync in enumerate(syncs)]
+    for runner in runners:
+        runner.start()
+    try:
+        wait_for(lambda: store.counts()["registered"] == 100 and not store.counts()["pending"], 120, "all 100")
+    finally:
+        stop.set()
+        for runner, sync in zip(runners, syncs, strict=True):
+            runner.join(30)
+            sync.close()
+    assert_each_once(scicat, 100)
+    assert sum(sync.stats.created for sync in syncs) == 100

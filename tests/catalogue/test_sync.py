@@ -2,6 +2,7 @@
 against SciCat's OpenAPI schemas, and the outbox must end with each dataset exactly once."""
 
 import time
+from datetime import timedelta
 
 from catalogue import store
 from catalogue.builder import dataset_pid
@@ -119,7 +120,8 @@ def test_a_datablock_in_flight_at_a_crash_is_not_sent_twice(catalogued, scicat):
     record = store.dataset(entry["_id"])
     # as if the process died after SciCat took block 2 but before it was noted
     store.blocks_sent(entry["_id"], 1)
-    store.block_started(entry["_id"])
+    claims = mongo.database()[store.CLAIMS]  # and its claim on block 2 ran out
+    claims.update_one({"_id": f"{entry['_id']}|b1"}, {"$set": {"until": store.datetime.now(store.UTC) - timedelta(1)}})
     store.enqueue(catalogued.sheet.slug, [(entry["_id"], 1)])
     sync_all()
     assert len(scicat.state.blocks) == record["blocks"] == 2
