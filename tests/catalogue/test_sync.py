@@ -1,8 +1,11 @@
 """catalogue_sync against a small SciCat of the tests' own: every body it receives is checked
 against SciCat's OpenAPI schemas, and the outbox must end with each dataset exactly once."""
 
+import io
 import time
 from datetime import timedelta
+
+from django.core.management import call_command
 
 from catalogue import store
 from catalogue.builder import dataset_pid
@@ -140,3 +143,11 @@ def test_api_v3_registers_raw_datasets(catalogued, scicat):
     sync_all()
     assert scicat.state.count("PATCH", "/api/v3/datasets/") == 1
     assert scicat.state.invalid == []
+
+
+def test_catalogue_sync_once_for_cron(catalogued, scicat):
+    catalogued.entries.add()
+    out = io.StringIO()
+    call_command("catalogue_sync", "--once", stdout=out)
+    assert "catalogue_sync: 1 created" in out.getvalue()
+    assert len(scicat.state.datasets) == 1
