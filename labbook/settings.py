@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "watcher",
     "simulations",
     "api",
+    "catalogue",
 ]
 
 MIDDLEWARE = [
@@ -306,3 +307,10 @@ LABBOOK_METRICS_ALLOWED_ADDRESSES = [
     for network in os.environ.get("LABBOOK_METRICS_ALLOWED_ADDRESSES", "127.0.0.1/32,::1/128").split(",")
     if network.strip()
 ]
+
+# --- catalogue (SciCat) ---
+CATALOGUE_BATCH_SIZE = int(os.environ.get("CATALOGUE_BATCH_SIZE", 100))  # jobs read from the outbox at once
+CATALOGUE_POLL_SECONDS = float(os.environ.get("CATALOGUE_POLL_SECONDS", 1))  # new entries are seen this fast
+CATALOGUE_RETRY_BASE_SECONDS = float(os.environ.get("CATALOGUE_RETRY_BASE_SECONDS", 1))  # first retry, then doubled
+CATALOGUE_RETRY_MAX_SECONDS = float(os.environ.get("CATALOGUE_RETRY_MAX_SECONDS", 300))
+CATALOGUE_MAX_LISTED_FILES = int(os.environ.get("CATALOGUE_MAX_LISTED_FILES", 100_000))  # a DAQ folder listed, at most

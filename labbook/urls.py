@@ -16,4 +16,5 @@ urlpatterns = [
     path("simulations/", include("simulations.urls")),
     path("api/", include("api.urls")),
     path("metrics", metrics_view, name="metrics"),
+    path("catalogue/", include("catalogue.urls")),
 ]

@@ -154,3 +154,25 @@ def field_heading(field: FieldDef) -> str:
 def voided_note(entry: dict) -> str:
     """`voided by ada at 2026-12-02 03:14:15 CET: wrong target`, or "" for an entry in force."""
     return display.voided_note(entry.get("voided"))
+def entry(entry_id: str) -> dict | None:
+    """One entry document (values, shot identity, `rev`, `schema_version`, `daq`), or None."""
+    return store.get_entry(entry_id)
+
+
+def schema_fields(sheet_slug: str, version: int) -> list[dict]:
+    """The fields (key, label, type, unit, …) of a sheet's schema version, as stored beside the entries."""
+    snapshot = store.schema(sheet_slug, version)
+    return snapshot["fields"] if snapshot else []
+
+
+def changes_since(sheet_slug: str, after: int, limit: int) -> tuple[str | None, list[tuple[int, str]]]:
+    """The sheet's change log after change `after`: its generation (it changes when the database
+    was reset) and up to `limit` (number, entry id) pairs in order. Each read is by `_id`."""
+    start = store.change(sheet_slug, 0)
+    found = []
+    for number in range(after + 1, after + 1 + limit):
+        change = store.change(sheet_slug, number)
+        if change is None:
+            break
+        found.append((number, change["entry"]))
+    return (start["entry"] if start else None), found

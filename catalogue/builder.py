@@ -1,0 +1,275 @@
+"""The pure dataset builder: a sheet entry, the relay's record of its shot and the shot's ingested
+events → the bodies SciCat takes (a raw dataset for API v4 or v3, its PATCH, its OrigDatablocks).
+
+No database and no HTTP here, so every body is checked in tests against SciCat's OpenAPI schemas
+and scitacean's models. The `files` the DAQ wrote for a shot are read from an event's `values.files`
+or `metadata.files`: a list of `{"path", "size", "mtime", "checksum"?}` (mtime: ISO 8601 or epoch
+s/ms/µs/ns; a path under the dataset's sourceFolder is made relative to it, as SciCat expects).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from core import times
+
+from .templating import FIELD_PREFIX, render
+
+SCHEMA_VERSION = 1  # of the scientificMetadata layout below (`labbook.metadata_schema`)
+LABBOOK_NAMESPACE = uuid.UUID("5b0f3c7e-6c1a-4d35-9f4e-2f9b1a7d0c14")  # the UUIDv5 namespace of entry ids
+NUMERIC = {"integer", "float"}
+V4_REQUIRED = ("type", "ownerGroup", "contactEmail", "sourceFolder", "creationTime", "datasetName", "owner")
+V3_REQUIRED = V4_REQUIRED + ("principalInvestigator", "creationLocation")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the server's configuration contributes to every dataset."""
+
+    api_version: str = "v4"
+    owner: str = ""
+    owner_group: str = ""
+    access_groups: tuple[str, ...] = ()
+    contact_email: str = ""
+    principal_investigator: str = ""
+    creation_location: str = ""
+    pid_prefix: str = ""
+    labbook_url: str = ""
+    files_per_block: int = 1000
+    time_zone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A sheet's catalogue rule, as plain values."""
+
+    sheet_name: str = ""
+    name_template: str = "{sheet_name} {shot_key}"
+    source_folder_template: str = "/data/{experiment}/{yyyymmdd}/{shot_number}"
+    metadata_fields: tuple[str, ...] = ()  # empty: every field
+    keywords: tuple[str, ...] = ()
+    include_shot: bool = True
+
+
+@dataclass
+class Plan:
+    pid: str
+    dataset: dict  # the create body (with pid)
+    patch: dict  # the PATCH body of an edited entry
+    blocks: list[dict] = field(default_factory=list)  # OrigDatablock bodies
+
+
+def dataset_pid(entry_id: str, prefix: str = "") -> str:
+    """The dataset's identity: a UUIDv5 of the entry id, so every try and every process names it alike."""
+    uid = str(uuid.uuid5(LABBOOK_NAMESPACE, entry_id))
+    return f"{prefix.rstrip('/')}/{uid}" if prefix else uid
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def quantity(value, unit: str):
+    """A number as SciCat wants it (it adds valueSI/unitSI); anything else as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN; SciCat would refuse the whole dataset
+    return {"value": value, "unit": unit}
+
+
+def plain(value):
+    """A stored value in JSON terms: datetimes as ISO UTC text."""
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def creation_time(entry: dict) -> datetime:
+    """The shot's laser time, else when the entry was made."""
+    return times.from_ns(entry.get("laser_ts_ns")) or entry["created"]
+
+
+def template_context(entry: dict, recipe: Recipe, when: datetime, tz: str) -> dict:
+    local = when.astimezone(ZoneInfo(tz))
+    daq = entry.get("daq") or {}
+    config = daq.get("config") if isinstance(daq.get("config"), dict) else {}
+    return {
+        "sheet": entry["sheet"],
+        "sheet_name": recipe.sheet_name or entry["sheet"],
+        "experiment": entry.get("experiment", ""),
+        "shot_key": entry.get("shot_key") or "",
+        "shot_number": entry.get("shot_number"),
+        "date": f"{local:%Y-%m-%d}",
+        "yyyymmdd": f"{local:%Y%m%d}",
+        "entry_id": entry["_id"],
+        "author": entry.get("author", ""),
+        "daq_profile": daq.get("profile", ""),
+        "daq_folder": config.get("data_folder", ""),
+        **{f"{FIELD_PREFIX}{key}": value for key, value in (entry.get("values") or {}).items()},
+    }
+
+
+def entry_metadata(entry: dict, fields: list[dict], recipe: Recipe) -> dict:
+    """The selected fields of the entry: numbers with the field's unit, text and choices plain."""
+    values = entry.get("values") or {}
+    chosen = set(recipe.metadata_fields)
+    metadata = {}
+    for definition in fields:
+        key = definition["key"]
+        if (chosen and key not in chosen) or values.get(key) in (None, "", []):
+            continue
+        value = plain(values[key])
+        if definition.get("type") in NUMERIC:
+            value = quantity(value, definition.get("unit", ""))
+        if value is not None:
+            metadata[key] = value
+    return metadata
+
+
+def event_files(events: list[dict]) -> list[dict]:
+    """Every file named by the shot's events, once per path (the newest event's record wins)."""
+    files: dict[str, dict] = {}
+    for event in reversed(events):  # events come newest first
+        for place in ("values", "metadata"):
+            listed = (event.get(place) or {}).get("files")
+            if isinstance(listed, list):
+                for item in listed:
+                    if isinstance(item, dict) and isinstance(item.get("path"), str) and item["path"]:
+                        files[item["path"]] = item
+    return list(files.values())
+
+
+def event_metadata(events: list[dict]) -> dict:
+    """Per collection and source, the values of the shot's events (numbers with the unit the
+    event's `metadata.units` names, if any); the file lists go to the datablocks instead."""
+    metadata: dict[str, dict] = {}
+    for event in events:
+        name = f"{event.get('_collection', 'events')}.{event.get('source', '')}".rstrip(".")
+        while name in metadata:
+            name += "+"
+        units = (event.get("metadata") or {}).get("units") or {}
+        values = {
+            key: quantity(plain(value), str(units.get(key, "")))
+            for key, value in (event.get("values") or {}).items()
+            if key != "files"
+        }
+        when = times.from_ns(event.get("laser_ts_ns"))
+        metadata[name] = {
+            "kind": event.get("kind"),
+            "event_id": event.get("event_id"),
+            **({"laser_time": iso(when)} if when else {}),
+            **values,
+        }
+    return metadata
+
+
+def data_file(item: dict, source_folder: str, tz: str) -> dict:
+    path = item["path"]
+    folder = source_folder.rstrip("/") + "/"
+    if path.startswith(folder):
+        path = path[len(folder) :]
+    mtime = times.to_datetime(item.get("mtime"), tz)
+    size = item.get("size")
+    described = {
+        "path": path,
+        "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
+        "time": iso(mtime) if mtime else None,
+    }
+    if isinstance(item.get("checksum"), str) and item["checksum"]:
+        described["chk"] = item["checksum"]
+    return described
+
+
+def datablocks(
+    pid: str, files: list[dict], per_block: int, source_folder: str, tz: str, created: datetime
+) -> list[dict]:
+    """The files in blocks of at most `per_block`; a file without its time takes the dataset's."""
+    listed = [data_file(item, source_folder, tz) for item in files]
+    for item in listed:
+        item["time"] = item["time"] or iso(created)
+    per_block = max(1, per_block)
+    blocks = []
+    for start in range(0, len(listed), per_block):
+        chunk = listed[start : start + per_block]
+        algorithms = {item["chk"].split(":", 1)[0] for item in chunk if ":" in item.get("chk", "")}
+        block = {"datasetId": pid, "size": sum(item["size"] for item in chunk), "dataFileList": chunk}
+        if len(algorithms) == 1:
+            block["chkAlg"] = algorithms.pop()
+        blocks.append(block)
+    return blocks
+
+
+def build(
+    entry: dict,
+    fields: list[dict],
+    target: Target,
+    recipe: Recipe,
+    *,
+    entry_url: str,
+    shot: dict | None = None,
+    events: list[dict] | None = None,
+    listed_files: list[dict] | None = None,
+) -> Plan:
+    """The dataset of one entry. `listed_files` are files found in the DAQ profile's folder."""
+    events = events if recipe.include_shot else []
+    events = events or []
+    pid = dataset_pid(entry["_id"], target.pid_prefix)
+    created = creation_time(entry)
+    context = template_context(entry, recipe, created, target.time_zone)
+    source_folder = render(recipe.source_folder_template, context) or f"/{entry['sheet']}"
+    if not source_folder.startswith("/"):
+        source_folder = "/" + source_folder
+    scientific = entry_metadata(entry, fields, recipe)
+    scientific["labbook"] = {
+        "metadata_schema": SCHEMA_VERSION,
+        "entry_id": entry["_id"],
+        "entry_url": entry_url,
+        "entry_revision": entry.get("rev", 1),
+        "sheet": entry["sheet"],
+        "sheet_schema_version": entry.get("schema_version"),
+        "author": entry.get("author", ""),
+        **({"comment": entry["comment"]} if entry.get("comment") else {}),
+    }
+    if recipe.include_shot and shot:
+        scientific["shot"] = {key: plain(value) for key, value in shot.items() if key != "laser_ts_ns"}
+        when = times.from_ns(shot.get("laser_ts_ns"))
+        if when:
+            scientific["shot"]["laser_time"] = iso(when)
+    if events:
+        scientific["events"] = event_metadata(events)
+    files = event_files(events) + (listed_files or [])
+    name = render(recipe.name_template, context).strip() or entry["_id"]
+    described = {
+        "datasetName": name,
+        "description": f"labbook entry {entry['_id']} of sheet {recipe.sheet_name or entry['sheet']}",
+        "owner": target.owner,
+        "ownerGroup": target.owner_group,
+        "accessGroups": list(target.access_groups),
+        "contactEmail": target.contact_email,
+        "creationLocation": target.creation_location,
+        "creationTime": iso(created),
+        "sourceFolder": source_folder,
+        "keywords": list(recipe.keywords),
+        "scientificMetadata": scientific,
+    }
+    if entry.get("shot_key"):
+        described["runNumber"] = entry["shot_key"]
+    if target.api_version == "v3":
+        described["principalInvestigator"] = target.principal_investigator
+    dataset = {"pid": pid, "type": "raw", **described}
+    blocks = datablocks(pid, files, target.files_per_block, source_folder, target.time_zone, created)
+    return Plan(pid=pid, dataset=dataset, patch=described, blocks=blocks)
+
+
+def missing_required(body: dict, api_version: str) -> list[str]:
+    required = V3_REQUIRED if api_version == "v3" else V4_REQUIRED
+    return [name for name in required if body.get(name) in (None, "")]

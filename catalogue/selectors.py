@@ -1,0 +1,47 @@
+"""What other apps may read of the catalogue: an entry's SciCat status, for the entry page.
+
+A caller that must not fail on a database outage catches `pymongo.errors.PyMongoError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import store
+from .models import Server
+
+
+@dataclass(frozen=True)
+class EntryStatus:
+    state: str  # "registered", "pending", "failed"
+    pid: str = ""
+    url: str = ""  # the dataset in SciCat
+    revision: int | None = None  # the entry revision SciCat has
+    error: str = ""  # SciCat's message of a refused job
+
+    @property
+    def label(self) -> str:
+        if self.state == "registered":
+            return f"in SciCat (revision {self.revision})"
+        return {"pending": "waiting for SciCat", "failed": "refused by SciCat"}[self.state]
+
+
+def entry_status(entry_id: str) -> EntryStatus | None:
+    """None when the entry is not (yet) part of the catalogue. A registered entry with a newer
+    revision waiting reads "pending"; a refused job reads "failed", with SciCat's message."""
+    record = store.dataset(entry_id)
+    jobs = store.jobs_of_entry(entry_id)
+    failed = [job for job in jobs if job["status"] == store.FAILED]
+    pending = [job for job in jobs if job["status"] == store.PENDING]
+    url, pid, revision = "", "", None
+    if record:
+        pid, revision = record["pid"], record["rev"]
+        server = Server.objects.filter(rules__sheet__slug=record["sheet"]).first()
+        url = server.dataset_url(pid) if server else ""
+    if failed:
+        return EntryStatus("failed", pid, url, revision, failed[-1].get("last_error", ""))
+    if pending:
+        return EntryStatus("pending", pid, url, revision)
+    if record:
+        return EntryStatus("registered", pid, url, revision)
+    return None

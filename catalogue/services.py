@@ -1,0 +1,354 @@
+"""Registering entries as SciCat datasets: the scan that fills the outbox, and the sync that
+empties it. `catalogue_sync` runs these in a loop; the admin's "register now" runs them once.
+
+Enqueueing is a scan of each ruled sheet's change log (`shotsheet.selectors.changes_since`), not
+a hook in the shot sheet's save: every write of an entry, from the form, an import or a shell, is
+in that log (the tables of other processes rely on it), its reads are by `_id` (cheap on
+FerretDB), and a scan position kept in MongoDB means an entry saved while catalogue_sync was down
+is still found. A hook would run in the web request (a SciCat or outbox outage there would touch
+the save) and would miss writes that bypass it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from django.apps import apps
+from django.conf import settings
+from django.urls import NoReverseMatch, reverse
+from pymongo.errors import PyMongoError
+
+from core.runloop import StopFlag
+from relay import selectors as relay_selectors
+from shotsheet import selectors as shotsheet_selectors
+from watcher import selectors as watcher_selectors
+
+from . import contract, store
+from .builder import Plan, Recipe, Target, build
+from .models import Rule, Server, comma_list
+from .scicat import Client, Conflict, Refused, Unavailable
+
+log = logging.getLogger(__name__)
+SCAN_LIMIT = 2000  # changes read per sheet and pass
+
+
+@dataclass
+class SyncStats:
+    created: int = 0
+    existed: int = 0  # 409: registered before (a retry after a timeout, another process)
+    patched: int = 0
+    blocks: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    retries: int = 0
+
+
+def target(server: Server) -> Target:
+    return Target(
+        api_version=server.api_version,
+        owner=server.owner,
+        owner_group=server.owner_group,
+        access_groups=tuple(comma_list(server.access_groups)),
+        contact_email=server.contact_email,
+        principal_investigator=server.principal_investigator,
+        creation_location=server.creation_location,
+        pid_prefix=server.pid_prefix,
+        labbook_url=server.labbook_url,
+        files_per_block=server.files_per_block,
+        time_zone=settings.TIME_ZONE,
+    )
+
+
+def recipe(rule: Rule) -> Recipe:
+    return Recipe(
+        sheet_name=rule.sheet.name,
+        name_template=rule.name_template,
+        source_folder_template=rule.source_folder_template,
+        metadata_fields=tuple(comma_list(rule.metadata_fields)),
+        keywords=tuple(comma_list(rule.keywords)),
+        include_shot=rule.include_shot,
+    )
+
+
+def client_for(server: Server) -> Client:
+    """Credentials from the environment variables the configuration names, never from the database."""
+    return Client(
+        server.base_url,
+        server.api_version,
+        username=os.environ.get(server.username_env, ""),
+        password=os.environ.get(server.password_env, ""),
+        token=os.environ.get(server.token_env, "") if server.token_env else "",
+        timeout=server.timeout_seconds,
+    )
+
+
+def active_rules() -> dict[str, Rule]:
+    rules = Rule.objects.filter(enabled=True, server__enabled=True).select_related("sheet", "server")
+    return {rule.sheet.slug: rule for rule in rules}
+
+
+def entry_url(server: Server, entry: dict) -> str:
+    try:
+        path = reverse("shotsheet:entry_detail", args=[entry["sheet"], entry["_id"]])
+    except NoReverseMatch:
+        path = ""
+    return f"{server.labbook_url.rstrip('/')}{path}"
+
+
+# --- the scan: new and changed entries of the ruled sheets into the outbox ------------------------
+def scan(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT, seen: dict | None = None) -> int:
+    """Enqueue a job for each entry revision written since the last scan; returns the new jobs.
+    The entries read are left in `seen` (the sync then need not read them again)."""
+    new = 0
+    for slug, rule in (rules if rules is not None else active_rules()).items():
+        position = store.scan_position(slug)
+        generation, changes = shotsheet_selectors.changes_since(slug, position["change"], limit)
+        if position["generation"] and generation and generation != position["generation"]:
+            log.warning("sheet %s: its change log was reset; scanning it again from the start", slug)
+            generation, changes = shotsheet_selectors.changes_since(slug, 0, limit)
+        jobs = {}
+        for _, entry_id in changes:
+            entry = shotsheet_selectors.entry(entry_id)
+            if entry is not None and rule.selects(entry):
+                jobs[(entry_id, entry.get("rev", 1))] = None
+                if seen is not None:
+                    seen[entry_id] = entry
+        new += store.enqueue(slug, list(jobs))  # before the position: a crash between them re-enqueues, harmlessly
+        last = changes[-1][0] if changes else position["change"]
+        if changes or generation != position["generation"]:
+            store.save_scan_position(slug, last, generation or position["generation"])
+    return new
+
+
+def enqueue_sheet(rule: Rule) -> int:
+    """Every entry of the sheet again (the admin's "register now"): jobs already done are no-ops."""
+    store.save_scan_position(rule.sheet.slug, 0, None)
+    return scan({rule.sheet.slug: rule})
+
+
+# --- the sync: one job, one dataset action -------------------------------------------------------
+def listed_files(entry: dict, limit: int) -> list[dict]:
+    """The files in the DAQ profile's `data_folder` when the profile asks for it (`list_files: true`)
+    and the folder is on this machine."""
+    config = (entry.get("daq") or {}).get("config")
+    if not isinstance(config, dict) or not config.get("list_files") or not config.get("data_folder"):
+        return []
+    folder = Path(str(config["data_folder"]))
+    found = []
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if path.is_file():
+            stat = path.stat()
+            found.append({"path": str(path), "size": stat.st_size, "mtime": stat.st_mtime_ns})
+            if len(found) >= limit:
+                log.warning("%s: more than %d files; the dataset lists the first ones", folder, limit)
+                break
+    return found
+
+
+def plan_for(rule: Rule, entry: dict, fields: list[dict] | None = None) -> Plan:
+    shot, events = None, []
+    if rule.include_shot and entry.get("shot_key"):
+        if apps.is_installed("relay"):
+            shot = relay_selectors.shot(entry["shot_key"])
+        if apps.is_installed("watcher"):
+            events = watcher_selectors.events_for_shot(entry["shot_key"])
+    if fields is None:
+        fields = shotsheet_selectors.schema_fields(entry["sheet"], entry.get("schema_version", 0))
+    return build(
+        entry,
+        fields,
+        target(rule.server),
+        recipe(rule),
+        entry_url=entry_url(rule.server, entry),
+        shot=shot,
+        events=events,
+        listed_files=listed_files(entry, settings.CATALOGUE_MAX_LISTED_FILES),
+    )
+
+
+def check(plan: Plan, api_version: str) -> None:
+    errors = contract.dataset_errors(plan.dataset, api_version)
+    for block in plan.blocks:
+        errors += contract.block_errors(block)
+    if errors:
+        raise Refused("not sent, SciCat would refuse it: " + "; ".join(errors[:10]))
+
+
+class Sync:
+    """Empties the outbox: each job made true in SciCat, at most once, whatever failed before.
+
+    A batch's bookkeeping (datasets created, jobs done) is written once at its end: on FerretDB a
+    write costs ~2-6 ms, more than the POST it records. A crash before that write loses nothing:
+    the jobs are still in the outbox, and their second try finds the datasets (409) instead of
+    making new ones. A dataset with files is recorded at once, before its datablocks go out.
+    """
+
+    def __init__(self, stop: StopFlag | None = None, batch_size: int | None = None):
+        self.stop = stop or StopFlag()
+        self.batch_size = batch_size or settings.CATALOGUE_BATCH_SIZE
+        self.stats = SyncStats()
+        self.clients: dict[tuple, Client] = {}
+        self.fields: dict[tuple[str, int], list[dict]] = {}  # schema versions never change once written
+        self.created: dict[str, dict] = {}  # dataset records not yet written
+        self.scanned: dict[str, dict] = {}  # entries the scan just read
+        self.finished: list[store.Job] = []  # jobs done, not yet removed
+
+    def flush(self) -> None:
+        store.datasets_created(list(self.created.values()))
+        self.created.clear()
+        store.jobs_done(self.finished)
+        self.finished.clear()
+
+    def fields_of(self, entry: dict) -> list[dict]:
+        key = (entry["sheet"], entry.get("schema_version", 0))
+        if key not in self.fields:
+            self.fields[key] = shotsheet_selectors.schema_fields(*key)
+        return self.fields[key]
+
+    def client(self, server: Server) -> Client:
+        key = (server.pk, server.base_url, server.api_version, server.timeout_seconds)
+        if key not in self.clients:
+            self.clients[key] = client_for(server)
+        return self.clients[key]
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+    def run(self) -> None:
+        """Until stopped: scan, work off what is due, wait for the next due job or poll."""
+        while not self.stop.is_set():
+            try:
+                self.run_once()
+                pause = settings.CATALOGUE_POLL_SECONDS
+                upcoming = store.next_due()
+                if upcoming is not None:
+                    pause = min(pause, max(0.0, (upcoming - datetime.now(UTC)).total_seconds()))
+            except PyMongoError as exc:
+                log.warning("catalogue: MongoDB not reached (%s); trying again", exc)
+                pause = settings.CATALOGUE_RETRY_BASE_SECONDS
+            self.stop.wait(pause)
+
+    def run_once(self, max_jobs: int | None = None) -> int:
+        """One scan and every job due now (the `--once` of cron), or the first `max_jobs` of them;
+        stops early when SciCat is down."""
+        rules = active_rules()
+        self.scanned.clear()
+        scan(rules, seen=self.scanned)
+        done = 0
+        while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
+            jobs = store.due_jobs(self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done))
+            if not jobs:
+                break
+            try:
+                for job in jobs:
+                    if self.stop.is_set():
+                        return done
+                    if not self.work(job, rules):
+                        return done  # SciCat unavailable: the others wait for the backoff too
+                    done += 1
+            finally:
+                self.flush()
+        return done
+
+    def work(self, job: store.Job, rules: dict[str, Rule]) -> bool:
+        """Run one job; False when SciCat could not be reached (the job waits, and so does the batch)."""
+        rule = rules.get(job.sheet)
+        try:
+            if rule is None:
+                raise Refused(f"no enabled catalogue rule (or SciCat server) for sheet '{job.sheet}'")
+            self.register(job, rule)
+        except Refused as exc:
+            log.warning("catalogue: %s refused: %s", job.id, exc)
+            store.fail(job, str(exc))
+            self.stats.failed += 1
+            return True
+        except Unavailable as exc:
+            delay = min(settings.CATALOGUE_RETRY_BASE_SECONDS * 2**job.attempts, settings.CATALOGUE_RETRY_MAX_SECONDS)
+            store.retry_later(job, str(exc), timedelta(seconds=delay * random.uniform(0.75, 1.0)))
+            self.stats.retries += 1
+            log.info("catalogue: %s not done, again in %.1f s: %s", job.id, delay, exc)
+            return False
+        self.finished.append(job)
+        if job.rev > 1:
+            store.drop_older_jobs(job.entry, job.rev)
+        return True
+
+    def register(self, job: store.Job, rule: Rule) -> None:
+        entry = self.scanned.pop(job.entry, None)
+        if entry is None or entry.get("rev", 1) != job.rev:
+            entry = shotsheet_selectors.entry(job.entry)
+        if entry is None:
+            return  # deleted since: nothing to register
+        rev = entry.get("rev", 1)
+        record = self.created.get(job.entry)
+        if record is None and (rev > 1 or job.attempts):
+            record = store.dataset(job.entry)
+        # An entry's first revision on its first try has no record to read (a read per job would
+        # cost more than its POST); if it was registered before after all, SciCat answers 409.
+        if record and record["rev"] >= rev and record["blocks_sent"] >= record["blocks"]:
+            self.stats.unchanged += 1
+            return
+        plan = plan_for(rule, entry, self.fields_of(entry))
+        version = rule.server.api_version
+        check(plan, version)
+        client = self.client(rule.server)
+        if record is None:
+            # registered before (409): SciCat holds this revision now; its datablocks may be sent already
+            record = None if self.create(client, plan, entry, rev) else store.dataset(job.entry)
+            if record is None:
+                record = store.dataset_record(job.entry, job.sheet, plan.pid, rev, len(plan.blocks))
+                if plan.blocks:
+                    store.datasets_created([record])
+                else:
+                    self.created[job.entry] = record
+            elif record["rev"] < rev:
+                self.flush()
+                store.dataset_updated(job.entry, rev)
+        elif record["rev"] < rev:
+            client.patch_dataset(record["pid"], plan.patch)
+            self.flush()  # the record to update must be written first
+            store.dataset_updated(job.entry, rev)
+            self.stats.patched += 1
+        self.send_blocks(client, plan, record)
+
+    def create(self, client: Client, plan: Plan, entry: dict, rev: int) -> bool:
+        """False when SciCat had the dataset already (409); it then holds this revision."""
+        try:
+            client.create_dataset(plan.dataset)
+            self.stats.created += 1
+            return True
+        except Conflict:
+            existing = client.get_dataset(plan.pid)
+            if existing is None:
+                raise Unavailable(f"409 for {plan.pid}, yet no such dataset to read") from None
+            self.stats.existed += 1
+            held = ((existing.get("scientificMetadata") or {}).get("labbook") or {}).get("entry_revision")
+            if held != rev:
+                client.patch_dataset(plan.pid, plan.patch)
+                self.stats.patched += 1
+            return False
+
+    def send_blocks(self, client: Client, plan: Plan, record: dict) -> None:
+        """The datablocks not sent yet, each claimed first (another process may be sending it)."""
+        lease = timedelta(seconds=max(5.0, 3 * client.http.timeout.read))
+        sent = record["blocks_sent"]
+        while sent < len(plan.blocks):
+            claim = store.claim_block(record["_id"], sent, lease)
+            if claim == store.BUSY:
+                raise Unavailable("another catalogue_sync is sending this dataset's datablocks")
+            if claim == store.TAKEN_OVER:  # its sender died or timed out: did the block arrive?
+                arrived = client.origdatablock_paths(plan.pid)
+                if all(item["path"] in arrived for item in plan.blocks[sent]["dataFileList"]):
+                    sent += 1
+                    store.blocks_sent(record["_id"], sent)
+                    continue
+            client.create_origdatablock(plan.blocks[sent])
+            sent += 1
+            store.blocks_sent(record["_id"], sent)
+            self.stats.blocks += 1

@@ -1,0 +1,53 @@
+"""The catalogue page: how many entries SciCat has, what waits, and what it refused (with its
+message and, for staff, a button to try again after the fix)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+from pymongo.errors import PyMongoError
+
+from . import selectors, store
+from .models import Rule
+
+
+@login_required
+def overview(request):
+    try:
+        counts, failures = store.counts(), store.failed_jobs()
+    except PyMongoError as exc:
+        unavailable = f"The database cannot be reached ({type(exc).__name__})."
+        return render(request, "catalogue/overview.html", {"unavailable": unavailable})
+    rules = Rule.objects.select_related("sheet", "server")
+    return render(request, "catalogue/overview.html", {"counts": counts, "failures": failures, "rules": rules})
+
+
+@login_required
+def entry(request, entry_id: str):
+    """An entry's SciCat status (the shot sheet's entry page can link here or call the selector)."""
+    try:
+        status = selectors.entry_status(entry_id)
+    except PyMongoError as exc:
+        status, unavailable = None, f"The database cannot be reached ({type(exc).__name__})."
+    else:
+        unavailable = ""
+    return render(request, "catalogue/entry.html", {"entry_id": entry_id, "status": status, "unavailable": unavailable})
+
+
+@login_required
+@require_POST
+def requeue(request):
+    if not request.user.is_staff:
+        raise PermissionDenied("Only staff may re-queue catalogue jobs.")
+    job_id = request.POST.get("job", "")
+    try:
+        done = store.requeue(job_id)
+    except PyMongoError as exc:
+        messages.error(request, f"Not re-queued: the database cannot be reached ({type(exc).__name__}).")
+        return redirect("catalogue:overview")
+    if done:
+        messages.success(request, f"{job_id}: queued again; catalogue_sync sends it within seconds.")
+    else:
+        messages.warning(request, f"{job_id}: no refused job of that name (already queued or done).")
+    return redirect("catalogue:overview")

@@ -1,0 +1,225 @@
+"""A small SciCat for tests: login, dataset create/get/patch and OrigDatablock create/list, with
+the backend's status codes, every body checked against its OpenAPI schemas (an invalid one is a
+400 with the schema's messages, and is recorded so that a test can say none arrived)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import openapi
+
+USERS = {"ingestor": "secret"}
+
+
+@dataclass
+class State:
+    version: str = "v4"
+    token_seconds: float = 3600.0
+    datasets: dict[str, dict] = field(default_factory=dict)
+    blocks: list[dict] = field(default_factory=list)
+    requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
+    invalid: list[str] = field(default_factory=list)
+    tokens: dict[str, float] = field(default_factory=dict)  # token → expiry (monotonic)
+    refuse_names: set[str] = field(default_factory=set)  # datasetName → 400
+    connections: set = field(default_factory=set)  # open client sockets, cut when the server stops
+    server_errors: int = 0  # the next n requests (after login) answer 500
+    validate: bool = True  # off only for benchmarks (the schema check costs the server ~1 ms a body)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def count(self, method: str, prefix: str, status: int | None = None) -> int:
+        return sum(
+            1 for m, p, s in self.requests if m == method and p.startswith(prefix) and (status is None or s == status)
+        )
+
+    def expire_tokens(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like a real server behind its proxy
+    state: State
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def setup(self):
+        super().setup()
+        # headers and body go out in separate writes: without this, Nagle's algorithm and the
+        # client's delayed ACK hold every answer back 40 ms
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.state.lock:
+            self.state.connections.add(self.connection)
+
+    def finish(self):
+        with self.state.lock:
+            self.state.connections.discard(self.connection)
+        super().finish()
+
+    def answer(self, status: int, body=None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        with self.state.lock:
+            self.state.requests.append((self.command, urlsplit(self.path).path, status))
+
+    def error(self, status: int, message, error: str = "") -> None:
+        self.answer(status, {"statusCode": status, "message": message, "error": error})
+
+    def body(self):
+        return self.received
+
+    def read_body(self):
+        """Read before any answer: a body left unread would be taken for the next request."""
+        length = int(self.headers.get("Content-Length") or 0)
+        self.received = json.loads(self.rfile.read(length) or b"null")
+
+    def authorised(self) -> bool:
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+        with self.state.lock:
+            expiry = self.state.tokens.get(token)
+        if expiry is None or expiry < time.monotonic():
+            self.error(401, "Unauthorized")
+            return False
+        return True
+
+    def checked(self, body, schema: str) -> bool:
+        errors = openapi.errors(body, schema) if self.state.validate else []
+        if errors:
+            with self.state.lock:
+                self.state.invalid.append(f"{self.command} {self.path}: {errors}")
+            self.error(400, errors, "Bad Request")
+        return not errors
+
+    def route(self):
+        self.read_body()
+        state, path = self.state, urlsplit(self.path).path.removeprefix("/api/")
+        version, _, rest = path.partition("/")
+        if self.command == "POST" and path == "v3/auth/login":
+            body = self.body()
+            if not self.checked(body, openapi.LOGIN):
+                return
+            if USERS.get(body["username"]) != body["password"]:
+                return self.error(401, "Unauthorized")
+            token = uuid.uuid4().hex
+            with state.lock:
+                state.tokens[token] = time.monotonic() + state.token_seconds
+            now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+            return self.answer(
+                201,
+                {
+                    "access_token": token,
+                    "id": token,
+                    "expires_in": state.token_seconds,
+                    "ttl": state.token_seconds,
+                    "created": now,
+                    "userId": body["username"],
+                    "user": {"username": body["username"]},
+                },
+            )
+        if version != state.version:
+            return self.error(404, f"Cannot {self.command} /api/{path}", "Not Found")
+        if not self.authorised():
+            return
+        with state.lock:
+            if state.server_errors:
+                state.server_errors -= 1
+                return self.error(500, "Internal server error")
+        if rest == "datasets" and self.command == "POST":
+            body = self.body()
+            schema = openapi.DATASET_CREATE[version]
+            if not self.checked(body, schema):
+                return
+            if body["datasetName"] in state.refuse_names:
+                return self.error(400, [f"datasetName '{body['datasetName']}' is refused"], "Bad Request")
+            with state.lock:
+                if body["pid"] in state.datasets:
+                    return self.error(409, f"Dataset with pid {body['pid']} already exists", "Conflict")
+                state.datasets[body["pid"]] = {**body, "version": 1}
+            return self.answer(201, state.datasets[body["pid"]])
+        if rest.startswith("datasets/") and rest.count("/") == 1:
+            pid = unquote(rest.split("/", 1)[1])
+            with state.lock:
+                dataset = state.datasets.get(pid)
+            if dataset is None:
+                return self.error(404, f"Dataset {pid} not found", "Not Found")
+            if self.command == "GET":
+                return self.answer(200, dataset)
+            if self.command == "PATCH":
+                body = self.body()
+                if not self.checked(body, openapi.DATASET_PATCH[version]):
+                    return
+                with state.lock:
+                    dataset.update(body)
+                    dataset["version"] += 1
+                return self.answer(200, dataset)
+        if rest == "origdatablocks" and self.command == "POST":
+            body = self.body()
+            if not self.checked(body, openapi.ORIGDATABLOCK_CREATE):
+                return
+            with state.lock:
+                if body["datasetId"] not in state.datasets:
+                    return self.error(400, "dataset not found", "Bad Request")
+                block = {**body, "_id": uuid.uuid4().hex}
+                state.blocks.append(block)
+            return self.answer(201, block)
+        if rest == "origdatablocks" and self.command == "GET":
+            where = json.loads(parse_qs(urlsplit(self.path).query).get("filter", ["{}"])[0]).get("where", {})
+            with state.lock:
+                found = [b for b in state.blocks if b["datasetId"] == where.get("datasetId")]
+            return self.answer(200, found)
+        if rest.startswith("datasets/") and rest.endswith("/origdatablocks") and self.command == "GET":
+            pid = unquote(rest.split("/")[1])
+            with state.lock:
+                found = [b for b in state.blocks if b["datasetId"] == pid]
+            return self.answer(200, found)
+        return self.error(404, f"Cannot {self.command} /api/{path}", "Not Found")
+
+    do_GET = do_POST = do_PATCH = route
+
+
+class FakeScicat:
+    """The server in a thread; `stop()` and `start()` again on the same port (SciCat down, back)."""
+
+    def __init__(self, version: str = "v4", port: int = 0):
+        self.state = State(version=version)
+        self.port = port
+        self.server: ThreadingHTTPServer | None = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def start(self) -> FakeScicat:
+        handler = type("BoundHandler", (Handler,), {"state": self.state})
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-scicat", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            with self.state.lock:
+                for connection in list(self.state.connections):
+                    try:
+                        connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+            self.thread.join(10)
+            assert not self.thread.is_alive()
+            self.server = None

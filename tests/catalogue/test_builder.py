@@ -1,0 +1,172 @@
+"""The pure dataset builder: every body it makes fits SciCat's OpenAPI schemas and scitacean's models."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from catalogue import contract
+from catalogue.builder import LABBOOK_NAMESPACE, Recipe, Target, build, dataset_pid
+
+from . import openapi
+
+FIELDS = [
+    {"key": "energy", "label": "Energy", "type": "float", "unit": "J"},
+    {"key": "count", "label": "Count", "type": "integer", "unit": ""},
+    {"key": "target", "label": "Target", "type": "choice", "unit": ""},
+    {"key": "ok", "label": "OK", "type": "boolean", "unit": ""},
+    {"key": "note", "label": "Note", "type": "text", "unit": ""},
+]
+LASER_NS = 1_764_680_400_123_456_789  # 2025-12-02T13:00:00.123456789Z
+TARGET = Target(
+    owner="ingestor",
+    owner_group="laser",
+    access_groups=("lab",),
+    contact_email="lab@example.org",
+    principal_investigator="Ada Lovelace",
+    creation_location="LWFA lab",
+    pid_prefix="20.500.12345",
+    files_per_block=2,
+    time_zone="Europe/Berlin",
+)
+RECIPE = Recipe(sheet_name="Shots", keywords=("lwfa", "labbook"))
+
+
+def an_entry(**changes) -> dict:
+    return {
+        "_id": "shots:20251202130000:abcd1234",
+        "sheet": "shots",
+        "experiment": "LWFA",
+        "schema_version": 3,
+        "values": {"energy": 1.5, "count": 3, "target": "Al", "ok": True, "note": "clean"},
+        "shot_key": "LWFA-20251202-000042",
+        "shot_number": 42,
+        "laser_ts_ns": LASER_NS,
+        "author": "ada",
+        "created": datetime(2025, 12, 2, 13, 5, tzinfo=UTC),
+        "rev": 2,
+        "comment": "",
+        "daq": {"profile": "fast", "config": {"data_folder": "/daq/fast"}},
+        **changes,
+    }
+
+
+EVENTS = [
+    {
+        "_collection": "diagnostics",
+        "source": "spectrometer",
+        "kind": "shot",
+        "event_id": "e2",
+        "laser_ts_ns": LASER_NS,
+        "values": {
+            "peak": 230.5,
+            "files": [
+                {"path": "/data/LWFA/20251202/42/spec.h5", "size": 2048, "mtime": "2025-12-02T13:00:01Z"},
+                {"path": "/elsewhere/raw.bin", "size": 10, "mtime": 1764680402, "checksum": "sha256:ab12"},
+            ],
+        },
+        "metadata": {"units": {"peak": "MeV"}},
+    },
+    {
+        "_collection": "diagnostics",
+        "source": "camera",
+        "kind": "shot",
+        "event_id": "e1",
+        "values": {"exposure": 0.002},
+        "metadata": {"files": [{"path": "/data/LWFA/20251202/42/cam.tiff", "size": 100, "mtime": LASER_NS}]},
+    },
+]
+
+
+def plan(version="v4", **entry_changes):
+    target = Target(**{**TARGET.__dict__, "api_version": version})
+    return build(
+        an_entry(**entry_changes),
+        FIELDS,
+        target,
+        RECIPE,
+        entry_url="https://labbook.example.org/sheets/shots/entries/x/",
+        shot={"shot_key": "LWFA-20251202-000042", "shot_number": 42, "laser_ts_ns": LASER_NS},
+        events=EVENTS,
+    )
+
+
+def test_dataset_carries_shot_identity_units_and_link_back():
+    body = plan().dataset
+    assert body["runNumber"] == "LWFA-20251202-000042"
+    assert body["creationTime"] == "2025-12-02T13:00:00.123456Z"  # the laser time, not the entry's
+    assert body["sourceFolder"] == "/data/LWFA/20251202/42"  # template, date in the lab's zone
+    assert body["datasetName"] == "Shots LWFA-20251202-000042"
+    metadata = body["scientificMetadata"]
+    assert metadata["energy"] == {"value": 1.5, "unit": "J"}
+    assert metadata["count"] == {"value": 3, "unit": ""}
+    assert metadata["target"] == "Al" and metadata["ok"] is True and metadata["note"] == "clean"
+    assert metadata["labbook"]["entry_url"] == "https://labbook.example.org/sheets/shots/entries/x/"
+    assert metadata["labbook"]["sheet_schema_version"] == 3 and metadata["labbook"]["entry_revision"] == 2
+    assert metadata["shot"]["laser_time"] == "2025-12-02T13:00:00.123456Z"
+    assert metadata["events"]["diagnostics.spectrometer"]["peak"] == {"value": 230.5, "unit": "MeV"}
+    assert "files" not in metadata["events"]["diagnostics.spectrometer"]
+
+
+def test_pid_is_uuid5_of_entry_id_with_prefix():
+    pid = plan().pid
+    assert pid == f"20.500.12345/{uuid.uuid5(LABBOOK_NAMESPACE, 'shots:20251202130000:abcd1234')}"
+    assert dataset_pid("shots:20251202130000:abcd1234") == pid.split("/", 1)[1]
+
+
+def test_creation_time_falls_back_to_entry_time():
+    body = plan(laser_ts_ns=None, shot_key=None, shot_number=None).dataset
+    assert body["creationTime"] == "2025-12-02T13:05:00.000000Z"
+    assert "runNumber" not in body
+
+
+def test_files_become_origdatablocks_split_by_setting():
+    blocks = plan().blocks
+    assert [len(block["dataFileList"]) for block in blocks] == [2, 1]  # files_per_block=2
+    files = [item for block in blocks for item in block["dataFileList"]]
+    assert {item["path"] for item in files} == {"spec.h5", "/elsewhere/raw.bin", "cam.tiff"}  # relative in the folder
+    raw = next(item for item in files if item["path"] == "/elsewhere/raw.bin")
+    assert raw["chk"] == "sha256:ab12" and raw["time"] == "2025-12-02T13:00:02.000000Z"
+    assert all(block["datasetId"] == plan().pid for block in blocks)
+    assert blocks[0]["size"] == sum(item["size"] for item in blocks[0]["dataFileList"])
+
+
+def test_only_chosen_fields_go_to_scientific_metadata():
+    recipe = Recipe(metadata_fields=("energy",), include_shot=False)
+    body = build(an_entry(), FIELDS, TARGET, recipe, entry_url="u", events=EVENTS).dataset
+    assert set(body["scientificMetadata"]) == {"energy", "labbook"}
+
+
+def test_not_a_number_is_left_out_not_sent():
+    body = plan(values={"energy": float("nan"), "count": 1}).dataset
+    assert "energy" not in body["scientificMetadata"]
+
+
+@pytest.mark.parametrize("version", ["v4", "v3"])
+def test_bodies_fit_scicat_openapi_schemas(version):
+    made = plan(version)
+    assert openapi.errors(made.dataset, openapi.DATASET_CREATE[version]) == []
+    assert openapi.errors(made.patch, openapi.DATASET_PATCH[version]) == []
+    for block in made.blocks:
+        assert openapi.errors(block, openapi.ORIGDATABLOCK_CREATE) == []
+
+
+@pytest.mark.parametrize("version", ["v4", "v3"])
+def test_bodies_fit_the_clients_models_and_required_fields(version):
+    made = plan(version)
+    assert contract.dataset_errors(made.dataset, version) == []
+    assert contract.patch_errors(made.patch, version) == []
+    assert all(contract.block_errors(block) == [] for block in made.blocks)
+
+
+def test_contract_checks_catch_what_scicat_refuses():
+    body = plan().dataset
+    assert openapi.errors({**body, "shotKey": "x"}, "CreateDatasetDto")  # unknown top-level key
+    assert contract.dataset_errors({**body, "shotKey": "x"}, "v4") == ["shotKey: not a field of UploadDataset"]
+    no_owner = {key: value for key, value in body.items() if key != "owner"}
+    assert "owner: required" in contract.dataset_errors(no_owner, "v4")
+    v3 = plan("v3").dataset
+    del v3["principalInvestigator"]
+    assert openapi.errors(v3, "CreateRawDatasetObsoleteDto")
+    assert contract.dataset_errors(v3, "v3") == ["principalInvestigator: required"]
+    assert contract.dataset_errors({**body, "contactEmail": "not an address"}, "v4")

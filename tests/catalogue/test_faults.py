@@ -1,0 +1,149 @@
+"""Fault tests: SciCat down mid-stream, catalogue_sync killed -9 mid-batch. Each ends with every
+dataset registered exactly once, its files sent once, and nothing left in the outbox."""
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from catalogue import store
+from catalogue.services import Sync
+from core.runloop import StopFlag
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {store.counts()}"
+        time.sleep(0.1)
+
+
+def assert_each_once(scicat, count: int) -> None:
+    assert scicat.state.invalid == []
+    assert len(scicat.state.datasets) == count
+    assert scicat.state.count("POST", "/api/v4/datasets", 201) == count  # never a second create
+    per_dataset = collections.Counter(
+        (block["datasetId"], item["path"]) for block in scicat.state.blocks for item in block["dataFileList"]
+    )
+    assert set(per_dataset.values()) == {1}  # no file listed twice
+    assert {pid for pid, _ in per_dataset} == set(scicat.state.datasets)
+    assert store.counts() == {"registered": count, "pending": 0, "failed": 0}
+
+
+def test_scicat_down_for_ten_seconds_mid_stream_of_1000_entries(transactional_db, catalogued, scicat):
+    stop = StopFlag()
+    sync = Sync(stop=stop)
+    runner = threading.Thread(target=sync.run, name="catalogue-sync")
+    runner.start()
+    try:
+        for i in range(300):
+            catalogued.entries.add(note=f"before {i}")
+        wait_for(lambda: len(scicat.state.datasets) >= 100, 60, "the first datasets")
+        scicat.stop()
+        down_at = time.monotonic()
+        for i in range(700):
+            catalogued.entries.add(note=f"during {i}")
+        time.sleep(max(0.0, 10 - (time.monotonic() - down_at)))
+        assert sync.stats.retries > 0  # it did meet the outage
+        scicat.start()  # the same port
+        wait_for(lambda: store.counts()["registered"] == 1000 and not store.counts()["pending"], 240, "all 1000")
+    finally:
+        stop.set()
+        runner.join(30)
+        sync.close()
+    assert not runner.is_alive()
+    assert_each_once(scicat, 1000)
+
+
+@pytest.fixture
+def sync_env(tmp_path, catalogued, scicat):
+    """`manage.py catalogue_sync` subprocesses: their own migrated SQLite with the same rule."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "labbook.settings",
+        "DJANGO_DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'config.sqlite3'}",
+        "MONGODB_DB": settings.MONGODB_DB,
+        "SCICAT_USERNAME": "ingestor",
+        "SCICAT_PASSWORD": "secret",
+        "CATALOGUE_RETRY_BASE_SECONDS": "0.05",
+        "CATALOGUE_RETRY_MAX_SECONDS": "0.4",
+        "CATALOGUE_POLL_SECONDS": "0.05",
+    }
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=180)
+    code = (
+        "from tests.catalogue.conftest import make_sheet, make_server; from catalogue.models import Rule; "
+        f"Rule.objects.create(sheet=make_sheet('{catalogued.sheet.slug}'), server=make_server('{scicat.url}'))"
+    )
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+    return env
+
+
+def start_sync(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "catalogue_sync", "--batch-size", "20"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_catalogue_sync_killed_mid_batch_and_restarted_registers_each_once(sync_env, catalogued, scicat):
+    for i in range(200):
+        catalogued.entries.add(note=f"entry {i}")
+    first = start_sync(sync_env)
+    try:
+        wait_for(lambda: len(scicat.state.datasets) >= 60, 120, "the first datasets")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert len(scicat.state.datasets) < 200  # it died mid-stream
+    second = start_sync(sync_env)
+    try:
+        wait_for(lambda: store.counts()["registered"] == 200 and not store.counts()["pending"], 240, "all 200")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        try:
+            output, _ = second.communicate(timeout=30)
+        finally:
+            if second.poll() is None:
+                second.kill()
+        print(output)
+    assert second.returncode == 0, output
+    assert "catalogue_sync:" in output
+    assert_each_once(scicat, 200)
+
+
+def test_two_syncs_racing_make_each_dataset_once(transactional_db, catalogued, scicat):
+    """Two catalogue_sync processes on one outbox (a second started by mistake, or cron's --once
+    beside the long-running one): the deterministic pid makes the slower one's create a 409."""
+    for i in range(100):
+        catalogued.entries.add(note=f"race {i}")
+    stop = StopFlag()
+    syncs = [Sync(stop=stop, batch_size=10) for _ in range(2)]
+    runners = [threading.Thread(target=sync.run, name=f"catalogue-sync-{i}") for i, sync in enumerate(syncs)]
+    for runner in runners:
+        runner.start()
+    try:
+        wait_for(lambda: store.counts()["registered"] == 100 and not store.counts()["pending"], 120, "all 100")
+    finally:
+        stop.set()
+        for runner, sync in zip(runners, syncs, strict=True):
+            runner.join(30)
+            sync.close()
+    assert_each_once(scicat, 100)
+    assert sum(sync.stats.created for sync in syncs) == 100

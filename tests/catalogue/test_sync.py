@@ -1,0 +1,153 @@
+"""catalogue_sync against a small SciCat of the tests' own: every body it receives is checked
+against SciCat's OpenAPI schemas, and the outbox must end with each dataset exactly once."""
+
+import io
+import time
+from datetime import timedelta
+
+from django.core.management import call_command
+
+from catalogue import store
+from catalogue.builder import dataset_pid
+from catalogue.services import Sync, enqueue_sheet
+from core import mongo
+
+
+def sync_all(sync: Sync | None = None, seconds: float = 30) -> Sync:
+    """Run the sync until no job is pending (failed ones stay), waiting out the backoffs."""
+    sync = sync or Sync()
+    deadline = time.monotonic() + seconds
+    while sync.run_once() or store.counts()["pending"]:
+        assert time.monotonic() < deadline, f"jobs still pending: {store.counts()}"
+        time.sleep(0.02)
+    return sync
+
+
+def pid_of(entry: dict) -> str:
+    return dataset_pid(entry["_id"], "20.500.12345")
+
+
+def test_new_entry_becomes_one_dataset_with_its_files(catalogued, scicat):
+    entry = catalogued.entries.add(shot_key="LWFA-20261202-000007", note="first light")
+    sync = sync_all()
+    dataset = scicat.state.datasets[pid_of(entry)]
+    assert dataset["runNumber"] == "LWFA-20261202-000007"
+    assert dataset["scientificMetadata"]["energy"] == {"value": 1.5, "unit": "J"}
+    assert dataset["scientificMetadata"]["labbook"]["entry_url"].startswith("https://labbook.example.org/sheets/shots/")
+    assert dataset["keywords"] == ["lwfa"] and dataset["accessGroups"] == ["lab", "guests"]
+    files = [item["path"] for block in scicat.state.blocks for item in block["dataFileList"]]
+    assert sorted(files) == sorted(str(catalogued.folder / name) for name in ("a.h5", "b.h5", "c.tiff"))
+    assert [len(block["dataFileList"]) for block in scicat.state.blocks] == [2, 1]  # files_per_block
+    assert scicat.state.invalid == []
+    assert sync.stats.created == 1 and store.counts() == {"registered": 1, "pending": 0, "failed": 0}
+    assert store.dataset(entry["_id"])["rev"] == 1
+    sync_all()  # nothing new: nothing sent
+    assert scicat.state.count("POST", "/api/v4/datasets") == 1
+
+
+def test_edited_entry_is_one_patch_not_a_new_dataset(catalogued, scicat):
+    entry = catalogued.entries.add()
+    sync_all()
+    edited = catalogued.entries.edit(entry, energy=2.5)
+    sync = sync_all()
+    assert sync.stats.patched == 1 and sync.stats.created == 0
+    assert scicat.state.count("PATCH", "/api/v4/datasets/") == 1
+    assert scicat.state.count("POST", "/api/v4/datasets") == 1
+    dataset = scicat.state.datasets[pid_of(entry)]
+    assert dataset["scientificMetadata"]["energy"] == {"value": 2.5, "unit": "J"}
+    assert dataset["scientificMetadata"]["labbook"]["entry_revision"] == edited["rev"] == 2
+    assert store.dataset(entry["_id"])["rev"] == 2
+    assert len(scicat.state.blocks) == 2  # the files were sent once
+    assert scicat.state.invalid == []
+
+
+def test_refused_dataset_does_not_block_the_others_and_is_requeued_from_the_page(catalogued, scicat):
+    entries = [catalogued.entries.add(note=f"n{i}") for i in range(5)]
+    refused_name = f"Shots {entries[2]['_id']}"  # no shot key: the name template falls back to the entry id
+    catalogued.rule.name_template = "Shots {entry_id}"
+    catalogued.rule.save()
+    scicat.state.refuse_names.add(refused_name)
+    sync_all()
+    assert len(scicat.state.datasets) == 4
+    assert store.counts() == {"registered": 4, "pending": 0, "failed": 1}
+    [failed] = store.failed_jobs()
+    assert failed["entry"] == entries[2]["_id"] and "is refused" in failed["last_error"]
+    assert failed["last_error"].startswith("400")
+    sync_all()  # no retry of a refused job
+    assert scicat.state.count("POST", "/api/v4/datasets", 400) == 1
+    scicat.state.refuse_names.clear()  # fixed (in SciCat's rules or the catalogue rule)
+    assert store.requeue(failed["_id"])
+    sync_all()
+    assert store.counts() == {"registered": 5, "pending": 0, "failed": 0}
+    assert scicat.state.invalid == []
+
+
+def test_expired_token_logs_in_again(catalogued, scicat):
+    catalogued.entries.add()
+    sync = sync_all()
+    logins = scicat.state.count("POST", "/api/v3/auth/login")
+    scicat.state.expire_tokens()
+    catalogued.entries.add()
+    sync_all(sync)
+    assert scicat.state.count("POST", "/api/v3/auth/login") == logins + 1
+    assert len(scicat.state.datasets) == 2 and store.counts()["failed"] == 0
+
+
+def test_existing_pid_409_counts_as_registered(catalogued, scicat):
+    entry = catalogued.entries.add()
+    sync_all()
+    # the dataset exists in SciCat but labbook has no record of it (another process registered it)
+    mongo.database()[store.DATASETS].delete_many({})
+    enqueue_sheet(catalogued.rule)
+    sync = sync_all()
+    assert sync.stats.existed == 1 and sync.stats.created == 0 and sync.stats.patched == 0
+    assert scicat.state.count("POST", "/api/v4/datasets", 409) == 1
+    assert len(scicat.state.datasets) == 1 and store.dataset(entry["_id"])["pid"] == pid_of(entry)
+
+
+def test_server_errors_are_retried_with_backoff(catalogued, scicat):
+    catalogued.entries.add()
+    scicat.state.server_errors = 3
+    sync = Sync()
+    sync.run_once()
+    [job] = store.due_jobs(10, now=store.datetime.now(store.UTC) + store.timedelta(seconds=60))
+    assert job.attempts == 1 and store.counts()["pending"] == 1
+    sync_all(sync)
+    assert len(scicat.state.datasets) == 1 and sync.stats.retries == 3
+    assert store.counts() == {"registered": 1, "pending": 0, "failed": 0}
+
+
+def test_a_datablock_in_flight_at_a_crash_is_not_sent_twice(catalogued, scicat):
+    entry = catalogued.entries.add()
+    sync_all()
+    record = store.dataset(entry["_id"])
+    # as if the process died after SciCat took block 2 but before it was noted
+    store.blocks_sent(entry["_id"], 1)
+    claims = mongo.database()[store.CLAIMS]  # and its claim on block 2 ran out
+    claims.update_one({"_id": f"{entry['_id']}|b1"}, {"$set": {"until": store.datetime.now(store.UTC) - timedelta(1)}})
+    store.enqueue(catalogued.sheet.slug, [(entry["_id"], 1)])
+    sync_all()
+    assert len(scicat.state.blocks) == record["blocks"] == 2
+    assert store.dataset(entry["_id"])["blocks_sent"] == 2
+
+
+def test_api_v3_registers_raw_datasets(catalogued, scicat):
+    scicat.state.version = "v3"
+    catalogued.rule.server.api_version = "v3"
+    catalogued.rule.server.save()
+    entry = catalogued.entries.add()
+    sync_all()
+    dataset = scicat.state.datasets[pid_of(entry)]
+    assert dataset["principalInvestigator"] == "Ada Lovelace" and dataset["creationLocation"] == "LWFA lab"
+    catalogued.entries.edit(entry, energy=3.0)
+    sync_all()
+    assert scicat.state.count("PATCH", "/api/v3/datasets/") == 1
+    assert scicat.state.invalid == []
+
+
+def test_catalogue_sync_once_for_cron(catalogued, scicat):
+    catalogued.entries.add()
+    out = io.StringIO()
+    call_command("catalogue_sync", "--once", stdout=out)
+    assert "catalogue_sync: 1 created" in out.getvalue()
+    assert len(scicat.state.datasets) == 1

@@ -1,0 +1,86 @@
+"""The catalogue's pages: counts, refused jobs with SciCat's message, re-queue (POST, CSRF, staff
+only), an entry's status and dataset link, and the admin's "register now"."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from catalogue import selectors, store
+from catalogue.builder import dataset_pid
+from catalogue.models import Rule
+from catalogue.services import Sync
+from tests.test_csp import inline_code
+
+
+@pytest.fixture
+def refused(catalogued, scicat):
+    """Two entries: one registered, one refused with a message that holds markup."""
+    good = catalogued.entries.add(note="good")
+    bad = catalogued.entries.add(note="bad")
+    catalogued.rule.name_template = "Shots {entry_id} <script>"
+    catalogued.rule.save()
+    scicat.state.refuse_names.add(f"Shots {bad['_id']} <script>")
+    Sync().run_once()
+    return good, bad
+
+
+def test_overview_shows_counts_and_refusals_escaped(admin_client, refused):
+    page = admin_client.get("/catalogue/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert '<dd class="col-sm-10" id="registered">1</dd>' in html
+    assert '<dd class="col-sm-10" id="failed">1</dd>' in html
+    assert "is refused" in html and refused[1]["_id"] in html and "Queue again" in html
+    assert "&lt;script&gt;" in html and "<script>" not in html.split("<main")[1].split("</main>")[0]
+    assert inline_code(html) == []
+
+
+def test_requeue_is_post_csrf_and_staff_only(db, refused, admin_user):
+    [job] = store.failed_jobs()
+    plain = get_user_model().objects.create_user("pat", password="pw-for-the-test-1")
+    user_client = Client()
+    user_client.force_login(plain)
+    assert "Queue again" not in user_client.get("/catalogue/").content.decode()
+    assert user_client.post("/catalogue/requeue/", {"job": job["_id"]}).status_code == 403
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(admin_user)
+    assert strict.post("/catalogue/requeue/", {"job": job["_id"]}).status_code == 403  # no CSRF token
+    staff = Client()
+    staff.force_login(admin_user)
+    assert staff.get("/catalogue/requeue/").status_code == 405
+    assert store.counts()["failed"] == 1
+    answer = staff.post("/catalogue/requeue/", {"job": job["_id"]}, follow=True)
+    assert "queued again" in answer.content.decode()
+    assert store.counts() == {"registered": 1, "pending": 1, "failed": 0}
+    answer = staff.post("/catalogue/requeue/", {"job": "no-such|r1"}, follow=True)
+    assert "no refused job" in answer.content.decode()
+
+
+def test_entry_status_names_the_dataset_and_the_error(admin_client, refused):
+    good, bad = refused
+    status = selectors.entry_status(good["_id"])
+    pid = dataset_pid(good["_id"], "20.500.12345")
+    assert status.state == "registered" and status.revision == 1 and status.pid == pid
+    assert status.url.endswith("/api/v4/datasets/20.500.12345%2F" + pid.split("/")[1])
+    failed = selectors.entry_status(bad["_id"])
+    assert failed.state == "failed" and "is refused" in failed.error
+    page = admin_client.get(f"/catalogue/entry/{good['_id']}/").content.decode()
+    assert "in SciCat (revision 1)" in page and status.url in page
+
+
+def test_admin_register_now_sends_at_once(admin_client, catalogued, scicat):
+    entries = [catalogued.entries.add(note=f"n{i}") for i in range(3)]
+    answer = admin_client.post(
+        "/admin/catalogue/rule/",
+        {"action": "register_now", "_selected_action": [catalogued.rule.pk]},
+        follow=True,
+    )
+    assert answer.status_code == 200
+    assert "3 datasets created" in answer.content.decode()
+    assert {dataset_pid(e["_id"], "20.500.12345") for e in entries} == set(scicat.state.datasets)
+    assert Rule.objects.count() == 1
+
+
+def test_pages_need_a_login(client, db):
+    assert client.get("/catalogue/")["Location"].startswith("/accounts/login/")
+    assert client.post("/catalogue/requeue/", {"job": "x"})["Location"].startswith("/accounts/login/")
