@@ -154,6 +154,8 @@ def field_heading(field: FieldDef) -> str:
 def voided_note(entry: dict) -> str:
     """`voided by ada at 2026-12-02 03:14:15 CET: wrong target`, or "" for an entry in force."""
     return display.voided_note(entry.get("voided"))
+
+
 def entry(entry_id: str) -> dict | None:
     """One entry document (values, shot identity, `rev`, `schema_version`, `daq`), or None."""
     return store.get_entry(entry_id)

@@ -7,6 +7,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -292,6 +293,14 @@ def entry_detail(request, slug, entry_id):
                 conflict, status = str(exc), 503
     else:
         form = form_class(initial=initial)
+    catalogue = None
+    if apps.is_installed("catalogue"):
+        from catalogue import selectors as catalogue_selectors  # its models load only when installed
+
+        try:
+            catalogue = catalogue_selectors.entry_status(entry["_id"])
+        except (PyMongoError, DatabaseError) as exc:  # the form works without the SciCat status
+            log.warning("SciCat status of %s not read: %s", entry["_id"], exc)
     events = []
     if entry.get("shot_key") and apps.is_installed("watcher"):
         try:
@@ -314,6 +323,7 @@ def entry_detail(request, slug, entry_id):
             "events": events[:200],
             "laser_time": entries.laser_time(entry),
             "entry_id": entry["_id"],
+            "catalogue": catalogue,
             "may_change": sheet.allows(request.user, "change"),
             "void_reason": request.GET.get("void_reason", ""),
             "void_reason_max": entries.VOID_REASON_MAX,

@@ -84,3 +84,12 @@ def test_admin_register_now_sends_at_once(admin_client, catalogued, scicat):
 def test_pages_need_a_login(client, db):
     assert client.get("/catalogue/")["Location"].startswith("/accounts/login/")
     assert client.post("/catalogue/requeue/", {"job": "x"})["Location"].startswith("/accounts/login/")
+
+
+def test_the_entry_page_shows_its_scicat_status(admin_client, catalogued, refused):
+    good, bad = refused
+    page = admin_client.get(f"/sheets/{catalogued.sheet.slug}/entries/{good['_id']}/").content.decode()
+    assert 'id="scicat-status"' in page and "in SciCat (revision 1)" in page
+    assert selectors.entry_status(good["_id"]).url in page
+    page = admin_client.get(f"/sheets/{catalogued.sheet.slug}/entries/{bad['_id']}/").content.decode()
+    assert "refused by SciCat" in page and "is refused" in page and "&lt;script&gt;" in page
