@@ -20,6 +20,7 @@ from django.conf import settings
 
 from core.runloop import StopFlag
 
+from .. import store
 from ..durable_log import DurableLog
 from ..parsers import ParseError
 from .counters import RelayStats, SavedCounters
@@ -90,6 +91,7 @@ class Relay:
         self.counters = self.saved_counters.restore()
         self.harmoniser = Harmoniser(experiment or settings.RELAY_EXPERIMENT, self.counters)
         self.unrecorded_shots: deque[dict] = deque(maxlen=RECORDED_SHOTS)  # for the status thread to record
+        self.shot_index = store.ShotIndexState()  # what the status thread indexed: hours, runs, minute slots
         self.ready = threading.Event()
         self.shipper = ShipperProcess(self.log.directory, self.kafka_topic, self.kafka_servers) if kafka else None
         # ZeroMQ, opened by run() (after the shipper process is started: before any ZeroMQ context exists).
@@ -354,7 +356,7 @@ class Relay:
             self.publish_status()
 
     def publish_status(self) -> None:
-        publish_status(self.status(), drain(self.unrecorded_shots), self.counters.last_shot)
+        publish_status(self.status(), drain(self.unrecorded_shots), self.counters.last_shot, self.shot_index)
 
     def summary(self) -> str:
         s = self.status()
