@@ -50,10 +50,14 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "csp",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files for the API docs page, served here (no CDN)
     "core",
     "shotsheet",
     "relay",
     "watcher",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -232,6 +236,36 @@ SHOTSHEET_IMPORT_MAX_CELL_CHARS = int(os.environ.get("SHOTSHEET_IMPORT_MAX_CELL_
 # An upload waits here (random name) between the preview and the import, at most this long.
 SHOTSHEET_IMPORT_DIR = Path(os.environ.get("SHOTSHEET_IMPORT_DIR", DATA_DIR / "imports"))
 SHOTSHEET_IMPORT_KEEP_SECONDS = int(os.environ.get("SHOTSHEET_IMPORT_KEEP_SECONDS", 3600))
+
+# --- api: the read API (Django REST framework, OpenAPI by drf-spectacular) ---
+API_PAGE_SIZE = int(os.environ.get("API_PAGE_SIZE", 100))  # items per page unless page_size says
+API_MAX_PAGE_SIZE = int(os.environ.get("API_MAX_PAGE_SIZE", 10_000))  # a larger page_size is a 400
+API_MAX_TIME_RANGE_DAYS = float(os.environ.get("API_MAX_TIME_RANGE_DAYS", 366))  # since..until at most
+API_REQUESTS_PER_MINUTE = int(os.environ.get("API_REQUESTS_PER_MINUTE", 600))  # per token (or user); then 429
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.BearerTokenAuthentication",  # first: its 401 names the Bearer scheme
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["api.renderers.JSONRenderer", "api.renderers.CSVRenderer"],
+    "DEFAULT_PARSER_CLASSES": [],  # read-only: no request bodies
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.renderers.Negotiation",
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.PerTokenThrottle"],
+    "EXCEPTION_HANDLER": "api.exceptions.handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "labbook read API",
+    "DESCRIPTION": "Sheets, entries, shots and events, read-only. Authorization: Bearer <token> (from /api/tokens/).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 # --- relay ---
 RELAY_EXPERIMENT = os.environ.get("RELAY_EXPERIMENT", "DEMO")

@@ -11,4 +11,5 @@ urlpatterns = [
     path("sheets/", include("shotsheet.urls")),
     path("relay/", include("relay.urls")),
     path("watcher/", include("watcher.urls")),
+    path("api/", include("api.urls")),
 ]

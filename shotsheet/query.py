@@ -51,7 +51,19 @@ def table_filters(schema: SheetSchema, params) -> list[dict]:
     return groups
 
 
-def table_query(schema: SheetSchema, params) -> tuple[dict, list, list[str]]:
+class Problem(str):
+    """A problem with a filter, as the page shows it, knowing the URL parameter it is about (the API
+    names it in its 400s)."""
+
+    parameter: str
+
+    def __new__(cls, parameter: str, text: str) -> Problem:
+        problem = super().__new__(cls, text)
+        problem.parameter = parameter
+        return problem
+
+
+def table_query(schema: SheetSchema, params) -> tuple[dict, list, list[Problem]]:
     """(MongoDB filter, sort, problems) for the URL's query parameters: never raw operators."""
     sheet, columns = schema.sheet, schema.by_key
     query: dict = {"sheet": sheet.slug}
@@ -62,27 +74,27 @@ def table_query(schema: SheetSchema, params) -> tuple[dict, list, list[str]]:
 
     def bounds(path: str, label: str, low: str, high: str, parse) -> None:
         found = {}
-        for raw, op in ((low, "$gte"), (high, "$lte")):
-            if raw:
+        for name, op in ((low, "$gte"), (high, "$lte")):
+            if raw := text(name):
                 try:
                     found[op] = parse(raw)
                 except NumberError as exc:
-                    problems.append(f"{label}: {exc}")
+                    problems.append(Problem(name, f"{label}: {exc}"))
                 except ValueError:
-                    problems.append(f"{label}: '{raw}' is not a date/time")
+                    problems.append(Problem(name, f"{label}: '{raw}' is not a date/time"))
         if found:
             query[path] = found
 
     def text(name: str) -> str:
         return params.get(name, "").strip()
 
-    bounds("created", "created", text("from"), text("to"), parse_time)
+    bounds("created", "created", "from", "to", parse_time)
     for key, column in columns.items():
         kind = column.type
         if kind in NUMERIC:
-            bounds(f"values.{key}", column.label, text(f"f_{key}_min"), text(f"f_{key}_max"), number)
+            bounds(f"values.{key}", column.label, f"f_{key}_min", f"f_{key}_max", number)
         elif kind == Field.Type.DATETIME:
-            bounds(f"values.{key}", column.label, text(f"f_{key}_from"), text(f"f_{key}_to"), parse_time)
+            bounds(f"values.{key}", column.label, f"f_{key}_from", f"f_{key}_to", parse_time)
         elif raw := text(f"f_{key}"):
             if kind == Field.Type.BOOLEAN:
                 query[f"values.{key}"] = raw.lower() in ("true", "yes", "1")
@@ -100,7 +112,7 @@ def table_query(schema: SheetSchema, params) -> tuple[dict, list, list[str]]:
     elif name in columns:
         sort = [(f"values.{name}", direction)]
     else:
-        problems.append(f"cannot sort by '{name}'")
+        problems.append(Problem("sort", f"cannot sort by '{name}'"))
         sort = [("created", -1)]
     if sort[0][0] != "created":
         sort.append(("created", -1))

@@ -1,14 +1,20 @@
-"""What other apps may read of the shot sheet (the watcher's shot page links here)."""
+"""What other apps may read of the shot sheet: the watcher's shot page links here, the read API
+(`api/`) reads sheets and entries with the web table's filters."""
+
+from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from django.urls import reverse
 
 from core.envelope import parse_shot_key
+from core.matching import lookup
 
-from . import table
+from . import export, query, store, table
 from .models import Sheet
+from .schema import FieldDef, SheetSchema, field_defs, schema_for
 
 
 @dataclass(frozen=True)
@@ -41,3 +47,102 @@ def new_entry_links(user, shot_key: str) -> list[SheetLink]:
         SheetLink(sheet.name, f"{reverse('shotsheet:entry_new', args=[sheet.slug])}?{query}")
         for sheet in same_experiment or sheets
     ]
+
+
+# --- the read API's reads ----------------------------------------------------------------------------
+def visible_sheets(user) -> list[Sheet]:
+    """The sheets the user may view, in the sheet list's order."""
+    return [sheet for sheet in Sheet.objects.prefetch_related("view_groups") if sheet.allows(user, "view")]
+
+
+def visible_sheet(user, slug: str) -> Sheet | None:
+    """The sheet, if it exists and the user may view it (else None: the caller says 404 either way)."""
+    sheet = Sheet.objects.filter(slug=slug).first()
+    return sheet if sheet is not None and sheet.allows(user, "view") else None
+
+
+def sheet_schema(sheet: Sheet) -> SheetSchema:
+    """The sheet's fields now, every column any version had, and its versions (`columns`, `by_key`)."""
+    return schema_for(sheet)
+
+
+def schema_versions(sheet: Sheet) -> list[dict]:
+    """The sheet's saved schema versions, newest first: number, created (UTC) and fields."""
+    return [
+        {"number": number, "created": created, "fields": field_defs(fields)}
+        for number, created, fields in sheet.versions.order_by("-number").values_list("number", "created", "fields")
+    ]
+
+
+def filter_names(schema: SheetSchema) -> set[str]:
+    """Every URL parameter the web table reads (its filters and `sort`)."""
+    return {item["name"] for group in query.table_filters(schema, {}) for item in group["inputs"]} | {"sort"}
+
+
+TIME_PATHS = {"entry": "created", "shot": "laser_ts_ns"}  # what `since`/`until` apply to
+
+
+@dataclass(frozen=True)
+class Entries:
+    entries: list[dict]  # the table's documents (no history, no DAQ block), in `sort`'s order
+    sort: list[tuple[str, int]]  # a total order: the last key is the entry id
+    problems: list[query.Problem]  # each names its URL parameter
+    stale_since: datetime | None  # MongoDB unreachable since then: the entries as they were
+
+
+def entries(
+    schema: SheetSchema,
+    params,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    time: str = "entry",
+) -> Entries:
+    """The entries of the web table for the same URL parameters (`query.table_query`, evaluated by
+    the table's read model), within [since, until) of the entry's time or its shot's laser time."""
+    conditions, sort, problems = query.table_query(schema, params)
+    path = TIME_PATHS[time]
+    bounds = conditions.get(path, {}) if path == "created" else {}
+    if since is not None:
+        low = since if path == "created" else to_ns(since)
+        bounds["$gte"] = max(bounds["$gte"], low) if "$gte" in bounds else low
+    if until is not None:
+        bounds["$lt"] = until if path == "created" else to_ns(until)
+    if bounds:
+        conditions[path] = bounds
+    sheet_table = table.table(schema.sheet.slug)
+    return Entries(sheet_table.find(conditions, sort), sort, problems, sheet_table.stale_since)
+
+
+def entry_position(entry: dict, sort: list[tuple[str, int]]) -> list:
+    """Where an entry stands in `sort`'s order (MongoDB's order of types), as JSON values compared
+    item by item: the API's cursor holds the last entry's."""
+    position = []
+    for path, _ in sort:
+        rank, value = table.sort_key(lookup(entry, path))
+        if isinstance(value, datetime):
+            value = to_ns(value)
+        position.append([rank, value])
+    return position
+
+
+def to_ns(when: datetime) -> int:
+    delta = when.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def entry_with_history(sheet: Sheet, entry_id: str) -> dict | None:
+    """One entry of the sheet as stored, with its history (oldest change first); None if not the sheet's."""
+    entry = store.get_entry(entry_id)
+    return entry if entry is not None and entry.get("sheet") == sheet.slug else None
+
+
+def csv_cell(value) -> str:
+    """A value as CSV text as the web export writes it: text a spreadsheet would run as a formula
+    gets a leading `'`, numbers stay numbers."""
+    return export.csv_cell(value)
+
+
+def field_heading(field: FieldDef) -> str:
+    """`label [unit]`, as the web export's header names a field."""
+    return field.heading

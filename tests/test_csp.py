@@ -105,11 +105,15 @@ def every_page(admin_client, client, db, mongo_db, settings) -> list[Page]:
             "/admin/",
             "/admin/shotsheet/sheet/",
             f"/admin/shotsheet/sheet/{sheet.pk}/change/",
+            "/api/tokens/",
+            "/api/v1/docs/",
+            "/admin/api/apitoken/",
         ]
     ] + [
         get(client, "/accounts/login/"),
         Page("edit conflict", conflict, 409),
         Page("lock-out", locked_out, settings.AXES_HTTP_RESPONSE_CODE),
+        Page("a new API token", lambda: admin_client.post("/api/tokens/", {"name": "csp", "expires": ""})),
     ]
 
 

@@ -1,0 +1,88 @@
+"""JSON through orjson (times ISO 8601 UTC) and CSV (`?format=csv` or `Accept: text/csv`) with the
+web export's cell rules: text a spreadsheet would run as a formula gets a leading `'`."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
+
+from shotsheet import selectors as shotsheet_selectors
+
+JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
+def iso_utc(value: datetime) -> str:
+    """ISO 8601 in UTC with a Z, as the JSON shows times."""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+class JSONRenderer(BaseRenderer):
+    media_type = "application/json"
+    format = "json"
+    charset = None  # JSON is UTF-8 by definition
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if data is None:
+            return b""
+        if isinstance(data, Table):
+            data = data.as_json()
+        return orjson.dumps(data, option=JSON_OPTIONS, default=str)
+
+
+@dataclass
+class Table:
+    """What an endpoint answers in CSV: a header and rows of values (typed, converted here)."""
+
+    header: list[str]
+    rows: Iterable[list]
+
+    def as_json(self) -> dict:
+        return {"columns": self.header, "rows": list(self.rows)}
+
+
+def csv_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    return shotsheet_selectors.csv_cell(value)
+
+
+class CSVRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if isinstance(data, dict) and "errors" in data:  # an error, in the format asked for
+            data = Table(["parameter", "problem"], [[e["parameter"], e["problem"]] for e in data["errors"]])
+        if not isinstance(data, Table):
+            raise TypeError("a CSV response needs a Table")  # a view offering CSV always gives one
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow([csv_value(name) for name in data.header])
+        writer.writerows([[csv_value(value) for value in row] for row in data.rows])
+        return out.getvalue().encode()
+
+
+class Negotiation(DefaultContentNegotiation):
+    """An unknown `?format=` is a 406 naming the formats (DRF's own answer is a bare 404)."""
+
+    def filter_renderers(self, renderers, format):
+        found = [renderer for renderer in renderers if renderer.format == format]
+        if not found:
+            raise NotAcceptable(
+                f"format '{format}' is not offered here; use one of: {', '.join(r.format for r in renderers)}"
+            )
+        return found
