@@ -30,6 +30,6 @@ def search(query: EventQuery) -> SearchResult:
 
 
 def events_in_range(collection: str, since: datetime, until: datetime, path: str, limit: int) -> SearchResult:
-    """A routed collection's events of a time range, newest first, each only `_id`, `_ts` and the
+    """A routed collection's events of a time range [since, until), newest first, each only `_id`, `_ts` and the
     value at `path`; at most `limit` read (then `complete` is False). ValueError as `search`."""
     return store.events_in_range(collection, since, until, path, limit)

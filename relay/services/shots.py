@@ -26,8 +26,8 @@ MAX_LOOKUPS = 20_000  # index slots and shot keys read by one request (≈ 0.3-1
 class ShotQuery:
     """Plain values, never operators. Number bounds given: by number (and time, if given), else by time."""
 
-    since: datetime | None = None
-    until: datetime | None = None
+    since: datetime | None = None  # laser time from (included)
+    until: datetime | None = None  # laser time to (excluded)
     number_min: int | None = None
     number_max: int | None = None
     experiment: str = ""
@@ -73,7 +73,7 @@ def _time_order(shot: dict) -> tuple[int, str]:
 def _in_time(shot_ns: int | None, since: int | None, until: int | None) -> bool:
     if since is None and until is None:
         return True
-    return shot_ns is not None and (since is None or shot_ns >= since) and (until is None or shot_ns <= until)
+    return shot_ns is not None and (since is None or shot_ns >= since) and (until is None or shot_ns < until)
 
 
 def _experiment_of(key: str) -> str | None:
@@ -87,8 +87,8 @@ def _by_time(query: ShotQuery) -> ShotPage:
     if query.after:
         previous = next(store.shots_by_key([query.after]), None)
         position = _time_order(previous) if previous else None
-        if position is not None:
-            until = position[0] if until is None else min(until, position[0])
+        if position is not None:  # not excluded: shots at the same instant come after by key
+            until = position[0] + 1 if until is None else min(until, position[0] + 1)
     first = query.since.astimezone(UTC).strftime(store.MINUTE) if query.since else ""
     last = datetime.fromtimestamp(until / 1e9, UTC).strftime(store.MINUTE) if until is not None else "9" * 12
     page = ShotPage([])
@@ -137,7 +137,7 @@ def _by_number(query: ShotQuery) -> ShotPage:
         for run in store.runs()
         if (not query.experiment or run["experiment"] == query.experiment)
         and (since is None or run.get("last_ts_ns") is None or run["last_ts_ns"] >= since)
-        and (until is None or run.get("first_ts_ns") is None or run["first_ts_ns"] <= until)
+        and (until is None or run.get("first_ts_ns") is None or run["first_ts_ns"] < until)
     ]
     page = ShotPage([])
     for run in sorted(runs, key=_run_order, reverse=True):

@@ -57,7 +57,7 @@ def recorded(mongo_db):
 
 
 def test_shots_are_found_by_laser_time_newest_first_with_the_whole_envelope(recorded):
-    page = selectors.shots(ShotQuery(since=T0 + timedelta(seconds=100), until=T0 + timedelta(seconds=140)))
+    page = selectors.shots(ShotQuery(since=T0 + timedelta(seconds=100), until=T0 + timedelta(seconds=141)))
     lwfa = [shot_key("LWFA", n, ns_at(T0 + timedelta(seconds=2 * n)), settings.TIME_ZONE) for n in range(70, 49, -1)]
     assert [k for k in keys(page) if k.startswith("LWFA")] == lwfa
     assert [k for k in keys(page) if k.startswith("PWFA")] == []  # PWFA's last shot was at +21 s
@@ -95,7 +95,9 @@ def test_shots_by_number_range_of_an_experiment_across_runs(recorded):
     assert paged.more and len(paged.shots) == 4
     rest = selectors.shots(ShotQuery(number_min=3, number_max=5, experiment="LWFA", after=keys(paged)[-1]))
     assert keys(paged) + keys(rest) == keys(page)
-    timed = selectors.shots(ShotQuery(number_min=1, number_max=200, experiment="LWFA", until=T0 + timedelta(seconds=9)))
+    timed = selectors.shots(
+        ShotQuery(number_min=1, number_max=200, experiment="LWFA", until=T0 + timedelta(seconds=10))
+    )
     assert keys(timed) == [f"LWFA-{date}-{n:06d}" for n in (4, 3, 2, 1)]
 
 
@@ -127,7 +129,7 @@ def test_shots_recorded_before_the_indexes_are_found_by_a_scan_then_by_the_index
     store.record_shots(new, store.ShotIndexState())
     assert not store.index_complete()
 
-    page = selectors.shots(ShotQuery(since=T0, until=T0 + timedelta(seconds=10)))
+    page = selectors.shots(ShotQuery(since=T0, until=T0 + timedelta(seconds=11)))
     assert not page.indexed
     assert keys(page) == [e["shot_key"] for e in reversed(old[:10])]
     assert page.shots[0]["experiment"] == "LWFA" and page.shots[0]["relay_ts_ns"] is None
@@ -135,7 +137,7 @@ def test_shots_recorded_before_the_indexes_are_found_by_a_scan_then_by_the_index
 
     call_command("relay_index_shots", stdout=open("/dev/null", "w"))  # noqa: SIM115
     assert store.index_complete()
-    page = selectors.shots(ShotQuery(since=T0, until=T0 + timedelta(seconds=10)))
+    page = selectors.shots(ShotQuery(since=T0, until=T0 + timedelta(seconds=11)))
     assert page.indexed and keys(page) == [e["shot_key"] for e in reversed(old[:10])]
     by_number = selectors.shots(ShotQuery(number_min=25, number_max=32))
     assert by_number.indexed and [s["shot_number"] for s in by_number.shots] == list(range(32, 24, -1))
@@ -151,7 +153,7 @@ def test_a_real_relay_records_its_shots_findable_by_laser_time_and_number(laser,
     last = shot_key("TST", 40, base + 40 * 100_000_000, settings.TIME_ZONE)
     wait_for(lambda: store.shot(last) is not None, message="shot 40 recorded")
     by_time = selectors.shots(
-        ShotQuery(since=from_ns(base + 1_000_000_000), until=from_ns(base + 2_000_000_000), experiment="TST")
+        ShotQuery(since=from_ns(base + 1_000_000_000), until=from_ns(base + 2_000_001_000), experiment="TST")
     )
     assert [s["shot_number"] for s in by_time.shots] == list(range(20, 9, -1))
     assert by_time.shots[0]["values"]["energy"] == 20 and by_time.shots[0]["transport"]["mode"] == "SUB"

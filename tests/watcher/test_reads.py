@@ -71,7 +71,7 @@ def test_events_of_a_time_range_carry_only_their_time_and_the_field(mongo_db, in
     result = selectors.events_in_range(
         "diag", T0 + timedelta(seconds=30), T0 + timedelta(seconds=60), "values.energy", 100
     )
-    assert [doc["values"]["energy"] for doc in result.events] == [n / 2 for n in range(20, 9, -1)]
+    assert [doc["values"]["energy"] for doc in result.events] == [n / 2 for n in range(19, 9, -1)]
     assert set(result.events[0]) == {"_id", "_ts", "values"} and result.complete
     capped = selectors.events_in_range("diag", T0, T0 + timedelta(hours=1), "values.energy", 5)
     assert len(capped.events) == 5 and not capped.complete

@@ -137,5 +137,5 @@ class IndexStrategy(ABC):
 
     @abstractmethod
     def events_in_range(self, collection: str, since: datetime, until: datetime, path: str, limit: int) -> SearchResult:
-        """The events of a time range, newest first, each only `_id`, `_ts` and the value at
+        """The events of a time range [since, until), newest first, each only `_id`, `_ts` and the value at
         `path` (a checked dotted field name); at most `limit` of them (then not complete)."""

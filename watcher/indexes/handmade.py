@@ -324,7 +324,7 @@ def events_in_range(collection: str, since: datetime, until: datetime, path: str
         result.examined += len(refs)
         for ref in refs:
             ts = event_time(ref, "ts")
-            if ref["id"] in seen or ts < since or ts > until:
+            if ref["id"] in seen or ts < since or ts >= until:
                 continue
             if result.fetched >= limit:
                 result.complete = False

@@ -50,7 +50,7 @@ def events_in_range_by_find(collection: str, since: datetime, until: datetime, p
     """A projected, sorted find (indexed on `_ts` where the server uses indexes)."""
     cursor = (
         mongo.database()[collection]
-        .find({"_ts": {"$gte": since, "$lte": until}}, {"_ts": 1, path: 1})
+        .find({"_ts": {"$gte": since, "$lt": until}}, {"_ts": 1, path: 1})
         .sort([("_ts", -1), ("_id", -1)])
         .limit(limit + 1)
     )
