@@ -152,9 +152,9 @@ def test_a_real_relay_records_its_shots_findable_by_laser_time_and_number(laser,
     send_until_received(laser, relay, frames)
     last = shot_key("TST", 40, base + 40 * 100_000_000, settings.TIME_ZONE)
     wait_for(lambda: store.shot(last) is not None, message="shot 40 recorded")
-    by_time = selectors.shots(
-        ShotQuery(since=from_ns(base + 1_000_000_000), until=from_ns(base + 2_000_001_000), experiment="TST")
-    )
+    in_range = ShotQuery(since=from_ns(base + 1_000_000_000), until=from_ns(base + 2_000_001_000), experiment="TST")
+    wait_for(lambda: len(selectors.shots(in_range).shots) == 11, message="indexed (after the status, same round)")
+    by_time = selectors.shots(in_range)
     assert [s["shot_number"] for s in by_time.shots] == list(range(20, 9, -1))
     assert by_time.shots[0]["values"]["energy"] == 20 and by_time.shots[0]["transport"]["mode"] == "SUB"
     by_number = selectors.shots(ShotQuery(number_min=35, number_max=45))
