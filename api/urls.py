@@ -1,4 +1,4 @@
-from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -8,7 +8,8 @@ app_name = "api"
 
 
 def api(view_class):
-    """An API view: it authenticates by token or session itself (a 401, not the login page)."""
+    """An API view: it authenticates by token or session itself (a 401, not the login page). DRF
+    marks its views so already; said here so it holds whatever DRF's version does."""
     return login_not_required(view_class.as_view())
 
 
@@ -16,10 +17,11 @@ urlpatterns = [
     path("tokens/", views.token_list, name="tokens"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
     path("v1/schema/", api(SpectacularAPIView), name="schema"),
-    # The docs page is for browsers: not logged in, it goes to the login page.
+    # The docs page is for browsers: not logged in, it goes to the login page (DRF's views are
+    # exempt from LoginRequiredMiddleware: they answer 401 themselves).
     path(
         "v1/docs/",
-        SpectacularSwaggerSplitView.as_view(url_name="api:schema", template_name="api/swagger_ui.html"),
+        login_required(SpectacularSwaggerSplitView.as_view(url_name="api:schema", template_name="api/swagger_ui.html")),
         name="docs",
     ),
     path("v1/sheets/", api(views.SheetList), name="sheet_list"),

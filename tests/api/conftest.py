@@ -8,7 +8,8 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from api import tokens
-from shotsheet import schema
+from core import mongo
+from shotsheet import schema, store
 from shotsheet.entries import create_entry
 from shotsheet.models import Field, Sheet
 
@@ -42,14 +43,24 @@ ENTRY_VALUES = [
 ]
 
 
+FIRST_CREATED = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
 @pytest.fixture
 def api_entries(api_sheet):
-    """Five entries (shot keys API-20261124-00000n), newest last."""
+    """Five entries (shot keys API-20261124-00000n) made a minute apart from FIRST_CREATED, newest last
+    (saved now, then dated: entries saved in the same millisecond would have no order of their own)."""
     version = schema.save_version(api_sheet)
-    return [
+    made = [
         create_entry(api_sheet, version, values, author="ada", shot_key=f"API-20261124-{n:06d}", comment=f"c{n}")
         for n, values in enumerate(ENTRY_VALUES, start=1)
     ]
+    entries = mongo.database()[store.ENTRIES]
+    for n, entry in enumerate(made):
+        created = FIRST_CREATED + timedelta(minutes=n)
+        entries.update_one({"_id": entry["_id"]}, {"$set": {"created": created, "updated": created}})
+    store.append_changes(api_sheet.slug, [entry["_id"] for entry in made])
+    return [store.get_entry(entry["_id"]) for entry in made]
 
 
 @pytest.fixture
