@@ -25,3 +25,10 @@ def shots(query: ShotQuery) -> ShotPage:
     """Recorded shots by laser time or shot number (and experiment), a page at a time, newest
     first, with what the search read and whether it stopped at its limit (relay/services/shots.py)."""
     return services_shots.shots(query)
+
+
+def shot_record(shot_key: str) -> dict | None:
+    """The relay's record of a shot with every envelope field (None where a record made before
+    the relay kept the whole envelope has none), or None if it never saw it."""
+    raw = store.shot(shot_key)
+    return services_shots.record(raw) if raw is not None else None

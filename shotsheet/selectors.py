@@ -14,7 +14,7 @@ from core.matching import lookup
 
 from . import export, query, store, table
 from .models import Sheet
-from .schema import FieldDef, SheetSchema, field_defs, schema_for
+from .schema import NUMERIC, FieldDef, SheetSchema, field_defs, schema_for
 
 
 @dataclass(frozen=True)
@@ -146,3 +146,27 @@ def csv_cell(value) -> str:
 def field_heading(field: FieldDef) -> str:
     """`label [unit]`, as the web export's header names a field."""
     return field.heading
+
+
+# --- the read API's shot join and time series ------------------------------------------------------------
+NUMERIC_TYPES = frozenset(NUMERIC)  # the field types a time series plots
+
+
+@dataclass(frozen=True)
+class ShotEntries:
+    sheet: Sheet
+    schema: SheetSchema
+    entries: list[dict]  # the table's documents with this shot key, newest first
+    stale_since: datetime | None  # MongoDB unreachable since then: the entries as last read
+
+
+def entries_for_shot(user, shot_key: str) -> list[ShotEntries]:
+    """The entries with this shot key in each sheet the user may view (sheets without one left
+    out), from the tables' read model: no scan of the entries collection."""
+    found = []
+    for sheet in visible_sheets(user):
+        sheet_table = table.table(sheet.slug)
+        entries = sheet_table.find({"shot_key": shot_key}, [])
+        if entries:
+            found.append(ShotEntries(sheet, schema_for(sheet), entries, sheet_table.stale_since))
+    return found

@@ -33,3 +33,9 @@ def events_in_range(collection: str, since: datetime, until: datetime, path: str
     """A routed collection's events of a time range [since, until), newest first, each only `_id`, `_ts` and the
     value at `path`; at most `limit` read (then `complete` is False). ValueError as `search`."""
     return store.events_in_range(collection, since, until, path, limit)
+
+
+def search_limits() -> dict:
+    """How much one search reads at most before it stops and says so (None: the server's own
+    indexes, no limit of the watcher's)."""
+    return store.search_limits()

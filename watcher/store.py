@@ -225,6 +225,14 @@ def search(query: EventQuery) -> SearchResult:
     return indexes.strategy().search(query, max(1, min(query.limit, 1000)))
 
 
+def search_limits() -> dict:
+    handmade = indexes.strategy().name == "handmade"
+    return {
+        "max_examined": indexes.handmade.MAX_EXAMINED if handmade else None,
+        "max_fetched": indexes.handmade.MAX_FETCHED if handmade else None,
+    }
+
+
 def events_in_range(collection: str, since: datetime, until: datetime, path: str, limit: int) -> SearchResult:
     """A routed collection's events of a time range, newest first, projected on `_ts` and `path`."""
     if collection not in routed_collections():
