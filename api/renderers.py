@@ -49,10 +49,20 @@ class Table:
         return {"columns": self.header, "rows": list(self.rows)}
 
 
-def csv_value(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
+FORMULA_STARTS = shotsheet_selectors.FORMULA_STARTS
+
+
+def csv_value(value):
+    """A value as the csv module should write it. Text goes through the web export's csv_cell only
+    when it could be a formula (else csv_cell returns it unchanged); numbers and None go to the csv
+    module as they are, which writes them as the export does (a call per cell cost 10,000 rows
+    ~100 ms)."""
+    kind = type(value)
+    if kind is str:
+        return shotsheet_selectors.csv_cell(value) if value.startswith(FORMULA_STARTS) else value
+    if kind is int or kind is float or value is None:
+        return value
+    if kind is bool:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return iso_utc(value)
@@ -77,7 +87,15 @@ class CSVRenderer(BaseRenderer):
 
 
 class Negotiation(DefaultContentNegotiation):
-    """An unknown `?format=` is a 406 naming the formats (DRF's own answer is a bare 404)."""
+    """`?format=` decides, whatever the Accept header says; an unknown one is a 406 naming the
+    formats (DRF's own answer is a bare 404)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        format = format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+        if format:
+            renderer = self.filter_renderers(renderers, format)[0]
+            return renderer, renderer.media_type
+        return super().select_renderer(request, renderers, format_suffix)
 
     def filter_renderers(self, renderers, format):
         found = [renderer for renderer in renderers if renderer.format == format]

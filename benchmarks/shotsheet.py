@@ -62,6 +62,44 @@ def pct(values, p):
     return round(ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))], 1)
 
 
+def make_bench_sheet(count: int) -> tuple[Sheet, object]:
+    """The sheet `bench` with `count` entries, one a second from 2026-11-01 (benchmarks/api.py reads it too)."""
+    sheet = Sheet.objects.create(name="Bench", slug="bench", experiment="BEN")
+    Field.objects.create(sheet=sheet, key="energy", label="Energy", type=Field.Type.FLOAT, unit="J")
+    Field.objects.create(sheet=sheet, key="target", label="Target", type=Field.Type.CHOICE, choices="Al\nCu\nTi")
+    Field.objects.create(sheet=sheet, key="note", label="Note", type=Field.Type.TEXT)
+    version = schema.save_version(sheet)
+    store.ensure_indexes()
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    print(f"inserting {count} entries…", flush=True)
+    for first in range(0, count, 5000):
+        store.insert_entries(
+            [
+                {
+                    "_id": f"bench:{n:08d}",
+                    "sheet": "bench",
+                    "experiment": "BEN",
+                    "schema_version": version.number,
+                    "values": {
+                        "energy": (n * 7919 % 1000) / 10,
+                        "target": ("Al", "Cu", "Ti")[n % 3],
+                        "note": f"shot {n}",
+                    },
+                    "shot_key": f"BEN-20261101-{n:06d}",
+                    "shot_number": n,
+                    "author": "bench",
+                    "created": start + timedelta(seconds=n),
+                    "updated": start,
+                    "comment": "",
+                    "rev": 1,
+                    "history": [],
+                }
+                for n in range(first, min(first + 5000, count))
+            ]
+        )
+    return sheet, version
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -71,39 +109,7 @@ def main() -> None:
     settings.MONGODB_DB = f"labbook_bench_{uuid.uuid4().hex[:8]}"
     figures: dict = {"entries": count}
     try:
-        sheet = Sheet.objects.create(name="Bench", slug="bench", experiment="BEN")
-        Field.objects.create(sheet=sheet, key="energy", label="Energy", type=Field.Type.FLOAT, unit="J")
-        Field.objects.create(sheet=sheet, key="target", label="Target", type=Field.Type.CHOICE, choices="Al\nCu\nTi")
-        Field.objects.create(sheet=sheet, key="note", label="Note", type=Field.Type.TEXT)
-        version = schema.save_version(sheet)
-        store.ensure_indexes()
-        start = datetime(2026, 11, 1, tzinfo=UTC)
-        print(f"inserting {count} entries…", flush=True)
-        for first in range(0, count, 5000):
-            store.insert_entries(
-                [
-                    {
-                        "_id": f"bench:{n:08d}",
-                        "sheet": "bench",
-                        "experiment": "BEN",
-                        "schema_version": version.number,
-                        "values": {
-                            "energy": (n * 7919 % 1000) / 10,
-                            "target": ("Al", "Cu", "Ti")[n % 3],
-                            "note": f"shot {n}",
-                        },
-                        "shot_key": f"BEN-20261101-{n:06d}",
-                        "shot_number": n,
-                        "author": "bench",
-                        "created": start + timedelta(seconds=n),
-                        "updated": start,
-                        "comment": "",
-                        "rev": 1,
-                        "history": [],
-                    }
-                    for n in range(first, min(first + 5000, count))
-                ]
-            )
+        sheet, version = make_bench_sheet(count)
 
         user = get_user_model().objects.create_superuser("bench", password="bench-pass-123")
         client = Client(HTTP_HOST="127.0.0.1")

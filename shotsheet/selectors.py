@@ -137,6 +137,9 @@ def entry_with_history(sheet: Sheet, entry_id: str) -> dict | None:
     return entry if entry is not None and entry.get("sheet") == sheet.slug else None
 
 
+FORMULA_STARTS = export.FORMULA_STARTS  # text starting so is a formula to a spreadsheet: csv_cell escapes it
+
+
 def csv_cell(value) -> str:
     """A value as CSV text as the web export writes it: text a spreadsheet would run as a formula
     gets a leading `'`, numbers stay numbers."""

@@ -4,6 +4,7 @@ and JSON read back (csv, pandas), bad input and injection always a 400 naming th
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 import pytest
@@ -249,7 +250,9 @@ def test_the_cursor_neither_repeats_nor_skips_when_entries_arrive_meanwhile(api_
 
 def test_a_cursor_of_another_sort_is_refused(api_entries, member, bearer):
     client = bearer(member)
-    cursor = client.get(URL, {"page_size": 2, "sort": "energy"}).json()["next"].split("cursor=")[1]
+    next_url = client.get(URL, {"page_size": 2, "sort": "energy"}).json()["next"]
+    cursor = parse_qs(urlsplit(next_url).query)["cursor"][0]
+    assert client.get(URL, {"page_size": 2, "sort": "energy", "cursor": cursor}).status_code == 200
     response = client.get(URL, {"page_size": 2, "cursor": cursor})
     assert response.status_code == 400 and response.json()["errors"][0]["parameter"] == "cursor"
 
@@ -281,6 +284,8 @@ def test_csv_has_units_in_the_header_and_reads_back(api_entries, member, bearer)
         "Gases",
     ]
     assert read_csv(client.get(URL, {"sort": "shot_key"}, HTTP_ACCEPT="text/csv")) == [header, *rows]
+    as_asked = client.get(URL, {"sort": "shot_key", "format": "csv"}, HTTP_ACCEPT="application/json")
+    assert read_csv(as_asked) == [header, *rows]  # ?format= decides
     by_key = {row[1]: dict(zip(header, row, strict=True)) for row in rows}
     first = by_key["API-20261124-000001"]
     assert first["Energy [J]"] == "1.5" and first["Count"] == "3" and first["OK"] == "true"

@@ -1,0 +1,222 @@
+"""The read API over HTTP beside the same data through the internal function call, same run.
+
+    .venv/bin/python benchmarks/api.py [--quick]
+
+On the 100,000-entry sheet of benchmarks/shotsheet.py (--quick: 10,000): a 1,000-row JSON page
+(newest first, then the next page by its cursor, then a filtered and sorted one) and a
+10,000-row CSV, each requested from a real server process (daphne serving labbook.asgi, over
+loopback HTTP with keep-alive, a bearer token) and in-process through Django's test client,
+beside the internal call that gives the same entries (`shotsheet.selectors.entries`, the
+table's read model: Python objects, no serialisation) and beside that call with its rows
+rendered in-process by the API's own builders and renderers (no HTTP, no DRF), and the web
+export's own CSV of the same 10,000 rows. Target: HTTP ≤ 2× the internal call, a 1,000-row page
+< 300 ms. Best of 5 each. The last line is one JSON object.
+"""
+
+import argparse
+import http.client
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labbook.settings")
+os.environ.setdefault("DJANGO_DEBUG", "1")
+DATABASE_URL = f"sqlite:///{Path('/tmp') / f'labbook-bench-api-{os.getpid()}.sqlite3'}"
+os.environ["DATABASE_URL"] = DATABASE_URL
+
+warnings.simplefilter("ignore", DeprecationWarning)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from api import sheets, tokens  # noqa: E402
+from api.pagination import Page  # noqa: E402
+from api.renderers import CSVRenderer, JSONRenderer  # noqa: E402
+from core import mongo  # noqa: E402
+from shotsheet import selectors, table  # noqa: E402
+from shotsheet.export import export_rows, to_csv  # noqa: E402
+from shotsheet.query import table_query  # noqa: E402
+
+
+def shotsheet_benchmark():
+    """benchmarks/shotsheet.py (its name would shadow the app), for its sheet of N entries."""
+    spec = importlib.util.spec_from_file_location("bench_shotsheet", ROOT / "benchmarks" / "shotsheet.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def timed(function, repeat: int = 5) -> float:
+    """Best of `repeat`, in ms."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """daphne serving labbook.asgi in a process of its own, on this run's databases."""
+
+    def __init__(self, token: str):
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": DATABASE_URL,
+            "MONGODB_DB": settings.MONGODB_DB,
+            "API_REQUESTS_PER_MINUTE": "1000000",
+            "LABBOOK_LOG_LEVEL": "WARNING",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "labbook.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.headers = {"Authorization": f"Bearer {token}", "Host": "127.0.0.1"}
+        self.connection = None
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if self.get("/api/v1/sheets/")[0] == 200:
+                    break
+            except OSError:
+                self.connection = None
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("daphne did not answer")
+            time.sleep(0.3)
+
+    def get(self, path: str, params: dict | None = None, accept: str = "application/json") -> tuple[int, bytes]:
+        if self.connection is None:
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        url = f"{path}?{urlencode(params)}" if params else path
+        self.connection.request("GET", url, headers={**self.headers, "Accept": accept})
+        response = self.connection.getresponse()
+        return response.status, response.read()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    count = 10_000 if args.quick else 100_000
+    call_command("migrate", verbosity=0)
+    settings.MONGODB_DB = f"labbook_bench_{uuid.uuid4().hex[:8]}"
+    figures: dict = {"entries": count, "server": "daphne (a process of its own), HTTP/1.1 keep-alive on loopback"}
+    server = None
+    try:
+        sheet, _ = shotsheet_benchmark().make_bench_sheet(count)
+        user = get_user_model().objects.create_superuser("bench", password="bench-pass-123")
+        _, token = tokens.create_token(user, "benchmark")
+        started = time.perf_counter()
+        table.table("bench")
+        figures["table_cold_load_ms"] = round((time.perf_counter() - started) * 1000)
+        server = Server(token)
+        status, _ = server.get("/api/v1/sheets/bench/entries/", {"page_size": 1})  # the server reads its table
+        assert status == 200, status
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_HOST="127.0.0.1")
+        url = "/api/v1/sheets/bench/entries/"
+
+        def internal(params: dict, rows: int):
+            schema = selectors.sheet_schema(sheet)
+            return selectors.entries(schema, params).entries[:rows]
+
+        def internal_rendered(params: dict, rows: int, csv: bool) -> bytes:
+            """The same call, its rows rendered in-process as the API renders them (no HTTP, no DRF)."""
+            schema = selectors.sheet_schema(sheet)
+            page = Page(selectors.entries(schema, params).entries[:rows], count, None)
+            if csv:
+                return CSVRenderer().render(sheets.entries_table(page, schema.columns))
+            return JSONRenderer().render(sheets.entries_page_json(page, schema.columns))
+
+        def over_http(params: dict, accept: str = "application/json") -> bytes:
+            status, body = server.get(url, params, accept)
+            assert status == 200, (status, body[:300])
+            return body
+
+        def in_process(params: dict) -> bytes:
+            response = client.get(url, params)
+            assert response.status_code == 200, (response.status_code, response.content[:300])
+            return response.content
+
+        filtered = {"f_target": "Cu", "f_energy_min": "20", "f_energy_max": "60", "sort": "-energy"}
+        next_url = json.loads(over_http({"page_size": 1000}))["next"]
+        cursor = parse_qs(urlsplit(next_url).query)["cursor"][0]
+        cases = {
+            "json_page_1000": ({"page_size": 1000}, 1000),
+            "json_next_page_1000": ({"page_size": 1000, "cursor": cursor}, 1000),
+            "json_filtered_sorted_page_1000": ({**filtered, "page_size": 1000}, 1000),
+            "csv_10000": ({"page_size": 10_000, "format": "csv"}, 10_000),
+        }
+        for name, (params, rows) in cases.items():
+            internal_params = {k: v for k, v in params.items() if k in filtered}
+            figures[f"{name}_internal_ms"] = timed(lambda p=internal_params, r=rows: internal(p, r))
+            figures[f"{name}_internal_rendered_ms"] = timed(
+                lambda p=internal_params, r=rows, c=name.startswith("csv"): internal_rendered(p, r, c)
+            )
+            figures[f"{name}_http_ms"] = timed(lambda p=params: over_http(p))
+            figures[f"{name}_test_client_ms"] = timed(lambda p=params: in_process(p))
+            for baseline in ("internal", "internal_rendered"):
+                figures[f"{name}_http_over_{baseline}"] = round(
+                    figures[f"{name}_http_ms"] / max(figures[f"{name}_{baseline}_ms"], 0.1), 1
+                )
+            figures[f"{name}_bytes"] = len(over_http(params))
+            print(
+                f"{name}: HTTP {figures[f'{name}_http_ms']} ms, test client {figures[f'{name}_test_client_ms']} ms, "
+                f"internal call {figures[f'{name}_internal_ms']} ms, rendered in-process "
+                f"{figures[f'{name}_internal_rendered_ms']} ms (HTTP/internal "
+                f"{figures[f'{name}_http_over_internal']}×, "
+                f"/rendered {figures[f'{name}_http_over_internal_rendered']}×, "
+                f"{figures[f'{name}_bytes']:,} bytes)",
+                flush=True,
+            )
+        assert over_http({"page_size": 10_000}, accept="text/csv") == over_http(cases["csv_10000"][0])
+        schema = selectors.sheet_schema(sheet)
+        query, sort, _ = table_query(schema, {})
+        figures["csv_10000_web_export_internal_ms"] = timed(
+            lambda: to_csv(*export_rows(schema, query, sort, limit=10_000))
+        )
+        print(f"the web export's own CSV of 10,000 rows, in-process: {figures['csv_10000_web_export_internal_ms']} ms")
+        # The shot join (GET /api/v1/shots/<shot_key>/ beside watcher/relay/shotsheet selectors): issue 12's
+        # second half adds it here.
+        figures["shot_join_http_ms"] = None
+        figures["shot_join_internal_ms"] = None
+        print("targets: HTTP ≤ 2× the internal call, a 1,000-row page < 300 ms", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+        mongo.drop_databases()
+        Path(DATABASE_URL.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
