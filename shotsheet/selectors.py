@@ -29,7 +29,7 @@ def entries_of_shot(user, shot_key: str) -> list[SheetLink]:
     return [
         SheetLink(sheet.name, reverse("shotsheet:entry_detail", args=[sheet.slug, entry["_id"]]))
         for sheet in visible
-        for entry in table.table(sheet.slug).find({"shot_key": shot_key}, [])
+        for entry in table.table(sheet.slug).of_shot(shot_key)
     ]
 
 
@@ -165,11 +165,11 @@ class ShotEntries:
 
 def entries_for_shot(user, shot_key: str) -> list[ShotEntries]:
     """The entries with this shot key in each sheet the user may view (sheets without one left
-    out), from the tables' read model: no scan of the entries collection."""
+    out; voided entries too), from the tables' read model: no scan of the entries collection."""
     found = []
     for sheet in visible_sheets(user):
         sheet_table = table.table(sheet.slug)
-        entries = sheet_table.find({"shot_key": shot_key}, [])
+        entries = [entry for entry in sheet_table.of_shot(shot_key) if entry.get("voided") is None]
         if entries:
             found.append(ShotEntries(sheet, schema_for(sheet), entries, sheet_table.stale_since))
     return found
