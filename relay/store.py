@@ -82,6 +82,7 @@ class ShotIndexState:
     hours: set[str] = field(default_factory=set)
     runs: set[str] = field(default_factory=set)
     pending: list[dict] = field(default_factory=list)
+    started: bool = False  # `start_shot_index` done
 
 
 def record_shots(envelopes: list[dict], state: ShotIndexState | None = None, *, index: bool = True) -> None:
@@ -98,7 +99,9 @@ def record_shots(envelopes: list[dict], state: ShotIndexState | None = None, *, 
     ]
     if not documents:
         return
-    start_shot_index()
+    if not state.started:
+        start_shot_index()
+        state.started = True
     try:
         mongo.database()[SHOTS].insert_many(documents, ordered=False)
     except BulkWriteError as exc:
