@@ -40,7 +40,6 @@ SHOT = {
     "shot_number": serializers.IntegerField(allow_null=True),
     "experiment": serializers.CharField(allow_null=True),
     "source": serializers.CharField(allow_null=True),
-    "kind": serializers.CharField(allow_null=True),
     "laser_time": serializers.DateTimeField(allow_null=True),
     "laser_ts_ns": serializers.IntegerField(allow_null=True, help_text="UTC ns, exact."),
     "relay_time": serializers.DateTimeField(allow_null=True),
@@ -49,7 +48,6 @@ SHOT = {
     "event_id": serializers.CharField(allow_null=True),
     "values": serializers.DictField(allow_null=True),
     "flags": serializers.DictField(allow_null=True, help_text="gap, duplicate, counter_reset, relay_restart"),
-    "transport": serializers.DictField(allow_null=True),
 }
 SHOTS_SEARCH = inline_serializer(
     "ShotSearch",

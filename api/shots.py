@@ -21,7 +21,6 @@ def shot_json(shot: dict) -> dict:
         "shot_number": shot["shot_number"],
         "experiment": shot["experiment"],
         "source": shot["source"],
-        "kind": shot["kind"],
         "laser_time": from_ns(shot["laser_ts_ns"]),
         "laser_ts_ns": shot["laser_ts_ns"],
         "relay_time": from_ns(shot["relay_ts_ns"]),
@@ -30,7 +29,6 @@ def shot_json(shot: dict) -> dict:
         "event_id": shot["event_id"],
         "values": shot["values"],
         "flags": shot["metadata"],
-        "transport": shot["transport"],
     }
 
 

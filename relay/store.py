@@ -43,19 +43,17 @@ HOURS = "relay_shot_hours"
 RUNS = "relay_shot_runs"
 INDEX_STATE = "shot_index"  # in STATE: whether the indexes cover every recorded shot
 SHOT_FIELDS = ("shot_key", "shot_number", "laser_ts_ns", "event_id", "source")  # what records before the indexes kept
-RECORD_FIELDS = (  # the envelope, as recorded since
+RECORD_FIELDS = (  # a shot's envelope as recorded since (not its kind, always a shot, nor its transport)
     "shot_key",
     "shot_number",
     "experiment",
     "source",
-    "kind",
     "laser_ts_ns",
     "relay_ts_ns",
     "seq",
     "event_id",
     "values",
     "metadata",
-    "transport",
 )
 MINUTE = "%Y%m%d%H%M"
 
