@@ -13,13 +13,13 @@ from statistics import fmean
 
 from core.times import EPOCH
 
-INTERVAL = re.compile(r"^([1-9][0-9]{0,8})(ms|s|m|h|d)$")
-UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+INTERVAL = re.compile(r"^([1-9][0-9]{0,8})(ms|s|m|h|d|w)$")  # Grafana's `$__interval` units
+UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 REDUCERS = {"mean": fmean, "min": min, "max": max, "count": len}
 
 
 def parse_interval(text: str) -> timedelta | None:
-    """`10s`, `1m`, `500ms`, `2h`, `1d`; None if not so written."""
+    """`10s`, `1m`, `500ms`, `2h`, `1d`, `1w`; None if not so written."""
     match = INTERVAL.match(text)
     return timedelta(**{UNITS[match[2]]: int(match[1])}) if match else None
 
