@@ -5,8 +5,8 @@
 Both run as their own processes, fed by the same generator and read by the same sink: the
 relay with harmonisation, the durable log and Kafka produce on. `--live` runs the relay's status
 thread too (MongoDB and Redis twice a second: the shots recorded and indexed by key, time and
-number); `--base DIR` measures the relay of another checkout (e.g. `git archive main`) in the
-same run, after this one, and prints its figures beside. The last line is one JSON object.
+number); `--base DIR` (repeatable) measures the relay of another checkout (e.g. `git archive main`) in
+the same run, after this one, and prints its figures beside. The last line is one JSON object.
 """
 
 import argparse
@@ -180,7 +180,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages, 10 s loss run")
     parser.add_argument("--live", action="store_true", help="with the status thread (records and indexes shots)")
-    parser.add_argument("--base", type=Path, help="also measure the relay of this checkout, for comparison")
+    parser.add_argument(
+        "--base", type=Path, action="append", default=[], help="also measure the relay of this checkout (repeatable)"
+    )
     parser.add_argument("--forwarder", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.forwarder:
@@ -254,12 +256,14 @@ def main() -> None:
         f"(target 0)",
         flush=True,
     )
-    if args.base:
-        figures.update(measure("base_relay", relay_in(args.base.resolve()), count, latency_seconds, loss_seconds))
+    for number, base in enumerate(args.base, start=1):
+        name = "base_relay" if number == 1 else f"base{number}_relay"
+        figures[f"{name}_root"] = str(base)
+        figures.update(measure(name, relay_in(base.resolve()), count, latency_seconds, loss_seconds))
         print(
-            f"base relay ({args.base}): {figures['base_relay_throughput_msgs_per_s']} msg/s; latency p50 "
-            f"{figures['base_relay_latency_p50_us']} µs p99 {figures['base_relay_latency_p99_us']} µs; "
-            f"10 kHz: {figures['base_relay_10khz_lost']} of {figures['base_relay_10khz_sent']} lost",
+            f"relay of {base}: {figures[f'{name}_throughput_msgs_per_s']} msg/s; latency p50 "
+            f"{figures[f'{name}_latency_p50_us']} µs p99 {figures[f'{name}_latency_p99_us']} µs; "
+            f"10 kHz: {figures[f'{name}_10khz_lost']} of {figures[f'{name}_10khz_sent']} lost",
             flush=True,
         )
     import pymongo
