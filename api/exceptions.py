@@ -1,11 +1,13 @@
 """One error shape for every API response: `{"errors": [{"parameter": ..., "problem": ...}]}`.
 
 400s name the query parameter; other errors (401, 404, 405, 406, 429, 503) have `parameter: null`.
-A MongoDB failure is a 503 that says so, never a 500 and never the server's own message.
+A MongoDB (or SQL database) failure is a 503 that says so, never a 500 and never the server's own
+message.
 """
 
 import logging
 
+from django.db import DatabaseError
 from pymongo.errors import PyMongoError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -30,8 +32,8 @@ class Unavailable(exceptions.APIException):
 
 
 def handler(exc, context):
-    if isinstance(exc, PyMongoError):
-        log.warning("API request failed: MongoDB unreachable (%s)", type(exc).__name__)
+    if isinstance(exc, PyMongoError | DatabaseError):
+        log.warning("API request failed: a database is unreachable (%s)", type(exc).__name__)
         exc = Unavailable()
     response = exception_handler(exc, context)  # sets WWW-Authenticate, Retry-After, Allow
     if response is None:

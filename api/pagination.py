@@ -68,9 +68,13 @@ def paginate(
             params.problem("cursor", "not a cursor of this query (take the `next` link of the previous page)")
             params.done()
         else:
-            start = bisect.bisect_right(
-                items, Position(after, directions), key=lambda item: Position(position(item), directions)
-            )
+            try:
+                start = bisect.bisect_right(
+                    items, Position(after, directions), key=lambda item: Position(position(item), directions)
+                )
+            except TypeError:  # a made-up cursor whose values do not compare with the items'
+                params.problem("cursor", "not a cursor of this query (take the `next` link of the previous page)")
+                params.done()
     shown = items[start : start + size]
     next_url = None
     if start + size < len(items) and shown:

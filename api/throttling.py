@@ -11,8 +11,8 @@ class PerTokenThrottle(SimpleRateThrottle):
         return f"{settings.API_REQUESTS_PER_MINUTE}/min"
 
     def get_cache_key(self, request, view) -> str:
-        if request.auth is not None and hasattr(request.auth, "pk"):
-            who = f"token:{request.auth.pk}"
+        if request.auth is not None and hasattr(request.auth, "digest"):
+            who = f"token:{request.auth.digest[:32]}"
         elif request.user and request.user.is_authenticated:
             who = f"user:{request.user.pk}"
         else:

@@ -98,6 +98,10 @@ class Server:
             "DATABASE_URL": DATABASE_URL,
             "MONGODB_DB": settings.MONGODB_DB,
             "API_REQUESTS_PER_MINUTE": "1000000",
+            # as in production: debug off (plain HTTP on loopback here, so no HTTPS redirect)
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "benchmark-only-" + uuid.uuid4().hex,
+            "DJANGO_SECURE_HTTPS": "0",
             "LABBOOK_LOG_LEVEL": "WARNING",
         }
         self.process = subprocess.Popen(
@@ -224,7 +228,11 @@ def main() -> None:
     count = 10_000 if args.quick else 100_000
     call_command("migrate", verbosity=0)
     settings.MONGODB_DB = f"labbook_bench_{uuid.uuid4().hex[:8]}"
-    figures: dict = {"entries": count, "server": "daphne (a process of its own), HTTP/1.1 keep-alive on loopback"}
+    figures: dict = {
+        "entries": count,
+        "server": "daphne (a process of its own, debug off), HTTP/1.1 keep-alive on loopback",
+        "load_average_at_start": os.getloadavg()[0],
+    }
     server = None
     try:
         sheet, _ = shotsheet_benchmark().make_bench_sheet(count)

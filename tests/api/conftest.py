@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.test import Client
 
 from api import tokens
@@ -12,6 +13,14 @@ from core import mongo
 from shotsheet import schema, store
 from shotsheet.entries import create_entry
 from shotsheet.models import Field, Sheet
+
+
+@pytest.fixture(autouse=True)
+def fresh_request_counts():
+    """Each test's requests counted from zero (the throttle's counts live in the local cache)."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -248,6 +248,17 @@ def test_the_cursor_neither_repeats_nor_skips_when_entries_arrive_meanwhile(api_
     assert [e["id"] for e in first["results"] + rest["results"]][:4] == [e["_id"] for e in reversed(api_entries)][:4]
 
 
+def test_a_made_up_cursor_is_a_400(api_entries, member, bearer):
+    from api.pagination import encode
+
+    order = [["created", -1], ["_id", -1]]
+    for position in ([[5, {"$gt": 1}], [2, "x"]], [[5, "text"], [2, 1]], [[5, 1], None], [1, 2]):
+        response = bearer(member).get(URL, {"cursor": encode(position, order)})
+        assert response.status_code in (200, 400), position
+        if response.status_code == 400:
+            assert response.json()["errors"][0]["parameter"] == "cursor"
+
+
 def test_a_cursor_of_another_sort_is_refused(api_entries, member, bearer):
     client = bearer(member)
     next_url = client.get(URL, {"page_size": 2, "sort": "energy"}).json()["next"]

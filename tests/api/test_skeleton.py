@@ -77,3 +77,33 @@ def test_entries_newest_first_with_typed_values_and_a_cursor(api_entries, member
     assert seen == [e["_id"] for e in reversed(api_entries)]
     one = client.get(f"/api/v1/sheets/apisheet/entries/{api_entries[0]['_id']}/").json()
     assert one["values"]["energy"] == 1.5 and one["history"] == []
+
+
+def test_the_sheet_list_pages_by_cursor_newest_first(db, member, bearer):
+    from shotsheet.models import Sheet
+
+    for n in range(5):
+        Sheet.objects.create(name=f"Sheet {n}", slug=f"s{n}", experiment="X")
+    client, seen, url, query = bearer(member), [], "/api/v1/sheets/", {"page_size": 2}
+    while url:
+        page = client.get(url, query).json()
+        assert page["count"] == 5
+        seen += [sheet["slug"] for sheet in page["results"]]
+        url, query = page["next"], None
+    assert seen == ["s4", "s3", "s2", "s1", "s0"]
+
+
+def test_a_sql_database_error_is_a_503_not_a_500(api_sheet, member, bearer, monkeypatch):
+    from django.db import OperationalError
+
+    from shotsheet import selectors
+
+    client = bearer(member)
+
+    def locked(user):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(selectors, "visible_sheets", locked)
+    response = client.get("/api/v1/sheets/")
+    assert response.status_code == 503
+    assert b"locked" not in response.content and response.json()["errors"][0]["problem"]
