@@ -56,6 +56,7 @@ RECORD_FIELDS = (  # a shot's envelope as recorded since (not its kind, always a
     "metadata",
 )
 MINUTE = "%Y%m%d%H%M"
+MINUTE_NS = 60 * 10**9
 
 
 def save_state(status: dict, last_shot: dict | None) -> None:
@@ -146,26 +147,32 @@ def run_id(experiment: str, date: str, run: int) -> str:
 
 
 def index_shots(records: list[dict], state: ShotIndexState) -> None:
-    """Add shot records to the time and number indexes (insert-only slots, one `_id` update per run)."""
+    """Add shot records to the time and number indexes (insert-only slots, one `_id` update per run).
+
+    Per record only integer arithmetic and dict look-ups: minutes are named once per minute and
+    shot keys parsed once per run (the status thread shares the relay's interpreter)."""
     db = mongo.database()
-    by_minute: dict[str, dict] = {}
-    runs: dict[str, dict] = {}
+    by_minute: dict[int, dict] = {}  # by minute since the epoch
+    runs: dict[str, dict] = {}  # by the key's part before its number
     for record in records:
         ns = shot_time_ns(record)
         if isinstance(ns, int):
-            minute = from_ns(ns).strftime(MINUTE)
-            body = by_minute.setdefault(minute, {"keys": [], "ts": []})
+            body = by_minute.get(ns // MINUTE_NS)
+            if body is None:
+                body = by_minute[ns // MINUTE_NS] = {"minute": from_ns(ns).strftime(MINUTE), "keys": [], "ts": []}
             body["keys"].append(record["shot_key"])
             body["ts"].append(ns)
-        parts = parse_shot_key(record["shot_key"])
-        if parts is not None:
-            run = runs.setdefault(
-                run_id(parts.experiment, parts.date, parts.run),
-                {"experiment": parts.experiment, "date": parts.date, "run": parts.run, "numbers": [], "ts": []},
-            )
-            run["numbers"].append(parts.number)
+        prefix, _, number = record["shot_key"].rpartition("-")
+        run = runs.get(prefix)
+        if run is None and (parts := parse_shot_key(record["shot_key"])) is not None:
+            run = runs[prefix] = {"experiment": parts.experiment, "date": parts.date, "run": parts.run}
+            run |= {"numbers": [], "ts": []}
+        if run is not None and number.isascii() and number.isdigit() and len(number) >= 6:  # as parse_shot_key
+            run["numbers"].append(int(number))
             if isinstance(ns, int):
                 run["ts"].append(ns)
+    by_minute = {body.pop("minute"): body for body in by_minute.values()}
+    runs = {run_id(run["experiment"], run["date"], run["run"]): run for run in runs.values() if run["numbers"]}
     hours = {minute[:-2] for minute in by_minute} - state.hours
     if hours:
         _insert_ignoring_duplicates(db[HOURS], [{"_id": hour} for hour in sorted(hours)])

@@ -160,3 +160,17 @@ def test_a_real_relay_records_its_shots_findable_by_laser_time_and_number(laser,
     by_number = selectors.shots(ShotQuery(number_min=35, number_max=45))
     assert [s["shot_number"] for s in by_number.shots] == [40, 39, 38, 37, 36, 35]
     assert by_number.shots[0]["laser_ts_ns"] == base + 40 * 100_000_000
+
+
+def test_keys_of_other_forms_are_found_by_time_and_never_in_a_number_range(mongo_db):
+    """Agents may publish shots under keys of their own; only well-formed keys have numbers."""
+    good = envelope(12, T0)
+    odd = [
+        {**envelope(13, T0 + timedelta(seconds=1)), "shot_key": key}
+        for key in ("shot thirteen", "LWFA-20261202-13", "LWFA-20261202-00001²", f"{good['shot_key'][:-6]}-000014")
+    ]
+    store.record_shots([*odd, good], store.ShotIndexState())
+    found = selectors.shots(ShotQuery(since=T0, until=T0 + timedelta(seconds=2)))
+    assert sorted(keys(found)) == sorted([good["shot_key"], *(shot["shot_key"] for shot in odd)])
+    numbered = selectors.shots(ShotQuery(number_min=0, number_max=100))
+    assert keys(numbered) == [good["shot_key"]]
