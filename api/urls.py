@@ -29,3 +29,9 @@ urlpatterns = [
     path("v1/sheets/<slug:slug>/entries/", api(views.EntryList), name="entry_list"),
     path("v1/sheets/<slug:slug>/entries/<str:entry_id>/", api(views.EntryDetail), name="entry_detail"),
 ]
+urlpatterns += [
+    path("v1/shots/", api(views.ShotList), name="shot_list"),
+    path("v1/shots/<str:shot_key>/", api(views.ShotDetail), name="shot_detail"),
+    path("v1/events/<str:collection>/", api(views.EventList), name="event_list"),
+    path("v1/timeseries/", api(views.TimeSeries), name="timeseries"),
+]

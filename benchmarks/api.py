@@ -3,13 +3,14 @@
     .venv/bin/python benchmarks/api.py [--quick]
 
 On the 100,000-entry sheet of benchmarks/shotsheet.py (--quick: 10,000): a 1,000-row JSON page
-(newest first, then the next page by its cursor, then a filtered and sorted one) and a
-10,000-row CSV, each requested from a real server process (daphne serving labbook.asgi, over
-loopback HTTP with keep-alive, a bearer token) and in-process through Django's test client,
-beside the internal call that gives the same entries (`shotsheet.selectors.entries`, the
-table's read model: Python objects, no serialisation) and beside that call with its rows
-rendered in-process by the API's own builders and renderers (no HTTP, no DRF), and the web
-export's own CSV of the same 10,000 rows. Target: HTTP ≤ 2× the internal call, a 1,000-row page
+(newest first, then the next page by its cursor, then a filtered and sorted one), a 10,000-row
+CSV and the shot join (`/api/v1/shots/<key>/`), each requested from a real server process
+(daphne serving labbook.asgi, over loopback HTTP with keep-alive, a bearer token) and
+in-process through Django's test client, beside the internal call that gives the same data
+(`shotsheet.selectors.entries`, the table's read model: Python objects, no serialisation; for
+the shot join its three selector calls) and beside that call with its rows rendered in-process
+by the API's own builders and renderers (no HTTP, no DRF), and the web export's own CSV of the
+same 10,000 rows. Target: HTTP ≤ 2× the internal call, a 1,000-row page
 < 300 ms. Best of 5 each. The last line is one JSON object.
 """
 
@@ -24,6 +25,7 @@ import sys
 import time
 import uuid
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -46,12 +48,20 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from api import sheets, tokens  # noqa: E402
+from api import shots as api_shots  # noqa: E402
 from api.pagination import Page  # noqa: E402
 from api.renderers import CSVRenderer, JSONRenderer  # noqa: E402
 from core import mongo  # noqa: E402
+from core.envelope import make_envelope  # noqa: E402
+from core.times import from_ns  # noqa: E402
+from relay import selectors as relay_selectors  # noqa: E402
+from relay import store as relay_store  # noqa: E402
 from shotsheet import selectors, table  # noqa: E402
 from shotsheet.export import export_rows, to_csv  # noqa: E402
 from shotsheet.query import table_query  # noqa: E402
+from watcher import selectors as watcher_selectors  # noqa: E402
+from watcher import store as watcher_store  # noqa: E402
+from watcher.models import Route  # noqa: E402
 
 
 def shotsheet_benchmark():
@@ -125,6 +135,90 @@ class Server:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(30)
+
+
+def shot_join(figures: dict, server: Server, client: Client, user, count: int) -> None:
+    """GET /api/v1/shots/<key>/ beside the three selector calls it makes (relay record, the entries
+    the user may view, every ingested event), and beside those rendered in-process: for a shot in
+    the middle of the sheet, among 10,000 relay records and 20,000 events of 2,000 shots in two
+    routed collections (ten events a shot), stored and indexed by the watcher's own functions."""
+    day = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)  # BEN-20261101-… in the lab's zone
+    middle = count // 2
+    numbers = range(max(1, middle - 5_000), middle + 5_000)
+    envelopes = {
+        n: make_envelope(
+            experiment="BEN",
+            source="laser",
+            kind="shot",
+            shot_number=n,
+            laser_ts_ns=int(day.timestamp()) * 10**9 + n * 100_000_000,
+            tz=settings.TIME_ZONE,
+            seq=n,
+            values={"energy_J": 1.0, "pulse_fs": 30.0},
+        )
+        for n in numbers
+    }
+    state = relay_store.ShotIndexState()
+    shots = list(envelopes.values())
+    for i in range(0, len(shots), 1000):
+        relay_store.record_shots(shots[i : i + 1000], state)
+    for collection in ("bench_diag", "bench_camera"):
+        Route.objects.create(name=collection.replace("_", "-"), topic=f"bench.{collection}", collection=collection)
+        watcher_store.prepare_collection(collection, False)
+        documents = []
+        for n in range(middle - 1_000, middle + 1_000):
+            for i in range(5):
+                event = make_envelope(
+                    experiment="BEN",
+                    source=collection,
+                    kind="measurement",
+                    shot_number=n,
+                    laser_ts_ns=envelopes[n]["laser_ts_ns"] + i * 1_000_000,
+                    tz=settings.TIME_ZONE,
+                    seq=i,
+                    values={"charge_pC": i},
+                )
+                documents.append({**event, "_id": event["event_id"], "_ts": from_ns(event["laser_ts_ns"])})
+        for i in range(0, len(documents), 2000):
+            batch = documents[i : i + 2000]
+            watcher_store.insert_idempotent(collection, batch)
+            watcher_store.index_shots({collection: batch}, {})
+            watcher_store.index_times({collection: batch}, {}, set())
+    key = envelopes[middle]["shot_key"]
+    path = f"/api/v1/shots/{key}/"
+
+    def internal():
+        return (
+            relay_selectors.shot_record(key),
+            selectors.entries_for_shot(user, key),
+            watcher_selectors.events_for_shot(key, settings.API_SHOT_JOIN_MAX_EVENTS + 1),
+        )
+
+    def internal_rendered() -> bytes:
+        record, found, events = internal()
+        joined = api_shots.shot_join_json(
+            key, record, found, settings.API_SHOT_JOIN_MAX_ENTRIES, events, settings.API_SHOT_JOIN_MAX_EVENTS
+        )
+        return JSONRenderer().render(joined)
+
+    record, found, events = internal()
+    assert record and len(found) == 1 and len(events) == 10, (record, found, len(events))
+    status, body = server.get(path)
+    assert status == 200 and len(json.loads(body)["events"]["results"]) == 10, (status, body[:300])
+    figures["shot_join_internal_ms"] = timed(internal)
+    figures["shot_join_internal_rendered_ms"] = timed(internal_rendered)
+    figures["shot_join_http_ms"] = timed(lambda: server.get(path))
+    figures["shot_join_test_client_ms"] = timed(lambda: client.get(path))
+    figures["shot_join_http_over_internal"] = round(figures["shot_join_http_ms"] / figures["shot_join_internal_ms"], 1)
+    figures["shot_join_bytes"] = len(body)
+    print(
+        f"shot join (1 relay record, 1 entry of {count:,}, 10 events of 20,000): "
+        f"HTTP {figures['shot_join_http_ms']} ms, "
+        f"test client {figures['shot_join_test_client_ms']} ms, internal calls {figures['shot_join_internal_ms']} ms, "
+        f"rendered in-process {figures['shot_join_internal_rendered_ms']} ms "
+        f"(HTTP/internal {figures['shot_join_http_over_internal']}×, {figures['shot_join_bytes']:,} bytes)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -213,10 +307,7 @@ def main() -> None:
             lambda: to_csv(*export_rows(schema, query, sort, limit=10_000))
         )
         print(f"the web export's own CSV of 10,000 rows, in-process: {figures['csv_10000_web_export_internal_ms']} ms")
-        # The shot join (GET /api/v1/shots/<shot_key>/ beside watcher/relay/shotsheet selectors): issue 12's
-        # second half adds it here.
-        figures["shot_join_http_ms"] = None
-        figures["shot_join_internal_ms"] = None
+        shot_join(figures, server, client, user, count)
         print("targets: HTTP ≤ 2× the internal call, a 1,000-row page < 300 ms", flush=True)
     finally:
         if server is not None:

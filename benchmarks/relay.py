@@ -1,11 +1,14 @@
 """Relay throughput, added latency and loss, against a raw pyzmq SUB→PUB forwarder (the ceiling).
 
-    .venv/bin/python benchmarks/relay.py [--quick] [--metrics-only]
+    .venv/bin/python benchmarks/relay.py [--quick] [--live] [--base DIR] [--metrics-only] [--rounds N]
 
 Both run as their own processes, fed by the same generator and read by the same sink: the
-relay with harmonisation, the durable log and Kafka produce on. Then the relay's burst
-throughput with its Prometheus metrics off (`--metrics-port 0`) and on, alternately, best of
-each (`--metrics-only`: just that). The last line is one JSON object.
+relay with harmonisation, the durable log and Kafka produce on. `--live` runs the relay's status
+thread too (MongoDB and Redis twice a second: the shots recorded and indexed by key, time and
+number); `--base DIR` (repeatable) measures the relay of another checkout (e.g. `git archive main`) in
+the same run, after this one, and prints its figures beside. Then the relay's burst throughput
+with its Prometheus metrics off (`--metrics-port 0`) and on, alternately, best of each
+(`--metrics-only`: just that). The last line is one JSON object.
 """
 
 import argparse
@@ -235,6 +238,10 @@ def compare_metrics(start_relay, count: int, rounds: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages, 10 s loss run")
+    parser.add_argument("--live", action="store_true", help="with the status thread (records and indexes shots)")
+    parser.add_argument(
+        "--base", type=Path, action="append", default=[], help="also measure the relay of this checkout (repeatable)"
+    )
     parser.add_argument("--metrics-only", action="store_true", help="only the metrics off/on comparison")
     parser.add_argument("--rounds", type=int, default=3, help="off/on rounds of the metrics comparison (3)")
     parser.add_argument("--forwarder", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
@@ -253,38 +260,45 @@ def main() -> None:
         "DATABASE_URL": f"sqlite:///{log_dir / 'config.sqlite3'}",
         "LABBOOK_LOG_LEVEL": "WARNING",
         "RELAY_KAFKA_TOPIC": f"bench.relay.{uuid.uuid4().hex[:8]}",
-        "MONGODB_DB": "labbook_bench_relay",
     }
+    databases = []  # one per relay measured (its shots recorded afresh), dropped at the end
 
     def start_forwarder(inbound, outbound):
         return subprocess.Popen([PYTHON, __file__, "--forwarder", inbound, outbound])
 
-    def start_relay(inbound, outbound, metrics_port: int = 0):
-        return subprocess.Popen(
-            [
-                PYTHON,
-                str(ROOT / "manage.py"),
-                "relay",
-                "--input",
-                inbound,
-                "--pub",
-                outbound,
-                "--snapshot",
-                free_endpoint(),
-                "--log-dir",
-                str(log_dir),
-                "--no-live",
-                "--metrics-port",
-                str(metrics_port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
+    def relay_in(root: Path):
+        databases.append(f"labbook_bench_relay_{uuid.uuid4().hex[:8]}")
+        relay_env = {**env, "MONGODB_DB": databases[-1]}
+
+        def start_relay(inbound, outbound, metrics_port: int = 0):
+            # --metrics-port only for this checkout: a --base checkout may predate the option
+            metrics = ["--metrics-port", str(metrics_port)] if root == ROOT else []
+            return subprocess.Popen(
+                [
+                    PYTHON,
+                    str(root / "manage.py"),
+                    "relay",
+                    "--input",
+                    inbound,
+                    "--pub",
+                    outbound,
+                    "--snapshot",
+                    free_endpoint(),
+                    "--log-dir",
+                    str(log_dir / root.name),
+                    *([] if args.live else ["--no-live"]),
+                    *metrics,
+                ],
+                cwd=root,
+                env=relay_env,
+                stdout=subprocess.DEVNULL,
+            )
+
+        return start_relay
 
     figures = {"messages": count}
     if args.metrics_only:
-        figures.update(compare_metrics(start_relay, count, args.rounds))
+        figures.update(compare_metrics(relay_in(ROOT), count, args.rounds))
         print(json.dumps(figures))
         return
     print(f"{count} messages in a burst, {latency_seconds} s at 1 kHz, {loss_seconds} s at 10 kHz", flush=True)
@@ -294,14 +308,14 @@ def main() -> None:
         f"{figures['forwarder_latency_p50_us']} µs p99 {figures['forwarder_latency_p99_us']} µs",
         flush=True,
     )
-    figures.update(measure("relay", start_relay, count, latency_seconds, loss_seconds))
+    figures.update(measure("relay", relay_in(ROOT), count, latency_seconds, loss_seconds))
     figures["throughput_ratio"] = round(
         figures["relay_throughput_msgs_per_s"] / figures["forwarder_throughput_msgs_per_s"], 3
     )
     figures["added_latency_p50_us"] = round(figures["relay_latency_p50_us"] - figures["forwarder_latency_p50_us"], 1)
     figures["added_latency_p99_us"] = round(figures["relay_latency_p99_us"] - figures["forwarder_latency_p99_us"], 1)
-    figures["log_lines"] = sum(1 for f in log_dir.glob("relay-*.jsonl") for _ in open(f, "rb"))
-    figures.update(compare_metrics(start_relay, count, args.rounds))
+    figures["log_lines"] = sum(1 for f in (log_dir / ROOT.name).glob("relay-*.jsonl") for _ in open(f, "rb"))
+    figures.update(compare_metrics(relay_in(ROOT), count, args.rounds))
     print(
         f"relay (harmonise + log + Kafka): {figures['relay_throughput_msgs_per_s']} msg/s "
         f"(ratio {figures['throughput_ratio']}, target >= 0.5); latency p50 {figures['relay_latency_p50_us']} µs "
@@ -311,6 +325,21 @@ def main() -> None:
         f"(target 0)",
         flush=True,
     )
+    for number, base in enumerate(args.base, start=1):
+        name = "base_relay" if number == 1 else f"base{number}_relay"
+        figures[f"{name}_root"] = str(base)
+        figures.update(measure(name, relay_in(base.resolve()), count, latency_seconds, loss_seconds))
+        print(
+            f"relay of {base}: {figures[f'{name}_throughput_msgs_per_s']} msg/s; latency p50 "
+            f"{figures[f'{name}_latency_p50_us']} µs p99 {figures[f'{name}_latency_p99_us']} µs; "
+            f"10 kHz: {figures[f'{name}_10khz_lost']} of {figures[f'{name}_10khz_sent']} lost",
+            flush=True,
+        )
+    import pymongo
+
+    client = pymongo.MongoClient(os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017"))
+    for name in databases:
+        client.drop_database(name)
     print(json.dumps(figures))
 
 

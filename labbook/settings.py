@@ -246,6 +246,10 @@ API_PAGE_SIZE = int(os.environ.get("API_PAGE_SIZE", 100))  # items per page unle
 API_MAX_PAGE_SIZE = int(os.environ.get("API_MAX_PAGE_SIZE", 10_000))  # a larger page_size is a 400
 API_MAX_TIME_RANGE_DAYS = float(os.environ.get("API_MAX_TIME_RANGE_DAYS", 366))  # since..until at most
 API_REQUESTS_PER_MINUTE = int(os.environ.get("API_REQUESTS_PER_MINUTE", 600))  # per token (or user); then 429
+API_TIMESERIES_MAX_DAYS = float(os.environ.get("API_TIMESERIES_MAX_DAYS", 31))  # a time series' since..until at most
+API_TIMESERIES_MAX_EVENTS = int(os.environ.get("API_TIMESERIES_MAX_EVENTS", 20_000))  # events read per request
+API_SHOT_JOIN_MAX_EVENTS = int(os.environ.get("API_SHOT_JOIN_MAX_EVENTS", 1000))  # events of one shot; more: truncated
+API_SHOT_JOIN_MAX_ENTRIES = int(os.environ.get("API_SHOT_JOIN_MAX_ENTRIES", 1000))  # entries of a shot; more: truncated
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.BearerTokenAuthentication",  # first: its 401 names the Bearer scheme

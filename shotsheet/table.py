@@ -41,6 +41,7 @@ class SheetTable:
         self.changes = -1  # the last change applied; -1: nothing read yet
         self.last_entry = ""  # what that change named: a reset database shows as a mismatch
         self.ordered: list[dict] | None = None  # the entries oldest first (DEFAULT_ORDER reversed), made when asked for
+        self.by_shot: dict[str, set[str]] | None = None  # entry ids by shot key, made when asked for
         self.loaded_at = 0.0
         self.reloading = False
         self.stale_since: datetime | None = None  # MongoDB unreachable since: shown as it was
@@ -76,6 +77,7 @@ class SheetTable:
     def _set(self, entries: dict, changes: int, last_entry: str) -> None:
         self.entries, self.changes, self.last_entry = entries, changes, last_entry
         self.ordered = None
+        self.by_shot = None
         self.loaded_at = time.monotonic()
         # Take the entries out of the cyclic garbage collector's reach: they hold no cycles (plain
         # documents, freed by reference counting once replaced), and scanning 100,000 of them
@@ -104,6 +106,8 @@ class SheetTable:
                 self.entries[entry["_id"]] = entry
             if self.ordered is not None:
                 self._reorder(previous, entry)
+            if self.by_shot is not None:
+                self._reindex_shot(previous, entry)
             self.changes, self.last_entry = self.changes + 1, change["entry"]
         self._set(*self._read_all())
 
@@ -115,6 +119,23 @@ class SheetTable:
                 del self.ordered[i]
         if entry is not None:
             bisect.insort(self.ordered, entry, key=default_order)
+
+    def _reindex_shot(self, previous: dict | None, entry: dict | None) -> None:
+        if previous is not None:
+            self.by_shot.get(previous.get("shot_key"), set()).discard(previous["_id"])
+        if entry is not None:
+            self.by_shot.setdefault(entry.get("shot_key"), set()).add(entry["_id"])
+
+    def of_shot(self, shot_key: str) -> list[dict]:
+        """The entries with this shot key, newest first: the shot join's look-up, by a dict kept
+        beside the entries (a `find` by shot key reads every entry: 100,000 took ~130 ms)."""
+        with self.lock:
+            if self.by_shot is None:
+                self.by_shot = {}
+                for entry in self.entries.values():
+                    self.by_shot.setdefault(entry.get("shot_key"), set()).add(entry["_id"])
+            found = [self.entries[i] for i in self.by_shot.get(shot_key, ())]
+        return sorted(found, key=default_order, reverse=True)
 
     def find(self, query: dict, sort: list[tuple[str, int]]) -> list[dict]:
         """The entries matching a query, in the order of `sort` (MongoDB's order of types)."""

@@ -228,6 +228,23 @@ def search(query: EventQuery) -> SearchResult:
     return indexes.strategy().search(query, max(1, min(query.limit, 1000)))
 
 
+def search_limits() -> dict:
+    handmade = indexes.strategy().name == "handmade"
+    return {
+        "max_examined": indexes.handmade.MAX_EXAMINED if handmade else None,
+        "max_fetched": indexes.handmade.MAX_FETCHED if handmade else None,
+    }
+
+
+def events_in_range(collection: str, since: datetime, until: datetime, path: str, limit: int) -> SearchResult:
+    """A routed collection's events of a time range, newest first, projected on `_ts` and `path`."""
+    if collection not in routed_collections():
+        raise ValueError(f"'{collection}' is not a routed collection")
+    if not FIELD_PATH.match(path):
+        raise ValueError(f"'{path}' is not a field name (letters, digits, _ and dots)")
+    return indexes.strategy().events_in_range(collection, since, until, path, max(1, limit))
+
+
 # --- the indexes, as the watcher writes them ------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from core.runloop import StopFlag
 
+from .. import store
 from ..durable_log import DurableLog
 from ..metrics import RelayMetrics
 from ..parsers import ParseError
@@ -94,6 +95,7 @@ class Relay:
         self.counters = self.saved_counters.restore()
         self.harmoniser = Harmoniser(experiment or settings.RELAY_EXPERIMENT, self.counters)
         self.unrecorded_shots: deque[dict] = deque(maxlen=RECORDED_SHOTS)  # for the status thread to record
+        self.shot_index = store.ShotIndexState()  # what the status thread indexed: hours, runs, minute slots
         self.ready = threading.Event()
         self.shipper = ShipperProcess(self.log.directory, self.kafka_topic, self.kafka_servers) if kafka else None
         # ZeroMQ, opened by run() (after the shipper process is started: before any ZeroMQ context exists).
@@ -370,7 +372,7 @@ class Relay:
             self.publish_status()
 
     def publish_status(self) -> None:
-        publish_status(self.status(), drain(self.unrecorded_shots), self.counters.last_shot)
+        publish_status(self.status(), drain(self.unrecorded_shots), self.counters.last_shot, self.shot_index)
 
     def summary(self) -> str:
         s = self.status()

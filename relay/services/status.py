@@ -47,11 +47,16 @@ def relay_status(stats: RelayStats, counters: ShotCounters, shipper: ShipperProc
     }
 
 
-def publish_status(status: dict, shots: list[dict], last_shot: dict | None) -> None:
-    """Record the shots by key, save the status and send it to browsers; best effort."""
+def publish_status(
+    status: dict, shots: list[dict], last_shot: dict | None, index_state: store.ShotIndexState | None = None
+) -> None:
+    """Record the shots by key (and index them by time and number), save the status and send it
+    to browsers; best effort."""
+    index_state = index_state if index_state is not None else store.ShotIndexState()
     try:
-        store.record_shots(shots)
+        store.record_shots(shots, index_state, index=False)
         store.save_state(status, last_shot)
+        store.index_recorded(index_state)  # after the status: the page and the latest shot wait for nothing
     except PyMongoError as exc:  # the status is best effort; relaying goes on
         log.warning("relay status not saved: %s", exc)
     live.send_status(status)

@@ -8,14 +8,18 @@ endpoint added without test data is reported, never skipped.
 import csv
 import io
 import re
+import time
 
 import orjson
 import pytest
 from openapi_spec_validator import validate
 
 from api import urls as api_urls
+from core.envelope import make_envelope
+from tests.watcher.ingest import ingest
 
 UNDOCUMENTED = {"v1/schema/", "v1/docs/"}  # the schema and its page document the others
+EXAMPLE_QUERIES = {"/api/v1/timeseries/": {"sheet": "apisheet"}}  # it needs one of two optional parameters
 
 
 @pytest.fixture
@@ -29,7 +33,17 @@ def schema(member, bearer, db):
 def parameter_values(api_entries) -> dict[str, str]:
     """A real value for each path (and required query) parameter of the documented endpoints.
     An endpoint with a new parameter adds it here, with the data it needs."""
-    return {"slug": "apisheet", "entry_id": api_entries[0]["_id"]}
+    event = make_envelope(
+        experiment="API", source="probe", kind="measurement", shot_number=1, laser_ts_ns=None, tz="UTC", seq=1
+    )
+    ingest("diag", [{**event, "laser_ts_ns": time.time_ns()}])
+    return {
+        "slug": "apisheet",
+        "entry_id": api_entries[0]["_id"],
+        "shot_key": api_entries[0]["shot_key"],
+        "collection": "diag",
+        "field": "energy",
+    }
 
 
 def test_the_schema_is_valid_openapi_3(schema):
@@ -62,7 +76,7 @@ def test_every_documented_get_answers_200_with_a_token(schema, parameter_values,
         missing = [name for name in path_names + required if name not in parameter_values]
         assert not missing, f"{path}: no test value for {missing}: add it to parameter_values"
         url = re.sub(r"{(\w+)}", lambda m: parameter_values[m.group(1)], path)
-        query = {name: parameter_values[name] for name in required}
+        query = {name: parameter_values[name] for name in required} | EXAMPLE_QUERIES.get(path, {})
         response = client.get(url, query)
         assert response.status_code == 200, (url, response.status_code, response.content[:300])
         assert response["Content-Type"] == "application/json", url

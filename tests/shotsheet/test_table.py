@@ -130,3 +130,30 @@ def test_the_web_process_reads_active_sheets_ahead_of_their_first_page_view(tran
     assert "warm-old" not in warmed
     assert sorted(warmed["warm-active"].entries) == sorted(e["_id"] for e in made)
     assert warmed["warm-active"].changes == store.last_change("warm-active")
+
+
+def test_the_entries_of_a_shot_key_follow_saves_and_key_changes_as_a_find_would(filled_sheet, make_entry):
+    sheet_table = table.table(filled_sheet.slug)
+    key = "TST-20261124-000003"
+
+    def by_find(shot_key: str) -> list[str]:
+        return [entry["_id"] for entry in table.table(filled_sheet.slug).find({"shot_key": shot_key}, [])]
+
+    def of_shot(shot_key: str) -> list[str]:
+        return [entry["_id"] for entry in table.table(filled_sheet.slug).of_shot(shot_key)]
+
+    assert of_shot(key) == by_find(key) and len(of_shot(key)) == 1
+    second = make_entry(filled_sheet, shot_key=key, energy=9.0)  # a second entry of the shot, after the index was made
+    assert of_shot(key) == by_find(key) == [second["_id"], of_shot(key)[1]]
+    moved = update_entry(
+        filled_sheet,
+        second,
+        second["rev"],
+        {**second["values"]},
+        author="bob",
+        comment="",
+        shot_key="TST-20261124-000099",
+    )
+    assert of_shot(key) == by_find(key) and len(of_shot(key)) == 1
+    assert of_shot("TST-20261124-000099") == [moved["_id"]]
+    assert of_shot("nothing") == [] and sheet_table.by_shot is not None

@@ -47,6 +47,13 @@ class EventQuery:
     field: str = ""
     value: str = ""
     limit: int = 100
+    # Where the previous page ended (its last event's `_ts` and `_id`): newest first by (`_ts`, `_id`).
+    after_ts: datetime | None = None
+    after_id: str = ""
+
+    def before_position(self, ts: datetime, doc_id: str) -> bool:
+        """Whether an event comes after the previous page's last one (or there is no previous page)."""
+        return self.after_ts is None or (ts, str(doc_id)) < (self.after_ts, self.after_id)
 
     def mongo_filter(self) -> dict:
         query: dict = {}
@@ -62,6 +69,8 @@ class EventQuery:
             if not FIELD_PATH.match(self.field):
                 raise ValueError(f"'{self.field}' is not a field name (letters, digits, _ and dots)")
             query[self.field] = {"$in": field_value_candidates(self.value)}
+        if self.after_ts is not None:
+            query["$or"] = [{"_ts": {"$lt": self.after_ts}}, {"_ts": self.after_ts, "_id": {"$lt": self.after_id}}]
         return query
 
     def matches(self, doc: dict) -> bool:
@@ -73,6 +82,8 @@ class EventQuery:
         ts = event_time(doc, "_ts")
         if self.since and ts < self.since or self.until and ts > self.until:
             return False
+        if not self.before_position(ts, doc["_id"]):
+            return False
         return not self.field or any(equals(doc, self.field, c) for c in field_value_candidates(self.value))
 
 
@@ -81,6 +92,13 @@ class SearchResult:
     events: list[dict]
     complete: bool = True  # False: stopped after reading its limit of events or references (narrow the time range)
     indexed: bool = True  # False: the collection was read whole (no complete time index)
+    examined: int = 0  # index references read (hand-made indexes)
+    fetched: int = 0  # events read by `_id` to check them (hand-made indexes)
+
+
+def newest_first(doc: dict) -> tuple[datetime, str]:
+    """The search's order, newest first by (`_ts`, `_id`): total, so pages neither skip nor repeat."""
+    return event_time(doc, "_ts"), str(doc["_id"])
 
 
 def create_server_indexes(collection: str) -> None:
@@ -124,3 +142,8 @@ class IndexStrategy(ABC):
     @abstractmethod
     def search(self, query: EventQuery, limit: int) -> SearchResult:
         """Newest events of `query.collection` that match the query (a routed collection)."""
+
+    @abstractmethod
+    def events_in_range(self, collection: str, since: datetime, until: datetime, path: str, limit: int) -> SearchResult:
+        """The events of a time range [since, until), newest first, each only `_id`, `_ts` and the value at
+        `path` (a checked dotted field name); at most `limit` of them (then not complete)."""

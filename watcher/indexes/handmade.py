@@ -24,7 +24,8 @@ from core.envelope import parse_shot_key
 from core.slots import SlotCache, insert_slots, read_slots
 
 from ..names import OLD_SHOT_INDEX
-from .base import EventQuery, IndexStrategy, SearchResult, create_server_indexes, event_time
+from . import native
+from .base import EventQuery, IndexStrategy, SearchResult, create_server_indexes, event_time, newest_first
 
 log = logging.getLogger(__name__)
 
@@ -256,12 +257,16 @@ def _minutes_newest_first(collection: str, since: datetime | None, until: dateti
 
 
 def _search_by_time(query: EventQuery, limit: int) -> SearchResult:
-    db, found, fetched, examined, seen = mongo.database()[query.collection], [], 0, 0, set()
-    for minute in _minutes_newest_first(query.collection, query.since, query.until):
-        if examined >= MAX_EXAMINED:
-            return SearchResult(found, complete=False)
-        refs = sorted(_minute_refs(query.collection, minute), key=lambda ref: event_time(ref, "ts"), reverse=True)
-        examined += len(refs)
+    db, seen = mongo.database()[query.collection], set()
+    result = SearchResult([])
+    until = query.until if query.after_ts is None else min(filter(None, (query.until, query.after_ts)))
+    for minute in _minutes_newest_first(query.collection, query.since, until):
+        if result.examined >= MAX_EXAMINED:
+            result.complete = False
+            return result
+        refs = _minute_refs(query.collection, minute)
+        refs.sort(key=lambda ref: (event_time(ref, "ts"), str(ref["id"])), reverse=True)
+        result.examined += len(refs)
         for ref in refs:
             ts = event_time(ref, "ts")
             if (
@@ -270,24 +275,26 @@ def _search_by_time(query: EventQuery, limit: int) -> SearchResult:
                 and ts < query.since
                 or query.until
                 and ts > query.until
+                or not query.before_position(ts, ref["id"])
                 or query.source
                 and ref.get("source") not in (None, query.source)
                 or query.kind
                 and ref.get("kind") not in (None, query.kind)
             ):
                 continue
-            if fetched >= MAX_FETCHED:
-                return SearchResult(found, complete=False)
-            fetched += 1
+            if result.fetched >= MAX_FETCHED:
+                result.complete = False
+                return result
+            result.fetched += 1
             doc = db.find_one({"_id": ref["id"]})
             if doc is None or event_time(doc, "_ts") != ts:
                 continue  # refused by MongoDB, or a replayed batch's second reference (its `_ts` was "now")
             seen.add(ref["id"])
             if query.matches(doc):
-                found.append(doc)
-                if len(found) >= limit:
-                    return SearchResult(found)
-    return SearchResult(found)
+                result.events.append(doc)
+                if len(result.events) >= limit:
+                    return result
+    return result
 
 
 def search(query: EventQuery, limit: int) -> SearchResult:
@@ -296,18 +303,46 @@ def search(query: EventQuery, limit: int) -> SearchResult:
     find, which FerretDB answers by reading the whole collection."""
     if query.shot_key:
         db = mongo.database()
-        found = []
-        for ref in shot_refs(query.shot_key):
+        found, refs = [], shot_refs(query.shot_key)
+        for ref in refs:
             if ref["c"] == query.collection:
                 doc = db[ref["c"]].find_one({"_id": ref["id"]})
                 if doc is not None and doc.get("shot_key") == query.shot_key and query.matches(doc):
                     found.append(doc)
-        found.sort(key=lambda doc: event_time(doc, "_ts"), reverse=True)
-        return SearchResult(found[:limit])
+        found.sort(key=newest_first, reverse=True)
+        return SearchResult(found[:limit], examined=len(refs), fetched=len(found))
     if time_index(query.collection).find_one({"_id": COMPLETE}, {"_id": 1}) is not None:
         return _search_by_time(query, limit)
-    cursor = mongo.database()[query.collection].find(query.mongo_filter()).sort("_ts", -1)
+    cursor = mongo.database()[query.collection].find(query.mongo_filter()).sort([("_ts", -1), ("_id", -1)])
     return SearchResult(list(cursor.limit(limit)), indexed=False)
+
+
+def events_in_range(collection: str, since: datetime, until: datetime, path: str, limit: int) -> SearchResult:
+    """Through the time index: its references of the range, then each event by `_id` (newest
+    first, at most `limit` read: the caller's bound on a range's cost)."""
+    if time_index(collection).find_one({"_id": COMPLETE}, {"_id": 1}) is None:
+        result = native.events_in_range_by_find(collection, since, until, path, limit)
+        result.indexed = False
+        return result
+    db, seen, result = mongo.database()[collection], set(), SearchResult([])
+    for minute in _minutes_newest_first(collection, since, until):
+        refs = _minute_refs(collection, minute)
+        refs.sort(key=lambda ref: (event_time(ref, "ts"), str(ref["id"])), reverse=True)
+        result.examined += len(refs)
+        for ref in refs:
+            ts = event_time(ref, "ts")
+            if ref["id"] in seen or ts < since or ts >= until:
+                continue
+            if result.fetched >= limit:
+                result.complete = False
+                return result
+            result.fetched += 1
+            doc = db.find_one({"_id": ref["id"]}, {"_ts": 1, path: 1})
+            if doc is None or event_time(doc, "_ts") != ts:
+                continue  # refused by MongoDB, or a replayed batch's second reference
+            seen.add(ref["id"])
+            result.events.append(doc)
+    return result
 
 
 class HandmadeIndexes(IndexStrategy):
@@ -336,3 +371,6 @@ class HandmadeIndexes(IndexStrategy):
 
     def search(self, query: EventQuery, limit: int) -> SearchResult:
         return search(query, limit)
+
+    def events_in_range(self, collection: str, since: datetime, until: datetime, path: str, limit: int) -> SearchResult:
+        return events_in_range(collection, since, until, path, limit)

@@ -3,6 +3,8 @@ search and the shot join with indexed finds, and the watcher writes no index of 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from core import mongo
 
 from .base import EventQuery, IndexStrategy, SearchResult, create_server_indexes, event_time
@@ -34,5 +36,22 @@ class NativeIndexes(IndexStrategy):
         return events[:limit]
 
     def search(self, query: EventQuery, limit: int) -> SearchResult:
-        cursor = mongo.database()[query.collection].find(query.mongo_filter()).sort("_ts", -1).limit(limit)
+        cursor = (
+            mongo.database()[query.collection].find(query.mongo_filter()).sort([("_ts", -1), ("_id", -1)]).limit(limit)
+        )
         return SearchResult(list(cursor))
+
+    def events_in_range(self, collection: str, since: datetime, until: datetime, path: str, limit: int) -> SearchResult:
+        return events_in_range_by_find(collection, since, until, path, limit)
+
+
+def events_in_range_by_find(collection: str, since: datetime, until: datetime, path: str, limit: int) -> SearchResult:
+    """A projected, sorted find (indexed on `_ts` where the server uses indexes)."""
+    cursor = (
+        mongo.database()[collection]
+        .find({"_ts": {"$gte": since, "$lt": until}}, {"_ts": 1, path: 1})
+        .sort([("_ts", -1), ("_id", -1)])
+        .limit(limit + 1)
+    )
+    events = list(cursor)
+    return SearchResult(events[:limit], complete=len(events) <= limit, fetched=len(events))
