@@ -178,3 +178,12 @@ def changes_since(sheet_slug: str, after: int, limit: int) -> tuple[str | None, 
             break
         found.append((number, change["entry"]))
     return (start["entry"] if start else None), found
+
+
+def entry_ids_of_shot(shot_key: str, sheet_slugs: list[str]) -> list[str]:
+    """The ids of the entries (voided ones left out) with this shot key in these sheets."""
+    return [
+        entry["_id"]
+        for slug in sheet_slugs
+        for entry in table.table(slug).find({"shot_key": shot_key, "voided": None}, [("created", -1)])
+    ]
