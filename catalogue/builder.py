@@ -272,4 +272,99 @@ def build(
 
 def missing_required(body: dict, api_version: str) -> list[str]:
     required = V3_REQUIRED if api_version == "v3" else V4_REQUIRED
-    return [name for name in required if body.get(name) in (None, "")]
+    if body.get("type") == "derived":  # v3 derived: investigator and inputs instead of PI and location
+        required = V4_REQUIRED + (V3_DERIVED if api_version == "v3" else ("inputDatasets", "usedSoftware"))
+    return [name for name in required if body.get(name) is None or body.get(name) == ""]
+
+
+# --- simulation runs: derived datasets --------------------------------------------------------------
+V3_DERIVED = ("investigator", "inputDatasets", "usedSoftware")
+
+
+def simulation_pid(run_id: str, prefix: str = "") -> str:
+    """A run's dataset identity, from its labbook id (one per run folder), as for entries."""
+    return dataset_pid(f"simulation:{run_id}", prefix)
+
+
+def run_metadata(run: dict) -> dict:
+    """What a physicist searches a run by, every number as `{value, unit}`: the summary (a0,
+    density), the openPMD series (iterations, dt, meshes with units, species, ED-PIC), the code's
+    own units note and the shot keys it models; parameters go to jobParameters."""
+    metadata: dict = {"code": run.get("code"), "software": run.get("software"), "version": run.get("software_version")}
+    for name, entry in (run.get("summary") or {}).items():
+        metadata[name] = {"value": entry.get("value"), "unit": entry.get("unit", "")}
+    series = []
+    for described in run.get("series") or []:
+        series.append(
+            {
+                "path": described.get("path"),
+                "openPMD": described.get("openPMD"),
+                "iteration_encoding": described.get("iteration_encoding"),
+                "iterations": described.get("iterations"),
+                "meshes": [
+                    {k: mesh.get(k) for k in ("name", "unit", "shape", "grid_spacing", "geometry")}
+                    for mesh in described.get("meshes") or []
+                ],
+                "species": described.get("species"),
+                "ed_pic": described.get("ed_pic"),
+                "code_attributes": described.get("code_attributes"),
+            }
+        )
+    if series:
+        metadata["openpmd_series"] = series
+    if run.get("units"):
+        metadata["units"] = run["units"]
+    if run.get("shot_keys"):
+        metadata["shot_keys"] = list(run["shot_keys"])
+    return plain(metadata)
+
+
+def job_parameters(run: dict) -> dict:
+    """The run's input parameters, each `{value, unit}` (or its unevaluated source text), by name;
+    SciCat keeps jobParameters as a free object."""
+    parameters = {}
+    for parameter in run.get("parameters") or []:
+        entry = {k: v for k, v in parameter.items() if k != "name"}
+        parameters[parameter["name"].replace(".", "/")] = plain(entry)  # a dot would be a path in SciCat's MongoDB
+    return parameters
+
+
+def build_derived(run: dict, target: Target, *, input_pids: list[str], run_url: str) -> Plan:
+    """The derived dataset of a simulation run: its inputs are the datasets of the shots it models."""
+    pid = simulation_pid(run["_id"], target.pid_prefix)
+    created = run.get("created") or run.get("updated") or datetime.now(UTC)
+    software = f"{run.get('software', '')} {run.get('software_version', '')}".strip() or run.get("code", "")
+    scientific = run_metadata(run)
+    scientific["labbook"] = {
+        "metadata_schema": SCHEMA_VERSION,
+        "simulation_id": run["_id"],
+        "simulation_url": run_url,
+        "entry_revision": run.get("rev", 1),  # the revision SciCat has (as for entries)
+        "extractor": run.get("extractor"),
+        **({"experiment": run["experiment"]} if run.get("experiment") else {}),
+    }
+    described = {
+        "datasetName": f"{software} {run.get('name', run['_id'])}".strip(),
+        "description": f"labbook simulation run {run.get('path', '')}",
+        "owner": target.owner,
+        "ownerGroup": target.owner_group,
+        "accessGroups": list(target.access_groups),
+        "contactEmail": target.contact_email,
+        "creationTime": iso(created),
+        "sourceFolder": run.get("path") or f"/simulations/{run['_id']}",
+        "keywords": ["simulation", run.get("code", "")],
+        "inputDatasets": list(input_pids),
+        "usedSoftware": [software],
+        "jobParameters": job_parameters(run),
+        "scientificMetadata": scientific,
+    }
+    if target.api_version == "v3":
+        described["investigator"] = target.principal_investigator or target.owner
+    dataset = {"pid": pid, "type": "derived", **described}
+    files = [
+        {"path": f"{run.get('path', '').rstrip('/')}/{item['path']}", "size": item.get("size"),
+         "mtime": item.get("mtime"), **({"checksum": f"sha256:{item['sha256']}"} if item.get("sha256") else {})}
+        for item in run.get("files") or []
+    ]  # fmt: skip
+    blocks = datablocks(pid, files, target.files_per_block, described["sourceFolder"], target.time_zone, created)
+    return Plan(pid=pid, dataset=dataset, patch=described, blocks=blocks)

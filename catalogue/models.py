@@ -62,6 +62,10 @@ class Server(models.Model):
     files_per_block = models.PositiveIntegerField(default=1000, help_text="Files per OrigDatablock at most.")
     timeout_seconds = models.FloatField(default=10.0)
     enabled = models.BooleanField(default=True)
+    register_simulations = models.BooleanField(
+        default=False,
+        help_text="Register simulation runs (manage.py extract_sim / watch_sims) here as derived datasets.",
+    )
 
     def __str__(self) -> str:
         return f"{self.name} ({self.base_url}, {self.api_version})"

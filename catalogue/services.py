@@ -29,7 +29,7 @@ from shotsheet import selectors as shotsheet_selectors
 from watcher import selectors as watcher_selectors
 
 from . import contract, store
-from .builder import Plan, Recipe, Target, build
+from .builder import Plan, Recipe, Target, build, build_derived
 from .models import Rule, Server, comma_list
 from .scicat import Client, Conflict, Refused, Unavailable
 
@@ -46,6 +46,7 @@ class SyncStats:
     unchanged: int = 0
     failed: int = 0
     retries: int = 0
+    waiting: int = 0  # simulation runs whose shots are not in SciCat yet
 
 
 def target(server: Server) -> Target:
@@ -125,6 +126,59 @@ def scan(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT, seen: di
     return new
 
 
+class Waiting(Exception):
+    """A job whose inputs SciCat does not hold yet (a simulation's shots); it is tried again later."""
+
+
+def simulation_server() -> Server | None:
+    return Server.objects.filter(enabled=True, register_simulations=True).first()
+
+
+def simulation_url(server: Server, run_id: str) -> str:
+    try:
+        path = reverse("simulations:detail", args=[run_id])
+    except NoReverseMatch:
+        path = ""
+    return f"{server.labbook_url.rstrip('/')}{path}"
+
+
+def input_datasets(run: dict, rules: dict[str, Rule]) -> list[str]:
+    """The pids of the datasets of the shots the run models: each entry of such a shot in a sheet
+    the catalogue registers. A shot without such an entry is named in the run's metadata only; one
+    whose entry is not registered yet makes the run wait (Waiting)."""
+    pids, waiting = [], []
+    for shot_key in run.get("shot_keys") or []:
+        for entry_id in shotsheet_selectors.entry_ids_of_shot(shot_key, list(rules)):
+            entry = shotsheet_selectors.entry(entry_id)
+            if entry is None or not rules[entry["sheet"]].selects(entry):
+                continue
+            record = store.dataset(entry_id)
+            if record is None:
+                waiting.append(shot_key)
+            else:
+                pids.append(record["pid"])
+    if waiting:
+        raise Waiting(f"waiting for SciCat to hold the datasets of shots {', '.join(sorted(set(waiting)))}")
+    return sorted(set(pids))
+
+
+def scan_simulations(seen: set[tuple[str, int]]) -> int:
+    """Enqueue a job for each simulation run (revision) extracted since the last scan, when a
+    server registers simulations. `seen`: jobs this process enqueued already (the last run is
+    read again by the next scan, its time being the position)."""
+    if not apps.is_installed("simulations") or simulation_server() is None:
+        return 0
+    from simulations import selectors as simulation_selectors
+
+    runs = simulation_selectors.runs_changed_since(store.simulation_scan_position())
+    fresh = [(run["_id"], run.get("rev", 1)) for run in runs if (run["_id"], run.get("rev", 1)) not in seen]
+    new = store.enqueue("", fresh, kind=store.SIMULATION)
+    seen.update(fresh)
+    if runs:
+        store.save_simulation_scan_position(runs[-1]["updated"])
+    return new
+
+
 def enqueue_sheet(rule: Rule) -> int:
     """Every entry of the sheet again (the admin's "register now"): jobs already done are no-ops."""
     store.save_scan_position(rule.sheet.slug, 0, None)
@@ -197,6 +251,7 @@ class Sync:
         self.created: dict[str, dict] = {}  # dataset records not yet written
         self.scanned: dict[str, dict] = {}  # entries the scan just read
         self.finished: list[store.Job] = []  # jobs done, not yet removed
+        self.simulations_seen: set[tuple[str, int]] = set()  # simulation runs (revisions) enqueued
 
     def flush(self) -> None:
         store.datasets_created(list(self.created.values()))
@@ -240,6 +295,7 @@ class Sync:
         rules = active_rules()
         self.scanned.clear()
         scan(rules, seen=self.scanned)
+        scan_simulations(self.simulations_seen)
         done = 0
         while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
             jobs = store.due_jobs(self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done))
@@ -258,11 +314,17 @@ class Sync:
 
     def work(self, job: store.Job, rules: dict[str, Rule]) -> bool:
         """Run one job; False when SciCat could not be reached (the job waits, and so does the batch)."""
-        rule = rules.get(job.sheet)
         try:
-            if rule is None:
+            if job.kind == store.SIMULATION:
+                self.register_simulation(job, rules)
+            elif (rule := rules.get(job.sheet)) is None:
                 raise Refused(f"no enabled catalogue rule (or SciCat server) for sheet '{job.sheet}'")
-            self.register(job, rule)
+            else:
+                self.register(job, rule)
+        except Waiting as exc:  # its inputs are not in SciCat yet: the job waits, the others go on
+            store.retry_later(job, str(exc), timedelta(seconds=settings.CATALOGUE_RETRY_MAX_SECONDS / 10))
+            self.stats.waiting += 1
+            return True
         except Refused as exc:
             log.warning("catalogue: %s refused: %s", job.id, exc)
             store.fail(job, str(exc))
@@ -295,12 +357,14 @@ class Sync:
             self.stats.unchanged += 1
             return
         plan = plan_for(rule, entry, self.fields_of(entry))
-        version = rule.server.api_version
-        check(plan, version)
-        client = self.client(rule.server)
+        check(plan, rule.server.api_version)
+        self.deliver(job, plan, record, rev, self.client(rule.server))
+
+    def deliver(self, job: store.Job, plan: Plan, record: dict | None, rev: int, client: Client) -> None:
+        """The dataset created (or found: 409) or patched to revision `rev`, then its datablocks."""
         if record is None:
             # registered before (409): SciCat holds this revision now; its datablocks may be sent already
-            record = None if self.create(client, plan, entry, rev) else store.dataset(job.entry)
+            record = None if self.create(client, plan, rev) else store.dataset(job.entry)
             if record is None:
                 record = store.dataset_record(job.entry, job.sheet, plan.pid, rev, len(plan.blocks))
                 if plan.blocks:
@@ -317,7 +381,29 @@ class Sync:
             self.stats.patched += 1
         self.send_blocks(client, plan, record)
 
-    def create(self, client: Client, plan: Plan, entry: dict, rev: int) -> bool:
+    def register_simulation(self, job: store.Job, rules: dict[str, Rule]) -> None:
+        """A simulation run as a derived dataset whose inputs are the datasets of the shots it
+        models; while one of those shots' entries is still to be registered, the run waits."""
+        from simulations import selectors as simulation_selectors
+
+        server = simulation_server()
+        if server is None:
+            raise Refused("no enabled SciCat server registers simulations (admin: Servers › register simulations)")
+        run = simulation_selectors.run(job.entry)
+        if run is None:
+            return  # removed since: nothing to register
+        rev = run.get("rev", 1)
+        record = self.created.get(job.entry) or store.dataset(job.entry)
+        if record and record["rev"] >= rev and record["blocks_sent"] >= record["blocks"]:
+            self.stats.unchanged += 1
+            return
+        plan = build_derived(
+            run, target(server), input_pids=input_datasets(run, rules), run_url=simulation_url(server, run["_id"])
+        )
+        check(plan, server.api_version)
+        self.deliver(job, plan, record, rev, self.client(server))
+
+    def create(self, client: Client, plan: Plan, rev: int) -> bool:
         """False when SciCat had the dataset already (409); it then holds this revision."""
         try:
             client.create_dataset(plan.dataset)

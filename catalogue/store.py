@@ -28,20 +28,31 @@ def job_id(entry_id: str, rev: int) -> str:
     return f"{entry_id}|r{rev}"
 
 
+ENTRY, SIMULATION = "entry", "simulation"  # what a job registers: a sheet entry (raw) or a run (derived)
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
-    entry: str
-    sheet: str
+    entry: str  # the entry's id, or the simulation run's
+    sheet: str  # "" for a simulation run
     rev: int
     attempts: int = 0
+    kind: str = ENTRY
 
     @classmethod
     def of(cls, document: dict) -> Job:
-        return cls(document["_id"], document["entry"], document["sheet"], document["rev"], document.get("attempts", 0))
+        return cls(
+            document["_id"],
+            document["entry"],
+            document["sheet"],
+            document["rev"],
+            document.get("attempts", 0),
+            document.get("kind", ENTRY),
+        )
 
 
-def enqueue(sheet_slug: str, entries: list[tuple[str, int]], now: datetime | None = None) -> int:
+def enqueue(sheet_slug: str, entries: list[tuple[str, int]], now: datetime | None = None, kind: str = ENTRY) -> int:
     """One job per (entry id, revision); a job already there stays as it is. Returns how many are new."""
     now = now or datetime.now(UTC)
     documents = [
@@ -55,6 +66,7 @@ def enqueue(sheet_slug: str, entries: list[tuple[str, int]], now: datetime | Non
             "next_try": now,
             "created": now,
             "last_error": "",
+            "kind": kind,
         }
         for entry_id, rev in entries
     ]
@@ -207,3 +219,15 @@ def save_scan_position(sheet_slug: str, change: int, generation: str | None) -> 
     mongo.database()[SCANS].replace_one(
         {"_id": sheet_slug}, {"_id": sheet_slug, "change": change, "generation": generation}, upsert=True
     )
+
+
+SIMULATIONS_SCAN = "~simulations"  # the scan position of simulation runs (no sheet has this slug)
+
+
+def simulation_scan_position() -> datetime | None:
+    document = mongo.database()[SCANS].find_one({"_id": SIMULATIONS_SCAN})
+    return document.get("updated") if document else None
+
+
+def save_simulation_scan_position(updated: datetime) -> None:
+    mongo.database()[SCANS].update_one({"_id": SIMULATIONS_SCAN}, {"$set": {"updated": updated}}, upsert=True)

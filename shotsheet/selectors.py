@@ -202,3 +202,12 @@ def entries_for_shot(user, shot_key: str) -> list[ShotEntries]:
         if entries:
             found.append(ShotEntries(sheet, schema_for(sheet), entries, sheet_table.stale_since))
     return found
+
+
+def entry_ids_of_shot(shot_key: str, sheet_slugs: list[str]) -> list[str]:
+    """The ids of the entries (voided ones left out) with this shot key in these sheets."""
+    return [
+        entry["_id"]
+        for slug in sheet_slugs
+        for entry in table.table(slug).find({"shot_key": shot_key, "voided": None}, [("created", -1)])
+    ]

@@ -32,3 +32,14 @@ def simulations_of_shot(shot_key: str) -> list[SimulationLink]:
 def runs_of_shot(shot_key: str) -> list[dict]:
     """The runs' summaries (code, version, a0, density, experiment, shot keys) for the read API."""
     return store.runs_of_shot(shot_key)
+
+
+def run(run_id: str) -> dict | None:
+    """One run's whole document (parameters as a list of {name, value, unit}, files, series), for
+    the SciCat catalogue's derived dataset."""
+    return store.run(run_id)
+
+
+def runs_changed_since(when) -> list[dict]:
+    """`{_id, rev, updated}` of the runs extracted at or after `when` (None: all), oldest first."""
+    return store.changed_since(when)

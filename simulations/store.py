@@ -12,7 +12,7 @@ from core import mongo
 SIMULATIONS = "simulations"
 LIST_FIELDS = {
     "name": 1, "path": 1, "code": 1, "software": 1, "software_version": 1, "summary": 1,
-    "experiment": 1, "shot_keys": 1, "sheet": 1, "updated": 1, "created": 1,
+    "experiment": 1, "shot_keys": 1, "sheet": 1, "updated": 1, "created": 1, "rev": 1,
 }  # fmt: skip
 
 
@@ -31,7 +31,11 @@ def save_run(document: dict, *, experiment: str | None, shot_keys: list[str] | N
         "shot_keys": sorted(set(given) | set(matched)),
         "updated": now,
     }
-    collection.update_one({"_id": document["_id"]}, {"$set": fields, "$setOnInsert": {"created": now}}, upsert=True)
+    collection.update_one(
+        {"_id": document["_id"]},
+        {"$set": fields, "$setOnInsert": {"created": now}, "$inc": {"rev": 1}},  # rev: SciCat's PATCH follows it
+        upsert=True,
+    )
     return collection.find_one({"_id": document["_id"]})
 
 
@@ -66,3 +70,9 @@ def summaries() -> list[dict]:
 
 def runs_of_shot(shot_key: str) -> list[dict]:
     return list(mongo.database()[SIMULATIONS].find({"shot_keys": str(shot_key)}, LIST_FIELDS))
+
+
+def changed_since(when: datetime | None) -> list[dict]:
+    """Runs extracted at or after `when` (all when None), oldest first: a few hundred at most."""
+    query = {"updated": {"$gte": when}} if when else {}
+    return list(mongo.database()[SIMULATIONS].find(query, {"_id": 1, "rev": 1, "updated": 1}).sort("updated", 1))

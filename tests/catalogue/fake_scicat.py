@@ -137,7 +137,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.error(500, "Internal server error")
         if rest == "datasets" and self.command == "POST":
             body = self.body()
-            schema = openapi.DATASET_CREATE[version]
+            creates = openapi.DERIVED_CREATE if body.get("type") == "derived" else openapi.DATASET_CREATE
+            schema = creates[version]
             if not self.checked(body, schema):
                 return
             if body["datasetName"] in state.refuse_names:
@@ -157,7 +158,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(200, dataset)
             if self.command == "PATCH":
                 body = self.body()
-                if not self.checked(body, openapi.DATASET_PATCH[version]):
+                patches = openapi.DERIVED_PATCH if dataset.get("type") == "derived" else openapi.DATASET_PATCH
+                if not self.checked(body, patches[version]):
                     return
                 with state.lock:
                     dataset.update(body)

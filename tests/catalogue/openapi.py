@@ -11,6 +11,8 @@ from openapi_schema_validator import OAS30Validator, oas30_format_checker
 DOCUMENT = Path(__file__).with_name("scicat-backend-openapi.json")
 DATASET_CREATE = {"v4": "CreateDatasetDto", "v3": "CreateRawDatasetObsoleteDto"}
 DATASET_PATCH = {"v4": "PartialUpdateDatasetDto", "v3": "PartialUpdateRawDatasetObsoleteDto"}
+DERIVED_CREATE = {"v4": "CreateDatasetDto", "v3": "CreateDerivedDatasetObsoleteDto"}  # v3 has a DTO per type
+DERIVED_PATCH = {"v4": "PartialUpdateDatasetDto", "v3": "PartialUpdateDerivedDatasetObsoleteDto"}
 ORIGDATABLOCK_CREATE = "CreateOrigDatablockDto"
 LOGIN = "CredentialsDto"
 

@@ -1,0 +1,108 @@
+"""Simulation runs as SciCat derived datasets: inputs are the datasets of the shots they model,
+registered once, patched when extracted again, and waiting while a modelled shot is not in SciCat."""
+
+import pytest
+
+from catalogue import contract, store
+from catalogue.builder import build_derived, simulation_pid
+from catalogue.services import Sync
+from simulations.services import extract_runs
+from tests.simulations.runs import smilei_run, warpx_run
+
+from .openapi import DERIVED_CREATE, errors
+from .test_sync import pid_of, sync_all
+
+SHOT = "LWFA-20261202-000042"
+
+
+@pytest.fixture
+def simulations_registered(catalogued):
+    catalogued.rule.server.register_simulations = True
+    catalogued.rule.server.save()
+    return catalogued
+
+
+def extract(path, shots=None):
+    [result] = extract_runs([path], shot_keys=shots, settle_seconds=0)
+    assert not result.error, result.error
+    return result.run
+
+
+def test_a_run_becomes_a_derived_dataset_of_the_shots_it_models(simulations_registered, scicat, tmp_path):
+    entry = simulations_registered.entries.add(shot_key=SHOT)
+    run = extract(warpx_run(tmp_path / "lwfa-a0-2.5"), shots=[SHOT])
+    sync = sync_all()
+    dataset = scicat.state.datasets[simulation_pid(run["_id"], "20.500.12345")]
+    assert dataset["type"] == "derived" and dataset["inputDatasets"] == [pid_of(entry)]
+    assert dataset["usedSoftware"] == ["WarpX 25.01"] and dataset["datasetName"] == "WarpX 25.01 lwfa-a0-2.5"
+    assert dataset["jobParameters"]["laser1/a0"] == {"value": 2.5, "unit": "1", "source": "a0"}
+    assert dataset["jobParameters"]["laser1/wavelength"] == {"value": 8e-07, "unit": "m"}
+    scientific = dataset["scientificMetadata"]
+    assert scientific["a0"] == {"value": 2.5, "unit": "1"} and scientific["density"] == {
+        "value": 1.5e24,
+        "unit": "m^-3",
+    }
+    assert scientific["shot_keys"] == [SHOT] and scientific["labbook"]["simulation_id"] == run["_id"]
+    assert scientific["labbook"]["simulation_url"] == f"https://labbook.example.org/simulations/{run['_id']}/"
+    [series] = scientific["openpmd_series"]
+    assert {m["name"]: m["unit"] for m in series["meshes"]} == {"B": "T", "E": "V/m"}
+    files = {item["path"]: item for block in scicat.state.blocks for item in block["dataFileList"]}
+    digest = next(f["sha256"] for f in run["files"] if f["path"] == "warpx_used_inputs")
+    assert files["warpx_used_inputs"]["chk"] == f"sha256:{digest}"
+    assert scicat.state.invalid == [] and sync.stats.failed == 0
+    assert store.counts() == {"registered": 2, "pending": 0, "failed": 0}
+
+
+def test_a_run_waits_until_its_shot_is_in_scicat(simulations_registered, scicat, tmp_path):
+    scicat.state.server_errors = 0
+    run = extract(smilei_run(tmp_path / "smilei"), shots=[SHOT])
+    entry = simulations_registered.entries.add(shot_key=SHOT)
+    scicat.state.refuse_names.add(f"Shots {SHOT}")  # the shot's dataset is refused at first
+    sync = Sync()
+    sync.run_once()
+    assert sync.stats.waiting == 1 and simulation_pid(run["_id"], "20.500.12345") not in scicat.state.datasets
+    [waiting] = [job for job in store.jobs_of_entry(run["_id"])]
+    assert "waiting for SciCat to hold the datasets of shots " + SHOT in waiting["last_error"]
+    scicat.state.refuse_names.clear()
+    [failed] = store.failed_jobs()
+    store.requeue(failed["_id"])
+    store.retry_later(store.Job.of(waiting), "", __import__("datetime").timedelta(0))
+    sync_all(sync)
+    dataset = scicat.state.datasets[simulation_pid(run["_id"], "20.500.12345")]
+    assert dataset["inputDatasets"] == [pid_of(entry)] and dataset["usedSoftware"] == ["Smilei 5.1-4-g1234567-master"]
+    assert dataset["jobParameters"]["Main/cell_length"]["unit"] == "m"
+
+
+def test_extracting_a_run_again_is_one_patch_not_a_new_dataset(simulations_registered, scicat, tmp_path):
+    folder = warpx_run(tmp_path / "w")
+    run = extract(folder)
+    sync_all()
+    inputs = folder / "warpx_used_inputs"
+    inputs.write_text(inputs.read_text().replace("a0 = 2.5", "a0 = 3.0"))
+    again = extract(folder)
+    assert again["rev"] == run["rev"] + 1
+    sync = sync_all()
+    pid = simulation_pid(run["_id"], "20.500.12345")
+    assert sync.stats.patched == 1 and scicat.state.count("POST", "/api/v4/datasets") == 1
+    assert scicat.state.datasets[pid]["scientificMetadata"]["a0"]["value"] == 3.0
+    assert scicat.state.datasets[pid]["inputDatasets"] == []
+
+
+def test_without_a_server_for_simulations_nothing_is_queued(catalogued, scicat, tmp_path):
+    extract(warpx_run(tmp_path / "w"))
+    sync_all()
+    assert store.counts() == {"registered": 0, "pending": 0, "failed": 0}
+
+
+@pytest.mark.parametrize("version", ["v4", "v3"])
+def test_the_derived_body_is_what_scicat_takes(tmp_path, mongo_db, version):
+    from catalogue.builder import Target
+
+    run = extract(warpx_run(tmp_path / "w"), shots=[SHOT])
+    target = Target(api_version=version, owner="ingestor", owner_group="laser", contact_email="lab@example.org",
+                    principal_investigator="Ada", creation_location="lab", pid_prefix="20.500.12345")  # fmt: skip
+    plan = build_derived(run, target, input_pids=["20.500.12345/abc"], run_url="https://l/simulations/x/")
+    assert contract.dataset_errors(plan.dataset, version) == []
+    assert errors(plan.dataset, DERIVED_CREATE[version]) == []
+    if version == "v3":
+        assert plan.dataset["investigator"] == "Ada"
