@@ -68,7 +68,8 @@ SHOT_PAGE = inline_serializer(
 
 SHOT_JOIN_DESCRIPTION = """Everything known of one shot key in one request: the relay's record (its
 envelope), the sheet entries you may view (each with its sheet and the fields' units), and every
-event the watcher ingested for it (any routed collection, newest first). Each list says whether it
+event the watcher ingested for it (any routed collection, newest first), and the simulation runs
+that model it. Each list says whether it
 was cut at its limit (`truncated`). A key nothing is known of (no relay record, no entry you may
 view, no event) is a 404; otherwise 200 with the parts that are empty."""
 
@@ -104,6 +105,25 @@ SHOT_JOIN = inline_serializer(
                 ),
                 "limit": serializers.IntegerField(),
                 "truncated": serializers.BooleanField(),
+            },
+        ),
+        "simulations": inline_serializer(
+            "ShotSimulations",
+            {
+                "results": inline_serializer(
+                    "ShotSimulation",
+                    {
+                        "id": serializers.CharField(),
+                        "name": serializers.CharField(),
+                        "code": serializers.CharField(help_text="warpx, picongpu or smilei"),
+                        "software": serializers.CharField(),
+                        "software_version": serializers.CharField(),
+                        "summary": serializers.DictField(help_text="a0, density: each {value, unit}"),
+                        "experiment": serializers.CharField(allow_null=True),
+                        "url": serializers.CharField(help_text="the run's page in labbook"),
+                    },
+                    many=True,
+                )
             },
         ),
     },

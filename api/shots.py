@@ -4,6 +4,7 @@ the watcher's and the shot sheet's selectors."""
 from __future__ import annotations
 
 import orjson
+from django.urls import reverse
 
 from core.envelope import parse_shot_key
 from core.times import from_ns
@@ -103,6 +104,7 @@ def shot_join_json(
     entries_limit: int,
     events: list[dict],
     events_limit: int,
+    simulations: list[dict] | None = None,
 ) -> dict:
     """Everything known of one shot: the relay's record, the entries the caller may view (per
     sheet, with its fields' units), every ingested event; each list says if it was cut at its limit."""
@@ -133,4 +135,19 @@ def shot_join_json(
             "stale_since": stale,
         },
         "events": {"results": events[:events_limit], "limit": events_limit, "truncated": len(events) > events_limit},
+        "simulations": {"results": [simulation_json(run) for run in simulations or []]},
+    }
+
+
+def simulation_json(run: dict) -> dict:
+    """A simulation run that models the shot: what it is and where labbook shows it."""
+    return {
+        "id": run["_id"],
+        "name": run.get("name"),
+        "code": run.get("code"),
+        "software": run.get("software"),
+        "software_version": run.get("software_version"),
+        "summary": run.get("summary") or {},
+        "experiment": run.get("experiment"),
+        "url": reverse("simulations:detail", args=[run["_id"]]),
     }

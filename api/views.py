@@ -289,6 +289,12 @@ class ShotList(ReadOnlyView):
         )
 
 
+def simulation_selectors():
+    from simulations import selectors  # an optional app: imported only when installed
+
+    return selectors
+
+
 class ShotDetail(ReadOnlyView):
     renderer_classes = [JSONRenderer]
 
@@ -308,9 +314,10 @@ class ShotDetail(ReadOnlyView):
         entries_limit, events_limit = settings.API_SHOT_JOIN_MAX_ENTRIES, settings.API_SHOT_JOIN_MAX_EVENTS
         sheets_found = shotsheet_selectors.entries_for_shot(request.user, shot_key)
         events = watcher_selectors.events_for_shot(shot_key, events_limit + 1) if apps.is_installed("watcher") else []
-        if record is None and not sheets_found and not events:
+        runs = simulation_selectors().runs_of_shot(shot_key) if apps.is_installed("simulations") else []
+        if record is None and not sheets_found and not events and not runs:
             raise Http404("Nothing is known of this shot key (no relay record, no entry you may view, no event).")
-        return Response(shots.shot_join_json(shot_key, record, sheets_found, entries_limit, events, events_limit))
+        return Response(shots.shot_join_json(shot_key, record, sheets_found, entries_limit, events, events_limit, runs))
 
 
 class EventList(ReadOnlyView):

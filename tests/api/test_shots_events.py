@@ -185,6 +185,20 @@ def test_the_shot_join_has_the_relay_record_the_visible_entries_and_every_event(
     assert join["events"]["results"][0]["_collection"] == "diag" and join["events"]["truncated"] is False
 
 
+def test_the_shot_join_lists_the_simulation_runs_that_model_the_shot(shot_entries, member, bearer, tmp_path):
+    from simulations.services import extract_runs
+    from tests.simulations.runs import warpx_run
+
+    key = shot_entries[1]["shot_key"]
+    [result] = extract_runs([warpx_run(tmp_path / "lwfa")], shot_keys=[key], settle_seconds=0)
+    join = get(bearer(member), f"/api/v1/shots/{key}/").json()
+    [run] = join["simulations"]["results"]
+    assert run["id"] == result.run["_id"] and run["code"] == "warpx" and run["software_version"] == "25.01"
+    assert run["summary"]["a0"] == {"value": 2.5, "unit": "1"} and run["url"] == f"/simulations/{run['id']}/"
+    other = get(bearer(member), f"/api/v1/shots/{shot_entries[0]['shot_key']}/").json()
+    assert other["simulations"]["results"] == []
+
+
 def test_the_shot_join_never_shows_an_entry_of_a_sheet_the_user_may_not_view(shot_entries, events, outsider, bearer):
     client = bearer(outsider)
     join = get(client, f"/api/v1/shots/{shot_entries[0]['shot_key']}/").json()
