@@ -5,9 +5,9 @@ Plain reads of the relay's MongoDB state; a caller that must not fail on a datab
 catches `pymongo.errors.PyMongoError`. Importable when the relay app is not installed (no models).
 """
 
+from . import shots as shot_search
 from . import store
-from .services import shots as services_shots
-from .services.shots import ShotPage, ShotQuery  # noqa: F401 (the selector's arguments and result)
+from .shots import ShotPage, ShotQuery  # noqa: F401 (the selector's arguments and result)
 
 
 def latest_shot() -> dict | None:
@@ -23,12 +23,12 @@ def shot(shot_key: str) -> dict | None:
 
 def shots(query: ShotQuery) -> ShotPage:
     """Recorded shots by laser time or shot number (and experiment), a page at a time, newest
-    first, with what the search read and whether it stopped at its limit (relay/services/shots.py)."""
-    return services_shots.shots(query)
+    first, with what the search read and whether it stopped at its limit (relay/shots.py)."""
+    return shot_search.shots(query)
 
 
 def shot_record(shot_key: str) -> dict | None:
     """The relay's record of a shot with every envelope field (None where a record made before
     the relay kept the whole envelope has none), or None if it never saw it."""
     raw = store.shot(shot_key)
-    return services_shots.record(raw) if raw is not None else None
+    return shot_search.record(raw) if raw is not None else None

@@ -12,8 +12,8 @@ from core import mongo
 from core.envelope import make_envelope, shot_key
 from core.times import EPOCH, from_ns, zone
 from relay import selectors, store
+from relay import shots as shot_search
 from relay.selectors import ShotQuery
-from relay.services import shots as shot_search
 from tests.relay.test_relay import laser, send_until_received, start_relay, wait_for  # noqa: F401 (fixtures)
 
 T0 = datetime(2026, 12, 2, 9, 58, 30, tzinfo=UTC)  # shots cross a minute, an hour and (with run 2) a run

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from core.envelope import parse_shot_key
 from core.times import EPOCH
 
-from .. import store
+from . import store
 
 MAX_LOOKUPS = 20_000  # index slots and shot keys read by one request (≈ 0.3-1 ms each on FerretDB)
 
