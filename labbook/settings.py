@@ -318,3 +318,8 @@ CATALOGUE_POLL_SECONDS = float(os.environ.get("CATALOGUE_POLL_SECONDS", 1))  # n
 CATALOGUE_RETRY_BASE_SECONDS = float(os.environ.get("CATALOGUE_RETRY_BASE_SECONDS", 1))  # first retry, then doubled
 CATALOGUE_RETRY_MAX_SECONDS = float(os.environ.get("CATALOGUE_RETRY_MAX_SECONDS", 300))
 CATALOGUE_MAX_LISTED_FILES = int(os.environ.get("CATALOGUE_MAX_LISTED_FILES", 100_000))  # a DAQ folder listed, at most
+
+# --- simulations ---
+# Shot keys a simulation run's folder path names (a regular expression; its `shot_key` group if it
+# has one); only what reads as a shot key counts. Empty: runs link to shots only through --shots.
+SIMULATIONS_SHOT_KEY_PATTERN = os.environ.get("SIMULATIONS_SHOT_KEY_PATTERN", r"[A-Za-z0-9]+(?:-r\d+)?-\d{8}-\d+")

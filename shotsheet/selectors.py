@@ -211,3 +211,7 @@ def entry_ids_of_shot(shot_key: str, sheet_slugs: list[str]) -> list[str]:
         for slug in sheet_slugs
         for entry in table.table(slug).find({"shot_key": shot_key, "voided": None}, [("created", -1)])
     ]
+
+
+def sheet_exists(slug: str) -> bool:
+    return Sheet.objects.filter(slug=slug).exists()

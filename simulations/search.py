@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from django.conf import settings
+
 from core.envelope import parse_shot_key
 
 from . import store
 
 RANGES = {"a0": "1", "density": "m^-3"}  # summary parameter → the unit its range is given in
-SHOT_IN_PATH = re.compile(r"[A-Za-z0-9]+(?:-r\d+)?-\d{8}-\d+")
 
 
 @dataclass
@@ -68,5 +69,12 @@ def search(query: Search) -> list[dict]:
 
 
 def shots_in_path(path: str) -> list[str]:
-    """Shot keys a run's folder names (`/sims/LWFA-20261124-000042_a0_2.5/`): the matching rule."""
-    return sorted({key for key in SHOT_IN_PATH.findall(path) if parse_shot_key(key)})
+    """Shot keys a run's folder names (`/sims/LWFA-20261124-000042_a0_2.5/`): the matching rule is
+    settings.SIMULATIONS_SHOT_KEY_PATTERN, a regular expression (its `shot_key` group if it has one,
+    else the whole match); only what reads as a shot key counts. Empty: no matching."""
+    pattern = settings.SIMULATIONS_SHOT_KEY_PATTERN
+    if not pattern:
+        return []
+    rule = re.compile(pattern)
+    found = (m.group("shot_key") if "shot_key" in rule.groupindex else m.group(0) for m in rule.finditer(path))
+    return sorted({key for key in found if key and parse_shot_key(key)})

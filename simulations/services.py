@@ -24,6 +24,7 @@ def extract_runs(
     *,
     experiment: str | None = None,
     shot_keys: list[str] | None = None,
+    sheet: str | None = None,
     store_runs: bool = True,
     settle_seconds: float = 60,
     progress: Callable[[], None] = lambda: None,
@@ -39,7 +40,7 @@ def extract_runs(
             matched = shots_in_path(run["path"])
             keys = sorted(set(shot_keys or []) | set(matched))
             if store_runs:
-                run = store.save_run(run, experiment=experiment, shot_keys=shot_keys, matched=matched)
+                run = store.save_run(run, experiment=experiment, shot_keys=shot_keys, matched=matched, sheet=sheet)
             results.append(Extracted(str(path), run=run, shot_keys=keys))
         progress()
     return results

@@ -16,16 +16,24 @@ LIST_FIELDS = {
 }  # fmt: skip
 
 
-def save_run(document: dict, *, experiment: str | None, shot_keys: list[str] | None, matched: list[str]) -> dict:
-    """Store a run's metadata; the experiment and shot keys given before stay unless given anew."""
+def save_run(
+    document: dict,
+    *,
+    experiment: str | None,
+    shot_keys: list[str] | None,
+    matched: list[str],
+    sheet: str | None = None,
+) -> dict:
+    """Store a run's metadata; the experiment, sheet and shot keys given before stay unless given anew."""
     collection = mongo.database()[SIMULATIONS]
-    before = collection.find_one({"_id": document["_id"]}, {"experiment": 1, "shot_keys_given": 1}) or {}
+    before = collection.find_one({"_id": document["_id"]}, {"experiment": 1, "shot_keys_given": 1, "sheet": 1}) or {}
     given = sorted(set(shot_keys)) if shot_keys is not None else before.get("shot_keys_given", [])
     now = datetime.now(UTC)
     fields = {
         **storable(document),
         "parameters": storable(parameter_list(document.get("parameters", {}))),
         "experiment": experiment if experiment is not None else before.get("experiment"),
+        "sheet": sheet if sheet is not None else before.get("sheet"),
         "shot_keys_given": given,
         "shot_keys_matched": sorted(set(matched)),
         "shot_keys": sorted(set(given) | set(matched)),

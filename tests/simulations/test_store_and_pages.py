@@ -91,3 +91,24 @@ def test_simulation_pages_require_login(client, mongo_db):
     for url in ("/simulations/", "/simulations/sim:x/"):
         response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_the_shot_matching_rule_is_a_setting(tmp_path, mongo_db, settings):
+    settings.SIMULATIONS_SHOT_KEY_PATTERN = r"shot_(?P<shot_key>[A-Z]+-\d{8}-\d{6})"
+    printed = extract(warpx_run(tmp_path / "scan" / "shot_LWFA-20261124-000007_a0-3"), "--dry-run")
+    assert "shots LWFA-20261124-000007" in printed
+    settings.SIMULATIONS_SHOT_KEY_PATTERN = ""
+    assert "shots " not in extract(warpx_run(tmp_path / "LWFA-20261124-000008"), "--dry-run")
+
+
+def test_a_run_names_its_shot_sheet(tmp_path, mongo_db, admin_client):
+    from shotsheet.models import Sheet
+
+    Sheet.objects.create(name="LWFA log", slug="lwfa", experiment="LWFA")
+    with pytest.raises(CommandError, match="no shot sheet 'nope'"):
+        extract(warpx_run(tmp_path / "w"), "--sheet", "nope")
+    extract(tmp_path / "w", "--sheet", "lwfa")
+    extract(tmp_path / "w")  # extracted again without --sheet: the sheet stays
+    [run] = store.summaries()
+    assert run["sheet"] == "lwfa"
+    assert 'href="/sheets/lwfa/"' in admin_client.get(f"/simulations/{run['_id']}/").content.decode()

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from core.envelope import parse_shot_key
+from shotsheet import selectors as shotsheet_selectors
 from simulations.services import extract_runs
 
 
@@ -12,10 +13,13 @@ class Command(BaseCommand):
         parser.add_argument("paths", nargs="+", help="run folders")
         parser.add_argument("--experiment", help="the experiment the runs belong to")
         parser.add_argument("--shots", help="shot keys the runs model, comma-separated")
+        parser.add_argument("--sheet", help="the shot sheet (its slug) the runs belong with")
         parser.add_argument("--dry-run", action="store_true", help="print what is found, store nothing")
         parser.add_argument("--settle", type=float, default=60, help="seconds a run must be unchanged (default 60)")
 
-    def handle(self, *args, paths, experiment=None, shots=None, dry_run=False, settle=60, **options):
+    def handle(self, *args, paths, experiment=None, shots=None, sheet=None, dry_run=False, settle=60, **options):
+        if sheet is not None and not shotsheet_selectors.sheet_exists(sheet):
+            raise CommandError(f"no shot sheet '{sheet}' (give its slug, as in /sheets/<slug>/)")
         shot_keys = [key.strip() for key in shots.split(",") if key.strip()] if shots is not None else None
         bad = [key for key in shot_keys or [] if not parse_shot_key(key)]
         if bad:
@@ -25,6 +29,7 @@ class Command(BaseCommand):
             paths,
             experiment=experiment,
             shot_keys=shot_keys,
+            sheet=sheet,
             store_runs=not dry_run,
             settle_seconds=settle,
             progress=lambda: progress.update(1),
