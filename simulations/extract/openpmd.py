@@ -92,7 +92,7 @@ def read_series(pattern: str) -> dict:
             "openPMD": series.openPMD,
             "openPMD_extension": series.openPMD_extension,
             "iteration_encoding": str(series.iteration_encoding).split(".")[-1],
-            "code_attributes": {k: v for k, v in attributes.items() if k not in STANDARD_ATTRIBUTES},
+            "code_attributes": code_attributes({k: v for k, v in attributes.items() if k not in STANDARD_ATTRIBUTES}),
             "iterations": {"count": len(steps), "first": steps[0], "last": steps[-1]},
         }
         last = series.iterations[steps[-1]]
@@ -113,6 +113,33 @@ def read_series(pattern: str) -> dict:
         raise SeriesError(f"{pattern}: cannot read its metadata ({first_line(exc)})") from None
     finally:
         series.close()
+
+
+# PIConGPU's unit_* attributes: the SI value of one of its internal units (its README, openPMD output).
+PICONGPU_UNITS = {
+    "unit_length": "m", "unit_time": "s", "unit_speed": "m/s", "unit_mass": "kg", "unit_charge": "C",
+    "unit_energy": "J", "unit_efield": "V/m", "unit_bfield": "T",
+}  # fmt: skip
+PICONGPU_CELL = ("cell_width", "cell_height", "cell_depth")  # in PIConGPU's length unit
+
+
+def code_attributes(attributes: dict) -> dict:
+    """A code's own series attributes, numbers with their units where the code says them:
+    PIConGPU's unit_* in SI, its cell sizes (in its length unit) also in m."""
+    described = dict(attributes)
+    for name, unit in PICONGPU_UNITS.items():
+        if isinstance(attributes.get(name), int | float):
+            described[name] = quantity(attributes[name], unit)
+    length = attributes.get("unit_length")
+    for name in PICONGPU_CELL:
+        value = attributes.get(name)
+        if isinstance(value, int | float):
+            described[name] = (
+                quantity(value * length, "m") | {"code_value": value, "code_unit": "unit_length"}
+                if isinstance(length, int | float)
+                else quantity(value, "PIConGPU length unit (unit_length not written)")
+            )
+    return described
 
 
 def meshes(iteration) -> list[dict]:

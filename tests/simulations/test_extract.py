@@ -84,7 +84,17 @@ def test_a_picongpu_run_with_its_code_attributes(tmp_path):
     assert series["iterations"]["dt"] == {"value": 1.3901e-16, "unit": "s"}
     code = series["code_attributes"]
     assert code["picongpuIOVersionMajor"] == 1 and code["picongpuIOVersionMinor"] == 0 and code["sim_slides"] == 0
-    assert code["cell_width"] == 0.1772 and code["unit_length"] == 1e-6
+    assert code["unit_length"] == {"value": 1e-6, "unit": "m"} and code["unit_time"] == {
+        "value": 1.3901e-16,
+        "unit": "s",
+    }
+    assert code["cell_width"] == {
+        "value": pytest.approx(0.1772e-6),
+        "unit": "m",
+        "code_value": 0.1772,
+        "code_unit": "unit_length",
+    }
+    assert code["unit_mass"] == {"value": 9.1093837015e-31, "unit": "kg"} and code["picongpuIOVersionMajor"] == 1
     assert series["species"][0]["particlePush"] == "HigueraCary" and series["species"][0]["count"] == 500
 
 
