@@ -75,11 +75,18 @@ def test_a_warpx_run_in_every_encoding(tmp_path, backend, encoding, pattern):
     assert len(inputs["sha256"]) == 64 and inputs["size"] > 0
 
 
-def test_a_picongpu_run_with_its_code_attributes(tmp_path):
-    run = extract_run(picongpu_run(tmp_path / "pic"))
+@pytest.mark.parametrize("backend", ["bp", "h5"])
+def test_a_picongpu_run_with_its_code_attributes(tmp_path, backend):
+    folder = picongpu_run(tmp_path / "pic", backend=backend)
+    if backend == "h5":
+        checked = subprocess.run(
+            [str(CHECK_H5), "-i", str(folder / "simOutput/openPMD/simData_001000.h5")], capture_output=True, text=True
+        )
+        assert "Result: 0 Errors" in checked.stdout, checked.stdout[-2000:]
+    run = extract_run(folder)
     assert run["code"] == "picongpu" and run["software_version"] == "0.7.0"
     [series] = run["series"]
-    assert series["path"].endswith("simOutput/openPMD/simData_%06T.bp")
+    assert series["path"].endswith(f"simOutput/openPMD/simData_%06T.{backend}")
     assert series["iterations"]["count"] == 3 and series["iterations"]["last"] == 1000
     assert series["iterations"]["dt"] == {"value": 1.3901e-16, "unit": "s"}
     code = series["code_attributes"]
