@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from core import mongo
 
@@ -70,14 +70,7 @@ def enqueue(sheet_slug: str, entries: list[tuple[str, int]], now: datetime | Non
         }
         for entry_id, rev in entries
     ]
-    if not documents:
-        return 0
-    try:
-        return len(mongo.database()[JOBS].insert_many(documents, ordered=False).inserted_ids)
-    except BulkWriteError as exc:
-        if any(error["code"] != mongo.DUPLICATE_KEY for error in exc.details["writeErrors"]):
-            raise
-        return exc.details["nInserted"]
+    return mongo.insert_by_id(mongo.database()[JOBS], documents).count
 
 
 def due_jobs(limit: int, now: datetime | None = None) -> list[Job]:
@@ -167,13 +160,7 @@ def dataset_record(entry_id: str, sheet_slug: str, pid: str, rev: int, blocks: i
 
 def datasets_created(records: list[dict]) -> None:
     """Record datasets SciCat created; one a racing process recorded first (the same pid) stays."""
-    if not records:
-        return
-    try:
-        mongo.database()[DATASETS].insert_many(records, ordered=False)
-    except BulkWriteError as exc:
-        if any(error["code"] != mongo.DUPLICATE_KEY for error in exc.details["writeErrors"]):
-            raise
+    mongo.insert_by_id(mongo.database()[DATASETS], records)
 
 
 def dataset_updated(entry_id: str, rev: int) -> None:
