@@ -196,6 +196,11 @@ def datablocks(
     listed = [data_file(item, source_folder, tz) for item in files]
     for item in listed:
         item["time"] = item["time"] or iso(created)
+    return blocks_of(pid, listed, per_block)
+
+
+def blocks_of(pid: str, listed: list[dict], per_block: int) -> list[dict]:
+    """Described files (`data_file`) in OrigDatablock bodies of at most `per_block` files."""
     per_block = max(1, per_block)
     blocks = []
     for start in range(0, len(listed), per_block):
@@ -206,6 +211,12 @@ def datablocks(
             block["chkAlg"] = algorithms.pop()
         blocks.append(block)
     return blocks
+
+
+def blocks_not_in(plan: Plan, arrived: set[str], per_block: int) -> list[dict]:
+    """The plan's files SciCat does not list yet (`arrived`: the paths of its datablocks), in new blocks."""
+    missing = [item for block in plan.blocks for item in block["dataFileList"] if item["path"] not in arrived]
+    return blocks_of(plan.pid, missing, per_block)
 
 
 def build(

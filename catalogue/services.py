@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from shotsheet import selectors as shotsheet_selectors
 from watcher import selectors as watcher_selectors
 
 from . import contract, store
-from .builder import Plan, Recipe, Target, build, build_derived
+from .builder import Plan, Recipe, Target, blocks_not_in, build, build_derived
 from .models import Rule, Server, comma_list
 from .scicat import Client, Conflict, Refused, Unavailable
 
@@ -130,6 +131,10 @@ class Waiting(Exception):
     """A job whose inputs SciCat does not hold yet (a simulation's shots); it is tried again later."""
 
 
+class Busy(Exception):
+    """Another catalogue_sync is updating this dataset or sending its datablocks; tried again soon."""
+
+
 def simulation_server() -> Server | None:
     return Server.objects.filter(enabled=True, register_simulations=True).first()
 
@@ -225,12 +230,13 @@ def plan_for(rule: Rule, entry: dict, fields: list[dict] | None = None) -> Plan:
     )
 
 
-def check(plan: Plan, api_version: str) -> None:
+def checked(plan: Plan, api_version: str) -> Plan:
     errors = contract.dataset_errors(plan.dataset, api_version)
     for block in plan.blocks:
         errors += contract.block_errors(block)
     if errors:
         raise Refused("not sent, SciCat would refuse it: " + "; ".join(errors[:10]))
+    return plan
 
 
 class Sync:
@@ -325,6 +331,10 @@ class Sync:
             store.retry_later(job, str(exc), timedelta(seconds=settings.CATALOGUE_RETRY_MAX_SECONDS / 10))
             self.stats.waiting += 1
             return True
+        except Busy as exc:  # another process is on this dataset: this job waits, the others go on
+            store.retry_later(job, str(exc), timedelta(seconds=settings.CATALOGUE_RETRY_BASE_SECONDS))
+            self.stats.retries += 1
+            return True
         except Refused as exc:
             log.warning("catalogue: %s refused: %s", job.id, exc)
             store.fail(job, str(exc))
@@ -345,41 +355,13 @@ class Sync:
         entry = self.scanned.pop(job.entry, None)
         if entry is None or entry.get("rev", 1) != job.rev:
             entry = shotsheet_selectors.entry(job.entry)
-        if entry is None:
-            return  # deleted since: nothing to register
-        rev = entry.get("rev", 1)
-        record = self.created.get(job.entry)
-        if record is None and (rev > 1 or job.attempts):
-            record = store.dataset(job.entry)
-        # An entry's first revision on its first try has no record to read (a read per job would
-        # cost more than its POST); if it was registered before after all, SciCat answers 409.
-        if record and record["rev"] >= rev and record["blocks_sent"] >= record["blocks"]:
-            self.stats.unchanged += 1
-            return
-        plan = plan_for(rule, entry, self.fields_of(entry))
-        check(plan, rule.server.api_version)
-        self.deliver(job, plan, record, rev, self.client(rule.server))
-
-    def deliver(self, job: store.Job, plan: Plan, record: dict | None, rev: int, client: Client) -> None:
-        """The dataset created (or found: 409) or patched to revision `rev`, then its datablocks."""
-        if record is None:
-            # registered before (409): SciCat holds this revision now; its datablocks may be sent already
-            record = None if self.create(client, plan, rev) else store.dataset(job.entry)
-            if record is None:
-                record = store.dataset_record(job.entry, job.sheet, plan.pid, rev, len(plan.blocks))
-                if plan.blocks:
-                    store.datasets_created([record])
-                else:
-                    self.created[job.entry] = record
-            elif record["rev"] < rev:
-                self.flush()
-                store.dataset_updated(job.entry, rev)
-        elif record["rev"] < rev:
-            client.patch_dataset(record["pid"], plan.patch)
-            self.flush()  # the record to update must be written first
-            store.dataset_updated(job.entry, rev)
-            self.stats.patched += 1
-        self.send_blocks(client, plan, record)
+        self.deliver(
+            job,
+            entry,  # None: deleted since, nothing to register
+            lambda entry: plan_for(rule, entry, self.fields_of(entry)),
+            lambda: shotsheet_selectors.entry(job.entry),
+            rule.server,
+        )
 
     def register_simulation(self, job: store.Job, rules: dict[str, Rule]) -> None:
         """A simulation run as a derived dataset whose inputs are the datasets of the shots it
@@ -389,52 +371,114 @@ class Sync:
         server = simulation_server()
         if server is None:
             raise Refused("no enabled SciCat server registers simulations (admin: Servers › register simulations)")
+
+        def plan_of(run: dict) -> Plan:
+            url = simulation_url(server, run["_id"])
+            return build_derived(run, target(server), input_pids=input_datasets(run, rules), run_url=url)
+
         run = simulation_selectors.run(job.entry)
-        if run is None:
-            return  # removed since: nothing to register
-        rev = run.get("rev", 1)
-        record = self.created.get(job.entry) or store.dataset(job.entry)
-        if record and record["rev"] >= rev and record["blocks_sent"] >= record["blocks"]:
+        self.deliver(job, run, plan_of, lambda: simulation_selectors.run(job.entry), server, read_record=True)
+
+    def deliver(self, job: store.Job, source: dict | None, plan_of, read_again, server: Server, read_record=False):
+        """The dataset of `source` (an entry or a run; None: removed since) created, or updated.
+
+        An update runs under the dataset's claim, with its source and record read again there:
+        a process that read revision n and PATCHed it after another sent n+1 would leave SciCat
+        at n for good. A first revision on its first try has no record to read (a read per job
+        would cost more than its POST); if it was registered before after all, SciCat answers 409
+        and it becomes an update."""
+        if source is None:
+            return
+        rev, client = source.get("rev", 1), self.client(server)
+        record = self.created.get(job.entry)
+        if record is None and (rev > 1 or job.attempts or read_record):
+            record = store.dataset(job.entry)
+        if record is None:
+            plan = checked(plan_of(source), server.api_version)
+            existing = self.create(client, plan)
+            if existing is None:
+                record = store.dataset_record(job.entry, job.sheet, plan.pid, rev, len(plan.blocks))
+                if not plan.blocks:
+                    self.created[job.entry] = record  # written with the batch
+                    return
+                store.datasets_created([record])  # before its datablocks go out
+                self.send_blocks(client, plan.blocks, record)
+                return
+            held = ((existing.get("scientificMetadata") or {}).get("labbook") or {}).get("entry_revision")
+            store.datasets_created([store.dataset_record(job.entry, job.sheet, plan.pid, held or 0, 0)])
+            record = store.dataset(job.entry)
+        if record["rev"] >= rev and record["blocks_sent"] >= record["blocks"]:
             self.stats.unchanged += 1
             return
-        plan = build_derived(
-            run, target(server), input_pids=input_datasets(run, rules), run_url=simulation_url(server, run["_id"])
-        )
-        check(plan, server.api_version)
-        self.deliver(job, plan, record, rev, self.client(server))
+        self.flush()  # the records to update must be written first
+        with self.claimed(store.update_claim(job.entry), client):
+            source, record = read_again(), store.dataset(job.entry)
+            if source is None or record is None:
+                return
+            rev = source.get("rev", 1)
+            plan = checked(plan_of(source), server.api_version)
+            if record["rev"] < rev:
+                client.patch_dataset(record["pid"], plan.patch)
+                store.dataset_updated(job.entry, rev)
+                self.stats.patched += 1
+            if plan.blocks or record["blocks_sent"] < record["blocks"]:
+                self.send_missing_files(client, plan, record, server.files_per_block)
 
-    def create(self, client: Client, plan: Plan, rev: int) -> bool:
-        """False when SciCat had the dataset already (409); it then holds this revision."""
+    @contextmanager
+    def claimed(self, claim_id: str, client: Client):
+        """Hold `claim_id` while the block runs; another process holding it makes the job wait (Busy)."""
+        if store.claim(claim_id, self.lease(client)) == store.BUSY:
+            raise Busy(f"another catalogue_sync holds {claim_id}")
+        try:
+            yield
+        finally:
+            store.release(claim_id)
+
+    @staticmethod
+    def lease(client: Client) -> timedelta:
+        return timedelta(seconds=max(5.0, 3 * client.http.timeout.read))
+
+    def create(self, client: Client, plan: Plan) -> dict | None:
+        """None when created; SciCat's dataset when it had it already (409)."""
         try:
             client.create_dataset(plan.dataset)
             self.stats.created += 1
-            return True
+            return None
         except Conflict:
             existing = client.get_dataset(plan.pid)
             if existing is None:
                 raise Unavailable(f"409 for {plan.pid}, yet no such dataset to read") from None
             self.stats.existed += 1
-            held = ((existing.get("scientificMetadata") or {}).get("labbook") or {}).get("entry_revision")
-            if held != rev:
-                client.patch_dataset(plan.pid, plan.patch)
-                self.stats.patched += 1
-            return False
+            return existing
 
-    def send_blocks(self, client: Client, plan: Plan, record: dict) -> None:
-        """The datablocks not sent yet, each claimed first (another process may be sending it)."""
-        lease = timedelta(seconds=max(5.0, 3 * client.http.timeout.read))
-        sent = record["blocks_sent"]
-        while sent < len(plan.blocks):
-            claim = store.claim_block(record["_id"], sent, lease)
+    def send_missing_files(self, client: Client, plan: Plan, record: dict, per_block: int) -> None:
+        """The plan's files SciCat does not list yet (written after the dataset was created, or
+        not sent before a crash), in datablocks numbered on from those sent."""
+        missing = blocks_not_in(plan, client.origdatablock_paths(plan.pid), per_block)
+        if not missing:
+            if record["blocks_sent"] < record["blocks"]:  # they arrived, their sender died before noting it
+                store.blocks_sent(record["_id"], record["blocks"])
+            return
+        record = {**record, "blocks": record["blocks_sent"] + len(missing)}
+        store.blocks_planned(record["_id"], record["blocks"])
+        self.send_blocks(client, missing, record)
+
+    def send_blocks(self, client: Client, blocks: list[dict], record: dict) -> None:
+        """Datablocks numbered on from the record's `blocks_sent`, each claimed first (another
+        process may be sending it)."""
+        first = sent = record["blocks_sent"]
+        while sent < first + len(blocks):
+            block = blocks[sent - first]
+            claim = store.claim(store.block_claim(record["_id"], sent), self.lease(client))
             if claim == store.BUSY:
-                raise Unavailable("another catalogue_sync is sending this dataset's datablocks")
+                raise Busy("another catalogue_sync is sending this dataset's datablocks")
             if claim == store.TAKEN_OVER:  # its sender died or timed out: did the block arrive?
-                arrived = client.origdatablock_paths(plan.pid)
-                if all(item["path"] in arrived for item in plan.blocks[sent]["dataFileList"]):
+                arrived = client.origdatablock_paths(block["datasetId"])
+                if all(item["path"] in arrived for item in block["dataFileList"]):
                     sent += 1
                     store.blocks_sent(record["_id"], sent)
                     continue
-            client.create_origdatablock(plan.blocks[sent])
+            client.create_origdatablock(block)
             sent += 1
             store.blocks_sent(record["_id"], sent)
             self.stats.blocks += 1

@@ -164,19 +164,21 @@ def datasets_created(records: list[dict]) -> None:
 
 
 def dataset_updated(entry_id: str, rev: int) -> None:
+    """SciCat holds revision `rev` now. Called under the dataset's update claim (the `rev` filter
+    is not atomic on FerretDB, the claim is)."""
     mongo.database()[DATASETS].update_one(
         {"_id": entry_id, "rev": {"$lt": rev}}, {"$set": {"rev": rev, "updated": datetime.now(UTC)}}
     )
 
 
-def claim_block(entry_id: str, number: int, lease: timedelta) -> str:
-    """Take datablock `number` of a dataset for `lease`, so that of two processes racing on one
-    dataset only one sends it. An insert with a deterministic `_id`: FerretDB v1 does a
-    conditional update as read-then-write (two racing `update_one`s on the same condition both
-    won 24 times in 30 here), a duplicate key it refuses atomically. CLAIMED, BUSY, or TAKEN_OVER
-    (a claim whose lease ran out: its holder died or timed out mid-send; ask SciCat what arrived)."""
+def claim(claim_id: str, lease: timedelta) -> str:
+    """Take `claim_id` for `lease`, so that of two processes racing only one goes on. An insert
+    with a deterministic `_id`: FerretDB v1 does a conditional update as read-then-write (two
+    racing `update_one`s on the same condition both won 24 times in 30 here), a duplicate key it
+    refuses atomically. CLAIMED, BUSY, or TAKEN_OVER (a claim whose lease ran out: its holder died
+    or timed out mid-way; what it did may have arrived)."""
     claims = mongo.database()[CLAIMS]
-    claim_id, now = f"{entry_id}|b{number}", datetime.now(UTC)
+    now = datetime.now(UTC)
     try:
         claims.insert_one({"_id": claim_id, "until": now + lease})
         return CLAIMED
@@ -193,8 +195,28 @@ def claim_block(entry_id: str, number: int, lease: timedelta) -> str:
         return BUSY
 
 
+def release(claim_id: str) -> None:
+    mongo.database()[CLAIMS].delete_one({"_id": claim_id})
+
+
+def block_claim(entry_id: str, number: int) -> str:
+    """Datablock `number` of a dataset: of two processes racing on it, only one sends it."""
+    return f"{entry_id}|b{number}"
+
+
+def update_claim(entry_id: str) -> str:
+    """A dataset being updated (its entry read, PATCHed, recorded): one process at a time, or a
+    slower one could PATCH an older revision over a newer one."""
+    return f"{entry_id}|update"
+
+
 def blocks_sent(entry_id: str, count: int) -> None:
     mongo.database()[DATASETS].update_one({"_id": entry_id}, {"$set": {"blocks_sent": count}})
+
+
+def blocks_planned(entry_id: str, count: int) -> None:
+    """More datablocks to send (files written after the dataset was created)."""
+    mongo.database()[DATASETS].update_one({"_id": entry_id}, {"$set": {"blocks": count}})
 
 
 # --- the scan of each sheet's change log -------------------------------------------------------

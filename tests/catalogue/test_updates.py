@@ -1,0 +1,58 @@
+"""Datasets that change after they were registered: an edit racing another sync's edit, and files
+the DAQ wrote after the dataset was created. Neither may leave SciCat holding less than labbook."""
+
+from catalogue import store
+from catalogue.scicat import Client
+from catalogue.services import Sync
+
+from .test_sync import pid_of, sync_all
+
+
+def held_revision(scicat, entry: dict) -> int:
+    return scicat.state.datasets[pid_of(entry)]["scientificMetadata"]["labbook"]["entry_revision"]
+
+
+def test_a_stale_patch_never_lands_after_a_newer_one(catalogued, scicat, monkeypatch):
+    """Sync B has read revision 2 and is about to PATCH it when the entry is edited again and
+    sync A sends revision 3. B's PATCH must not leave SciCat at revision 2 for good."""
+    entry = catalogued.entries.add(energy=1.0)
+    sync_all()
+    second = catalogued.entries.edit(entry, energy=2.0)
+    patch = Client.patch_dataset
+    raced = []
+
+    def patch_after_a_newer_edit(client, pid, body):
+        if not raced:
+            raced.append(True)
+            catalogued.entries.edit(second, energy=3.0)
+            Sync().run_once()  # sync A, while B is between its read and its PATCH
+        return patch(client, pid, body)
+
+    monkeypatch.setattr(Client, "patch_dataset", patch_after_a_newer_edit)
+    Sync().run_once()  # sync B
+    assert raced
+    sync_all()
+    assert held_revision(scicat, entry) == 3
+    assert scicat.state.datasets[pid_of(entry)]["scientificMetadata"]["energy"] == {"value": 3.0, "unit": "J"}
+    assert store.dataset(entry["_id"])["rev"] == 3
+    assert scicat.state.count("POST", "/api/v4/datasets") == 1
+
+
+def test_files_written_after_registration_are_sent_with_the_next_edit(catalogued, scicat):
+    entry = catalogued.entries.add()
+    sync_all()
+    assert len(scicat.state.blocks) == 2  # a.h5 b.h5 | c.tiff (two files per block)
+    for name in ("d.h5", "e.h5", "f.h5"):
+        (catalogued.folder / name).write_bytes(b"y" * 7)
+    edited = catalogued.entries.edit(entry, note="the camera's files are in")
+    sync_all()
+    files = [item["path"] for block in scicat.state.blocks for item in block["dataFileList"]]
+    expected = [str(catalogued.folder / name) for name in ("a.h5", "b.h5", "c.tiff", "d.h5", "e.h5", "f.h5")]
+    assert sorted(files) == sorted(expected)  # each once
+    assert [len(block["dataFileList"]) for block in scicat.state.blocks] == [2, 1, 2, 1]
+    record = store.dataset(entry["_id"])
+    assert record["blocks"] == record["blocks_sent"] == 4 and record["rev"] == 2
+    assert scicat.state.invalid == []
+    catalogued.entries.edit(edited, note="again")
+    sync_all()  # nothing new on disk: no block
+    assert len(scicat.state.blocks) == 4
