@@ -281,6 +281,11 @@ class Sync:
         for client in self.clients.values():
             client.close()
 
+    @staticmethod
+    def configured() -> bool:
+        """Whether anything is to be registered: an enabled rule on an enabled server, or simulations."""
+        return bool(active_rules()) or simulation_server() is not None
+
     def run(self) -> None:
         """Until stopped: scan, work off what is due, wait for the next due job or poll."""
         while not self.stop.is_set():

@@ -22,7 +22,7 @@ from django.conf import settings
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("relay", "laser_sim", "watch")  # manage.py commands, besides daphne
+PARTS = ("relay", "laser_sim", "watch", "catalogue_sync")  # manage.py commands, besides daphne
 
 
 def descendants(pid: int) -> dict[int, str]:

@@ -16,6 +16,11 @@ class Command(BaseCommand):
     def handle(self, *args, once, batch_size, **options):
         with stop_on_signals(StopFlag()) as stop:
             sync = Sync(stop=stop, batch_size=batch_size)
+            if not once and not sync.configured():
+                self.stdout.write(
+                    "catalogue_sync: no enabled SciCat server with a catalogue rule yet; idle until the admin "
+                    "configures one (Catalogue › Servers, Rules)",
+                )
             try:
                 sync.run_once() if once else sync.run()
             finally:
