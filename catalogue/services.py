@@ -24,6 +24,7 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from pymongo.errors import PyMongoError
 
+from core import times
 from core.runloop import StopFlag
 from relay import selectors as relay_selectors
 from shotsheet import selectors as shotsheet_selectors
@@ -103,6 +104,17 @@ def entry_url(server: Server, entry: dict) -> str:
 
 
 # --- the scan: new and changed entries of the ruled sheets into the outbox ------------------------
+def settled(entry: dict) -> datetime:
+    """When the DAQ's files and events of the entry's shot should all be in: CATALOGUE_SETTLE_SECONDS
+    after the shot's laser time, or, without one, after the entry was written. A dataset sent
+    sooner would list only the files that beat the physicist's save (later ones would wait for the
+    entry's next edit)."""
+    when = times.from_ns(entry.get("laser_ts_ns")) or entry.get("updated") or entry.get("created")
+    if when is None:
+        return datetime.now(UTC)
+    return when + timedelta(seconds=settings.CATALOGUE_SETTLE_SECONDS)
+
+
 def scan(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT, seen: dict | None = None) -> int:
     """Enqueue a job for each entry revision written since the last scan; returns the new jobs.
     The entries read are left in `seen` (the sync then need not read them again)."""
@@ -117,10 +129,12 @@ def scan(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT, seen: di
         for _, entry_id in changes:
             entry = shotsheet_selectors.entry(entry_id)
             if entry is not None and rule.selects(entry):
-                jobs[(entry_id, entry.get("rev", 1))] = None
+                jobs[(entry_id, entry.get("rev", 1))] = settled(entry)
                 if seen is not None:
                     seen[entry_id] = entry
-        new += store.enqueue(slug, list(jobs))  # before the position: a crash between them re-enqueues, harmlessly
+        new += store.enqueue(
+            slug, list(jobs), not_before=jobs
+        )  # before the position: a crash between them re-enqueues, harmlessly
         last = changes[-1][0] if changes else position["change"]
         if changes or generation != position["generation"]:
             store.save_scan_position(slug, last, generation or position["generation"])

@@ -52,9 +52,17 @@ class Job:
         )
 
 
-def enqueue(sheet_slug: str, entries: list[tuple[str, int]], now: datetime | None = None, kind: str = ENTRY) -> int:
-    """One job per (entry id, revision); a job already there stays as it is. Returns how many are new."""
+def enqueue(
+    sheet_slug: str,
+    entries: list[tuple[str, int]],
+    now: datetime | None = None,
+    kind: str = ENTRY,
+    not_before: dict[tuple[str, int], datetime] | None = None,
+) -> int:
+    """One job per (entry id, revision), first tried at once or at its `not_before`; a job already
+    there stays as it is. Returns how many are new."""
     now = now or datetime.now(UTC)
+    not_before = not_before or {}
     documents = [
         {
             "_id": job_id(entry_id, rev),
@@ -63,7 +71,7 @@ def enqueue(sheet_slug: str, entries: list[tuple[str, int]], now: datetime | Non
             "rev": rev,
             "status": PENDING,
             "attempts": 0,
-            "next_try": now,
+            "next_try": max(now, not_before.get((entry_id, rev), now)),
             "created": now,
             "last_error": "",
             "kind": kind,

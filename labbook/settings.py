@@ -317,6 +317,8 @@ CATALOGUE_BATCH_SIZE = int(os.environ.get("CATALOGUE_BATCH_SIZE", 100))  # jobs 
 CATALOGUE_POLL_SECONDS = float(os.environ.get("CATALOGUE_POLL_SECONDS", 1))  # new entries are seen this fast
 CATALOGUE_RETRY_BASE_SECONDS = float(os.environ.get("CATALOGUE_RETRY_BASE_SECONDS", 1))  # first retry, then doubled
 CATALOGUE_RETRY_MAX_SECONDS = float(os.environ.get("CATALOGUE_RETRY_MAX_SECONDS", 300))
+# a dataset is sent this long after its shot (or its entry's save): the DAQ's files and events are in by then
+CATALOGUE_SETTLE_SECONDS = float(os.environ.get("CATALOGUE_SETTLE_SECONDS", 30))
 CATALOGUE_MAX_LISTED_FILES = int(os.environ.get("CATALOGUE_MAX_LISTED_FILES", 100_000))  # a DAQ folder listed, at most
 
 # --- simulations ---

@@ -20,6 +20,7 @@ def fast_retries(settings):
     settings.CATALOGUE_RETRY_BASE_SECONDS = 0.05
     settings.CATALOGUE_RETRY_MAX_SECONDS = 0.4
     settings.CATALOGUE_POLL_SECONDS = 0.05
+    settings.CATALOGUE_SETTLE_SECONDS = 0  # test_updates.py tests the wait
     return settings
 
 

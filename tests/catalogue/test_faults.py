@@ -79,6 +79,7 @@ def sync_env(tmp_path, catalogued, scicat):
         "CATALOGUE_RETRY_BASE_SECONDS": "0.05",
         "CATALOGUE_RETRY_MAX_SECONDS": "0.4",
         "CATALOGUE_POLL_SECONDS": "0.05",
+        "CATALOGUE_SETTLE_SECONDS": "0",
     }
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=180)
     code = (

@@ -1,9 +1,12 @@
 """Datasets that change after they were registered: an edit racing another sync's edit, and files
 the DAQ wrote after the dataset was created. Neither may leave SciCat holding less than labbook."""
 
+import time
+
 from catalogue import store
 from catalogue.scicat import Client
 from catalogue.services import Sync
+from core import mongo
 
 from .test_sync import pid_of, sync_all
 
@@ -56,3 +59,21 @@ def test_files_written_after_registration_are_sent_with_the_next_edit(catalogued
     catalogued.entries.edit(edited, note="again")
     sync_all()  # nothing new on disk: no block
     assert len(scicat.state.blocks) == 4
+
+
+def test_a_dataset_waits_for_the_files_of_its_shot_to_settle(catalogued, scicat, settings):
+    """An entry saved at the shot (the form prefilled from the relay) is not registered before the
+    DAQ's files of that shot had CATALOGUE_SETTLE_SECONDS to arrive; an old shot goes at once."""
+    settings.CATALOGUE_SETTLE_SECONDS = 1.5
+    old = catalogued.entries.add(note="logged an hour after the shot")
+    mongo.database()["entries"].update_one(
+        {"_id": old["_id"]}, {"$set": {"laser_ts_ns": time.time_ns() - 3600 * 10**9}}
+    )
+    fresh = catalogued.entries.add(note="saved at the shot")
+    Sync().run_once()
+    assert pid_of(old) in scicat.state.datasets and pid_of(fresh) not in scicat.state.datasets
+    (catalogued.folder / "late.h5").write_bytes(b"z" * 3)  # the camera's file, 0.1 s later
+    sync_all()
+    files = [item["path"] for block in scicat.state.blocks for item in block["dataFileList"]]
+    assert files.count(str(catalogued.folder / "late.h5")) == 1
+    assert [b["datasetId"] for b in scicat.state.blocks].count(pid_of(fresh)) == 2  # a.h5 b.h5 | c.tiff late.h5
