@@ -132,9 +132,8 @@ def scan(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT, seen: di
                 jobs[(entry_id, entry.get("rev", 1))] = settled(entry)
                 if seen is not None:
                     seen[entry_id] = entry
-        new += store.enqueue(
-            slug, list(jobs), not_before=jobs
-        )  # before the position: a crash between them re-enqueues, harmlessly
+        # before the position: a crash between them re-enqueues, harmlessly
+        new += store.enqueue(slug, list(jobs), not_before=jobs)
         last = changes[-1][0] if changes else position["change"]
         if changes or generation != position["generation"]:
             store.save_scan_position(slug, last, generation or position["generation"])
