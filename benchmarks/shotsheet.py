@@ -22,7 +22,6 @@ import sys
 import time
 import uuid
 import warnings
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -50,6 +49,7 @@ from shotsheet.entries import create_entry  # noqa: E402
 from shotsheet.export import export_rows  # noqa: E402
 from shotsheet.models import Field, Sheet  # noqa: E402
 from shotsheet.query import table_query  # noqa: E402
+from tests.shotsheet.bulk import insert_many_entries  # noqa: E402
 
 
 def timed(function, repeat: int = 3) -> float:
@@ -75,33 +75,8 @@ def make_bench_sheet(count: int) -> tuple[Sheet, object]:
     Field.objects.create(sheet=sheet, key="note", label="Note", type=Field.Type.TEXT)
     version = schema.save_version(sheet)
     store.ensure_indexes()
-    start = datetime(2026, 11, 1, tzinfo=UTC)
     print(f"inserting {count} entries…", flush=True)
-    for first in range(0, count, 5000):
-        store.insert_entries(
-            [
-                {
-                    "_id": f"bench:{n:08d}",
-                    "sheet": "bench",
-                    "experiment": "BEN",
-                    "schema_version": version.number,
-                    "values": {
-                        "energy": (n * 7919 % 1000) / 10,
-                        "target": ("Al", "Cu", "Ti")[n % 3],
-                        "note": f"shot {n}",
-                    },
-                    "shot_key": f"BEN-20261101-{n:06d}",
-                    "shot_number": n,
-                    "author": "bench",
-                    "created": start + timedelta(seconds=n),
-                    "updated": start,
-                    "comment": "",
-                    "rev": 1,
-                    "history": [],
-                }
-                for n in range(first, min(first + 5000, count))
-            ]
-        )
+    insert_many_entries(sheet, version.number, count)
     return sheet, version
 
 

@@ -143,16 +143,20 @@ def entry_document(
     comment: str,
     created: datetime,
     daq: dict | None = None,
+    entry_id: str | None = None,
+    shot: dict | None = None,
     **extra,
 ) -> dict:
-    """The one builder of an entry document, for the web form and the import alike."""
+    """The one builder of an entry document, for the web form, the import and bulk loads alike.
+    A bulk load names its ids and the shot identity (`shot_identity`'s fields) itself: no relay
+    look-up per entry."""
     return {
-        "_id": new_id(sheet, created),
+        "_id": entry_id or new_id(sheet, created),
         "sheet": sheet.slug,
         "experiment": sheet.experiment,
         "schema_version": version_number,
         "values": values,
-        **shot_identity(shot_key),
+        **(shot if shot is not None else shot_identity(shot_key)),
         "author": author,
         "created": created,
         "updated": created,

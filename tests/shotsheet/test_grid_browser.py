@@ -2,44 +2,21 @@
 last of 100,000 rows, live rows, a plot point that selects its row, and the grid on a phone."""
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 
-from shotsheet import schema, store
+from shotsheet import schema
 from shotsheet.entries import create_entry
 from shotsheet.models import Field, GridLayout, Sheet
 from tests.browser import BrowserTestCase, wait_until
+from tests.shotsheet.bulk import insert_many_entries
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("mongo_db")]
 
 
 def big_sheet_entries(sheet: Sheet, count: int) -> None:
-    """`count` entries straight into the store (as benchmarks/shotsheet.py does): seconds, not minutes."""
-    version = schema.save_version(sheet).number
-    start = datetime(2026, 11, 1, tzinfo=UTC)
-    for first in range(0, count, 5000):
-        store.insert_entries(
-            [
-                {
-                    "_id": f"{sheet.slug}:{n:08d}",
-                    "sheet": sheet.slug,
-                    "experiment": sheet.experiment,
-                    "schema_version": version,
-                    "values": {"energy": (n * 7919 % 1000) / 10},
-                    "shot_key": f"{sheet.experiment}-20261101-{n:06d}",
-                    "shot_number": n,
-                    "author": "bench",
-                    "created": start + timedelta(seconds=n),
-                    "updated": start,
-                    "comment": "",
-                    "rev": 1,
-                    "history": [],
-                }
-                for n in range(first, min(first + 5000, count))
-            ]
-        )
+    insert_many_entries(sheet, schema.save_version(sheet).number, count, lambda n: {"energy": (n * 7919 % 1000) / 10})
 
 
 class GridInTheBrowser(BrowserTestCase):
