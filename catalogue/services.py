@@ -115,9 +115,12 @@ def settled(entry: dict) -> datetime:
     return when + timedelta(seconds=settings.CATALOGUE_SETTLE_SECONDS)
 
 
-def scan(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT, seen: dict | None = None) -> int:
+def scan(
+    rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT, seen: dict | None = None, settle: bool = True
+) -> int:
     """Enqueue a job for each entry revision written since the last scan; returns the new jobs.
-    The entries read are left in `seen` (the sync then need not read them again)."""
+    The entries read are left in `seen` (the sync then need not read them again). A job is due
+    when its shot has settled (`settled`), or at once without `settle`."""
     new = 0
     for slug, rule in (rules if rules is not None else active_rules()).items():
         position = store.scan_position(slug)
@@ -129,7 +132,7 @@ def scan(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT, seen: di
         for _, entry_id in changes:
             entry = shotsheet_selectors.entry(entry_id)
             if entry is not None and rule.selects(entry):
-                jobs[(entry_id, entry.get("rev", 1))] = settled(entry)
+                jobs[(entry_id, entry.get("rev", 1))] = settled(entry) if settle else datetime.now(UTC)
                 if seen is not None:
                     seen[entry_id] = entry
         # before the position: a crash between them re-enqueues, harmlessly
@@ -198,9 +201,10 @@ def scan_simulations(seen: set[tuple[str, int]]) -> int:
 
 
 def enqueue_sheet(rule: Rule) -> int:
-    """Every entry of the sheet again (the admin's "register now"): jobs already done are no-ops."""
+    """Every entry of the sheet again (the admin's "register now", so not waiting for shots to
+    settle): jobs already done are no-ops."""
     store.save_scan_position(rule.sheet.slug, 0, None)
-    return scan({rule.sheet.slug: rule})
+    return scan({rule.sheet.slug: rule}, settle=False)
 
 
 # --- the sync: one job, one dataset action -------------------------------------------------------

@@ -68,7 +68,8 @@ def test_entry_status_names_the_dataset_and_the_error(admin_client, refused):
     assert "in SciCat (revision 1)" in page and status.url in page
 
 
-def test_admin_register_now_sends_at_once(admin_client, catalogued, scicat):
+def test_admin_register_now_sends_at_once(admin_client, catalogued, scicat, settings):
+    settings.CATALOGUE_SETTLE_SECONDS = 600  # "now" does not wait for the shots to settle
     entries = [catalogued.entries.add(note=f"n{i}") for i in range(3)]
     answer = admin_client.post(
         "/admin/catalogue/rule/",
