@@ -7,6 +7,12 @@ in that log (the tables of other processes rely on it), its reads are by `_id` (
 FerretDB), and a scan position kept in MongoDB means an entry saved while catalogue_sync was down
 is still found. A hook would run in the web request (a SciCat or outbox outage there would touch
 the save) and would miss writes that bypass it.
+
+Both halves wait on round trips (FerretDB ~0.35 ms a read by `_id`, SciCat 10-50 ms a request),
+so they overlap them: `CATALOGUE_CONCURRENCY` threads read the change log ahead of the scan and
+work a batch's jobs, all of one entry's jobs on one thread in revision order. The reads cannot be
+one query instead: FerretDB serves only `_id` equality from an index (100 ids by `$in` in a
+collection of 100,000: 1.8 s, against 36 ms for 100 single reads).
 """
 
 from __future__ import annotations
@@ -14,7 +20,11 @@ from __future__ import annotations
 import logging
 import os
 import random
-from dataclasses import dataclass
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,6 +57,13 @@ class SyncStats:
     failed: int = 0
     retries: int = 0
     waiting: int = 0  # simulation runs whose shots are not in SciCat yet
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        """The workers of a batch count into the same stats."""
+        with self.lock:
+            for name, count in counts.items():
+                setattr(self, name, getattr(self, name) + count)
 
 
 def target(server: Server) -> Target:
@@ -102,25 +119,54 @@ def entry_url(server: Server, entry: dict) -> str:
 
 
 # --- the scan: new and changed entries of the ruled sheets into the outbox ------------------------
-def scan(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT, seen: dict | None = None) -> int:
+def read_ahead(read: Callable[[int], tuple | None], first: int, limit: int, pool: Executor | None) -> list[tuple]:
+    """read(first), read(first + 1), … until one is None or `limit` were read: a window of them at a
+    time in the pool's threads, the window doubling from 1 (an idle poll reads one change, as
+    before) to twice the pool's size (past the log's end that many reads are wasted, once a pass)."""
+    found, window = [], 1
+    most = 2 * settings.CATALOGUE_CONCURRENCY
+    while len(found) < limit:
+        start = first + len(found)
+        numbers = range(start, start + min(window, limit - len(found)))
+        for result in (pool.map if pool else map)(read, numbers):
+            if result is None:
+                return found
+            found.append(result)
+        window = min(2 * window, most)
+    return found
+
+
+def scan(
+    rules: dict[str, Rule] | None = None,
+    limit: int = SCAN_LIMIT,
+    seen: dict | None = None,
+    pool: Executor | None = None,
+) -> int:
     """Enqueue a job for each entry revision written since the last scan; returns the new jobs.
-    The entries read are left in `seen` (the sync then need not read them again)."""
+    The entries read are left in `seen` (the sync then need not read them again). With a `pool`,
+    each change and then its entry are read by one of its threads, several changes at once."""
     new = 0
     for slug, rule in (rules if rules is not None else active_rules()).items():
         position = store.scan_position(slug)
-        generation, changes = shotsheet_selectors.changes_since(slug, position["change"], limit)
+        generation = shotsheet_selectors.change_log_generation(slug)
+        after = position["change"]
         if position["generation"] and generation and generation != position["generation"]:
             log.warning("sheet %s: its change log was reset; scanning it again from the start", slug)
-            generation, changes = shotsheet_selectors.changes_since(slug, 0, limit)
+            after = 0
+
+        def read(number: int, slug: str = slug) -> tuple[int, str, dict | None] | None:
+            entry_id = shotsheet_selectors.changed_entry(slug, number)
+            return None if entry_id is None else (number, entry_id, shotsheet_selectors.entry(entry_id))
+
+        changes = read_ahead(read, after + 1, limit, pool)
         jobs = {}
-        for _, entry_id in changes:
-            entry = shotsheet_selectors.entry(entry_id)
+        for _, entry_id, entry in changes:
             if entry is not None and rule.selects(entry):
                 jobs[(entry_id, entry.get("rev", 1))] = None
                 if seen is not None:
                     seen[entry_id] = entry
         new += store.enqueue(slug, list(jobs))  # before the position: a crash between them re-enqueues, harmlessly
-        last = changes[-1][0] if changes else position["change"]
+        last = changes[-1][0] if changes else after
         if changes or generation != position["generation"]:
             store.save_scan_position(slug, last, generation or position["generation"])
     return new
@@ -240,12 +286,18 @@ class Sync:
     write costs ~2-6 ms, more than the POST it records. A crash before that write loses nothing:
     the jobs are still in the outbox, and their second try finds the datasets (409) instead of
     making new ones. A dataset with files is recorded at once, before its datablocks go out.
+
+    A batch's jobs are worked by `CATALOGUE_CONCURRENCY` threads, one entry's jobs on one thread in
+    revision order (two jobs of an entry at once could both create or both patch its dataset); the
+    batch's bookkeeping is written when all its workers have ended, before the next batch is read.
     """
 
     def __init__(self, stop: StopFlag | None = None, batch_size: int | None = None):
         self.stop = stop or StopFlag()
         self.batch_size = batch_size or settings.CATALOGUE_BATCH_SIZE
         self.stats = SyncStats()
+        self.pool = ThreadPoolExecutor(settings.CATALOGUE_CONCURRENCY, thread_name_prefix="catalogue-sync")
+        self.lock = threading.Lock()  # the bookkeeping below, and the clients
         self.clients: dict[tuple, Client] = {}
         self.fields: dict[tuple[str, int], list[dict]] = {}  # schema versions never change once written
         self.created: dict[str, dict] = {}  # dataset records not yet written
@@ -254,10 +306,13 @@ class Sync:
         self.simulations_seen: set[tuple[str, int]] = set()  # simulation runs (revisions) enqueued
 
     def flush(self) -> None:
-        store.datasets_created(list(self.created.values()))
-        self.created.clear()
-        store.jobs_done(self.finished)
-        self.finished.clear()
+        """Write the records and remove the jobs, then forget them (held meanwhile: a worker that
+        finds its record in neither place would read it as not registered)."""
+        with self.lock:
+            store.datasets_created(list(self.created.values()))
+            self.created.clear()
+            store.jobs_done(self.finished)
+            self.finished.clear()
 
     def fields_of(self, entry: dict) -> list[dict]:
         key = (entry["sheet"], entry.get("schema_version", 0))
@@ -267,11 +322,13 @@ class Sync:
 
     def client(self, server: Server) -> Client:
         key = (server.pk, server.base_url, server.api_version, server.timeout_seconds)
-        if key not in self.clients:
-            self.clients[key] = client_for(server)
-        return self.clients[key]
+        with self.lock:
+            if key not in self.clients:
+                self.clients[key] = client_for(server)
+            return self.clients[key]
 
     def close(self) -> None:
+        self.pool.shutdown()
         for client in self.clients.values():
             client.close()
 
@@ -293,50 +350,79 @@ class Sync:
         """One scan and every job due now (the `--once` of cron), or the first `max_jobs` of them;
         stops early when SciCat is down."""
         rules = active_rules()
+        simulations = simulation_server()  # read here: the workers touch no Django model
         self.scanned.clear()
-        scan(rules, seen=self.scanned)
+        scan(rules, seen=self.scanned, pool=self.pool)
         scan_simulations(self.simulations_seen)
         done = 0
         while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
             jobs = store.due_jobs(self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done))
             if not jobs:
                 break
-            try:
-                for job in jobs:
-                    if self.stop.is_set():
-                        return done
-                    if not self.work(job, rules):
-                        return done  # SciCat unavailable: the others wait for the backoff too
-                    done += 1
-            finally:
-                self.flush()
+            worked, reached = self.work_batch(jobs, rules, simulations)
+            done += worked
+            if not reached:
+                break  # SciCat unavailable: the others wait for the backoff too
         return done
 
-    def work(self, job: store.Job, rules: dict[str, Rule]) -> bool:
+    def work_batch(self, jobs: list[store.Job], rules: dict[str, Rule], simulations: Server | None) -> tuple[int, bool]:
+        """The batch's jobs in the pool, each entry's in revision order on one thread; returns the
+        jobs done and whether SciCat was reached. Once it was not (or a worker failed) no further
+        job starts; those in flight end, each retried or recorded as it ended."""
+        halt = threading.Event()
+
+        def work_entry(entry_jobs: list[store.Job]) -> int:
+            done = 0
+            try:
+                for job in entry_jobs:
+                    if self.stop.is_set() or halt.is_set():
+                        break
+                    if not self.work(job, rules, simulations):
+                        halt.set()
+                        break
+                    done += 1
+            except BaseException:
+                halt.set()
+                raise
+            return done
+
+        by_entry: dict[str, list[store.Job]] = defaultdict(list)
+        for job in sorted(jobs, key=lambda job: job.rev):  # stable: otherwise in the order they fell due
+            by_entry[job.entry].append(job)
+        futures = [self.pool.submit(work_entry, entry_jobs) for entry_jobs in by_entry.values()]
+        try:
+            wait(futures)
+        finally:
+            self.flush()
+        done = sum(future.result() for future in futures)  # a worker's exception is raised here
+        return done, not halt.is_set()
+
+    def work(self, job: store.Job, rules: dict[str, Rule], simulations: Server | None = None) -> bool:
         """Run one job; False when SciCat could not be reached (the job waits, and so does the batch)."""
         try:
             if job.kind == store.SIMULATION:
-                self.register_simulation(job, rules)
+                self.register_simulation(job, rules, simulations)
             elif (rule := rules.get(job.sheet)) is None:
                 raise Refused(f"no enabled catalogue rule (or SciCat server) for sheet '{job.sheet}'")
             else:
                 self.register(job, rule)
         except Waiting as exc:  # its inputs are not in SciCat yet: the job waits, the others go on
             store.retry_later(job, str(exc), timedelta(seconds=settings.CATALOGUE_RETRY_MAX_SECONDS / 10))
-            self.stats.waiting += 1
+            self.stats.add(waiting=1)
             return True
         except Refused as exc:
             log.warning("catalogue: %s refused: %s", job.id, exc)
             store.fail(job, str(exc))
-            self.stats.failed += 1
+            self.stats.add(failed=1)
             return True
         except Unavailable as exc:
             delay = min(settings.CATALOGUE_RETRY_BASE_SECONDS * 2**job.attempts, settings.CATALOGUE_RETRY_MAX_SECONDS)
             store.retry_later(job, str(exc), timedelta(seconds=delay * random.uniform(0.75, 1.0)))
-            self.stats.retries += 1
+            self.stats.add(retries=1)
             log.info("catalogue: %s not done, again in %.1f s: %s", job.id, delay, exc)
             return False
-        self.finished.append(job)
+        with self.lock:
+            self.finished.append(job)
         if job.rev > 1:
             store.drop_older_jobs(job.entry, job.rev)
         return True
@@ -354,7 +440,7 @@ class Sync:
         # An entry's first revision on its first try has no record to read (a read per job would
         # cost more than its POST); if it was registered before after all, SciCat answers 409.
         if record and record["rev"] >= rev and record["blocks_sent"] >= record["blocks"]:
-            self.stats.unchanged += 1
+            self.stats.add(unchanged=1)
             return
         plan = plan_for(rule, entry, self.fields_of(entry))
         check(plan, rule.server.api_version)
@@ -370,7 +456,8 @@ class Sync:
                 if plan.blocks:
                     store.datasets_created([record])
                 else:
-                    self.created[job.entry] = record
+                    with self.lock:
+                        self.created[job.entry] = record
             elif record["rev"] < rev:
                 self.flush()
                 store.dataset_updated(job.entry, rev)
@@ -378,15 +465,14 @@ class Sync:
             client.patch_dataset(record["pid"], plan.patch)
             self.flush()  # the record to update must be written first
             store.dataset_updated(job.entry, rev)
-            self.stats.patched += 1
+            self.stats.add(patched=1)
         self.send_blocks(client, plan, record)
 
-    def register_simulation(self, job: store.Job, rules: dict[str, Rule]) -> None:
+    def register_simulation(self, job: store.Job, rules: dict[str, Rule], server: Server | None) -> None:
         """A simulation run as a derived dataset whose inputs are the datasets of the shots it
         models; while one of those shots' entries is still to be registered, the run waits."""
         from simulations import selectors as simulation_selectors
 
-        server = simulation_server()
         if server is None:
             raise Refused("no enabled SciCat server registers simulations (admin: Servers › register simulations)")
         run = simulation_selectors.run(job.entry)
@@ -395,7 +481,7 @@ class Sync:
         rev = run.get("rev", 1)
         record = self.created.get(job.entry) or store.dataset(job.entry)
         if record and record["rev"] >= rev and record["blocks_sent"] >= record["blocks"]:
-            self.stats.unchanged += 1
+            self.stats.add(unchanged=1)
             return
         plan = build_derived(
             run, target(server), input_pids=input_datasets(run, rules), run_url=simulation_url(server, run["_id"])
@@ -407,17 +493,17 @@ class Sync:
         """False when SciCat had the dataset already (409); it then holds this revision."""
         try:
             client.create_dataset(plan.dataset)
-            self.stats.created += 1
+            self.stats.add(created=1)
             return True
         except Conflict:
             existing = client.get_dataset(plan.pid)
             if existing is None:
                 raise Unavailable(f"409 for {plan.pid}, yet no such dataset to read") from None
-            self.stats.existed += 1
+            self.stats.add(existed=1)
             held = ((existing.get("scientificMetadata") or {}).get("labbook") or {}).get("entry_revision")
             if held != rev:
                 client.patch_dataset(plan.pid, plan.patch)
-                self.stats.patched += 1
+                self.stats.add(patched=1)
             return False
 
     def send_blocks(self, client: Client, plan: Plan, record: dict) -> None:
@@ -437,4 +523,4 @@ class Sync:
             client.create_origdatablock(plan.blocks[sent])
             sent += 1
             store.blocks_sent(record["_id"], sent)
-            self.stats.blocks += 1
+            self.stats.add(blocks=1)
