@@ -23,7 +23,7 @@ import random
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -136,16 +136,22 @@ def read_ahead(read: Callable[[int], tuple | None], first: int, limit: int, pool
     return found
 
 
+@dataclass
+class ScanPass:
+    new: int = 0  # jobs enqueued
+    more: bool = False  # a sheet has more changes than the pass's limit: scan again
+
+
 def scan(
     rules: dict[str, Rule] | None = None,
     limit: int = SCAN_LIMIT,
     seen: dict | None = None,
     pool: Executor | None = None,
-) -> int:
-    """Enqueue a job for each entry revision written since the last scan; returns the new jobs.
-    The entries read are left in `seen` (the sync then need not read them again). With a `pool`,
-    each change and then its entry are read by one of its threads, several changes at once."""
-    new = 0
+) -> ScanPass:
+    """Enqueue a job for each entry revision written since the last scan (at most `limit` changes
+    a sheet). The entries read are left in `seen` (the sync then need not read them again). With a
+    `pool`, each change and then its entry are read by one of its threads, several changes at once."""
+    done = ScanPass()
     for slug, rule in (rules if rules is not None else active_rules()).items():
         position = store.scan_position(slug)
         generation = shotsheet_selectors.change_log_generation(slug)
@@ -165,11 +171,12 @@ def scan(
                 jobs[(entry_id, entry.get("rev", 1))] = None
                 if seen is not None:
                     seen[entry_id] = entry
-        new += store.enqueue(slug, list(jobs))  # before the position: a crash between them re-enqueues, harmlessly
+        done.new += store.enqueue(slug, list(jobs))  # before the position: a crash between them re-enqueues, harmlessly
+        done.more = done.more or len(changes) == limit
         last = changes[-1][0] if changes else after
         if changes or generation != position["generation"]:
             store.save_scan_position(slug, last, generation or position["generation"])
-    return new
+    return done
 
 
 class Waiting(Exception):
@@ -228,7 +235,7 @@ def scan_simulations(seen: set[tuple[str, int]]) -> int:
 def enqueue_sheet(rule: Rule) -> int:
     """Every entry of the sheet again (the admin's "register now"): jobs already done are no-ops."""
     store.save_scan_position(rule.sheet.slug, 0, None)
-    return scan({rule.sheet.slug: rule})
+    return scan({rule.sheet.slug: rule}).new
 
 
 # --- the sync: one job, one dataset action -------------------------------------------------------
@@ -290,6 +297,8 @@ class Sync:
     A batch's jobs are worked by `CATALOGUE_CONCURRENCY` threads, one entry's jobs on one thread in
     revision order (two jobs of an entry at once could both create or both patch its dataset); the
     batch's bookkeeping is written when all its workers have ended, before the next batch is read.
+    Meanwhile the scan reads the next batch's worth of the change logs (`CATALOGUE_CONCURRENCY`
+    reads at once on threads of its own), so FerretDB's round trips overlap SciCat's.
     """
 
     def __init__(self, stop: StopFlag | None = None, batch_size: int | None = None):
@@ -297,6 +306,8 @@ class Sync:
         self.batch_size = batch_size or settings.CATALOGUE_BATCH_SIZE
         self.stats = SyncStats()
         self.pool = ThreadPoolExecutor(settings.CATALOGUE_CONCURRENCY, thread_name_prefix="catalogue-sync")
+        self.readers = ThreadPoolExecutor(settings.CATALOGUE_CONCURRENCY, thread_name_prefix="catalogue-scan")
+        self.scanner = ThreadPoolExecutor(1, thread_name_prefix="catalogue-scanner")
         self.lock = threading.Lock()  # the bookkeeping below, and the clients
         self.clients: dict[tuple, Client] = {}
         self.fields: dict[tuple[str, int], list[dict]] = {}  # schema versions never change once written
@@ -328,7 +339,8 @@ class Sync:
             return self.clients[key]
 
     def close(self) -> None:
-        self.pool.shutdown()
+        for pool in (self.scanner, self.readers, self.pool):
+            pool.shutdown()
         for client in self.clients.values():
             client.close()
 
@@ -352,18 +364,30 @@ class Sync:
         rules = active_rules()
         simulations = simulation_server()  # read here: the workers touch no Django model
         self.scanned.clear()
-        scan(rules, seen=self.scanned, pool=self.pool)
         scan_simulations(self.simulations_seen)
+        scanning: Future | None = self.scan_ahead(rules)
         done = 0
-        while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
-            jobs = store.due_jobs(self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done))
-            if not jobs:
-                break
-            worked, reached = self.work_batch(jobs, rules, simulations)
-            done += worked
-            if not reached:
-                break  # SciCat unavailable: the others wait for the backoff too
+        try:
+            while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
+                more = scanning is not None and scanning.result().more  # this part of the logs is in the outbox
+                scanning = self.scan_ahead(rules) if more else None  # and the next is read while this batch works
+                jobs = store.due_jobs(self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done))
+                if not jobs:
+                    if scanning is None:
+                        break
+                    continue
+                worked, reached = self.work_batch(jobs, rules, simulations)
+                done += worked
+                if not reached:
+                    break  # SciCat unavailable: the others wait for the backoff too
+        finally:
+            if scanning is not None:
+                scanning.result()  # no scan outlives its pass (the next would read from the same position)
         return done
+
+    def scan_ahead(self, rules: dict[str, Rule]) -> Future:
+        """The next batch's worth of each sheet's change log into the outbox, in the background."""
+        return self.scanner.submit(scan, rules, self.batch_size, self.scanned, self.readers)
 
     def work_batch(self, jobs: list[store.Job], rules: dict[str, Rule], simulations: Server | None) -> tuple[int, bool]:
         """The batch's jobs in the pool, each entry's in revision order on one thread; returns the
