@@ -253,3 +253,17 @@ class FakeScicat:
             self.thread.join(10)
             assert not self.thread.is_alive()
             self.server = None
+
+
+if __name__ == "__main__":  # a SciCat in a process of its own (the benchmark): prints its URL, serves until killed
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-validate", action="store_true", help="do not check bodies against the OpenAPI schemas")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds each dataset request takes")
+    options = parser.parse_args()
+    scicat = FakeScicat().start()
+    scicat.state.validate = not options.no_validate
+    scicat.state.delay = options.delay
+    print(scicat.url, flush=True)
+    scicat.thread.join()
