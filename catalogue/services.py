@@ -286,6 +286,12 @@ def check(plan: Plan, api_version: str) -> None:
         raise Refused("not sent, SciCat would refuse it: " + "; ".join(errors[:10]))
 
 
+def backoff(failures: int) -> float:
+    """Seconds to wait after this many failed tries in a row: doubling from
+    CATALOGUE_RETRY_BASE_SECONDS up to CATALOGUE_RETRY_MAX_SECONDS."""
+    return min(settings.CATALOGUE_RETRY_BASE_SECONDS * 2 ** min(failures, 30), settings.CATALOGUE_RETRY_MAX_SECONDS)
+
+
 class Sync:
     """Empties the outbox: each job made true in SciCat, at most once, whatever failed before.
 
@@ -315,6 +321,7 @@ class Sync:
         self.scanned: dict[str, dict] = {}  # entries the scan just read
         self.finished: list[store.Job] = []  # jobs done, not yet removed
         self.simulations_seen: set[tuple[str, int]] = set()  # simulation runs (revisions) enqueued
+        self.outages = 0  # passes in a row that found SciCat unreachable
 
     def flush(self) -> None:
         """Write the records and remove the jobs, then forget them (held meanwhile: a worker that
@@ -353,6 +360,8 @@ class Sync:
                 upcoming = store.next_due()
                 if upcoming is not None:
                     pause = min(pause, max(0.0, (upcoming - datetime.now(UTC)).total_seconds()))
+                if self.outages:  # the whole sync backs off as a job does: not a request for every queued job
+                    pause = max(pause, backoff(self.outages - 1))
             except PyMongoError as exc:
                 log.warning("catalogue: MongoDB not reached (%s); trying again", exc)
                 pause = settings.CATALOGUE_RETRY_BASE_SECONDS
@@ -378,6 +387,7 @@ class Sync:
                     continue
                 worked, reached = self.work_batch(jobs, rules, simulations)
                 done += worked
+                self.outages = 0 if reached else self.outages + 1
                 if not reached:
                     break  # SciCat unavailable: the others wait for the backoff too
         finally:
@@ -440,7 +450,7 @@ class Sync:
             self.stats.add(failed=1)
             return True
         except Unavailable as exc:
-            delay = min(settings.CATALOGUE_RETRY_BASE_SECONDS * 2**job.attempts, settings.CATALOGUE_RETRY_MAX_SECONDS)
+            delay = backoff(job.attempts)
             store.retry_later(job, str(exc), timedelta(seconds=delay * random.uniform(0.75, 1.0)))
             self.stats.add(retries=1)
             log.info("catalogue: %s not done, again in %.1f s: %s", job.id, delay, exc)
