@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labbook.settings")
 os.environ.setdefault("DJANGO_DEBUG", "1")
-os.environ["DATABASE_URL"] = f"sqlite:///{Path('/tmp') / f'labbook-bench-catalogue-{os.getpid()}.sqlite3'}"
+CONFIGURATION = Path("/tmp") / f"labbook-bench-catalogue-{uuid.uuid4().hex[:8]}.sqlite3"  # not a pid: pids recur
+os.environ["DATABASE_URL"] = f"sqlite:///{CONFIGURATION}"
 os.environ["SCICAT_USERNAME"], os.environ["SCICAT_PASSWORD"] = "ingestor", "secret"
 
 import django  # noqa: E402
@@ -171,6 +172,7 @@ def main() -> None:
     finally:
         scicat.stop()
         mongo.drop_databases()
+        CONFIGURATION.unlink(missing_ok=True)
 
     (_, sequential, _), (_, synced, cpu) = runs[1], runs[concurrency]
     result = {
