@@ -1,7 +1,7 @@
 """Registering entries as SciCat datasets: the scan that fills the outbox, and the sync that
 empties it. `catalogue_sync` runs these in a loop; the admin's "register now" runs them once.
 
-Enqueueing is a scan of each ruled sheet's change log (`shotsheet.selectors.changes_since`), not
+Enqueueing is a scan of each ruled sheet's change log (`shotsheet.selectors.changed_entry`), not
 a hook in the shot sheet's save: every write of an entry, from the form, an import or a shell, is
 in that log (the tables of other processes rely on it), its reads are by `_id` (cheap on
 FerretDB), and a scan position kept in MongoDB means an entry saved while catalogue_sync was down
@@ -9,10 +9,12 @@ is still found. A hook would run in the web request (a SciCat or outbox outage t
 the save) and would miss writes that bypass it.
 
 Both halves wait on round trips (FerretDB ~0.35 ms a read by `_id`, SciCat 10-50 ms a request),
-so they overlap them: `CATALOGUE_CONCURRENCY` threads read the change log ahead of the scan and
-work a batch's jobs, all of one entry's jobs on one thread in revision order. The reads cannot be
-one query instead: FerretDB serves only `_id` equality from an index (100 ids by `$in` in a
-collection of 100,000: 1.8 s, against 36 ms for 100 single reads).
+so they overlap them: `CATALOGUE_CONCURRENCY` threads work a batch's jobs, all of one entry's jobs
+on one thread in revision order, while the scan reads the next batch's worth of the change log in
+the background, several changes at once. With a SciCat answering in 10-20 ms that is 3.3-3.5× the
+rate of one request at a time (README, SciCat). The reads cannot be one query instead: FerretDB
+serves only `_id` equality from an index (100 ids by `$in` in a collection of 100,000: 1.8 s,
+against 36 ms for 100 single reads).
 """
 
 from __future__ import annotations
