@@ -1,15 +1,22 @@
 """SciCat registration rate against the tests' local SciCat, beside the bare HTTP POST rate of the
 same client in the same run, and the outbox's own cost per job.
 
-    .venv/bin/python benchmarks/catalogue.py [--entries N] [--validate]
+    .venv/bin/python benchmarks/catalogue.py [--entries N] [--validate] [--server-in-process] [--latency-ms T]
 
-(a) bare: `catalogue.scicat.Client.create_dataset` of N ready bodies, one after another (the
-ceiling: one POST per dataset, nothing else); (b) `catalogue_sync`'s work (`Sync.run_once`) on N
-new entries: the scan of the change log (a read of each change and each entry), the outbox, the
-body built and checked with scitacean's models, the POST, the records and job removals (one
-write per batch). The scan's share is measured again on its own. The server
-does not check bodies against the OpenAPI schemas unless --validate (that would cost it ~1 ms a
-request in both runs and hide our own cost). The last line is one JSON object.
+The local SciCat runs in a process of its own, as a real one does (`--server-in-process`: in a
+thread of this one, where its Python competes with the sync for the GIL). Measured, in this order:
+(a) bare, sequential: `catalogue.scicat.Client.create_dataset` of N ready bodies, one after another
+(the issue's baseline: one POST per dataset, nothing else); (b) bare, concurrent: the same client
+with CATALOGUE_CONCURRENCY threads posting N other bodies (the ceiling of a sync with that many jobs
+in flight); (c) `catalogue_sync`'s work (`Sync.run_once`) on N new entries with
+CATALOGUE_CONCURRENCY = 1 (the sequential sync) and (d) on N other new entries with the setting:
+the scan of the change log (a read of each change and each entry), the outbox, the body built and
+checked with scitacean's models, the POST, the records and job removals (one write per batch).
+The scan's share is measured again on its own. Each client is made and logged in, and one body
+checked, before the clock starts. The server does not check bodies against the OpenAPI schemas
+unless --validate (that would cost it ~1 ms a request in every run and hide our own cost), and
+answers at once unless --latency-ms (a real SciCat takes 10-50 ms a request). The last line is one
+JSON object.
 """
 
 import argparse
@@ -17,15 +24,19 @@ import cProfile
 import json
 import os
 import pstats
+import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labbook.settings")
 os.environ.setdefault("DJANGO_DEBUG", "1")
-os.environ["DATABASE_URL"] = f"sqlite:///{Path('/tmp') / f'labbook-bench-catalogue-{os.getpid()}.sqlite3'}"
+CONFIGURATION = Path("/tmp") / f"labbook-bench-catalogue-{uuid.uuid4().hex[:8]}.sqlite3"  # not a pid: pids recur
+os.environ["DATABASE_URL"] = f"sqlite:///{CONFIGURATION}"
 os.environ["SCICAT_USERNAME"], os.environ["SCICAT_PASSWORD"] = "ingestor", "secret"
 os.environ["CATALOGUE_SETTLE_SECONDS"] = "0"  # a backlog: every entry is due at once
 
@@ -39,7 +50,7 @@ from django.core.management import call_command  # noqa: E402
 from catalogue import store  # noqa: E402
 from catalogue.models import Rule  # noqa: E402
 from catalogue.scicat import Client  # noqa: E402
-from catalogue.services import Sync, plan_for, scan  # noqa: E402
+from catalogue.services import Sync, check, plan_for, scan  # noqa: E402
 from core import mongo  # noqa: E402
 from shotsheet import schema  # noqa: E402
 from shotsheet.entries import create_entry  # noqa: E402
@@ -47,61 +58,107 @@ from tests.catalogue.conftest import make_server, make_sheet  # noqa: E402
 from tests.catalogue.fake_scicat import FakeScicat  # noqa: E402
 
 
+class LocalScicat:
+    """The tests' SciCat in a process of its own (or in a thread of this one)."""
+
+    def __init__(self, validate: bool, in_process: bool, delay: float):
+        self.thread = self.process = None
+        if in_process:
+            self.thread = FakeScicat().start()
+            self.thread.state.validate = validate
+            self.thread.state.delay = delay
+            self.url = self.thread.url
+        else:
+            command = [sys.executable, "-m", "tests.catalogue.fake_scicat", "--delay", str(delay)]
+            command += [] if validate else ["--no-validate"]
+            self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            self.url = self.process.stdout.readline().strip()
+
+    def stop(self) -> None:
+        if self.thread:
+            self.thread.stop()
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def make_entries(sheet, version, n: int) -> list[dict]:
+    values = ({"energy": 1.0 + i, "target": "Al", "note": f"n{i}"} for i in range(n))
+    return [create_entry(sheet, version, v, author="b", shot_key=None) for v in values]
+
+
+def timed_sync(rule: Rule, concurrency: int, profile: bool) -> tuple[Sync, float, float]:
+    """`Sync.run_once` with this many threads: (the sync, wall seconds, this process's CPU seconds)."""
+    settings.CATALOGUE_CONCURRENCY = concurrency
+    sync = Sync()
+    sync.client(rule.server).login()  # made and logged in beforehand, as the bare runs' client
+    profiler = cProfile.Profile() if profile else None
+    started, cpu = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
+    sync.run_once()
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    sync.close()
+    return sync, wall, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=500)
-    parser.add_argument("--profile", action="store_true", help="print where the sync's time goes")
+    parser.add_argument("--profile", action="store_true", help="print where the sync's time goes (its main thread)")
     parser.add_argument("--validate", action="store_true", help="the server checks each body (OpenAPI)")
+    parser.add_argument("--server-in-process", action="store_true", help="the local SciCat in a thread of this process")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="each dataset request takes this long")
     options = parser.parse_args()
-    n = options.entries
+    n, concurrency = options.entries, settings.CATALOGUE_CONCURRENCY
     call_command("migrate", verbosity=0)
     settings.MONGODB_DB = f"labbook_bench_{uuid.uuid4().hex[:8]}"
-    scicat = FakeScicat().start()
-    scicat.state.validate = options.validate
+    scicat = LocalScicat(options.validate, options.server_in_process, options.latency_ms / 1000)
     try:
-        sheet = make_sheet(f"bench{uuid.uuid4().hex[:6]}")
-        rule = Rule.objects.create(sheet=sheet, server=make_server(scicat.url))
-        version = schema.save_version(sheet)
-        print(f"making {n} entries …", flush=True)
-        entries = [
-            create_entry(
-                sheet, version, {"energy": 1.0 + i, "target": "Al", "note": f"n{i}"}, author="b", shot_key=None
-            )
-            for i in range(n)
-        ]
+        server = make_server(scicat.url)
+        sheets = [make_sheet(f"bench{uuid.uuid4().hex[:6]}") for _ in range(2)]
+        rules = [Rule.objects.create(sheet=sheet, server=server, enabled=False) for sheet in sheets]
+        print(f"making 2 × {n} entries …", flush=True)
+        entries = [make_entries(sheet, schema.save_version(sheet), n) for sheet in sheets]
 
-        # (a) the bare POST rate of the same client: bodies built beforehand, other pids
-        bodies = []
-        for entry in entries:
-            body = plan_for(rule, entry).dataset
-            bodies.append({**body, "pid": f"bare/{uuid.uuid4()}"})
+        # (a), (b): the bare POST rate of the same client, sequential and concurrent: bodies built
+        # beforehand, other pids
+        plans = [plan_for(rules[0], entry) for entry in entries[0]]
+        check(plans[0], server.api_version)  # its first call loads what it needs, once a process
+        bodies = [{**plan.dataset, "pid": f"bare/{uuid.uuid4()}"} for plan in plans]
         client = Client(scicat.url, username="ingestor", password="secret")
         client.login()
         started = time.perf_counter()
         for body in bodies:
             client.create_dataset(body)
         bare = time.perf_counter() - started
+        bodies = [{**body, "pid": f"bare/{uuid.uuid4()}"} for body in bodies]
+        with ThreadPoolExecutor(concurrency) as pool:
+            started = time.perf_counter()
+            list(pool.map(client.create_dataset, bodies))
+            bare_concurrent = time.perf_counter() - started
         client.close()
 
-        # (b) the sync as catalogue_sync runs it: the scan of the change log (which reads each
-        # entry once and hands it over), the outbox, build + check, POST, bookkeeping per batch
-        sync = Sync(batch_size=100)
-        profiler = cProfile.Profile() if options.profile else None
-        started = time.perf_counter()
-        if profiler:
-            profiler.enable()
-        sync.run_once()
-        synced = time.perf_counter() - started
-        if profiler:
-            profiler.disable()
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-        sync.close()
-        # the scan alone, on a second sheet of the same entries' size (nothing sent)
-        started = time.perf_counter()
-        store.save_scan_position(sheet.slug, 0, None)
-        scan({sheet.slug: rule})
-        scanned = time.perf_counter() - started
-        assert sync.stats.created == n and store.counts()["registered"] == n, store.counts()
+        # (c), (d): the sync as catalogue_sync runs it, first sequential, then with the setting,
+        # each on a sheet of its own: the scan of the change log (which reads each entry once and
+        # hands it over), the outbox, build + check, POST, bookkeeping per batch
+        runs = {}
+        for rule, threads in zip(rules, (1, concurrency), strict=True):
+            Rule.objects.filter(pk=rule.pk).update(enabled=True)
+            runs[threads] = timed_sync(rule, threads, options.profile and threads == concurrency)
+            Rule.objects.filter(pk=rule.pk).update(enabled=False)
+            assert runs[threads][0].stats.created == n, runs[threads][0].stats
+        assert store.counts()["registered"] == 2 * n, store.counts()
+
+        # the scan alone, again over the second sheet's change log (nothing new to send)
+        store.save_scan_position(sheets[1].slug, 0, None)
+        with ThreadPoolExecutor(concurrency) as pool:
+            started = time.perf_counter()
+            scan({sheets[1].slug: rules[1]}, pool=pool)
+            scanned = time.perf_counter() - started
 
         # the outbox alone: enqueue, read due, remove (no HTTP, no build)
         fake = [(f"bench-outbox-{i}", 1) for i in range(n)]
@@ -116,22 +173,36 @@ def main() -> None:
     finally:
         scicat.stop()
         mongo.drop_databases()
+        CONFIGURATION.unlink(missing_ok=True)
 
+    (_, sequential, _), (_, synced, cpu) = runs[1], runs[concurrency]
     result = {
         "entries": n,
+        "concurrency": concurrency,
+        "server": "in this process" if options.server_in_process else "own process",
         "server_validates": options.validate,
+        "latency_ms": options.latency_ms,
+        "batch_size": settings.CATALOGUE_BATCH_SIZE,
         "bare_posts_per_s": round(n / bare, 1),
+        f"bare_posts_per_s_{concurrency}_threads": round(n / bare_concurrent, 1),
+        "registered_per_s_sequential": round(n / sequential, 1),
         "registered_per_s": round(n / synced, 1),
         "ratio": round(bare / synced, 2),
+        "ratio_to_concurrent_bare": round(bare_concurrent / synced, 2),
+        "ratio_sequential": round(bare / sequential, 2),
+        "sync_cpu_us_per_job": round(cpu / n * 1e6),
         "scan_us_per_entry": round(scanned / n * 1e6),
-        "sync_overhead_us_per_job": round((synced - bare) / n * 1e6),
         "outbox_us_per_job": round(outbox / n * 1e6),
     }
+    r = result
     print(
-        f"bare POST {result['bare_posts_per_s']}/s, registered {result['registered_per_s']}/s "
-        f"(= {result['ratio']}× bare; target ≥ 0.5×), of which the scan {result['scan_us_per_entry']} µs/entry, "
-        f"sync overhead {result['sync_overhead_us_per_job']} µs/job, outbox alone "
-        f"(enqueue + due + done) {result['outbox_us_per_job']} µs/job"
+        f"SciCat {r['server']}; bare POST {r['bare_posts_per_s']}/s sequential, "
+        f"{r[f'bare_posts_per_s_{concurrency}_threads']}/s with {concurrency} threads; registered "
+        f"{r['registered_per_s']}/s with CATALOGUE_CONCURRENCY={concurrency} = {r['ratio']}× the sequential bare "
+        f"(target ≥ 0.5×), {r['ratio_to_concurrent_bare']}× the concurrent bare; sequential sync "
+        f"{r['registered_per_s_sequential']}/s = {r['ratio_sequential']}×. This process's CPU "
+        f"{r['sync_cpu_us_per_job']} µs/job, the scan alone {r['scan_us_per_entry']} µs/entry, the outbox alone "
+        f"(enqueue + due + done) {r['outbox_us_per_job']} µs/job"
     )
     print(json.dumps(result))
 

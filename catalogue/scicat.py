@@ -11,6 +11,7 @@ keeps the connection and gives the status code.
 from __future__ import annotations
 
 import json
+import threading
 from urllib.parse import quote
 
 import httpx
@@ -49,6 +50,8 @@ def message_of(response: httpx.Response) -> str:
 
 
 class Client:
+    """One connection pool and one token, shared by the sync's workers (httpx.Client is thread-safe)."""
+
     def __init__(
         self,
         base_url: str,
@@ -64,6 +67,7 @@ class Client:
         self.username, self.password = username, password
         self.token = token
         self.http = httpx.Client(timeout=timeout)
+        self.login_lock = threading.Lock()
 
     def close(self) -> None:
         self.http.close()
@@ -83,13 +87,21 @@ class Client:
         except httpx.HTTPError as exc:  # connection refused, reset, timeout
             raise Unavailable(f"SciCat not reached: {type(exc).__name__}: {exc}") from None
 
+    def renew(self, refused: str) -> None:
+        """Log in unless another thread already replaced the `refused` token: several requests in
+        flight meeting one expiry make one login."""
+        with self.login_lock:
+            if self.token == refused:
+                self.login()
+
     def call(self, method: str, path: str, body=None, params=None) -> httpx.Response:
         """One request; a 401 logs in again once (an expired token), then SciCat's answer decides."""
         if not self.token:
-            self.login()
+            self.renew("")
+        token = self.token
         response = self._send(method, path, body, params)
         if response.status_code == 401 and self.username:
-            self.login()
+            self.renew(token)
             response = self._send(method, path, body, params)
         if response.is_success or response.status_code == 404:
             return response

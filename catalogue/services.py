@@ -1,12 +1,20 @@
 """Registering entries as SciCat datasets: the scan that fills the outbox, and the sync that
 empties it. `catalogue_sync` runs these in a loop; the admin's "register now" runs them once.
 
-Enqueueing is a scan of each ruled sheet's change log (`shotsheet.selectors.changes_since`), not
+Enqueueing is a scan of each ruled sheet's change log (`shotsheet.selectors.changed_entry`), not
 a hook in the shot sheet's save: every write of an entry, from the form, an import or a shell, is
 in that log (the tables of other processes rely on it), its reads are by `_id` (cheap on
 FerretDB), and a scan position kept in MongoDB means an entry saved while catalogue_sync was down
 is still found. A hook would run in the web request (a SciCat or outbox outage there would touch
 the save) and would miss writes that bypass it.
+
+Both halves wait on round trips (FerretDB ~0.35 ms a read by `_id`, SciCat 10-50 ms a request),
+so they overlap them: `CATALOGUE_CONCURRENCY` threads work a batch's jobs, all of one entry's jobs
+on one thread in revision order, while the scan reads the next batch's worth of the change log in
+the background, several changes at once. With a SciCat answering in 10-20 ms that is 3.3-3.5× the
+rate of one request at a time (README, SciCat). The reads cannot be one query instead: FerretDB
+serves only `_id` equality from an index (100 ids by `$in` in a collection of 100,000: 1.8 s,
+against 36 ms for 100 single reads).
 """
 
 from __future__ import annotations
@@ -14,8 +22,12 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,6 +61,13 @@ class SyncStats:
     failed: int = 0
     retries: int = 0
     waiting: int = 0  # simulation runs whose shots are not in SciCat yet
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        """The workers of a batch count into the same stats."""
+        with self.lock:
+            for name, count in counts.items():
+                setattr(self, name, getattr(self, name) + count)
 
 
 def target(server: Server) -> Target:
@@ -115,32 +134,67 @@ def settled(entry: dict) -> datetime:
     return when + timedelta(seconds=settings.CATALOGUE_SETTLE_SECONDS)
 
 
+def read_ahead(read: Callable[[int], tuple | None], first: int, limit: int, pool: Executor | None) -> list[tuple]:
+    """read(first), read(first + 1), … until one is None or `limit` were read: a window of them at a
+    time in the pool's threads, the window doubling from 1 (an idle poll reads one change, as
+    before) to twice the pool's size (past the log's end that many reads are wasted, once a pass)."""
+    found, window = [], 1
+    most = 2 * settings.CATALOGUE_CONCURRENCY
+    while len(found) < limit:
+        start = first + len(found)
+        numbers = range(start, start + min(window, limit - len(found)))
+        for result in (pool.map if pool else map)(read, numbers):
+            if result is None:
+                return found
+            found.append(result)
+        window = min(2 * window, most)
+    return found
+
+
+@dataclass
+class ScanPass:
+    new: int = 0  # jobs enqueued
+    more: bool = False  # a sheet has more changes than the pass's limit: scan again
+
+
 def scan(
-    rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT, seen: dict | None = None, settle: bool = True
-) -> int:
-    """Enqueue a job for each entry revision written since the last scan; returns the new jobs.
-    The entries read are left in `seen` (the sync then need not read them again). A job is due
-    when its shot has settled (`settled`), or at once without `settle`."""
-    new = 0
+    rules: dict[str, Rule] | None = None,
+    limit: int = SCAN_LIMIT,
+    seen: dict | None = None,
+    pool: Executor | None = None,
+    settle: bool = True,
+) -> ScanPass:
+    """Enqueue a job for each entry revision written since the last scan (at most `limit` changes
+    a sheet). The entries read are left in `seen` (the sync then need not read them again). With a
+    `pool`, each change and then its entry are read by one of its threads, several changes at once.
+    A job is due when its shot has settled (`settled`), or at once without `settle`."""
+    done = ScanPass()
     for slug, rule in (rules if rules is not None else active_rules()).items():
         position = store.scan_position(slug)
-        generation, changes = shotsheet_selectors.changes_since(slug, position["change"], limit)
+        generation = shotsheet_selectors.change_log_generation(slug)
+        after = position["change"]
         if position["generation"] and generation and generation != position["generation"]:
             log.warning("sheet %s: its change log was reset; scanning it again from the start", slug)
-            generation, changes = shotsheet_selectors.changes_since(slug, 0, limit)
+            after = 0
+
+        def read(number: int, slug: str = slug) -> tuple[int, str, dict | None] | None:
+            entry_id = shotsheet_selectors.changed_entry(slug, number)
+            return None if entry_id is None else (number, entry_id, shotsheet_selectors.entry(entry_id))
+
+        changes = read_ahead(read, after + 1, limit, pool)
         jobs = {}
-        for _, entry_id in changes:
-            entry = shotsheet_selectors.entry(entry_id)
+        for _, entry_id, entry in changes:
             if entry is not None and rule.selects(entry):
                 jobs[(entry_id, entry.get("rev", 1))] = settled(entry) if settle else datetime.now(UTC)
                 if seen is not None:
                     seen[entry_id] = entry
         # before the position: a crash between them re-enqueues, harmlessly
-        new += store.enqueue(slug, list(jobs), not_before=jobs)
-        last = changes[-1][0] if changes else position["change"]
+        done.new += store.enqueue(slug, list(jobs), not_before=jobs)
+        done.more = done.more or len(changes) == limit
+        last = changes[-1][0] if changes else after
         if changes or generation != position["generation"]:
             store.save_scan_position(slug, last, generation or position["generation"])
-    return new
+    return done
 
 
 class Waiting(Exception):
@@ -204,7 +258,7 @@ def enqueue_sheet(rule: Rule) -> int:
     """Every entry of the sheet again (the admin's "register now", so not waiting for shots to
     settle): jobs already done are no-ops."""
     store.save_scan_position(rule.sheet.slug, 0, None)
-    return scan({rule.sheet.slug: rule}, settle=False)
+    return scan({rule.sheet.slug: rule}, settle=False).new
 
 
 # --- the sync: one job, one dataset action -------------------------------------------------------
@@ -256,6 +310,12 @@ def checked(plan: Plan, api_version: str) -> Plan:
     return plan
 
 
+def backoff(failures: int) -> float:
+    """Seconds to wait after this many failed tries in a row: doubling from
+    CATALOGUE_RETRY_BASE_SECONDS up to CATALOGUE_RETRY_MAX_SECONDS."""
+    return min(settings.CATALOGUE_RETRY_BASE_SECONDS * 2 ** min(failures, 30), settings.CATALOGUE_RETRY_MAX_SECONDS)
+
+
 class Sync:
     """Empties the outbox: each job made true in SciCat, at most once, whatever failed before.
 
@@ -263,24 +323,38 @@ class Sync:
     write costs ~2-6 ms, more than the POST it records. A crash before that write loses nothing:
     the jobs are still in the outbox, and their second try finds the datasets (409) instead of
     making new ones. A dataset with files is recorded at once, before its datablocks go out.
+
+    A batch's jobs are worked by `CATALOGUE_CONCURRENCY` threads, one entry's jobs on one thread in
+    revision order (two jobs of an entry at once could both create or both patch its dataset); the
+    batch's bookkeeping is written when all its workers have ended, before the next batch is read.
+    Meanwhile the scan reads the next batch's worth of the change logs (`CATALOGUE_CONCURRENCY`
+    reads at once on threads of its own), so FerretDB's round trips overlap SciCat's.
     """
 
     def __init__(self, stop: StopFlag | None = None, batch_size: int | None = None):
         self.stop = stop or StopFlag()
         self.batch_size = batch_size or settings.CATALOGUE_BATCH_SIZE
         self.stats = SyncStats()
+        self.pool = ThreadPoolExecutor(settings.CATALOGUE_CONCURRENCY, thread_name_prefix="catalogue-sync")
+        self.readers = ThreadPoolExecutor(settings.CATALOGUE_CONCURRENCY, thread_name_prefix="catalogue-scan")
+        self.scanner = ThreadPoolExecutor(1, thread_name_prefix="catalogue-scanner")
+        self.lock = threading.Lock()  # the bookkeeping below, and the clients
         self.clients: dict[tuple, Client] = {}
         self.fields: dict[tuple[str, int], list[dict]] = {}  # schema versions never change once written
         self.created: dict[str, dict] = {}  # dataset records not yet written
         self.scanned: dict[str, dict] = {}  # entries the scan just read
         self.finished: list[store.Job] = []  # jobs done, not yet removed
         self.simulations_seen: set[tuple[str, int]] = set()  # simulation runs (revisions) enqueued
+        self.outages = 0  # passes in a row that found SciCat unreachable
 
     def flush(self) -> None:
-        store.datasets_created(list(self.created.values()))
-        self.created.clear()
-        store.jobs_done(self.finished)
-        self.finished.clear()
+        """Write the records and remove the jobs, then forget them (held meanwhile: a worker that
+        finds its record in neither place would read it as not registered)."""
+        with self.lock:
+            store.datasets_created(list(self.created.values()))
+            self.created.clear()
+            store.jobs_done(self.finished)
+            self.finished.clear()
 
     def fields_of(self, entry: dict) -> list[dict]:
         key = (entry["sheet"], entry.get("schema_version", 0))
@@ -290,11 +364,14 @@ class Sync:
 
     def client(self, server: Server) -> Client:
         key = (server.pk, server.base_url, server.api_version, server.timeout_seconds)
-        if key not in self.clients:
-            self.clients[key] = client_for(server)
-        return self.clients[key]
+        with self.lock:
+            if key not in self.clients:
+                self.clients[key] = client_for(server)
+            return self.clients[key]
 
     def close(self) -> None:
+        for pool in (self.scanner, self.readers, self.pool):
+            pool.shutdown()
         for client in self.clients.values():
             client.close()
 
@@ -312,6 +389,8 @@ class Sync:
                 upcoming = store.next_due()
                 if upcoming is not None:
                     pause = min(pause, max(0.0, (upcoming - datetime.now(UTC)).total_seconds()))
+                if self.outages:  # the whole sync backs off as a job does: not a request for every queued job
+                    pause = max(pause, backoff(self.outages - 1))
             except PyMongoError as exc:
                 log.warning("catalogue: MongoDB not reached (%s); trying again", exc)
                 pause = settings.CATALOGUE_RETRY_BASE_SECONDS
@@ -321,54 +400,96 @@ class Sync:
         """One scan and every job due now (the `--once` of cron), or the first `max_jobs` of them;
         stops early when SciCat is down."""
         rules = active_rules()
+        simulations = simulation_server()  # read here: the workers touch no Django model
         self.scanned.clear()
-        scan(rules, seen=self.scanned)
         scan_simulations(self.simulations_seen)
+        scanning: Future | None = self.scan_ahead(rules)
         done = 0
-        while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
-            jobs = store.due_jobs(self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done))
-            if not jobs:
-                break
-            try:
-                for job in jobs:
-                    if self.stop.is_set():
-                        return done
-                    if not self.work(job, rules):
-                        return done  # SciCat unavailable: the others wait for the backoff too
-                    done += 1
-            finally:
-                self.flush()
+        try:
+            while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
+                more = scanning is not None and scanning.result().more  # this part of the logs is in the outbox
+                scanning = self.scan_ahead(rules) if more else None  # and the next is read while this batch works
+                jobs = store.due_jobs(self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done))
+                if not jobs:
+                    if scanning is None:
+                        break
+                    continue
+                worked, reached = self.work_batch(jobs, rules, simulations)
+                done += worked
+                self.outages = 0 if reached else self.outages + 1
+                if not reached:
+                    break  # SciCat unavailable: the others wait for the backoff too
+        finally:
+            if scanning is not None:
+                scanning.result()  # no scan outlives its pass (the next would read from the same position)
         return done
 
-    def work(self, job: store.Job, rules: dict[str, Rule]) -> bool:
+    def scan_ahead(self, rules: dict[str, Rule]) -> Future:
+        """The next batch's worth of each sheet's change log into the outbox, in the background."""
+        return self.scanner.submit(scan, rules, self.batch_size, self.scanned, self.readers)
+
+    def work_batch(self, jobs: list[store.Job], rules: dict[str, Rule], simulations: Server | None) -> tuple[int, bool]:
+        """The batch's jobs in the pool, each entry's in revision order on one thread; returns the
+        jobs done and whether SciCat was reached. Once it was not (or a worker failed) no further
+        job starts; those in flight end, each retried or recorded as it ended."""
+        halt = threading.Event()
+
+        def work_entry(entry_jobs: list[store.Job]) -> int:
+            done = 0
+            try:
+                for job in entry_jobs:
+                    if self.stop.is_set() or halt.is_set():
+                        break
+                    if not self.work(job, rules, simulations):
+                        halt.set()
+                        break
+                    done += 1
+            except BaseException:
+                halt.set()
+                raise
+            return done
+
+        by_entry: dict[str, list[store.Job]] = defaultdict(list)
+        for job in sorted(jobs, key=lambda job: job.rev):  # stable: otherwise in the order they fell due
+            by_entry[job.entry].append(job)
+        futures = [self.pool.submit(work_entry, entry_jobs) for entry_jobs in by_entry.values()]
+        try:
+            wait(futures)
+        finally:
+            self.flush()
+        done = sum(future.result() for future in futures)  # a worker's exception is raised here
+        return done, not halt.is_set()
+
+    def work(self, job: store.Job, rules: dict[str, Rule], simulations: Server | None = None) -> bool:
         """Run one job; False when SciCat could not be reached (the job waits, and so does the batch)."""
         try:
             if job.kind == store.SIMULATION:
-                self.register_simulation(job, rules)
+                self.register_simulation(job, rules, simulations)
             elif (rule := rules.get(job.sheet)) is None:
                 raise Refused(f"no enabled catalogue rule (or SciCat server) for sheet '{job.sheet}'")
             else:
                 self.register(job, rule)
         except Waiting as exc:  # its inputs are not in SciCat yet: the job waits, the others go on
             store.retry_later(job, str(exc), timedelta(seconds=settings.CATALOGUE_RETRY_MAX_SECONDS / 10))
-            self.stats.waiting += 1
+            self.stats.add(waiting=1)
             return True
         except Busy as exc:  # another process is on this dataset: this job waits, the others go on
             store.retry_later(job, str(exc), timedelta(seconds=settings.CATALOGUE_RETRY_BASE_SECONDS))
-            self.stats.retries += 1
+            self.stats.add(retries=1)
             return True
         except Refused as exc:
             log.warning("catalogue: %s refused: %s", job.id, exc)
             store.fail(job, str(exc))
-            self.stats.failed += 1
+            self.stats.add(failed=1)
             return True
         except Unavailable as exc:
-            delay = min(settings.CATALOGUE_RETRY_BASE_SECONDS * 2**job.attempts, settings.CATALOGUE_RETRY_MAX_SECONDS)
+            delay = backoff(job.attempts)
             store.retry_later(job, str(exc), timedelta(seconds=delay * random.uniform(0.75, 1.0)))
-            self.stats.retries += 1
+            self.stats.add(retries=1)
             log.info("catalogue: %s not done, again in %.1f s: %s", job.id, delay, exc)
             return False
-        self.finished.append(job)
+        with self.lock:
+            self.finished.append(job)
         if job.rev > 1:
             store.drop_older_jobs(job.entry, job.rev)
         return True
@@ -385,12 +506,11 @@ class Sync:
             rule.server,
         )
 
-    def register_simulation(self, job: store.Job, rules: dict[str, Rule]) -> None:
+    def register_simulation(self, job: store.Job, rules: dict[str, Rule], server: Server | None) -> None:
         """A simulation run as a derived dataset whose inputs are the datasets of the shots it
         models; while one of those shots' entries is still to be registered, the run waits."""
         from simulations import selectors as simulation_selectors
 
-        server = simulation_server()
         if server is None:
             raise Refused("no enabled SciCat server registers simulations (admin: Servers › register simulations)")
 
@@ -421,16 +541,19 @@ class Sync:
             if existing is None:
                 record = store.dataset_record(job.entry, job.sheet, plan.pid, rev, len(plan.blocks))
                 if not plan.blocks:
-                    self.created[job.entry] = record  # written with the batch
+                    with self.lock:
+                        self.created[job.entry] = record  # written with the batch
                     return
                 store.datasets_created([record])  # before its datablocks go out
                 self.send_blocks(client, plan.blocks, record)
                 return
+            # Its files may not all be there (the first try died between the POST and them): with
+            # blocks planned and none noted as sent, the update below asks SciCat which arrived.
             held = ((existing.get("scientificMetadata") or {}).get("labbook") or {}).get("entry_revision")
-            store.datasets_created([store.dataset_record(job.entry, job.sheet, plan.pid, held or 0, 0)])
+            store.datasets_created([store.dataset_record(job.entry, job.sheet, plan.pid, held or 0, len(plan.blocks))])
             record = store.dataset(job.entry)
         if record["rev"] >= rev and record["blocks_sent"] >= record["blocks"]:
-            self.stats.unchanged += 1
+            self.stats.add(unchanged=1)
             return
         self.flush()  # the records to update must be written first
         with self.claimed(store.update_claim(job.entry), client):
@@ -442,7 +565,7 @@ class Sync:
             if record["rev"] < rev:
                 client.patch_dataset(record["pid"], plan.patch)
                 store.dataset_updated(job.entry, rev)
-                self.stats.patched += 1
+                self.stats.add(patched=1)
             if plan.blocks or record["blocks_sent"] < record["blocks"]:
                 self.send_missing_files(client, plan, record, server.files_per_block)
 
@@ -464,13 +587,13 @@ class Sync:
         """None when created; SciCat's dataset when it had it already (409)."""
         try:
             client.create_dataset(plan.dataset)
-            self.stats.created += 1
+            self.stats.add(created=1)
             return None
         except Conflict:
             existing = client.get_dataset(plan.pid)
             if existing is None:
                 raise Unavailable(f"409 for {plan.pid}, yet no such dataset to read") from None
-            self.stats.existed += 1
+            self.stats.add(existed=1)
             return existing
 
     def send_missing_files(self, client: Client, plan: Plan, record: dict, per_block: int) -> None:
@@ -503,4 +626,4 @@ class Sync:
             client.create_origdatablock(block)
             sent += 1
             store.blocks_sent(record["_id"], sent)
-            self.stats.blocks += 1
+            self.stats.add(blocks=1)

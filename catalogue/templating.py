@@ -43,5 +43,4 @@ def names(template: str) -> list[str]:
 
 def render(template: str, context: dict) -> str:
     """The template filled in; a placeholder without a value becomes empty text."""
-    names(template)
     return template.format_map({name: "" if context.get(name) is None else context[name] for name in names(template)})

@@ -222,6 +222,7 @@ LOGGING = {
     "loggers": {
         "kafka": {"level": "WARNING"},
         "pymongo": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},  # not a line for every request (the catalogue sends ~1,000/s)
         "axes": {"level": "WARNING"},  # lock-outs; not a line for every login
         "django.request": {"filters": ["forbidden_in_one_line"]},
     },
@@ -314,6 +315,9 @@ LABBOOK_METRICS_ALLOWED_ADDRESSES = [
 
 # --- catalogue (SciCat) ---
 CATALOGUE_BATCH_SIZE = int(os.environ.get("CATALOGUE_BATCH_SIZE", 100))  # jobs read from the outbox at once
+# Jobs (of different entries) in flight at once, and reads of the change log ahead of the scan:
+# a real SciCat answers in 10-50 ms, so a sequential sync would wait on it most of the time.
+CATALOGUE_CONCURRENCY = max(1, int(os.environ.get("CATALOGUE_CONCURRENCY", 4)))
 CATALOGUE_POLL_SECONDS = float(os.environ.get("CATALOGUE_POLL_SECONDS", 1))  # new entries are seen this fast
 CATALOGUE_RETRY_BASE_SECONDS = float(os.environ.get("CATALOGUE_RETRY_BASE_SECONDS", 1))  # first retry, then doubled
 CATALOGUE_RETRY_MAX_SECONDS = float(os.environ.get("CATALOGUE_RETRY_MAX_SECONDS", 300))

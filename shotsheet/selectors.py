@@ -167,17 +167,17 @@ def schema_fields(sheet_slug: str, version: int) -> list[dict]:
     return snapshot["fields"] if snapshot else []
 
 
-def changes_since(sheet_slug: str, after: int, limit: int) -> tuple[str | None, list[tuple[int, str]]]:
-    """The sheet's change log after change `after`: its generation (it changes when the database
-    was reset) and up to `limit` (number, entry id) pairs in order. Each read is by `_id`."""
+def change_log_generation(sheet_slug: str) -> str | None:
+    """The generation of the sheet's change log: it changes when the database was reset."""
     start = store.change(sheet_slug, 0)
-    found = []
-    for number in range(after + 1, after + 1 + limit):
-        change = store.change(sheet_slug, number)
-        if change is None:
-            break
-        found.append((number, change["entry"]))
-    return (start["entry"] if start else None), found
+    return start["entry"] if start else None
+
+
+def changed_entry(sheet_slug: str, number: int) -> str | None:
+    """The id of the entry written by change `number` of the sheet's log (a read by `_id`), None
+    past the log's end: the log is the gap-free run 1..N, so the first missing number ends it."""
+    change = store.change(sheet_slug, number)
+    return change["entry"] if change else None
 
 
 # --- the read API's shot join and time series ------------------------------------------------------------

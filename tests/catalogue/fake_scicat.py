@@ -31,6 +31,10 @@ class State:
     connections: set = field(default_factory=set)  # open client sockets, cut when the server stops
     server_errors: int = 0  # the next n requests (after login) answer 500
     validate: bool = True  # off only for benchmarks (the schema check costs the server ~1 ms a body)
+    delay: float = 0.0  # seconds each dataset request takes after its change is made (a real SciCat: 10-50 ms)
+    in_flight: int = 0  # dataset requests being answered now, and the most there were at once
+    most_in_flight: int = 0
+    patches: list[tuple[str, int]] = field(default_factory=list)  # pid, the labbook entry revision sent
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def count(self, method: str, prefix: str, status: int | None = None) -> int:
@@ -65,13 +69,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer(self, status: int, body=None) -> None:
         data = b"" if body is None else json.dumps(body).encode()
+        with self.state.lock:  # what the server did, whether or not its answer arrives
+            self.state.requests.append((self.command, urlsplit(self.path).path, status))
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        with self.state.lock:
-            self.state.requests.append((self.command, urlsplit(self.path).path, status))
 
     def error(self, status: int, message, error: str = "") -> None:
         self.answer(status, {"statusCode": status, "message": message, "error": error})
@@ -103,6 +107,24 @@ class Handler(BaseHTTPRequestHandler):
 
     def route(self):
         self.read_body()
+        dataset_request = "/datasets" in self.path or "/origdatablocks" in self.path
+        if dataset_request:
+            with self.state.lock:
+                self.state.in_flight += 1
+                self.state.most_in_flight = max(self.state.most_in_flight, self.state.in_flight)
+        try:
+            self.respond()
+        finally:
+            if dataset_request:
+                with self.state.lock:
+                    self.state.in_flight -= 1
+
+    def slow(self) -> None:
+        """The request's change is made; its answer takes `delay` (lost if the server stops meanwhile)."""
+        if self.state.delay:
+            time.sleep(self.state.delay)
+
+    def respond(self):
         state, path = self.state, urlsplit(self.path).path.removeprefix("/api/")
         version, _, rest = path.partition("/")
         if self.command == "POST" and path == "v3/auth/login":
@@ -147,6 +169,7 @@ class Handler(BaseHTTPRequestHandler):
                 if body["pid"] in state.datasets:
                     return self.error(409, f"Dataset with pid {body['pid']} already exists", "Conflict")
                 state.datasets[body["pid"]] = {**body, "version": 1}
+            self.slow()
             return self.answer(201, state.datasets[body["pid"]])
         if rest.startswith("datasets/") and rest.count("/") == 1:
             pid = unquote(rest.split("/", 1)[1])
@@ -155,6 +178,7 @@ class Handler(BaseHTTPRequestHandler):
             if dataset is None:
                 return self.error(404, f"Dataset {pid} not found", "Not Found")
             if self.command == "GET":
+                self.slow()
                 return self.answer(200, dataset)
             if self.command == "PATCH":
                 body = self.body()
@@ -164,6 +188,9 @@ class Handler(BaseHTTPRequestHandler):
                 with state.lock:
                     dataset.update(body)
                     dataset["version"] += 1
+                    revision = ((body.get("scientificMetadata") or {}).get("labbook") or {}).get("entry_revision")
+                    state.patches.append((pid, revision))
+                self.slow()
                 return self.answer(200, dataset)
         if rest == "origdatablocks" and self.command == "POST":
             body = self.body()
@@ -174,6 +201,7 @@ class Handler(BaseHTTPRequestHandler):
                     return self.error(400, "dataset not found", "Bad Request")
                 block = {**body, "_id": uuid.uuid4().hex}
                 state.blocks.append(block)
+            self.slow()
             return self.answer(201, block)
         if rest == "origdatablocks" and self.command == "GET":
             where = json.loads(parse_qs(urlsplit(self.path).query).get("filter", ["{}"])[0]).get("where", {})
@@ -225,3 +253,17 @@ class FakeScicat:
             self.thread.join(10)
             assert not self.thread.is_alive()
             self.server = None
+
+
+if __name__ == "__main__":  # a SciCat in a process of its own (the benchmark): prints its URL, serves until killed
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-validate", action="store_true", help="do not check bodies against the OpenAPI schemas")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds each dataset request takes")
+    options = parser.parse_args()
+    scicat = FakeScicat().start()
+    scicat.state.validate = not options.no_validate
+    scicat.state.delay = options.delay
+    print(scicat.url, flush=True)
+    scicat.thread.join()

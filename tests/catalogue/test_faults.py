@@ -148,3 +148,23 @@ def test_two_syncs_racing_make_each_dataset_once(transactional_db, catalogued, s
             sync.close()
     assert_each_once(scicat, 100)
     assert sum(sync.stats.created for sync in syncs) == 100
+
+
+def test_scicat_down_the_sync_backs_off_as_a_whole_not_one_request_per_job(transactional_db, catalogued, scicat):
+    """While SciCat is unreachable each pass tries a few jobs (those in flight) and the next pass
+    waits twice as long, up to CATALOGUE_RETRY_MAX_SECONDS (0.4 s here): not every queued job once."""
+    for i in range(200):
+        catalogued.entries.add(note=f"n{i}")
+    scicat.stop()
+    stop = StopFlag()
+    sync = Sync(stop=stop)
+    runner = threading.Thread(target=sync.run, name="catalogue-sync")
+    runner.start()
+    try:
+        time.sleep(3)  # passes after 0, 0.05, 0.15, 0.35, 0.75, 1.15 … s: about ten
+    finally:
+        stop.set()
+        runner.join(30)
+        sync.close()
+    assert 1 <= sync.stats.retries <= 15 * settings.CATALOGUE_CONCURRENCY
+    assert store.counts() == {"registered": 0, "pending": 200, "failed": 0}
