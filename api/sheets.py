@@ -113,20 +113,20 @@ def entries_table(page: Page, columns) -> Table:
     keys = [c.key for c in columns]
     rows = []
     for entry in page.items:
-        values = entry.get("values") or {}
+        laser_ts_ns, get_value = entry.get("laser_ts_ns"), (entry.get("values") or {}).get
         rows.append(
             [
                 entry["_id"],
                 entry.get("shot_key"),
                 entry.get("shot_number"),
-                from_ns(entry.get("laser_ts_ns")),
+                None if laser_ts_ns is None else from_ns(laser_ts_ns),
                 entry.get("created"),
                 entry.get("author"),
                 entry.get("schema_version"),
                 entry.get("comment", ""),
-                shotsheet_selectors.voided_note(entry),
+                shotsheet_selectors.voided_note(entry) if entry.get("voided") else "",
+                *map(get_value, keys),
             ]
-            + [values.get(key) for key in keys]
         )
     return Table(ENTRY_COLUMNS + [shotsheet_selectors.field_heading(c) for c in columns], rows)
 
