@@ -14,7 +14,7 @@ from core.matching import lookup
 
 from . import display, export, query, store, table
 from .models import Sheet
-from .schema import NUMERIC, FieldDef, SheetSchema, field_defs, schema_for
+from .schema import NUMERIC, FieldDef, SheetSchema, saved_versions, schema_for
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,7 @@ def sheet_schema(sheet: Sheet) -> SheetSchema:
 def schema_versions(sheet: Sheet) -> list[dict]:
     """The sheet's saved schema versions, newest first: number, created (UTC) and fields."""
     return [
-        {"number": number, "created": created, "fields": field_defs(fields)}
-        for number, created, fields in sheet.versions.order_by("-number").values_list("number", "created", "fields")
+        {"number": number, "created": created, "fields": fields} for number, created, fields in saved_versions(sheet)
     ]
 
 
