@@ -6,7 +6,9 @@ import io
 from datetime import timedelta
 
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from api import tokens
@@ -72,3 +74,17 @@ def test_a_field_changed_without_a_new_version_shows_in_the_next_response(api_en
     fields = client.get("/api/v1/sheets/apisheet/").json()["fields"]
     assert fields[2]["unit"] == "shots" and fields[-1]["key"] == "gain" and fields[-1]["unit"] == "dB"
     assert client.get(ENTRIES).json()["fields"]["gain"]["unit"] == "dB"
+
+
+def test_saved_versions_are_decoded_once_per_process_not_per_request(api_entries, api_sheet, member, bearer):
+    """A saved version never changes: its fields are read and typed at the first request only (the
+    current fields are read at every request, above)."""
+    client = bearer(member)
+    assert client.get(ENTRIES).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(ENTRIES).status_code == 200
+    read = [q["sql"] for q in queries.captured_queries if "shotsheet_schemaversion" in q["sql"]]
+    assert read and not any('"shotsheet_schemaversion"."fields"' in sql for sql in read), read
+    Field.objects.filter(sheet=api_sheet, key="energy").update(unit="kJ")
+    schema.save_version(api_sheet)  # a new version is read at the next request
+    assert client.get(ENTRIES).json()["fields"]["energy"]["unit"] == "kJ"
