@@ -7,7 +7,6 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from itertools import repeat
 
 import orjson
 
@@ -66,9 +65,20 @@ def csv_text(header: list[str], rows: Sequence[Sequence], cell: Callable[[object
 
 def csv_column(column: Sequence, cell: Callable[[object], object]) -> Sequence:
     kinds = set(map(type, column))
-    if kinds <= PLAIN or (kinds == {str} and not any(map(str.startswith, column, repeat(FORMULA_STARTS)))):
+    if kinds <= PLAIN or (kinds == {str} and not could_start_a_formula(column)):
         return column
     return list(map(cell, column))
+
+
+def could_start_a_formula(texts: Sequence[str]) -> bool:
+    """Whether any text may start as a formula does, checked at C speed on the texts joined by new
+    lines (a text holding a new line followed by, say, `-` is a false alarm: its column is then
+    converted cell by cell, which is only slower)."""
+    joined = "\n" + "\n".join(texts)
+    return any(start in joined for start in FORMULA_LINE_STARTS)
+
+
+FORMULA_LINE_STARTS = tuple("\n" + start for start in FORMULA_STARTS)
 
 
 def xlsx_cell(sheet, value):

@@ -43,3 +43,11 @@ def test_the_shared_csv_writer_takes_the_cell_conversion_of_its_caller():
 
     assert csv_text(HEADER, ROWS, cell) == cell_by_cell(HEADER, ROWS, cell)
     assert csv_text(HEADER, [], cell) == cell_by_cell(HEADER, [], cell)
+
+
+def test_text_with_a_formula_start_after_a_new_line_is_written_as_it_is():
+    rows = [["line one\n-line two", "\ttabbed"], ["plain", "plain"]]
+    text = to_csv(["note", "other"], rows)
+    assert text == cell_by_cell(["note", "other"], rows, csv_cell)
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert parsed[1] == ["line one\n-line two", "'\ttabbed"]
