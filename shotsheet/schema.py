@@ -107,13 +107,18 @@ SAVED_FIELDS_KEPT = 10_000
 def saved_versions(sheet: Sheet) -> list[tuple[int, datetime, list[FieldDef]]]:
     """The sheet's saved versions, newest first: (number, created, fields)."""
     versions = list(sheet.versions.order_by("-number").values_list("pk", "number", "created"))
-    missing = [pk for pk, _, created in versions if (pk, created) not in _saved_fields]
+    typed = {(pk, created): _saved_fields.get((pk, created)) for pk, _, created in versions}
+    missing = [pk for (pk, _), fields in typed.items() if fields is None]
     if missing:
         if len(_saved_fields) > SAVED_FIELDS_KEPT:
             _saved_fields.clear()
         for pk, created, fields in SchemaVersion.objects.filter(pk__in=missing).values_list("pk", "created", "fields"):
-            _saved_fields[pk, created] = field_defs(fields)
-    return [(number, created, _saved_fields[pk, created]) for pk, number, created in versions]
+            typed[pk, created] = _saved_fields[pk, created] = field_defs(fields)
+    return [
+        (number, created, typed[pk, created])
+        for pk, number, created in versions
+        if typed[pk, created] is not None  # deleted meanwhile (with its sheet)
+    ]
 
 
 @dataclass(frozen=True)
