@@ -5,6 +5,7 @@ import csv
 import io
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test import Client
@@ -14,7 +15,8 @@ from django.utils import timezone
 from api import tokens
 from api.models import ApiToken
 from shotsheet import schema
-from shotsheet.models import Field
+from shotsheet import selectors as shotsheet_selectors
+from shotsheet.models import Field, Sheet
 
 ENTRIES = "/api/v1/sheets/apisheet/entries/"
 
@@ -88,3 +90,19 @@ def test_saved_versions_are_decoded_once_per_process_not_per_request(api_entries
     Field.objects.filter(sheet=api_sheet, key="energy").update(unit="kJ")
     schema.save_version(api_sheet)  # a new version is read at the next request
     assert client.get(ENTRIES).json()["fields"]["energy"]["unit"] == "kJ"
+
+
+def test_the_sheets_a_user_may_view_are_found_in_one_query_as_sheet_allows_says(db, member, outsider):
+    """The sheet list and the shot join ask which sheets a user may view: one query for any number
+    of sheets (it was one per sheet with view groups), the same answer as Sheet.allows."""
+    laser, other = Group.objects.get_or_create(name="laser")[0], Group.objects.create(name="other")
+    admin = get_user_model().objects.create_superuser("boss", password="boss-pass-123")
+    for n, groups in enumerate([[], [laser], [other], [laser, other], [other], [laser]]):
+        sheet = Sheet.objects.create(name=f"Sheet {n}", slug=f"sheet{n}", experiment="API", active=n % 2 == 0)
+        sheet.view_groups.set(groups)
+    for user in (member, outsider, admin):
+        with CaptureQueriesContext(connection) as queries:
+            visible = shotsheet_selectors.visible_sheets(user)
+        assert len(queries.captured_queries) <= 2, [q["sql"] for q in queries.captured_queries]
+        assert visible == [sheet for sheet in Sheet.objects.all() if sheet.allows(user, "view")], user
+    assert [s.slug for s in shotsheet_selectors.visible_sheets(member)] == ["sheet0", "sheet1", "sheet3", "sheet5"]
