@@ -25,10 +25,9 @@ class SheetLink:
 
 def entries_of_shot(user, shot_key: str) -> list[SheetLink]:
     """The entries with this shot key in the sheets the user may view."""
-    visible = [sheet for sheet in Sheet.objects.all() if sheet.allows(user, "view")]
     return [
         SheetLink(sheet.name, reverse("shotsheet:entry_detail", args=[sheet.slug, entry["_id"]]))
-        for sheet in visible
+        for sheet in Sheet.objects.viewable_by(user)
         for entry in table.table(sheet.slug).of_shot(shot_key)
     ]
 
