@@ -13,7 +13,7 @@ class SyncMiddlewareASGIHandler(ASGIHandler):
 
     Every view and middleware here is synchronous. Django's own handler builds an async chain and
     runs each middleware's request and response halves through sync_to_async: 19 thread hops a
-    request, ~1.5 ms of a 404's 5 ms in-process (benchmarks/api.py). Here the whole chain is one.
+    request, ~1.5 ms of a 404's 4.9 ms (an ASGI call in-process). Here the whole chain is one hop.
     """
 
     def load_middleware(self, is_async=False):

@@ -55,7 +55,8 @@ def csv_text(header: list[str], rows: Sequence[Sequence], cell: Callable[[object
     """CSV of a header and rows of equal length, each cell as `cell` makes it — the web export's
     and the read API's. Column by column: a column of only numbers and None, or only text none of
     which could be a formula, goes to the csv module as it is (checked at C speed); the others go
-    through `cell`, cell by cell. (A call per cell was ~40 ms of 10,000 rows' 77 ms.)"""
+    through `cell`, cell by cell (the web export's 10,000 rows: 77 → 53 ms, all cells through
+    csv_cell before)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([cell(h) for h in header])

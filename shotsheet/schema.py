@@ -82,7 +82,7 @@ def field_defs(fields: list[FieldDef | dict]) -> list[FieldDef]:
 
 def current_fields(sheet: Sheet) -> list[FieldDef]:
     """The sheet's fields as they are now (in the Django database): read as plain values, not model
-    instances (0.8 → 0.3 ms a request), their choice sources only when one has any."""
+    instances (0.84 → 0.60 ms a request), their choice sources only when one has any."""
     rows = list(sheet.fields.values_list(*MODEL_FIELD_NAMES, "choice_source"))
     source_ids = {row[-1] for row in rows if row[-1] is not None}
     sources = {}
