@@ -347,7 +347,8 @@ def main() -> None:
         if server is not None:
             server.stop()
         mongo.drop_databases()
-        Path(DATABASE_URL.removeprefix("sqlite:///")).unlink(missing_ok=True)
+        for suffix in ("", "-wal", "-shm"):  # SQLite in WAL mode leaves the last two beside the database
+            Path(DATABASE_URL.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
     print(json.dumps(figures))
 
 
