@@ -7,7 +7,7 @@ from core.times import from_ns
 from shotsheet import selectors as shotsheet_selectors
 
 from .pagination import Page
-from .renderers import Table
+from .renderers import Table, utc_texts
 
 ENTRY_PARAMETERS = {"fields", "since", "until", "time"}  # besides the web table's filters
 
@@ -111,22 +111,25 @@ ENTRY_COLUMNS = [
 def entries_table(page: Page, columns) -> Table:
     """The CSV: the entry's own columns, then each field as `label [unit]` (the web export's header)."""
     keys = [c.key for c in columns]
+    entries = page.items
+    laser_times = utc_texts([from_ns(entry.get("laser_ts_ns")) for entry in entries])
+    created = utc_texts([entry.get("created") for entry in entries])
     rows = []
-    for entry in page.items:
-        values = entry.get("values") or {}
+    for entry, laser_time, entry_created in zip(entries, laser_times, created, strict=True):
+        get_value = (entry.get("values") or {}).get
         rows.append(
             [
                 entry["_id"],
                 entry.get("shot_key"),
                 entry.get("shot_number"),
-                from_ns(entry.get("laser_ts_ns")),
-                entry.get("created"),
+                laser_time,
+                entry_created,
                 entry.get("author"),
                 entry.get("schema_version"),
                 entry.get("comment", ""),
-                shotsheet_selectors.voided_note(entry),
+                shotsheet_selectors.voided_note(entry) if entry.get("voided") else "",
+                *map(get_value, keys),
             ]
-            + [values.get(key) for key in keys]
         )
     return Table(ENTRY_COLUMNS + [shotsheet_selectors.field_heading(c) for c in columns], rows)
 

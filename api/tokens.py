@@ -6,7 +6,6 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from django.db.models import Q
 from django.utils import timezone
 
 from .models import ApiToken
@@ -29,17 +28,15 @@ def create_token(user, name: str, expires: datetime | None = None) -> tuple[ApiT
 
 def valid_token(plain: str) -> ApiToken | None:
     """The active token of an active user with this value (None: unknown, revoked or expired);
-    notes when it was used."""
+    notes when it was used. One look-up by the unique digest, its state checked here, at every
+    request (nothing kept: a token revoked or expired is refused at the next request)."""
     if not plain.startswith(PREFIX) or len(plain) > 200:
         return None
+    token = ApiToken.objects.select_related("user").filter(digest=digest(plain)).first()
+    if token is None or token.state != "active" or not token.user.is_active:
+        return None
     now = timezone.now()
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(digest=digest(plain), revoked_at__isnull=True, user__is_active=True)
-        .filter(Q(expires__isnull=True) | Q(expires__gt=now))
-        .first()
-    )
-    if token is not None and (token.last_used is None or now - token.last_used >= LAST_USED_EVERY):
+    if token.last_used is None or now - token.last_used >= LAST_USED_EVERY:
         ApiToken.objects.filter(pk=token.pk).update(last_used=now)
         token.last_used = now
     return token

@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import Q
 
 from .numbers import AUTO, DECIMAL_MARKS
 
@@ -72,6 +73,14 @@ class ChoiceSource(models.Model):
         return self.name
 
 
+class SheetQuerySet(models.QuerySet):
+    def viewable_by(self, user) -> models.QuerySet:
+        """The sheets `allows(user, "view")`, in one query (not one per sheet with view groups)."""
+        if user.is_superuser:
+            return self
+        return self.filter(Q(view_groups__isnull=True) | Q(view_groups__in=user.groups.all())).distinct()
+
+
 class Sheet(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -101,6 +110,8 @@ class Sheet(models.Model):
         Group, blank=True, related_name="+", help_text="Who may edit entries (none chosen: every user)."
     )
     created = models.DateTimeField(auto_now_add=True)
+
+    objects = SheetQuerySet.as_manager()
 
     class Meta:
         ordering = ["-active", "name"]

@@ -14,7 +14,7 @@ from core.matching import lookup
 
 from . import display, export, query, store, table
 from .models import Sheet
-from .schema import NUMERIC, FieldDef, SheetSchema, field_defs, schema_for
+from .schema import NUMERIC, FieldDef, SheetSchema, saved_versions, schema_for
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,9 @@ class SheetLink:
 
 def entries_of_shot(user, shot_key: str) -> list[SheetLink]:
     """The entries with this shot key in the sheets the user may view."""
-    visible = [sheet for sheet in Sheet.objects.all() if sheet.allows(user, "view")]
     return [
         SheetLink(sheet.name, reverse("shotsheet:entry_detail", args=[sheet.slug, entry["_id"]]))
-        for sheet in visible
+        for sheet in Sheet.objects.viewable_by(user)
         for entry in table.table(sheet.slug).of_shot(shot_key)
     ]
 
@@ -52,7 +51,7 @@ def new_entry_links(user, shot_key: str) -> list[SheetLink]:
 # --- the read API's reads ----------------------------------------------------------------------------
 def visible_sheets(user) -> list[Sheet]:
     """The sheets the user may view, in the sheet list's order."""
-    return [sheet for sheet in Sheet.objects.prefetch_related("view_groups") if sheet.allows(user, "view")]
+    return list(Sheet.objects.viewable_by(user))
 
 
 def visible_sheet(user, slug: str) -> Sheet | None:
@@ -69,8 +68,7 @@ def sheet_schema(sheet: Sheet) -> SheetSchema:
 def schema_versions(sheet: Sheet) -> list[dict]:
     """The sheet's saved schema versions, newest first: number, created (UTC) and fields."""
     return [
-        {"number": number, "created": created, "fields": field_defs(fields)}
-        for number, created, fields in sheet.versions.order_by("-number").values_list("number", "created", "fields")
+        {"number": number, "created": created, "fields": fields} for number, created, fields in saved_versions(sheet)
     ]
 
 
@@ -144,6 +142,11 @@ def csv_cell(value) -> str:
     """A value as CSV text as the web export writes it: text a spreadsheet would run as a formula
     gets a leading `'`, numbers stay numbers."""
     return export.csv_cell(value)
+
+
+def csv_text(header: list[str], rows, cell) -> str:
+    """The web export's CSV writer (its fast path for plain columns), each cell as `cell` makes it."""
+    return export.csv_text(header, rows, cell)
 
 
 def field_heading(field: FieldDef) -> str:

@@ -392,3 +392,17 @@ def test_voided_entries_are_left_out_unless_asked_for_as_on_the_web_table(api_sh
     header, *rows = read_csv(client.get(URL, {"voided": "show", "format": "csv"}))
     notes = {row[0]: row[header.index("voided")] for row in rows}
     assert notes[voided["_id"]].endswith(": wrong target") and notes[api_entries[0]["_id"]] == ""
+
+
+def test_csv_times_are_the_json_times(api_entries, member, bearer):
+    """Laser and entry times in CSV as in JSON: ISO 8601 UTC with a Z, microseconds when there are any."""
+    client = bearer(member)
+    laser_ts_ns = int(datetime(2026, 11, 24, 8, 0, tzinfo=UTC).timestamp()) * 1_000_000_000 + 250_000_000
+    mongo.database()[store.ENTRIES].update_one({"_id": api_entries[0]["_id"]}, {"$set": {"laser_ts_ns": laser_ts_ns}})
+    store.append_changes("apisheet", [api_entries[0]["_id"]])
+    body = client.get(URL).json()["results"]
+    rows = list(csv.DictReader(io.StringIO(client.get(URL, {"format": "csv"}).content.decode())))
+    assert [(r["laser_time [UTC]"], r["created [UTC]"]) for r in rows] == [
+        (e["laser_time"] or "", e["created"]) for e in body
+    ]
+    assert rows[-1]["laser_time [UTC]"] == "2026-11-24T08:00:00.250000Z" and rows[0]["laser_time [UTC]"] == ""
