@@ -3,7 +3,7 @@ web export's cell rules: text a spreadsheet would run as a formula gets a leadin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -48,10 +48,12 @@ class Table:
     """What an endpoint answers in CSV: a header and rows of values (typed, converted here)."""
 
     header: list[str]
-    rows: Iterable[list]
+    rows: Iterable[list] = ()
+    columns: list[Sequence] | None = None  # or column by column, for a long table (no rows built)
 
     def as_json(self) -> dict:
-        return {"columns": self.header, "rows": list(self.rows)}
+        rows = list(self.rows) if self.columns is None else [list(row) for row in zip(*self.columns)]
+        return {"columns": self.header, "rows": rows}
 
 
 FORMULA_STARTS = shotsheet_selectors.FORMULA_STARTS
@@ -85,6 +87,8 @@ class CSVRenderer(BaseRenderer):
             data = Table(["parameter", "problem"], [[e["parameter"], e["problem"]] for e in data["errors"]])
         if not isinstance(data, Table):
             raise TypeError("a CSV response needs a Table")  # a view offering CSV always gives one
+        if data.columns is not None:
+            return shotsheet_selectors.csv_text_of_columns(data.header, data.columns, csv_value).encode()
         return shotsheet_selectors.csv_text(data.header, data.rows, csv_value).encode()
 
 

@@ -109,29 +109,29 @@ ENTRY_COLUMNS = [
 
 
 def entries_table(page: Page, columns) -> Table:
-    """The CSV: the entry's own columns, then each field as `label [unit]` (the web export's header)."""
-    keys = [c.key for c in columns]
+    """The CSV: the entry's own columns, then each field as `label [unit]` (the web export's header),
+    built column by column (10,000 rows: a row list each, then turned into columns, cost ~10 ms)."""
     entries = page.items
-    laser_times = utc_texts([from_ns(entry.get("laser_ts_ns")) for entry in entries])
-    created = utc_texts([entry.get("created") for entry in entries])
-    rows = []
-    for entry, laser_time, entry_created in zip(entries, laser_times, created, strict=True):
-        get_value = (entry.get("values") or {}).get
-        rows.append(
-            [
-                entry["_id"],
-                entry.get("shot_key"),
-                entry.get("shot_number"),
-                laser_time,
-                entry_created,
-                entry.get("author"),
-                entry.get("schema_version"),
-                entry.get("comment", ""),
-                shotsheet_selectors.voided_note(entry) if entry.get("voided") else "",
-                *map(get_value, keys),
-            ]
-        )
-    return Table(ENTRY_COLUMNS + [shotsheet_selectors.field_heading(c) for c in columns], rows)
+    values = [entry.get("values") or {} for entry in entries]
+
+    def column(key: str, default=None) -> list:
+        return [entry.get(key, default) for entry in entries]
+
+    return Table(
+        ENTRY_COLUMNS + [shotsheet_selectors.field_heading(c) for c in columns],
+        columns=[
+            [entry["_id"] for entry in entries],
+            column("shot_key"),
+            column("shot_number"),
+            utc_texts([from_ns(entry.get("laser_ts_ns")) for entry in entries]),
+            utc_texts(column("created")),
+            column("author"),
+            column("schema_version"),
+            column("comment", ""),
+            [shotsheet_selectors.voided_note(entry) if entry.get("voided") else "" for entry in entries],
+            *([value.get(c.key) for value in values] for c in columns),
+        ],
+    )
 
 
 def entry_detail_json(entry: dict, columns) -> dict:

@@ -230,7 +230,8 @@ def csv_floor(figures: dict, schema) -> None:
     figure, the bare internal call plus that floor, and the web export's CSV of the same rows."""
     page = Page(selectors.entries(schema, {}).entries[:10_000], 10_000, None)
     table_ = sheets.entries_table(page, schema.columns)
-    cells = [[csv_value(value) for value in row] for row in table_.rows]
+    cells = [[csv_value(value) for value in row] for row in zip(*table_.columns)]
+    assert len(cells) == 10_000, len(cells)
 
     def write() -> bytes:
         out = io.StringIO()

@@ -149,6 +149,11 @@ def csv_text(header: list[str], rows, cell) -> str:
     return export.csv_text(header, rows, cell)
 
 
+def csv_text_of_columns(header: list[str], columns, cell) -> str:
+    """csv_text of a table given column by column."""
+    return export.csv_text_of_columns(header, columns, cell)
+
+
 def field_heading(field: FieldDef) -> str:
     """`label [unit]`, as the web export's header names a field."""
     return field.heading
