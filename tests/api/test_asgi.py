@@ -2,6 +2,7 @@
 
 import asyncio
 import inspect
+import logging
 import re
 import threading
 from urllib.parse import urlencode
@@ -9,12 +10,14 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 from asgiref.sync import SyncToAsync, iscoroutinefunction
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.base import BaseHandler
+
+from labbook.asgi import SyncMiddlewareASGIHandler, application  # at import: django.setup() configures logging
 
 
 def asgi_get(path: str, query: bytes = b"", headers: tuple = ()) -> tuple[int, dict, bytes]:
     """One GET through labbook.asgi's application, as daphne would send it: (status, headers, body)."""
-    from labbook.asgi import application
-
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -140,10 +143,6 @@ class Browser:
 
 
 def both_handlers():
-    from django.core.handlers.asgi import ASGIHandler
-
-    from labbook.asgi import SyncMiddlewareASGIHandler
-
     return ASGIHandler(), SyncMiddlewareASGIHandler()  # made now: middleware reads some settings when made
 
 
@@ -270,11 +269,6 @@ def test_what_labbook_asgi_relies_on_in_django_is_still_there():
     view/exception middleware lists; get_response_async awaits `_middleware_chain`; adapt_method_mode
     wraps a sync callable in a thread-sensitive sync_to_async. If Django changes any of these, this
     fails here rather than every request failing (or silently hopping per middleware again)."""
-    from django.core.handlers.asgi import ASGIHandler
-    from django.core.handlers.base import BaseHandler
-
-    from labbook.asgi import SyncMiddlewareASGIHandler
-
     assert "self.load_middleware(is_async=True)" in inspect.getsource(ASGIHandler.__init__)
     assert "await self._middleware_chain(request)" in inspect.getsource(BaseHandler.get_response_async)
     assert list(inspect.signature(BaseHandler.load_middleware).parameters) == ["self", "is_async"]
@@ -290,3 +284,24 @@ def test_what_labbook_asgi_relies_on_in_django_is_still_there():
     assert not iscoroutinefunction(chain.func)  # the whole chain is sync inside it
     assert handler._view_middleware and not any(map(iscoroutinefunction, handler._view_middleware))
     assert not any(map(iscoroutinefunction, handler._exception_middleware))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forbidden_page_is_one_log_line_through_both_asgi_handlers(api_sheet, outsider, settings, caplog):
+    """PermissionDenied: the 403 page and core.logfilters' one line (with the user), as Django's handler gives."""
+    settings.DEBUG = False
+    answers = []
+    for handler in both_handlers():
+        browser = Browser(handler)
+        browser("GET", "/accounts/login/")
+        assert browser("POST", "/accounts/login/", {"username": "outsider", "password": "outsider-pass-123"})[0] == 302
+        caplog.clear()
+        response = comparable(browser("GET", "/sheets/apisheet/"))
+        lines = [
+            logging.Formatter("%(levelname)s %(name)s: %(message)s").format(r)
+            for r in caplog.records
+            if r.name == "django.request"
+        ]
+        answers.append((response, lines))
+    assert answers[1] == answers[0]
+    assert answers[1][0][0] == 403 and len(answers[1][1]) == 1 and answers[1][1][0].endswith("user outsider")
