@@ -16,7 +16,7 @@ from api import tokens
 from api.models import ApiToken
 from shotsheet import schema
 from shotsheet import selectors as shotsheet_selectors
-from shotsheet.models import Field, Sheet
+from shotsheet.models import Field, SchemaVersion, Sheet
 
 ENTRIES = "/api/v1/sheets/apisheet/entries/"
 
@@ -106,3 +106,19 @@ def test_the_sheets_a_user_may_view_are_found_in_one_query_as_sheet_allows_says(
         assert len(queries.captured_queries) <= 2, [q["sql"] for q in queries.captured_queries]
         assert visible == [sheet for sheet in Sheet.objects.all() if sheet.allows(user, "view")], user
     assert [s.slug for s in shotsheet_selectors.visible_sheets(member)] == ["sheet0", "sheet1", "sheet3", "sheet5"]
+
+
+def test_a_version_of_the_same_id_and_number_after_a_database_restore_is_read_afresh(
+    api_entries, api_sheet, member, bearer
+):
+    """A restored Django database (or the next test's) may give a version the id and number of one this
+    process already typed, with other fields: the cache is keyed by the id and the time it was saved."""
+    client = bearer(member)
+    first = client.get("/api/v1/sheets/apisheet/").json()["schema_versions"]
+    assert [v["number"] for v in first] == [1]
+    old = SchemaVersion.objects.get(sheet=api_sheet, number=1)
+    fields = [{**f, "unit": "kJ"} if f["key"] == "energy" else f for f in old.fields]
+    old.delete()
+    SchemaVersion.objects.create(pk=old.pk, sheet=api_sheet, number=1, fields=fields)
+    again = client.get("/api/v1/sheets/apisheet/").json()["schema_versions"]
+    assert [f["unit"] for f in again[0]["fields"] if f["key"] == "energy"] == ["kJ"]

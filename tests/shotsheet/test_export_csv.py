@@ -51,3 +51,27 @@ def test_text_with_a_formula_start_after_a_new_line_is_written_as_it_is():
     assert text == cell_by_cell(["note", "other"], rows, csv_cell)
     parsed = list(csv.reader(io.StringIO(text)))
     assert parsed[1] == ["line one\n-line two", "'\ttabbed"]
+
+
+TRICKY = [
+    ["=1+1", 0.1 + 0.2, 2**70, None, "x", "a\r=b", "😀 Ü ‮rtl", -0.0],
+    ["\r=cmd", 1e300, -(2**63), "", "-", "line\n=two", "＝SUM(1)", float("inf")],
+    ["@x", -1.5e-300, 0, "", "y", " =spaced", "naïve", float("nan")],
+    ["plain", 123456789.123456789, -7, None, "z", "tab\tinside", "", -2],
+]
+
+
+def test_tricky_values_are_written_as_the_cell_by_cell_path_wrote_them_and_read_back_exactly():
+    from api.renderers import csv_value
+
+    header = ["text", "float", "int", "blank", "short", "inner", "unicode", "number"]
+    assert to_csv(header, TRICKY) == cell_by_cell(header, TRICKY, csv_cell)  # the web export before the shared writer
+    assert csv_text(header, TRICKY, csv_value) == cell_by_cell(header, TRICKY, csv_value)  # the API's renderer before
+    parsed = list(csv.reader(io.StringIO(to_csv(header, TRICKY))))[1:]
+    assert [row[0] for row in parsed] == ["'=1+1", "'\r=cmd", "'@x", "plain"]
+    assert [float(row[1]) for row in parsed] == [row[1] for row in TRICKY]  # floats round-trip
+    assert [int(row[2]) for row in parsed] == [row[2] for row in TRICKY]  # big ints exact
+    assert [row[3] for row in parsed] == ["", "", "", ""]
+    assert [row[4] for row in parsed] == ["x", "'-", "y", "z"]
+    assert [row[6] for row in parsed] == ["😀 Ü ‮rtl", "＝SUM(1)", "naïve", ""]
+    assert [row[7] for row in parsed] == ["-0.0", "inf", "nan", "-2"]  # negative numbers stay numbers
