@@ -5,6 +5,8 @@ import csv
 import io
 from datetime import UTC, datetime
 
+import pytest
+
 from shotsheet.export import csv_cell, csv_text, to_csv
 
 HEADER = ["entry", "=name", "number", "mixed", "when", "flags", "list", "blank"]
@@ -75,3 +77,8 @@ def test_tricky_values_are_written_as_the_cell_by_cell_path_wrote_them_and_read_
     assert [row[4] for row in parsed] == ["x", "'-", "y", "z"]
     assert [row[6] for row in parsed] == ["😀 Ü ‮rtl", "＝SUM(1)", "naïve", ""]
     assert [row[7] for row in parsed] == ["-0.0", "inf", "nan", "-2"]  # negative numbers stay numbers
+
+
+def test_a_short_row_is_an_error_not_a_dropped_cell():
+    with pytest.raises(ValueError):
+        csv_text(["a", "b"], [[1, 2], [3]], csv_cell)
