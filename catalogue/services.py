@@ -562,12 +562,14 @@ class Sync:
                 return
             rev = source.get("rev", 1)
             plan = checked(plan_of(source), server.api_version)
+            # the files before the revision is recorded: a retry after a failure between the two
+            # finds the dataset behind and sends what is missing, not "up to date" with files unsent
+            if plan.blocks or record["blocks_sent"] < record["blocks"]:
+                self.send_missing_files(client, plan, record, server.files_per_block)
             if record["rev"] < rev:
                 client.patch_dataset(record["pid"], plan.patch)
                 store.dataset_updated(job.entry, rev)
                 self.stats.add(patched=1)
-            if plan.blocks or record["blocks_sent"] < record["blocks"]:
-                self.send_missing_files(client, plan, record, server.files_per_block)
 
     @contextmanager
     def claimed(self, claim_id: str, client: Client):

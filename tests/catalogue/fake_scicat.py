@@ -30,6 +30,7 @@ class State:
     refuse_names: set[str] = field(default_factory=set)  # datasetName → 400
     connections: set = field(default_factory=set)  # open client sockets, cut when the server stops
     server_errors: int = 0  # the next n requests (after login) answer 500
+    listing_errors: int = 0  # the next n listings of a dataset's OrigDatablocks answer 503
     validate: bool = True  # off only for benchmarks (the schema check costs the server ~1 ms a body)
     delay: float = 0.0  # seconds each dataset request takes after its change is made (a real SciCat: 10-50 ms)
     in_flight: int = 0  # dataset requests being answered now, and the most there were at once
@@ -203,6 +204,11 @@ class Handler(BaseHTTPRequestHandler):
                 state.blocks.append(block)
             self.slow()
             return self.answer(201, block)
+        if "origdatablocks" in rest and self.command == "GET":
+            with state.lock:
+                if state.listing_errors:
+                    state.listing_errors -= 1
+                    return self.error(503, "Service Unavailable")
         if rest == "origdatablocks" and self.command == "GET":
             where = json.loads(parse_qs(urlsplit(self.path).query).get("filter", ["{}"])[0]).get("where", {})
             with state.lock:
