@@ -488,6 +488,13 @@ class Sync:
             self.stats.add(retries=1)
             log.info("catalogue: %s not done, again in %.1f s: %s", job.id, delay, exc)
             return False
+        except PyMongoError:
+            raise  # the run loop waits for MongoDB
+        except Exception as exc:  # a bug, or an answer no SciCat gives (a proxy's page): the others go on
+            log.exception("catalogue: %s failed unexpectedly; tried again later", job.id)
+            store.retry_later(job, f"{type(exc).__name__}: {exc}", timedelta(seconds=backoff(job.attempts)))
+            self.stats.add(retries=1)
+            return True
         with self.lock:
             self.finished.append(job)
         if job.rev > 1:

@@ -30,6 +30,7 @@ class State:
     refuse_names: set[str] = field(default_factory=set)  # datasetName → 400
     connections: set = field(default_factory=set)  # open client sockets, cut when the server stops
     server_errors: int = 0  # the next n requests (after login) answer 500
+    proxy_pages: int = 0  # the next n requests (after login) answer 200 with a proxy's HTML page, not SciCat's
     listing_errors: int = 0  # the next n listings of a dataset's OrigDatablocks answer 503
     validate: bool = True  # off only for benchmarks (the schema check costs the server ~1 ms a body)
     delay: float = 0.0  # seconds each dataset request takes after its change is made (a real SciCat: 10-50 ms)
@@ -77,6 +78,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def page(self, status: int, html: bytes) -> None:
+        with self.state.lock:
+            self.state.requests.append((self.command, urlsplit(self.path).path, status))
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(html)))
+        self.end_headers()
+        self.wfile.write(html)
 
     def error(self, status: int, message, error: str = "") -> None:
         self.answer(status, {"statusCode": status, "message": message, "error": error})
@@ -158,6 +168,9 @@ class Handler(BaseHTTPRequestHandler):
             if state.server_errors:
                 state.server_errors -= 1
                 return self.error(500, "Internal server error")
+            if state.proxy_pages:
+                state.proxy_pages -= 1
+                return self.page(200, b"<html><body>Maintenance: back soon</body></html>")
         if rest == "datasets" and self.command == "POST":
             body = self.body()
             creates = openapi.DERIVED_CREATE if body.get("type") == "derived" else openapi.DATASET_CREATE

@@ -168,3 +168,25 @@ def test_scicat_down_the_sync_backs_off_as_a_whole_not_one_request_per_job(trans
         sync.close()
     assert 1 <= sync.stats.retries <= 15 * settings.CATALOGUE_CONCURRENCY
     assert store.counts() == {"registered": 0, "pending": 200, "failed": 0}
+
+
+def test_a_job_failing_unexpectedly_is_retried_and_the_sync_goes_on(transactional_db, catalogued, scicat):
+    """A proxy answers one request with its HTML page instead of SciCat's JSON: that job is tried
+    again later, the others go on, and catalogue_sync keeps running (scripts/processes stops every
+    process of the lab when one ends)."""
+    for i in range(3):
+        catalogued.entries.add(note=f"n{i}")
+    scicat.state.proxy_pages = 1
+    stop = StopFlag()
+    sync = Sync(stop=stop)
+    runner = threading.Thread(target=sync.run, name="catalogue-sync")
+    runner.start()
+    try:
+        wait_for(lambda: store.counts()["registered"] == 3 or not runner.is_alive(), 30, "all 3")
+        assert runner.is_alive()
+    finally:
+        stop.set()
+        runner.join(30)
+        sync.close()
+    assert scicat.state.proxy_pages == 0 and sync.stats.retries == 1
+    assert_each_once(scicat, 3)
