@@ -223,10 +223,12 @@ class Handler(BaseHTTPRequestHandler):
                     state.listing_errors -= 1
                     return self.error(503, "Service Unavailable")
         if rest == "origdatablocks" and self.command == "GET":
-            where = json.loads(parse_qs(urlsplit(self.path).query).get("filter", ["{}"])[0]).get("where", {})
+            query = json.loads(parse_qs(urlsplit(self.path).query).get("filter", ["{}"])[0])
+            where, limits = query.get("where", {}), query.get("limits") or {}
             with state.lock:
                 found = [b for b in state.blocks if b["datasetId"] == where.get("datasetId")]
-            return self.answer(200, found)
+            skip = limits.get("skip", 0)  # a page at a time, as the backend answers
+            return self.answer(200, found[skip : skip + limits["limit"]] if "limit" in limits else found[skip:])
         if rest.startswith("datasets/") and rest.endswith("/origdatablocks") and self.command == "GET":
             pid = unquote(rest.split("/")[1])
             with state.lock:
