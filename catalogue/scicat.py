@@ -134,8 +134,17 @@ class Client:
         """The file paths in the dataset's OrigDatablocks (after a crash: what arrived)."""
         if self.version == "v3":
             response = self.call("GET", f"v3/datasets/{quote(pid, safe='')}/origdatablocks")
-        else:
-            query = json.dumps({"where": {"datasetId": pid}, "limits": {"limit": PAGE}})
+            return paths_of(response.json() if response.status_code != 404 else [])
+        paths, skip = set(), 0
+        while True:  # v4 answers a page at a time: a file past the first would look unsent, and go again
+            query = json.dumps({"where": {"datasetId": pid}, "limits": {"limit": PAGE, "skip": skip}})
             response = self.call("GET", "v4/origdatablocks", params={"filter": query})
-        blocks = response.json() if response.status_code != 404 else []
-        return {item["path"] for block in blocks for item in block.get("dataFileList", [])}
+            blocks = response.json() if response.status_code != 404 else []
+            paths |= paths_of(blocks)
+            if len(blocks) < PAGE:
+                return paths
+            skip += PAGE
+
+
+def paths_of(blocks: list[dict]) -> set[str]:
+    return {item["path"] for block in blocks for item in block.get("dataFileList", [])}

@@ -488,6 +488,13 @@ class Sync:
             self.stats.add(retries=1)
             log.info("catalogue: %s not done, again in %.1f s: %s", job.id, delay, exc)
             return False
+        except PyMongoError:
+            raise  # the run loop waits for MongoDB
+        except Exception as exc:  # a bug, or an answer no SciCat gives (a proxy's page): the others go on
+            log.exception("catalogue: %s failed unexpectedly; tried again later", job.id)
+            store.retry_later(job, f"{type(exc).__name__}: {exc}", timedelta(seconds=backoff(job.attempts)))
+            self.stats.add(retries=1)
+            return True
         with self.lock:
             self.finished.append(job)
         if job.rev > 1:
@@ -562,12 +569,14 @@ class Sync:
                 return
             rev = source.get("rev", 1)
             plan = checked(plan_of(source), server.api_version)
+            # the files before the revision is recorded: a retry after a failure between the two
+            # finds the dataset behind and sends what is missing, not "up to date" with files unsent
+            if plan.blocks or record["blocks_sent"] < record["blocks"]:
+                self.send_missing_files(client, plan, record, server.files_per_block)
             if record["rev"] < rev:
                 client.patch_dataset(record["pid"], plan.patch)
                 store.dataset_updated(job.entry, rev)
                 self.stats.add(patched=1)
-            if plan.blocks or record["blocks_sent"] < record["blocks"]:
-                self.send_missing_files(client, plan, record, server.files_per_block)
 
     @contextmanager
     def claimed(self, claim_id: str, client: Client):

@@ -30,6 +30,8 @@ class State:
     refuse_names: set[str] = field(default_factory=set)  # datasetName → 400
     connections: set = field(default_factory=set)  # open client sockets, cut when the server stops
     server_errors: int = 0  # the next n requests (after login) answer 500
+    proxy_pages: int = 0  # the next n requests (after login) answer 200 with a proxy's HTML page, not SciCat's
+    listing_errors: int = 0  # the next n listings of a dataset's OrigDatablocks answer 503
     validate: bool = True  # off only for benchmarks (the schema check costs the server ~1 ms a body)
     delay: float = 0.0  # seconds each dataset request takes after its change is made (a real SciCat: 10-50 ms)
     in_flight: int = 0  # dataset requests being answered now, and the most there were at once
@@ -76,6 +78,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def page(self, status: int, html: bytes) -> None:
+        with self.state.lock:
+            self.state.requests.append((self.command, urlsplit(self.path).path, status))
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(html)))
+        self.end_headers()
+        self.wfile.write(html)
 
     def error(self, status: int, message, error: str = "") -> None:
         self.answer(status, {"statusCode": status, "message": message, "error": error})
@@ -157,6 +168,9 @@ class Handler(BaseHTTPRequestHandler):
             if state.server_errors:
                 state.server_errors -= 1
                 return self.error(500, "Internal server error")
+            if state.proxy_pages:
+                state.proxy_pages -= 1
+                return self.page(200, b"<html><body>Maintenance: back soon</body></html>")
         if rest == "datasets" and self.command == "POST":
             body = self.body()
             creates = openapi.DERIVED_CREATE if body.get("type") == "derived" else openapi.DATASET_CREATE
@@ -203,11 +217,18 @@ class Handler(BaseHTTPRequestHandler):
                 state.blocks.append(block)
             self.slow()
             return self.answer(201, block)
+        if "origdatablocks" in rest and self.command == "GET":
+            with state.lock:
+                if state.listing_errors:
+                    state.listing_errors -= 1
+                    return self.error(503, "Service Unavailable")
         if rest == "origdatablocks" and self.command == "GET":
-            where = json.loads(parse_qs(urlsplit(self.path).query).get("filter", ["{}"])[0]).get("where", {})
+            query = json.loads(parse_qs(urlsplit(self.path).query).get("filter", ["{}"])[0])
+            where, limits = query.get("where", {}), query.get("limits") or {}
             with state.lock:
                 found = [b for b in state.blocks if b["datasetId"] == where.get("datasetId")]
-            return self.answer(200, found)
+            skip = limits.get("skip", 0)  # a page at a time, as the backend answers
+            return self.answer(200, found[skip : skip + limits["limit"]] if "limit" in limits else found[skip:])
         if rest.startswith("datasets/") and rest.endswith("/origdatablocks") and self.command == "GET":
             pid = unquote(rest.split("/")[1])
             with state.lock:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,47 @@ def test_scicat_down_the_sync_backs_off_as_a_whole_not_one_request_per_job(trans
         sync.close()
     assert 1 <= sync.stats.retries <= 15 * settings.CATALOGUE_CONCURRENCY
     assert store.counts() == {"registered": 0, "pending": 200, "failed": 0}
+
+
+def test_a_job_failing_unexpectedly_is_retried_and_the_sync_goes_on(transactional_db, catalogued, scicat):
+    """A proxy answers one request with its HTML page instead of SciCat's JSON: that job is tried
+    again later, the others go on, and catalogue_sync keeps running (scripts/processes stops every
+    process of the lab when one ends)."""
+    for i in range(3):
+        catalogued.entries.add(note=f"n{i}")
+    scicat.state.proxy_pages = 1
+    stop = StopFlag()
+    sync = Sync(stop=stop)
+    runner = threading.Thread(target=sync.run, name="catalogue-sync")
+    runner.start()
+    try:
+        wait_for(lambda: store.counts()["registered"] == 3 or not runner.is_alive(), 30, "all 3")
+        assert runner.is_alive()
+    finally:
+        stop.set()
+        runner.join(30)
+        sync.close()
+    assert scicat.state.proxy_pages == 0 and sync.stats.retries == 1
+    assert_each_once(scicat, 3)
+
+
+def test_a_claim_left_by_a_dead_sync_is_taken_over_by_one_of_two_racing(mongo_db):
+    """Two syncs meet the same expired claim at once (both work the same due jobs in the same
+    order): one takes it over, the other waits; both going on would send a datablock twice."""
+    both = 0
+    for trial in range(30):
+        claim_id = store.block_claim(f"entry-{trial}", 1)
+        mongo_db[store.CLAIMS].insert_one({"_id": claim_id, "until": store.datetime.now(store.UTC) - timedelta(1)})
+        start, outcomes = threading.Barrier(2), []
+
+        def take(claim_id=claim_id, start=start, outcomes=outcomes):
+            start.wait()
+            outcomes.append(store.claim(claim_id, timedelta(seconds=30)))
+
+        racers = [threading.Thread(target=take) for _ in range(2)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join()
+        both += store.BUSY not in outcomes
+    assert both == 0, f"both took the claim over in {both} of 30 races"

@@ -3,6 +3,7 @@ the DAQ wrote after the dataset was created. Neither may leave SciCat holding le
 
 import time
 
+from catalogue import scicat as scicat_client
 from catalogue import store
 from catalogue.scicat import Client
 from catalogue.services import Sync
@@ -77,3 +78,36 @@ def test_a_dataset_waits_for_the_files_of_its_shot_to_settle(catalogued, scicat,
     files = [item["path"] for block in scicat.state.blocks for item in block["dataFileList"]]
     assert files.count(str(catalogued.folder / "late.h5")) == 1
     assert [b["datasetId"] for b in scicat.state.blocks].count(pid_of(fresh)) == 2  # a.h5 b.h5 | c.tiff late.h5
+
+
+def test_files_of_an_edit_are_sent_even_if_listing_them_failed_after_the_patch(catalogued, scicat):
+    """The edit's PATCH goes through, then SciCat fails the request that lists the dataset's
+    datablocks: the retry must still send the new file, not find the dataset up to date."""
+    entry = catalogued.entries.add()
+    sync_all()
+    (catalogued.folder / "d.h5").write_bytes(b"y" * 7)
+    catalogued.entries.edit(entry, note="the camera's file is in")
+    scicat.state.listing_errors = 1
+    sync = sync_all()
+    assert sync.stats.retries == 1 and scicat.state.listing_errors == 0
+    files = [item["path"] for block in scicat.state.blocks for item in block["dataFileList"]]
+    assert files.count(str(catalogued.folder / "d.h5")) == 1
+    assert held_revision(scicat, entry) == 2
+    record = store.dataset(entry["_id"])
+    assert record["blocks"] == record["blocks_sent"] == 3 and record["rev"] == 2
+
+
+def test_an_edit_sends_no_file_twice_when_the_datablocks_fill_more_than_a_listing_page(catalogued, scicat, monkeypatch):
+    """SciCat lists a dataset's datablocks a page at a time (1,000 here, 2 in this test): a file in
+    a block past the first page has arrived too, and must not go out again with the next edit."""
+    monkeypatch.setattr(scicat_client, "PAGE", 2)
+    catalogued.rule.server.files_per_block = 1
+    catalogued.rule.server.save()
+    entry = catalogued.entries.add()
+    sync_all()
+    assert len(scicat.state.blocks) == 3
+    catalogued.entries.edit(entry, note="edited")
+    sync_all()
+    assert held_revision(scicat, entry) == 2
+    files = [item["path"] for block in scicat.state.blocks for item in block["dataFileList"]]
+    assert sorted(files) == sorted(str(catalogued.folder / name) for name in ("a.h5", "b.h5", "c.tiff"))
