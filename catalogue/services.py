@@ -33,6 +33,7 @@ from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
+from django.db import DatabaseError, close_old_connections
 from django.urls import NoReverseMatch, reverse
 from pymongo.errors import PyMongoError
 
@@ -393,6 +394,10 @@ class Sync:
                     pause = max(pause, backoff(self.outages - 1))
             except PyMongoError as exc:
                 log.warning("catalogue: MongoDB not reached (%s); trying again", exc)
+                pause = settings.CATALOGUE_RETRY_BASE_SECONDS
+            except DatabaseError as exc:  # the rules' database: SQLite busy, PostgreSQL restarting
+                log.warning("catalogue: the configuration database not reached (%s); trying again", exc)
+                close_old_connections()  # a broken connection is opened afresh
                 pause = settings.CATALOGUE_RETRY_BASE_SECONDS
             self.stop.wait(pause)
 

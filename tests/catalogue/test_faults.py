@@ -213,3 +213,35 @@ def test_a_claim_left_by_a_dead_sync_is_taken_over_by_one_of_two_racing(mongo_db
             racer.join()
         both += store.BUSY not in outcomes
     assert both == 0, f"both took the claim over in {both} of 30 races"
+
+
+def test_the_configuration_database_unreachable_for_a_moment_does_not_end_the_sync(
+    transactional_db, catalogued, scicat, monkeypatch
+):
+    """SQLite busy or PostgreSQL restarting while the sync reads its rules: it tries again, it
+    does not end (scripts/processes would stop every process of the lab with it)."""
+    from django.db import OperationalError
+
+    from catalogue import services
+
+    catalogued.entries.add(note="after the hiccup")
+    rules, failures = services.active_rules, [OperationalError("database is locked")]
+
+    def flaky_rules():
+        if failures:
+            raise failures.pop()
+        return rules()
+
+    monkeypatch.setattr(services, "active_rules", flaky_rules)
+    stop = StopFlag()
+    sync = Sync(stop=stop)
+    runner = threading.Thread(target=sync.run, name="catalogue-sync")
+    runner.start()
+    try:
+        wait_for(lambda: store.counts()["registered"] == 1 or not runner.is_alive(), 30, "the entry")
+        assert runner.is_alive() and not failures
+    finally:
+        stop.set()
+        runner.join(30)
+        sync.close()
+    assert_each_once(scicat, 1)
