@@ -62,3 +62,18 @@ def test_a_fresh_claim_of_another_writer_is_a_conflict(sheet, make_entry):
     with pytest.raises(entries.EditConflict):
         entries.update_entry(sheet, entry, entry["rev"], {"energy": 5.0}, author="ada", comment="", shot_key=None)
     assert store.get_entry(entry["_id"])["values"]["energy"] == 1.0
+
+
+def test_two_saves_meeting_a_dead_writers_claim_at_once_are_one_save_and_one_conflict(sheet, make_entry):
+    """A writer died between its claim and its update; 30 s later two people save at the same
+    moment. Only one may take the stale claim over (a conditional delete on FerretDB is not atomic:
+    both took it over 13 times in 30, and one edit was lost unseen)."""
+    for attempt in range(15):
+        entry = make_entry(sheet, shot_key=f"TST-20261202-{attempt + 100:06d}", energy=1.0)
+        store.claim_revision(entry["_id"], entry["rev"] + 1, datetime.now(UTC) - timedelta(minutes=5))
+        told = race(sheet, entry, [{"energy": 2.0}, {"energy": 3.0}])
+        saved = [t for t in told if t.startswith("saved")]
+        assert len(saved) == 1, f"attempt {attempt}: {told}"
+        stored = store.get_entry(entry["_id"])
+        winner = saved[0].split(":")[1]
+        assert stored["rev"] == 2 and stored["values"]["energy"] == {"user0": 2.0, "user1": 3.0}[winner]
