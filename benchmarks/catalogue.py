@@ -50,7 +50,7 @@ from django.core.management import call_command  # noqa: E402
 from catalogue import store  # noqa: E402
 from catalogue.models import Rule  # noqa: E402
 from catalogue.scicat import Client  # noqa: E402
-from catalogue.services import Sync, check, plan_for, scan  # noqa: E402
+from catalogue.services import Sync, checked, plan_for, scan  # noqa: E402
 from core import mongo  # noqa: E402
 from shotsheet import schema  # noqa: E402
 from shotsheet.entries import create_entry  # noqa: E402
@@ -127,7 +127,7 @@ def main() -> None:
         # (a), (b): the bare POST rate of the same client, sequential and concurrent: bodies built
         # beforehand, other pids
         plans = [plan_for(rules[0], entry) for entry in entries[0]]
-        check(plans[0], server.api_version)  # its first call loads what it needs, once a process
+        checked(plans[0], server.api_version)  # its first call loads what it needs, once a process
         bodies = [{**plan.dataset, "pid": f"bare/{uuid.uuid4()}"} for plan in plans]
         client = Client(scicat.url, username="ingestor", password="secret")
         client.login()
