@@ -206,6 +206,22 @@ class Busy(Exception):
     """Another catalogue_sync is updating this dataset or sending its datablocks; tried again soon."""
 
 
+@dataclass
+class Hold:
+    """A claim this process holds, until `until`."""
+
+    claim_id: str
+    until: datetime | None
+
+    def extend(self, lease: timedelta) -> None:
+        self.until = store.extend(self.claim_id, self.until, lease)
+        self.check()
+
+    def check(self) -> None:
+        if self.until is None or store.claimed_until(self.claim_id) != self.until:
+            raise Busy(f"{self.claim_id} ran out and another catalogue_sync took it over")
+
+
 def simulation_server() -> Server | None:
     return Server.objects.filter(enabled=True, register_simulations=True).first()
 
@@ -568,7 +584,7 @@ class Sync:
             self.stats.add(unchanged=1)
             return
         self.flush()  # the records to update must be written first
-        with self.claimed(store.update_claim(job.entry), client):
+        with self.claimed(store.update_claim(job.entry), client) as hold:
             source, record = read_again(), store.dataset(job.entry)
             if source is None or record is None:
                 return
@@ -577,8 +593,9 @@ class Sync:
             # the files before the revision is recorded: a retry after a failure between the two
             # finds the dataset behind and sends what is missing, not "up to date" with files unsent
             if plan.blocks or record["blocks_sent"] < record["blocks"]:
-                self.send_missing_files(client, plan, record, server.files_per_block)
+                self.send_missing_files(client, plan, record, server.files_per_block, hold)
             if record["rev"] < rev:
+                hold.check()  # still ours: a sync that took it over may have sent a newer revision
                 client.patch_dataset(record["pid"], plan.patch)
                 store.dataset_updated(job.entry, rev)
                 self.stats.add(patched=1)
@@ -588,10 +605,11 @@ class Sync:
         """Hold `claim_id` while the block runs; another process holding it makes the job wait (Busy)."""
         if store.claim(claim_id, self.lease(client)) == store.BUSY:
             raise Busy(f"another catalogue_sync holds {claim_id}")
+        hold = Hold(claim_id, store.claimed_until(claim_id))
         try:
-            yield
+            yield hold
         finally:
-            store.release(claim_id)
+            store.release(claim_id, hold.until)
 
     @staticmethod
     def lease(client: Client) -> timedelta:
@@ -610,10 +628,12 @@ class Sync:
             self.stats.add(existed=1)
             return existing
 
-    def send_missing_files(self, client: Client, plan: Plan, record: dict, per_block: int) -> None:
+    def send_missing_files(self, client: Client, plan: Plan, record: dict, per_block: int, hold: Hold) -> None:
         """The plan's files SciCat does not list yet (written after the dataset was created, or
-        not sent before a crash), in datablocks numbered on from those sent."""
+        not sent before a crash), in datablocks numbered on from those sent; the update's claim
+        extended to cover a request for each and the PATCH after them."""
         missing = blocks_not_in(plan, client.origdatablock_paths(plan.pid), per_block)
+        hold.extend(self.lease(client) * (len(missing) + 1))
         if not missing:
             if record["blocks_sent"] < record["blocks"]:  # they arrived, their sender died before noting it
                 store.blocks_sent(record["_id"], record["blocks"])

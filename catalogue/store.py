@@ -186,7 +186,7 @@ def claim(claim_id: str, lease: timedelta) -> str:
     refuses atomically. CLAIMED, BUSY, or TAKEN_OVER (a claim whose lease ran out: its holder died
     or timed out mid-way; what it did may have arrived)."""
     claims = mongo.database()[CLAIMS]
-    now = datetime.now(UTC)
+    now = in_ms(datetime.now(UTC))
     try:
         claims.insert_one({"_id": claim_id, "until": now + lease})
         return CLAIMED
@@ -207,8 +207,29 @@ def claim(claim_id: str, lease: timedelta) -> str:
         return BUSY
 
 
-def release(claim_id: str) -> None:
-    mongo.database()[CLAIMS].delete_one({"_id": claim_id})
+def claimed_until(claim_id: str) -> datetime | None:
+    held = mongo.database()[CLAIMS].find_one({"_id": claim_id})
+    return held["until"] if held else None
+
+
+def extend(claim_id: str, until: datetime, lease: timedelta) -> datetime | None:
+    """Move a claim this process holds (until `until`) to now + `lease`, for work longer than the
+    lease it was taken with; None when it is not held so any more (it ran out and was taken over)."""
+    if claimed_until(claim_id) != until:
+        return None
+    later = in_ms(datetime.now(UTC) + lease)
+    mongo.database()[CLAIMS].update_one({"_id": claim_id, "until": until}, {"$set": {"until": later}})
+    return later
+
+
+def release(claim_id: str, until: datetime | None = None) -> None:
+    """Give a claim up (only the one taken until `until`, when given: not another's that took it over)."""
+    mongo.database()[CLAIMS].delete_one({"_id": claim_id, **({"until": until} if until else {})})
+
+
+def in_ms(when: datetime) -> datetime:
+    """A time as MongoDB stores it (milliseconds), so that what was written compares equal when read."""
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)
 
 
 def block_claim(entry_id: str, number: int) -> str:

@@ -2,6 +2,7 @@
 the DAQ wrote after the dataset was created. Neither may leave SciCat holding less than labbook."""
 
 import time
+from datetime import datetime, timedelta
 
 from catalogue import scicat as scicat_client
 from catalogue import store
@@ -111,3 +112,47 @@ def test_an_edit_sends_no_file_twice_when_the_datablocks_fill_more_than_a_listin
     assert held_revision(scicat, entry) == 2
     files = [item["path"] for block in scicat.state.blocks for item in block["dataFileList"]]
     assert sorted(files) == sorted(str(catalogued.folder / name) for name in ("a.h5", "b.h5", "c.tiff"))
+
+
+def test_an_update_longer_than_the_claims_lease_is_not_taken_over(transactional_db, catalogued, scicat, monkeypatch):
+    """An edit brings 12 new files, one a block, to a slow SciCat: the update runs longer than one
+    lease. Meanwhile the entry is edited again and a second sync meets it: that sync must wait, not
+    take the dataset over — or the first, sending its files before its PATCH, would PATCH the older
+    revision over the newer one. (The second sync runs after the first noted its last block, with
+    the catalogue's clock moved on by one lease.)"""
+    catalogued.rule.server.files_per_block = 1
+    catalogued.rule.server.save()
+    entry = catalogued.entries.add(energy=1.0)
+    sync_all()
+    for n in range(12):
+        (catalogued.folder / f"late{n:02d}.h5").write_bytes(b"l" * (n + 1))
+    second_revision = catalogued.entries.edit(entry, energy=2.0)
+    noted, blocks_sent = [], store.blocks_sent
+    lease = Sync.lease(Sync().client(catalogued.rule.server))
+
+    class Clock(datetime):
+        shift = timedelta(0)
+
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + cls.shift
+
+    def a_long_time_later(entry_id, count):
+        blocks_sent(entry_id, count)
+        noted.append(count)
+        if len(noted) == 12:  # its last block: next comes its PATCH
+            Clock.shift = lease + timedelta(seconds=1)
+            catalogued.entries.edit(second_revision, energy=3.0)
+            Sync().run_once()  # the second sync
+
+    monkeypatch.setattr(store, "datetime", Clock)
+    monkeypatch.setattr(store, "blocks_sent", a_long_time_later)
+    Sync().run_once()
+    monkeypatch.setattr(store, "blocks_sent", blocks_sent)
+    sync_all()
+    assert len(noted) >= 12
+    assert held_revision(scicat, entry) == 3
+    assert scicat.state.datasets[pid_of(entry)]["scientificMetadata"]["energy"] == {"value": 3.0, "unit": "J"}
+    files = [(block["datasetId"], item["path"]) for block in scicat.state.blocks for item in block["dataFileList"]]
+    assert len(files) == len(set(files)) == 15, sorted(files)  # a.h5 b.h5 c.tiff and the 12, each once
+    assert scicat.state.invalid == []
