@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
@@ -271,6 +272,25 @@ def scan_simulations(seen: set[tuple[str, int]]) -> int:
     return new
 
 
+def reconcile(rules: dict[str, Rule] | None = None) -> int:
+    """Every entry of the ruled sheets against the datasets recorded, not trusting the change log:
+    a job for each selected entry without its dataset or with a newer revision than SciCat has (an
+    entry stored by a process that died before logging its change, or whose log write failed).
+    One read of each sheet's entries and one of the records; returns the jobs enqueued."""
+    held = store.dataset_revisions()
+    new = 0
+    for slug, rule in (rules if rules is not None else active_rules()).items():
+        behind = {
+            (entry["_id"], entry.get("rev", 1)): settled(entry)
+            for entry in shotsheet_selectors.sheet_entries(slug)
+            if rule.selects(entry) and held.get(entry["_id"], 0) < entry.get("rev", 1)
+        }
+        new += store.enqueue(slug, list(behind), not_before=behind)
+    if new:
+        log.warning("catalogue: %d entries were found by the reconciliation, not by the change log", new)
+    return new
+
+
 def enqueue_sheet(rule: Rule) -> int:
     """Every entry of the sheet again (the admin's "register now", so not waiting for shots to
     settle): jobs already done are no-ops."""
@@ -363,6 +383,7 @@ class Sync:
         self.finished: list[store.Job] = []  # jobs done, not yet removed
         self.simulations_seen: set[tuple[str, int]] = set()  # simulation runs (revisions) enqueued
         self.outages = 0  # passes in a row that found SciCat unreachable
+        self.reconciled: float | None = None  # when (monotonic) every entry was last compared
 
     def flush(self) -> None:
         """Write the records and remove the jobs, then forget them (held meanwhile: a worker that
@@ -397,10 +418,19 @@ class Sync:
         """Whether anything is to be registered: an enabled rule on an enabled server, or simulations."""
         return bool(active_rules()) or simulation_server() is not None
 
+    def reconcile(self) -> int:
+        """`reconcile` now; the run loop calls it every CATALOGUE_RECONCILE_SECONDS."""
+        self.reconciled = time.monotonic()
+        return reconcile()
+
     def run(self) -> None:
-        """Until stopped: scan, work off what is due, wait for the next due job or poll."""
+        """Until stopped: scan, work off what is due, wait for the next due job or poll; now and
+        then reconcile every entry with the datasets recorded."""
         while not self.stop.is_set():
             try:
+                every = settings.CATALOGUE_RECONCILE_SECONDS
+                if every and (self.reconciled is None or time.monotonic() - self.reconciled >= every):
+                    self.reconcile()
                 self.run_once()
                 pause = settings.CATALOGUE_POLL_SECONDS
                 upcoming = store.next_due()

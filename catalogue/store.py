@@ -171,6 +171,11 @@ def datasets_created(records: list[dict]) -> None:
     mongo.insert_by_id(mongo.database()[DATASETS], records)
 
 
+def dataset_revisions() -> dict[str, int]:
+    """Every dataset recorded: entry (or run) id → the revision SciCat has; one read."""
+    return {record["_id"]: record["rev"] for record in mongo.database()[DATASETS].find({}, {"rev": 1})}
+
+
 def dataset_updated(entry_id: str, rev: int) -> None:
     """SciCat holds revision `rev` now. Called under the dataset's update claim (the `rev` filter
     is not atomic on FerretDB, the claim is)."""

@@ -323,6 +323,9 @@ CATALOGUE_RETRY_BASE_SECONDS = float(os.environ.get("CATALOGUE_RETRY_BASE_SECOND
 CATALOGUE_RETRY_MAX_SECONDS = float(os.environ.get("CATALOGUE_RETRY_MAX_SECONDS", 300))
 # a dataset is sent this long after its shot (or its entry's save): the DAQ's files and events are in by then
 CATALOGUE_SETTLE_SECONDS = float(os.environ.get("CATALOGUE_SETTLE_SECONDS", 30))
+# every entry of the ruled sheets compared with the datasets recorded this often (0: never), so an
+# entry whose change was never logged still reaches SciCat; also once when catalogue_sync starts
+CATALOGUE_RECONCILE_SECONDS = float(os.environ.get("CATALOGUE_RECONCILE_SECONDS", 3600))
 CATALOGUE_MAX_LISTED_FILES = int(os.environ.get("CATALOGUE_MAX_LISTED_FILES", 100_000))  # a DAQ folder listed, at most
 
 # --- simulations ---

@@ -169,6 +169,12 @@ def entry(entry_id: str) -> dict | None:
     return store.get_entry(entry_id)
 
 
+def sheet_entries(sheet_slug: str) -> list[dict]:
+    """Every entry of a sheet (without history and DAQ snapshot), in one read of the collection:
+    for a reconciliation that must not rely on the change log."""
+    return store.sheet_entries(sheet_slug)
+
+
 def schema_fields(sheet_slug: str, version: int) -> list[dict]:
     """The fields (key, label, type, unit, …) of a sheet's schema version, as stored beside the entries."""
     snapshot = store.schema(sheet_slug, version)

@@ -151,3 +151,21 @@ def test_catalogue_sync_once_for_cron(catalogued, scicat):
     call_command("catalogue_sync", "--once", stdout=out)
     assert "catalogue_sync: 1 created" in out.getvalue()
     assert len(scicat.state.datasets) == 1
+
+
+def test_an_entry_whose_change_was_never_logged_is_found_by_the_reconciliation(catalogued, scicat):
+    """The web process stored an entry and died before logging its change (or the log's write
+    failed): the scan never sees it; the periodic reconciliation of every entry against the
+    datasets recorded does, and sends only what is missing or behind."""
+    logged = catalogued.entries.add(note="logged")
+    sync_all()
+    lost = catalogued.entries.add(note="its change never logged")
+    changes = mongo.database()["entry_changes"]
+    assert changes.delete_one({"entry": lost["_id"]}).deleted_count == 1
+    sync = sync_all()
+    assert pid_of(lost) not in scicat.state.datasets
+    assert sync.reconcile() == 1
+    sync_all(sync)
+    assert set(scicat.state.datasets) == {pid_of(logged), pid_of(lost)}
+    assert scicat.state.count("POST", "/api/v4/datasets") == 2  # the logged one was not sent again
+    assert sync.reconcile() == 0
