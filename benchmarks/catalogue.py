@@ -82,6 +82,42 @@ class LocalScicat:
             self.process.wait(10)
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """A process's CPU time so far (user + system), 0 when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ferretdb_pid() -> int | None:
+    """The MongoDB-wire server's process on this machine (FerretDB, as scripts/services.py runs it)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"ferretdb" in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+class CPU:
+    """CPU seconds of this process, FerretDB and the local SciCat's process over a span."""
+
+    def __init__(self, scicat_pid: int | None):
+        self.pids = {"ferretdb": ferretdb_pid(), "scicat": scicat_pid}
+
+    def __enter__(self):
+        self.started = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.started["sync"] = time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.used = {name: cpu_seconds(pid) - self.started[name] for name, pid in self.pids.items()}
+        self.used["sync"] = time.process_time() - self.started["sync"]
+
+
 def make_entries(sheet, version, n: int) -> list[dict]:
     values = ({"energy": 1.0 + i, "target": "Al", "note": f"n{i}"} for i in range(n))
     return [create_entry(sheet, version, v, author="b", shot_key=None) for v in values]
@@ -131,10 +167,12 @@ def main() -> None:
         bodies = [{**plan.dataset, "pid": f"bare/{uuid.uuid4()}"} for plan in plans]
         client = Client(scicat.url, username="ingestor", password="secret")
         client.login()
-        started = time.perf_counter()
-        for body in bodies:
-            client.create_dataset(body)
-        bare = time.perf_counter() - started
+        scicat_pid = scicat.process.pid if scicat.process else None
+        with CPU(scicat_pid) as bare_cpu:
+            started = time.perf_counter()
+            for body in bodies:
+                client.create_dataset(body)
+            bare = time.perf_counter() - started
         bodies = [{**body, "pid": f"bare/{uuid.uuid4()}"} for body in bodies]
         with ThreadPoolExecutor(concurrency) as pool:
             started = time.perf_counter()
@@ -148,7 +186,10 @@ def main() -> None:
         runs = {}
         for rule, threads in zip(rules, (1, concurrency), strict=True):
             Rule.objects.filter(pk=rule.pk).update(enabled=True)
-            runs[threads] = timed_sync(rule, threads, options.profile and threads == concurrency)
+            with CPU(scicat_pid) as sync_cpu:
+                runs[threads] = timed_sync(rule, threads, options.profile and threads == concurrency)
+            if threads == 1:
+                sequential_cpu = sync_cpu.used
             Rule.objects.filter(pk=rule.pk).update(enabled=False)
             assert runs[threads][0].stats.created == n, runs[threads][0].stats
         assert store.counts()["registered"] == 2 * n, store.counts()
@@ -194,6 +235,20 @@ def main() -> None:
         "scan_us_per_entry": round(scanned / n * 1e6),
         "outbox_us_per_job": round(outbox / n * 1e6),
     }
+    # the ceiling: every process's CPU per registration (sequential: no thread handovers) spread
+    # over all the machine's cores with nothing ever waiting, beside the bare POST's rate
+    if all(bare_cpu.pids.values()):
+        per_job = sum(sequential_cpu.values()) / n
+        ceiling = os.cpu_count() / per_job
+        result["cpu_us_per_registration"] = {name: round(used / n * 1e6) for name, used in sequential_cpu.items()}
+        result["cpu_us_per_bare_post"] = {name: round(used / n * 1e6) for name, used in bare_cpu.used.items()}
+        result["ceiling_per_s"] = round(ceiling)
+        result["ceiling_ratio"] = round(ceiling / result["bare_posts_per_s"], 2)
+        print(
+            f"CPU per registration (sequential sync) {result['cpu_us_per_registration']} µs, per bare POST "
+            f"{result['cpu_us_per_bare_post']} µs: with all {os.cpu_count()} cores busy and no waiting at all "
+            f"the sync could reach {result['ceiling_per_s']}/s = {result['ceiling_ratio']}× the sequential bare"
+        )
     r = result
     print(
         f"SciCat {r['server']}; bare POST {r['bare_posts_per_s']}/s sequential, "
