@@ -22,7 +22,6 @@ import importlib.util
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ os.environ["DATABASE_URL"] = DATABASE_URL
 warnings.simplefilter("ignore", DeprecationWarning)
 
 import django  # noqa: E402
+from bench_common import free_port, timed  # noqa: E402
 
 django.setup()
 
@@ -73,22 +73,6 @@ def shotsheet_benchmark():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def timed(function, repeat: int = 9) -> float:
-    """Best of `repeat`, in ms."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - started)
-    return round(best * 1000, 1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -24,17 +24,10 @@ from pathlib import Path
 
 import orjson
 import zmq
+from bench_common import free_port, scrape_every_second
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def free_endpoint() -> str:
@@ -189,16 +182,6 @@ def measure(name: str, start_process, count: int, latency_seconds: float, loss_s
         process.terminate()
         process.wait(60)
         generator.close(0)
-
-
-def scrape_every_second(port: int, stop: threading.Event) -> None:
-    import urllib.request
-
-    while not stop.wait(1):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read()
-        except OSError:
-            pass  # not up yet
 
 
 def compare_metrics(start_relay, count: int, rounds: int) -> dict:

@@ -31,6 +31,7 @@ os.environ["DATABASE_URL"] = f"sqlite:///{Path('/tmp') / f'labbook-bench-sheet-{
 
 warnings.simplefilter("ignore", DeprecationWarning)  # kafka-python's, once per import of the layer
 
+import bench_common  # noqa: E402
 import django  # noqa: E402
 
 django.setup()
@@ -53,13 +54,8 @@ from tests.shotsheet.bulk import insert_many_entries  # noqa: E402
 
 
 def timed(function, repeat: int = 3) -> float:
-    """Best of `repeat`, in ms."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - started)
-    return round(best * 1000, 1)
+    """Best of 3 here (a page of 100,000 entries takes long enough to be steady)."""
+    return bench_common.timed(function, repeat)
 
 
 def pct(values, p):

@@ -39,6 +39,7 @@ import django  # noqa: E402
 django.setup()
 
 import orjson  # noqa: E402
+from bench_common import free_port, scrape_every_second  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer  # noqa: E402
@@ -228,24 +229,6 @@ def latency(
     sending.clear()
     prober.join(60)
     return latencies, n
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def scrape_every_second(port: int, stop: threading.Event) -> None:
-    import urllib.request
-
-    while not stop.wait(1):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read()
-        except OSError:
-            pass  # not up yet
 
 
 def metrics_cost_us_per_message(batch: int = 2000, repeats: int = 100) -> float:

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = sorted((Path(__file__).resolve().parent.parent / "benchmarks").glob("*.py"))
+BENCHMARKS = sorted(
+    path
+    for path in (Path(__file__).resolve().parent.parent / "benchmarks").glob("*.py")
+    if path.name != "bench_common.py"  # what they share, not a benchmark
+)
 
 
 @pytest.mark.parametrize("benchmark", BENCHMARKS, ids=[path.name for path in BENCHMARKS])
