@@ -52,8 +52,12 @@ def shot_key(experiment: str, shot_number: int | None, laser_ts_ns: int | None, 
     names two shots. Run 1 has no run segment (the keys of a day without a reset read as before)."""
     if shot_number is None:
         return None
-    run_part = f"-r{run}" if run > 1 else ""
-    return f"{experiment}{run_part}-{local_date(laser_ts_ns or time.time_ns(), tz)}-{shot_number:06d}"
+    return f"{key_prefix(experiment, run, local_date(laser_ts_ns or time.time_ns(), tz))}-{shot_number:06d}"
+
+
+def key_prefix(experiment: str, run: int, date: str) -> str:
+    """A shot key up to its number: `<experiment>[-r<run>]-<YYYYMMDD>` (run 1 has no run segment)."""
+    return f"{experiment}-r{run}-{date}" if run > 1 else f"{experiment}-{date}"
 
 
 SHOT_KEY = re.compile(r"^(?P<experiment>.+?)(?:-r(?P<run>[1-9][0-9]*))?-(?P<date>[0-9]{8})-(?P<number>[0-9]{6,})$")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from core.envelope import parse_shot_key
+from core.envelope import key_prefix, parse_shot_key
 from core.times import EPOCH
 
 from . import store
@@ -148,14 +148,13 @@ def _by_number(query: ShotQuery) -> ShotPage:
                 continue
             if _run_order(run) == position[:3]:
                 high = min(high, position[3] - 1)
-        run_part = f"-r{run['run']}" if run["run"] > 1 else ""
-        prefix = f"{run['experiment']}{run_part}-{run['date']}-"
+        prefix = key_prefix(run["experiment"], run["run"], run["date"])
         for number in range(high, low - 1, -1):
             if page.lookups >= MAX_LOOKUPS:
                 page.complete = False
                 return page
             page.lookups += 1
-            found = next(store.shots_by_key([f"{prefix}{number:06d}"]), None)
+            found = next(store.shots_by_key([f"{prefix}-{number:06d}"]), None)
             if found is None or not _in_time(store.shot_time_ns(found), since, until):
                 continue
             if len(page.shots) == query.limit:

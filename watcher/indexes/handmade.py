@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pymongo.errors import DuplicateKeyError
 
 from core import mongo
-from core.envelope import parse_shot_key
+from core.envelope import key_prefix, parse_shot_key
 from core.slots import SlotCache, insert_slots, read_slots
 
 from ..names import OLD_SHOT_INDEX
@@ -51,8 +51,8 @@ def shot_bucket(shot_key: str) -> tuple[str, str]:
     key = parse_shot_key(shot_key)
     if key is None:
         return f"{SHOT_INDEX}_other", shot_key
-    run = f"-r{key.run}" if key.run > 1 else ""
-    return f"{SHOT_INDEX}_{key.date}", f"{key.experiment}{run}-{key.date}-{key.number // SHOTS_PER_BUCKET}x"
+    bucket = f"{key_prefix(key.experiment, key.run, key.date)}-{key.number // SHOTS_PER_BUCKET}x"
+    return f"{SHOT_INDEX}_{key.date}", bucket
 
 
 def legacy_shot_bucket(shot_key: str) -> tuple[str, str]:
