@@ -10,7 +10,6 @@ import logging
 from django.db import DatabaseError
 from pymongo.errors import PyMongoError
 from rest_framework import exceptions, status
-from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,3 @@ def handler(exc, context):
         response["Retry-After"] = "10"
     response.data = {"errors": errors}
     return response
-
-
-def errors_response(problems: list[tuple[str, str]], status_code: int = 400) -> Response:
-    return Response({"errors": [{"parameter": p, "problem": text} for p, text in problems]}, status=status_code)

@@ -215,12 +215,16 @@ class Hold:
     until: datetime | None
 
     def extend(self, lease: timedelta) -> None:
-        self.until = store.extend(self.claim_id, self.until, lease)
-        self.check()
+        self.until = store.extend(self.claim_id, self.until, lease)  # None: it is not ours any more
+        if self.until is None:
+            raise self.lost()
 
     def check(self) -> None:
         if self.until is None or store.claimed_until(self.claim_id) != self.until:
-            raise Busy(f"{self.claim_id} ran out and another catalogue_sync took it over")
+            raise self.lost()
+
+    def lost(self) -> Busy:
+        return Busy(f"{self.claim_id} ran out and another catalogue_sync took it over")
 
 
 def simulation_server() -> Server | None:
