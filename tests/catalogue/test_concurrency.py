@@ -2,16 +2,14 @@
 takes `delay` seconds to answer each dataset request, as a real one takes 10-50 ms, so that jobs
 do overlap."""
 
-import threading
 import time
 
 import pytest
 
 from catalogue import store
 from catalogue.services import Sync, scan
-from core.runloop import StopFlag
 
-from .test_faults import assert_each_once, wait_for
+from .test_faults import assert_each_once, running, wait_for
 from .test_sync import pid_of, sync_all
 
 
@@ -88,11 +86,8 @@ def test_scicat_down_with_several_jobs_in_flight_loses_and_doubles_nothing(trans
     lost is found by its 409 on the retry, never made twice; every job waits out the outage."""
     for i in range(120):
         catalogued.entries.add(note=f"n{i}")
-    stop = StopFlag()
-    sync = Sync(stop=stop, batch_size=20)
-    runner = threading.Thread(target=sync.run, name="catalogue-sync")
-    runner.start()
-    try:
+    sync = Sync(batch_size=20)
+    with running(sync) as runner:
         wait_for(lambda: len(slow_scicat.state.datasets) >= 30, 60, "the first datasets")
         slow_scicat.stop()
         in_flight_when_stopped = slow_scicat.state.in_flight
@@ -100,10 +95,6 @@ def test_scicat_down_with_several_jobs_in_flight_loses_and_doubles_nothing(trans
         assert sync.stats.retries > 0
         slow_scicat.start()
         wait_for(lambda: store.counts()["registered"] == 120 and not store.counts()["pending"], 120, "all 120")
-    finally:
-        stop.set()
-        runner.join(30)
-        sync.close()
     assert not runner.is_alive()
     print(f"in flight when SciCat stopped: {in_flight_when_stopped}; found by their 409: {sync.stats.existed}")
     assert_each_once(slow_scicat, 120)

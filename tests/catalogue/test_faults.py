@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from django.conf import settings
 
 from catalogue import store
 from catalogue.services import Sync
-from core.runloop import StopFlag
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -27,6 +27,20 @@ def wait_for(condition, seconds: float, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}: {store.counts()}"
         time.sleep(0.1)
+
+
+@contextmanager
+def running(sync: Sync):
+    """`sync.run()` in a thread of its own while the block runs (the thread: yielded), then
+    stopped, waited for and closed."""
+    runner = threading.Thread(target=sync.run, name="catalogue-sync")
+    runner.start()
+    try:
+        yield runner
+    finally:
+        sync.stop.set()
+        runner.join(30)
+        sync.close()
 
 
 def assert_each_once(scicat, count: int) -> None:
@@ -42,11 +56,8 @@ def assert_each_once(scicat, count: int) -> None:
 
 
 def test_scicat_down_for_ten_seconds_mid_stream_of_1000_entries(transactional_db, catalogued, scicat):
-    stop = StopFlag()
-    sync = Sync(stop=stop)
-    runner = threading.Thread(target=sync.run, name="catalogue-sync")
-    runner.start()
-    try:
+    sync = Sync()
+    with running(sync) as runner:
         for i in range(300):
             catalogued.entries.add(note=f"before {i}")
         wait_for(lambda: len(scicat.state.datasets) >= 100, 60, "the first datasets")
@@ -58,10 +69,6 @@ def test_scicat_down_for_ten_seconds_mid_stream_of_1000_entries(transactional_db
         assert sync.stats.retries > 0  # it did meet the outage
         scicat.start()  # the same port
         wait_for(lambda: store.counts()["registered"] == 1000 and not store.counts()["pending"], 240, "all 1000")
-    finally:
-        stop.set()
-        runner.join(30)
-        sync.close()
     assert not runner.is_alive()
     assert_each_once(scicat, 1000)
 
@@ -135,18 +142,9 @@ def test_two_syncs_racing_make_each_dataset_once(transactional_db, catalogued, s
     beside the long-running one): the deterministic pid makes the slower one's create a 409."""
     for i in range(100):
         catalogued.entries.add(note=f"race {i}")
-    stop = StopFlag()
-    syncs = [Sync(stop=stop, batch_size=10) for _ in range(2)]
-    runners = [threading.Thread(target=sync.run, name=f"catalogue-sync-{i}") for i, sync in enumerate(syncs)]
-    for runner in runners:
-        runner.start()
-    try:
+    syncs = [Sync(batch_size=10) for _ in range(2)]
+    with running(syncs[0]), running(syncs[1]):
         wait_for(lambda: store.counts()["registered"] == 100 and not store.counts()["pending"], 120, "all 100")
-    finally:
-        stop.set()
-        for runner, sync in zip(runners, syncs, strict=True):
-            runner.join(30)
-            sync.close()
     assert_each_once(scicat, 100)
     assert sum(sync.stats.created for sync in syncs) == 100
 
@@ -157,16 +155,9 @@ def test_scicat_down_the_sync_backs_off_as_a_whole_not_one_request_per_job(trans
     for i in range(200):
         catalogued.entries.add(note=f"n{i}")
     scicat.stop()
-    stop = StopFlag()
-    sync = Sync(stop=stop)
-    runner = threading.Thread(target=sync.run, name="catalogue-sync")
-    runner.start()
-    try:
+    sync = Sync()
+    with running(sync):
         time.sleep(3)  # passes after 0, 0.05, 0.15, 0.35, 0.75, 1.15 … s: about ten
-    finally:
-        stop.set()
-        runner.join(30)
-        sync.close()
     assert 1 <= sync.stats.retries <= 15 * settings.CATALOGUE_CONCURRENCY
     assert store.counts() == {"registered": 0, "pending": 200, "failed": 0}
 
@@ -178,17 +169,10 @@ def test_a_job_failing_unexpectedly_is_retried_and_the_sync_goes_on(transactiona
     for i in range(3):
         catalogued.entries.add(note=f"n{i}")
     scicat.state.proxy_pages = 1
-    stop = StopFlag()
-    sync = Sync(stop=stop)
-    runner = threading.Thread(target=sync.run, name="catalogue-sync")
-    runner.start()
-    try:
+    sync = Sync()
+    with running(sync) as runner:
         wait_for(lambda: store.counts()["registered"] == 3 or not runner.is_alive(), 30, "all 3")
         assert runner.is_alive()
-    finally:
-        stop.set()
-        runner.join(30)
-        sync.close()
     assert scicat.state.proxy_pages == 0 and sync.stats.retries == 1
     assert_each_once(scicat, 3)
 
@@ -233,15 +217,8 @@ def test_the_configuration_database_unreachable_for_a_moment_does_not_end_the_sy
         return rules()
 
     monkeypatch.setattr(services, "active_rules", flaky_rules)
-    stop = StopFlag()
-    sync = Sync(stop=stop)
-    runner = threading.Thread(target=sync.run, name="catalogue-sync")
-    runner.start()
-    try:
+    sync = Sync()
+    with running(sync) as runner:
         wait_for(lambda: store.counts()["registered"] == 1 or not runner.is_alive(), 30, "the entry")
         assert runner.is_alive() and not failures
-    finally:
-        stop.set()
-        runner.join(30)
-        sync.close()
     assert_each_once(scicat, 1)
