@@ -199,14 +199,11 @@ def claim(claim_id: str, lease: timedelta) -> str:
         held = claims.find_one({"_id": claim_id})
     if held and held["until"] > now:
         return BUSY
-    if held:  # one taker per expired claim, by an insert too: the conditional delete is not atomic
-        try:  # (two syncs meeting it at once both took it over 20 times in 30)
-            claims.insert_one({"_id": f"{claim_id}|after {held['until'].isoformat()}", "at": now})
-        except DuplicateKeyError:
-            return BUSY
-        claims.delete_one({"_id": claim_id, "until": held["until"]})
-    try:
-        claims.insert_one({"_id": claim_id, "until": now + lease})
+    claim = {"_id": claim_id, "until": now + lease}
+    if held:  # one taker per expired claim
+        return TAKEN_OVER if mongo.take_over(claims, held, claim, "until") else BUSY
+    try:  # released meanwhile
+        claims.insert_one(claim)
         return TAKEN_OVER
     except DuplicateKeyError:
         return BUSY

@@ -119,16 +119,7 @@ def claim_revision(entry_id: str, rev: int, at: datetime) -> bool:
     entry = mongo.database()[ENTRIES].find_one({"_id": str(entry_id)}, {"rev": 1})
     if not held or not entry or entry.get("rev") != rev - 1 or held["at"] > at - STALE_CLAIM:
         return False
-    try:  # one taker per stale claim, by an insert too: the conditional delete below is not atomic
-        claims.insert_one({"_id": f"{claim['_id']}|after {held['at'].isoformat()}", "entry": str(entry_id), "at": at})
-    except DuplicateKeyError:  # (two writers meeting it at once both took it over 13 times in 30)
-        return False
-    claims.delete_one({"_id": claim["_id"], "at": held["at"]})
-    try:
-        claims.insert_one(claim)
-        return True
-    except DuplicateKeyError:  # another writer took the stale claim over first
-        return False
+    return mongo.take_over(claims, held, claim, "at")  # one taker per stale claim
 
 
 def release_claim(entry_id: str, rev: int) -> None:

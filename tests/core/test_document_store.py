@@ -111,3 +111,27 @@ def test_read_slots_walks_from_zero_to_the_first_missing_slot(mongo_db):
     assert [doc["n"] for doc in read_slots(collection, "k")] == [0, 1]
     assert list(read_slots(collection, "other")) == []
     assert [doc["n"] for doc in read_slots(collection, "k", max_slots=1)] == [0]
+
+
+def test_of_two_takers_of_one_stale_claim_exactly_one_takes_it_over(mongo_db):
+    collection = mongo_db["take_over"]
+    won = []
+    for trial in range(30):
+        stale = {"_id": f"claim-{trial}", "at": datetime(2026, 12, 2, 3, 0, tzinfo=UTC)}
+        collection.insert_one(stale)
+        start, outcomes = threading.Barrier(2), []
+
+        def take(n: int, start=start, outcomes=outcomes, stale=stale) -> None:
+            start.wait()
+            outcomes.append(
+                mongo.take_over(collection, stale, {"_id": stale["_id"], "at": datetime.now(UTC), "by": n}, "at")
+            )
+
+        racers = [threading.Thread(target=take, args=(n,)) for n in range(2)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join()
+        won.append(sorted(outcomes))
+        assert collection.find_one({"_id": stale["_id"]})["by"] in (0, 1)
+    assert won == [[False, True]] * 30
