@@ -74,16 +74,18 @@ def iso(moment: datetime) -> str:
 
 
 def quantity(value, unit: str):
-    """A number as SciCat wants it (it adds valueSI/unitSI); anything else as it is."""
+    """A number as SciCat wants it (it adds valueSI/unitSI); anything else, and a NaN or infinity
+    (`plain` made it text), as it is."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN; SciCat would refuse the whole dataset
     return {"value": value, "unit": unit}
 
 
 def plain(value):
-    """A stored value in JSON terms: datetimes as ISO UTC text."""
+    """A stored value in JSON terms: datetimes as ISO UTC text, NaN and infinities as their names
+    (JSON has no such numbers: a body holding one cannot be sent at all)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value).replace("nan", "NaN").replace("inf", "Infinity")
     if isinstance(value, datetime):
         return iso(value)
     if isinstance(value, dict):

@@ -19,6 +19,7 @@ against 36 ms for 100 single reads).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -343,6 +344,10 @@ def plan_for(rule: Rule, entry: dict, fields: list[dict] | None = None) -> Plan:
 
 
 def checked(plan: Plan, api_version: str) -> Plan:
+    try:  # as the HTTP client will write it: a value JSON cannot hold is refused here, not retried for ever
+        json.dumps([plan.dataset, plan.patch, plan.blocks], allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise Refused(f"not sent, a value cannot be written as JSON: {exc}") from None
     errors = contract.dataset_errors(plan.dataset, api_version)
     for block in plan.blocks:
         errors += contract.block_errors(block)

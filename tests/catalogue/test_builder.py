@@ -1,5 +1,6 @@
 """The pure dataset builder: every body it makes fits SciCat's OpenAPI schemas and scitacean's models."""
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -7,6 +8,8 @@ import pytest
 
 from catalogue import contract
 from catalogue.builder import LABBOOK_NAMESPACE, Recipe, Target, build, dataset_pid
+from catalogue.scicat import Refused
+from catalogue.services import checked
 
 from . import openapi
 
@@ -137,9 +140,29 @@ def test_only_chosen_fields_go_to_scientific_metadata():
     assert set(body["scientificMetadata"]) == {"energy", "labbook"}
 
 
-def test_not_a_number_is_left_out_not_sent():
-    body = plan(values={"energy": float("nan"), "count": 1}).dataset
-    assert "energy" not in body["scientificMetadata"]
+def test_numbers_json_cannot_carry_go_as_their_names_not_dropped_nor_stalling_the_dataset():
+    """A failed fit's NaN, a saturated diagnostic's infinity: JSON has neither, and a body holding
+    one cannot be sent at all (the job would be retried for ever). They go as text, where they were."""
+    nan, inf = float("nan"), float("inf")
+    shot = {"shot_key": "LWFA-20251202-000042", "laser_ts_ns": LASER_NS, "values": {"energy_J": nan}}
+    event = {**EVENTS[0], "values": {"peak": inf, "spectrum": [1.0, nan, -inf], "fit": {"sigma": nan}}}
+    body = build(
+        an_entry(values={"energy": nan, "count": 1}),
+        FIELDS,
+        TARGET,
+        RECIPE,
+        entry_url="u",
+        shot=shot,
+        events=[event],
+    ).dataset
+    json.dumps(body, allow_nan=False)  # what the HTTP client does: no ValueError
+    metadata = body["scientificMetadata"]
+    assert metadata["energy"] == "NaN"  # no unit: SciCat converts only numbers to SI
+    assert metadata["shot"]["values"] == {"energy_J": "NaN"}
+    spectrometer = metadata["events"]["diagnostics.spectrometer"]
+    assert spectrometer["peak"] == "Infinity"
+    assert spectrometer["spectrum"] == [1.0, "NaN", "-Infinity"]
+    assert spectrometer["fit"] == {"sigma": "NaN"}
 
 
 @pytest.mark.parametrize("version", ["v4", "v3"])
@@ -170,3 +193,10 @@ def test_contract_checks_catch_what_scicat_refuses():
     assert openapi.errors(v3, "CreateRawDatasetObsoleteDto")
     assert contract.dataset_errors(v3, "v3") == ["principalInvestigator: required"]
     assert contract.dataset_errors({**body, "contactEmail": "not an address"}, "v4")
+
+
+def test_a_value_json_cannot_hold_is_refused_with_its_reason_before_sending():
+    made = plan()
+    made.dataset["scientificMetadata"]["raw"] = b"\x00\x01"  # say, a Binary a DAQ stored
+    with pytest.raises(Refused, match="cannot be written as JSON: Object of type bytes"):
+        checked(made, "v4")
