@@ -251,6 +251,7 @@ def build(
         "sheet_schema_version": entry.get("schema_version"),
         "author": entry.get("author", ""),
         **({"comment": entry["comment"]} if entry.get("comment") else {}),
+        **({"voided": plain(entry["voided"])} if entry.get("voided") else {}),  # struck out: who, when, why
     }
     if recipe.include_shot and shot:
         scientific["shot"] = {key: plain(value) for key, value in shot.items() if key != "laser_ts_ns"}
@@ -271,7 +272,7 @@ def build(
         "creationLocation": target.creation_location,
         "creationTime": iso(created),
         "sourceFolder": source_folder,
-        "keywords": list(recipe.keywords),
+        "keywords": list(recipe.keywords) + (["voided"] if entry.get("voided") else []),
         "scientificMetadata": scientific,
     }
     if entry.get("shot_key"):

@@ -200,3 +200,19 @@ def test_a_value_json_cannot_hold_is_refused_with_its_reason_before_sending():
     made.dataset["scientificMetadata"]["raw"] = b"\x00\x01"  # say, a Binary a DAQ stored
     with pytest.raises(Refused, match="cannot be written as JSON: Object of type bytes"):
         checked(made, "v4")
+
+
+def test_a_voided_entry_says_so_in_scicat_and_an_entry_back_in_force_does_not():
+    """Voiding is an edit (a new revision, a PATCH): the dataset must carry it, or SciCat goes on
+    presenting a shot the physicists struck out as good."""
+    voided = {"reason": "wrong target", "who": "ada", "when": datetime(2025, 12, 2, 14, 0, tzinfo=UTC)}
+    body = plan(voided=voided).dataset
+    assert body["scientificMetadata"]["labbook"]["voided"] == {
+        "reason": "wrong target",
+        "who": "ada",
+        "when": "2025-12-02T14:00:00.000000Z",
+    }
+    assert "voided" in body["keywords"] and "lwfa" in body["keywords"]
+    assert plan(voided=voided).patch["keywords"] == body["keywords"]
+    back = plan(voided=None).patch
+    assert "voided" not in back["scientificMetadata"]["labbook"] and "voided" not in back["keywords"]

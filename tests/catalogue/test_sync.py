@@ -11,6 +11,7 @@ from catalogue import store
 from catalogue.builder import dataset_pid
 from catalogue.services import Sync, enqueue_sheet
 from core import mongo
+from shotsheet.entries import set_voided
 
 
 def sync_all(sync: Sync | None = None, seconds: float = 30) -> Sync:
@@ -59,6 +60,21 @@ def test_edited_entry_is_one_patch_not_a_new_dataset(catalogued, scicat):
     assert store.dataset(entry["_id"])["rev"] == 2
     assert len(scicat.state.blocks) == 2  # the files were sent once
     assert scicat.state.invalid == []
+
+
+def test_voiding_an_entry_reaches_its_dataset_and_so_does_putting_it_back(catalogued, scicat):
+    entry = catalogued.entries.add()
+    sync_all()
+    voided = set_voided(catalogued.sheet, entry, entry["rev"], author="ada", reason="wrong target")
+    sync_all()
+    dataset = scicat.state.datasets[pid_of(entry)]
+    assert dataset["scientificMetadata"]["labbook"]["voided"]["reason"] == "wrong target"
+    assert "voided" in dataset["keywords"] and scicat.state.invalid == []
+    set_voided(catalogued.sheet, voided, voided["rev"], author="ada", reason=None)
+    sync_all()
+    dataset = scicat.state.datasets[pid_of(entry)]
+    assert "voided" not in dataset["scientificMetadata"]["labbook"] and "voided" not in dataset["keywords"]
+    assert scicat.state.count("PATCH", "/api/v4/datasets/") == 2 and store.dataset(entry["_id"])["rev"] == 3
 
 
 def test_refused_dataset_does_not_block_the_others_and_is_requeued_from_the_page(catalogued, scicat):
