@@ -81,6 +81,14 @@ def quantity(value, unit: str):
     return {"value": value, "unit": unit}
 
 
+def metadata_key(name) -> str:
+    """A name as a key SciCat can search by: its MongoDB reads a dot as a path (`scientificMetadata.
+    a.b` never finds the key "a.b") and refuses a leading `$` before MongoDB 5, so "E.peak" becomes
+    "E/peak" and "$x" "_$x"."""
+    key = str(name).replace(".", "/")
+    return f"_{key}" if key.startswith("$") else key
+
+
 def plain(value):
     """A stored value in JSON terms: datetimes as ISO UTC text, NaN and infinities as their names
     (JSON has no such numbers: a body holding one cannot be sent at all)."""
@@ -89,7 +97,7 @@ def plain(value):
     if isinstance(value, datetime):
         return iso(value)
     if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {metadata_key(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
@@ -155,17 +163,18 @@ def event_metadata(events: list[dict]) -> dict:
     event's `metadata.units` names, if any); the file lists go to the datablocks instead."""
     metadata: dict[str, dict] = {}
     for event in events:
-        name = f"{event.get('_collection', 'events')}.{event.get('source', '')}".rstrip(".")
-        while name in metadata:
+        collection = metadata.setdefault(metadata_key(event.get("_collection", "events")), {})
+        name = metadata_key(event.get("source") or event.get("kind") or "event")
+        while name in collection:  # a second event of one source for the shot
             name += "+"
         units = (event.get("metadata") or {}).get("units") or {}
         values = {
-            key: quantity(plain(value), str(units.get(key, "")))
+            metadata_key(key): quantity(plain(value), str(units.get(key, "")))
             for key, value in (event.get("values") or {}).items()
             if key != "files"
         }
         when = times.from_ns(event.get("laser_ts_ns"))
-        metadata[name] = {
+        collection[name] = {
             "kind": event.get("kind"),
             "event_id": event.get("event_id"),
             **({"laser_time": iso(when)} if when else {}),
@@ -339,7 +348,7 @@ def job_parameters(run: dict) -> dict:
     parameters = {}
     for parameter in run.get("parameters") or []:
         entry = {k: v for k, v in parameter.items() if k != "name"}
-        parameters[parameter["name"].replace(".", "/")] = plain(entry)  # a dot would be a path in SciCat's MongoDB
+        parameters[metadata_key(parameter["name"])] = plain(entry)
     return parameters
 
 

@@ -107,8 +107,8 @@ def test_dataset_carries_shot_identity_units_and_link_back():
     assert metadata["labbook"]["entry_url"] == "https://labbook.example.org/sheets/shots/entries/x/"
     assert metadata["labbook"]["sheet_schema_version"] == 3 and metadata["labbook"]["entry_revision"] == 2
     assert metadata["shot"]["laser_time"] == "2025-12-02T13:00:00.123456Z"
-    assert metadata["events"]["diagnostics.spectrometer"]["peak"] == {"value": 230.5, "unit": "MeV"}
-    assert "files" not in metadata["events"]["diagnostics.spectrometer"]
+    assert metadata["events"]["diagnostics"]["spectrometer"]["peak"] == {"value": 230.5, "unit": "MeV"}
+    assert "files" not in metadata["events"]["diagnostics"]["spectrometer"]
 
 
 def test_pid_is_uuid5_of_entry_id_with_prefix():
@@ -159,7 +159,7 @@ def test_numbers_json_cannot_carry_go_as_their_names_not_dropped_nor_stalling_th
     metadata = body["scientificMetadata"]
     assert metadata["energy"] == "NaN"  # no unit: SciCat converts only numbers to SI
     assert metadata["shot"]["values"] == {"energy_J": "NaN"}
-    spectrometer = metadata["events"]["diagnostics.spectrometer"]
+    spectrometer = metadata["events"]["diagnostics"]["spectrometer"]
     assert spectrometer["peak"] == "Infinity"
     assert spectrometer["spectrum"] == [1.0, "NaN", "-Infinity"]
     assert spectrometer["fit"] == {"sigma": "NaN"}
@@ -216,3 +216,14 @@ def test_a_voided_entry_says_so_in_scicat_and_an_entry_back_in_force_does_not():
     assert plan(voided=voided).patch["keywords"] == body["keywords"]
     back = plan(voided=None).patch
     assert "voided" not in back["scientificMetadata"]["labbook"] and "voided" not in back["keywords"]
+
+
+def test_metadata_keys_are_searchable_paths_in_scicat():
+    """SciCat's MongoDB reads a dot in a key as a path: "E.peak" could never be searched for."""
+    event = {**EVENTS[1], "_collection": "diag.v2", "values": {"E.peak": 1.0, "$where": "x", "fit": {"a.b": 2}}}
+    body = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", events=[event, EVENTS[0]]).dataset
+    events = body["scientificMetadata"]["events"]
+    assert set(events) == {"diag/v2", "diagnostics"}
+    camera = events["diag/v2"]["camera"]
+    assert camera["E/peak"] == {"value": 1.0, "unit": ""} and camera["_$where"] == "x" and camera["fit"] == {"a/b": 2}
+    assert events["diagnostics"]["spectrometer"]["peak"] == {"value": 230.5, "unit": "MeV"}

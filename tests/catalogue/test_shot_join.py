@@ -41,7 +41,7 @@ def test_event_values_and_files_reach_the_dataset(
     sync_all()
     dataset = scicat.state.datasets[dataset_pid(entry["_id"], "20.500.12345")]
     assert dataset["runNumber"] == "LWFA-20251202-000007"
-    metadata = dataset["scientificMetadata"]["events"]["diag_events.spectrometer"]
+    metadata = dataset["scientificMetadata"]["events"]["diag_events"]["spectrometer"]
     assert metadata["peak"] == {"value": 230.5, "unit": "MeV"} and "files" not in metadata
     assert metadata["laser_time"] == "2025-12-02T13:00:00.000000Z"
     files = [item["path"] for block in scicat.state.blocks for item in block["dataFileList"]]
