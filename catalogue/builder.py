@@ -19,7 +19,7 @@ from core import times
 
 from .templating import FIELD_PREFIX, render
 
-SCHEMA_VERSION = 1  # of the scientificMetadata layout below (`labbook.metadata_schema`)
+SCHEMA_VERSION = 2  # of the scientificMetadata layout below (`labbook.metadata_schema`); 2: events nested by collection
 LABBOOK_NAMESPACE = uuid.UUID("5b0f3c7e-6c1a-4d35-9f4e-2f9b1a7d0c14")  # the UUIDv5 namespace of entry ids
 NUMERIC = {"integer", "float"}
 V4_REQUIRED = ("type", "ownerGroup", "contactEmail", "sourceFolder", "creationTime", "datasetName", "owner")
