@@ -17,18 +17,22 @@ class EntryStatus:
     pid: str = ""
     url: str = ""  # the dataset in SciCat
     revision: int | None = None  # the entry revision SciCat has
-    error: str = ""  # SciCat's message of a refused job
+    error: str = ""  # SciCat's message of a refused job, or the last failure of one being retried
+    attempts: int = 0  # tries of a pending job so far
 
     @property
     def label(self) -> str:
         if self.state == "registered":
             return f"in SciCat (revision {self.revision})"
+        if self.state == "pending" and self.attempts:
+            return f"waiting for SciCat (tried {self.attempts} time{'s' if self.attempts > 1 else ''})"
         return {"pending": "waiting for SciCat", "failed": "refused by SciCat"}[self.state]
 
 
 def entry_status(entry_id: str) -> EntryStatus | None:
     """None when the entry is not (yet) part of the catalogue. A registered entry with a newer
-    revision waiting reads "pending"; a refused job reads "failed", with SciCat's message."""
+    revision waiting reads "pending" (with the last failure, if it was tried); a refused job reads
+    "failed", with SciCat's message."""
     record = store.dataset(entry_id)
     jobs = store.jobs_of_entry(entry_id)
     failed = [job for job in jobs if job["status"] == store.FAILED]
@@ -41,7 +45,8 @@ def entry_status(entry_id: str) -> EntryStatus | None:
     if failed:
         return EntryStatus("failed", pid, url, revision, failed[-1].get("last_error", ""))
     if pending:
-        return EntryStatus("pending", pid, url, revision)
+        latest = pending[-1]
+        return EntryStatus("pending", pid, url, revision, latest.get("last_error", ""), latest.get("attempts", 0))
     if record:
         return EntryStatus("registered", pid, url, revision)
     return None

@@ -134,6 +134,13 @@ def failed_jobs(limit: int = 200) -> list[dict]:
     return [{**job, "id": job["_id"]} for job in jobs]
 
 
+def retried_jobs(limit: int = 200) -> list[dict]:
+    """Pending jobs that failed at least once (SciCat down, an answer no SciCat gives), the latest
+    tried first, each with `id`: what "pending" is waiting for."""
+    jobs = mongo.database()[JOBS].find({"status": PENDING, "attempts": {"$gt": 0}}).sort("tried", -1).limit(limit)
+    return [{**job, "id": job["_id"]} for job in jobs]
+
+
 def jobs_of_entry(entry_id: str) -> list[dict]:
     return list(mongo.database()[JOBS].find({"entry": entry_id}))
 

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 from pymongo.errors import PyMongoError
 
@@ -12,15 +13,29 @@ from . import selectors, store
 from .models import Rule
 
 
+def job_link(job: dict) -> str:
+    """Where a job's row links to: its entry, or its simulation run (a job with no sheet)."""
+    try:
+        if job.get("kind") == store.SIMULATION:
+            return reverse("simulations:detail", args=[job["entry"]])
+        return reverse("shotsheet:entry_detail", args=[job["sheet"], job["entry"]])
+    except NoReverseMatch:
+        return ""
+
+
 @login_required
 def overview(request):
     try:
-        counts, failures = store.counts(), store.failed_jobs()
+        counts, failures, retried = store.counts(), store.failed_jobs(), store.retried_jobs()
     except PyMongoError as exc:
         unavailable = f"The database cannot be reached ({type(exc).__name__})."
         return render(request, "catalogue/overview.html", {"unavailable": unavailable})
+    for job in failures + retried:
+        job["link"] = job_link(job)
     rules = Rule.objects.select_related("sheet", "server")
-    return render(request, "catalogue/overview.html", {"counts": counts, "failures": failures, "rules": rules})
+    return render(
+        request, "catalogue/overview.html", {"counts": counts, "failures": failures, "retried": retried, "rules": rules}
+    )
 
 
 @login_required

@@ -1,6 +1,8 @@
 """The catalogue's pages: counts, refused jobs with SciCat's message, re-queue (POST, CSRF, staff
 only), an entry's status and dataset link, and the admin's "register now"."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -94,3 +96,32 @@ def test_the_entry_page_shows_its_scicat_status(admin_client, catalogued, refuse
     assert selectors.entry_status(good["_id"]).url in page
     page = admin_client.get(f"/sheets/{catalogued.sheet.slug}/entries/{bad['_id']}/").content.decode()
     assert "refused by SciCat" in page and "is refused" in page and "&lt;script&gt;" in page
+
+
+def test_jobs_being_retried_show_why_on_the_overview_and_the_entry(admin_client, catalogued, scicat):
+    """A pending job that keeps failing (SciCat answering 500, a proxy's page) must say so: "pending"
+    alone looks like a queue that will drain, at 3 a.m. nobody reads the sync's log."""
+    entry = catalogued.entries.add(note="stuck")
+    scicat.state.server_errors = 1
+    Sync().run_once()
+    assert store.counts()["pending"] == 1
+    html = admin_client.get("/catalogue/").content.decode()
+    retried = html.split('id="retried"')[1].split("</table>")[0]
+    assert entry["_id"] in retried and "500" in retried and "Internal" in retried
+    status = selectors.entry_status(entry["_id"])
+    assert status.state == "pending" and status.error.startswith("500")
+    page = admin_client.get(f"/catalogue/entry/{entry['_id']}/").content.decode()
+    assert "waiting for SciCat" in page and "tried 1 time" in page and status.error in page
+
+
+def test_a_refused_or_retried_simulation_run_is_listed_not_a_server_error(admin_client, catalogued):
+    """A simulation run's job has no sheet: its row links to the run, and the page still opens."""
+    store.enqueue("", [("run-refused", 1), ("run-retried", 1)], kind=store.SIMULATION)
+    jobs = {job.entry: job for job in store.due_jobs(10)}
+    store.fail(jobs["run-refused"], "400: inputDatasets must be an array")
+    store.retry_later(jobs["run-retried"], "503: Service Unavailable", timedelta(minutes=5))
+    page = admin_client.get("/catalogue/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "run-refused" in html and "inputDatasets must be an array" in html
+    assert "run-retried" in html and "/simulations/run-refused/" in html
