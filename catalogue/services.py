@@ -184,6 +184,11 @@ def scan(
             entry_id = shotsheet_selectors.changed_entry(slug, number)
             return None if entry_id is None else (number, entry_id, shotsheet_selectors.entry(entry_id))
 
+        end = shotsheet_selectors.last_change(slug, after)
+        if end - after >= max(settings.CATALOGUE_CATCH_UP_CHANGES, end // 4):
+            done.new += catch_up(slug, rule, seen, settle)
+            store.save_scan_position(slug, end, generation or position["generation"])  # after the jobs, as below
+            continue
         changes = read_ahead(read, after + 1, limit, pool)
         jobs = {}
         for _, entry_id, entry in changes:
@@ -277,20 +282,37 @@ def scan_simulations(seen: set[tuple[str, int]]) -> int:
     return new
 
 
+def enqueue_behind(slug: str, rule: Rule, held: dict[str, int], seen: dict | None = None, settle: bool = True) -> int:
+    """A job for each selected entry of the sheet without its dataset or with a newer revision than
+    SciCat has (`held`), from one streamed read of the sheet; the first CATALOGUE_BATCH_SIZE × 10
+    of them are left in `seen` (the sync then need not read them again). Returns the jobs enqueued."""
+    behind, now = {}, datetime.now(UTC)
+    for entry in shotsheet_selectors.sheet_entries(slug):
+        if rule.selects(entry) and held.get(entry["_id"], 0) < entry.get("rev", 1):
+            behind[(entry["_id"], entry.get("rev", 1))] = settled(entry) if settle else now
+            if seen is not None and len(seen) < 10 * settings.CATALOGUE_BATCH_SIZE:
+                seen[entry["_id"]] = entry
+    return store.enqueue(slug, list(behind), not_before=behind)
+
+
+def catch_up(slug: str, rule: Rule, seen: dict | None, settle: bool) -> int:
+    """A sheet far behind its change log (its rule just enabled, "register now", catalogue_sync
+    down for days): one read of all its entries and one of the datasets recorded, instead of two
+    reads by `_id` a change. On FerretDB those cost ~0.8 ms a change, a whole read ~0.06 ms an entry
+    of the collection; `scan` catches up from CATALOGUE_CATCH_UP_CHANGES changes behind and a quarter
+    of the log."""
+    return enqueue_behind(slug, rule, store.dataset_revisions(), seen, settle)
+
+
 def reconcile(rules: dict[str, Rule] | None = None) -> int:
     """Every entry of the ruled sheets against the datasets recorded, not trusting the change log:
     a job for each selected entry without its dataset or with a newer revision than SciCat has (an
     entry stored by a process that died before logging its change, or whose log write failed).
     One read of each sheet's entries and one of the records; returns the jobs enqueued."""
     held = store.dataset_revisions()
-    new = 0
-    for slug, rule in (rules if rules is not None else active_rules()).items():
-        behind = {
-            (entry["_id"], entry.get("rev", 1)): settled(entry)
-            for entry in shotsheet_selectors.sheet_entries(slug)
-            if rule.selects(entry) and held.get(entry["_id"], 0) < entry.get("rev", 1)
-        }
-        new += store.enqueue(slug, list(behind), not_before=behind)
+    new = sum(
+        enqueue_behind(slug, rule, held) for slug, rule in (rules if rules is not None else active_rules()).items()
+    )
     if new:
         log.warning("catalogue: %d entries were found by the reconciliation, not by the change log", new)
     return new

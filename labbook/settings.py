@@ -326,6 +326,8 @@ CATALOGUE_SETTLE_SECONDS = float(os.environ.get("CATALOGUE_SETTLE_SECONDS", 30))
 # every entry of the ruled sheets compared with the datasets recorded this often (0: never), so an
 # entry whose change was never logged still reaches SciCat; also once when catalogue_sync starts
 CATALOGUE_RECONCILE_SECONDS = float(os.environ.get("CATALOGUE_RECONCILE_SECONDS", 3600))
+# a sheet this many changes behind (and a quarter of its change log) is read whole, not change by change
+CATALOGUE_CATCH_UP_CHANGES = int(os.environ.get("CATALOGUE_CATCH_UP_CHANGES", 500))
 CATALOGUE_MAX_LISTED_FILES = int(os.environ.get("CATALOGUE_MAX_LISTED_FILES", 100_000))  # a DAQ folder listed, at most
 
 # --- simulations ---

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -169,10 +170,17 @@ def entry(entry_id: str) -> dict | None:
     return store.get_entry(entry_id)
 
 
-def sheet_entries(sheet_slug: str) -> list[dict]:
-    """Every entry of a sheet (without history and DAQ snapshot), in one read of the collection:
-    for a reconciliation that must not rely on the change log."""
-    return store.sheet_entries(sheet_slug)
+def sheet_entries(sheet_slug: str) -> Iterator[dict]:
+    """Every entry of a sheet (without its history, with its DAQ snapshot), in one read of the
+    collection, streamed: for a reconciliation that must not rely on the change log, or a reader
+    so far behind the log that reading change by change would cost more."""
+    return iter(store.sheet_entries_streamed(sheet_slug))
+
+
+def last_change(sheet_slug: str, known: int = 0) -> int:
+    """The number of the sheet's latest change (0: none yet), found with a few reads by `_id` from
+    a `known` one."""
+    return store.last_change(sheet_slug, known)
 
 
 def schema_fields(sheet_slug: str, version: int) -> list[dict]:

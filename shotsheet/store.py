@@ -138,6 +138,12 @@ def sheet_entries(sheet_slug: str) -> list[dict]:
     return list(mongo.database()[ENTRIES].find({"sheet": sheet_slug}, projection=TABLE_FIELDS))
 
 
+def sheet_entries_streamed(sheet_slug: str):
+    """Every entry of a sheet without its history, as a cursor (read as it is used: a large sheet
+    is never in memory at once)."""
+    return mongo.database()[ENTRIES].find({"sheet": sheet_slug}, projection={"history": 0})
+
+
 def table_entry(entry_id: str) -> dict | None:
     return mongo.database()[ENTRIES].find_one({"_id": str(entry_id)}, projection=TABLE_FIELDS)
 

@@ -11,6 +11,7 @@ from catalogue import store
 from catalogue.builder import dataset_pid
 from catalogue.services import Sync, enqueue_sheet
 from core import mongo
+from shotsheet import selectors as shotsheet_selectors
 from shotsheet.entries import set_voided
 
 
@@ -185,3 +186,27 @@ def test_an_entry_whose_change_was_never_logged_is_found_by_the_reconciliation(c
     assert set(scicat.state.datasets) == {pid_of(logged), pid_of(lost)}
     assert scicat.state.count("POST", "/api/v4/datasets") == 2  # the logged one was not sent again
     assert sync.reconcile() == 0
+
+
+def test_a_sheet_far_behind_is_read_whole_not_change_by_change(catalogued, scicat, settings, monkeypatch):
+    """The rule enabled on a sheet with a history (or "register now"): one read of the sheet and one
+    of the records instead of two reads a change, and exactly the entries SciCat lacks, each once
+    at its latest revision; the next change is read by itself again."""
+    settings.CATALOGUE_CATCH_UP_CHANGES = 8
+    registered = [catalogued.entries.add(note=f"old{i}") for i in range(3)]
+    sync_all()
+    edited = catalogued.entries.edit(registered[0], energy=9.0)  # SciCat has revision 1 of it
+    fresh = [catalogued.entries.add(note=f"new{i}") for i in range(9)]
+    fresh[0] = catalogued.entries.edit(catalogued.entries.edit(fresh[0], energy=2.0), energy=3.0)  # rev 3
+    read = []
+    original = shotsheet_selectors.changed_entry
+    monkeypatch.setattr(shotsheet_selectors, "changed_entry", lambda *args: read.append(args) or original(*args))
+    sync = sync_all()
+    assert [number for _, number in read if number <= 15] == []  # 12 of 15 changes behind: read whole
+    assert sync.stats.created == 9 and sync.stats.patched == 1 and sync.stats.unchanged == 0
+    assert scicat.state.count("POST", "/api/v4/datasets") == 12
+    assert scicat.state.datasets[pid_of(fresh[0])]["scientificMetadata"]["energy"]["value"] == 3.0
+    assert store.dataset(edited["_id"])["rev"] == 2 and store.dataset(fresh[0]["_id"])["rev"] == 3
+    catalogued.entries.add(note="live")
+    sync_all()
+    assert ("shots", 16) in read and len(scicat.state.datasets) == 13  # one change behind: read by itself
