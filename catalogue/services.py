@@ -305,8 +305,9 @@ def scan_file_log(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT)
         for shot_key in logged.get("shots", []):
             for entry_id in shotsheet_selectors.entry_ids_of_shot(shot_key, list(rules)):
                 entry = shotsheet_selectors.entry(entry_id)
-                if entry is None or not rules[entry["sheet"]].selects(entry) or will_list(entry, logged["at"]):
-                    continue
+                rule = rules[entry["sheet"]] if entry else None
+                if rule is None or not rule.include_shot or not rule.selects(entry) or will_list(entry, logged["at"]):
+                    continue  # its dataset does not list its shot's events, or will list them itself
                 rev = entry.get("rev", 1)
                 jobs[entry["sheet"]][store.files_job_id(entry_id, f"e{number}")] = (entry_id, rev, datetime.now(UTC))
     new = sum(store.enqueue_files(slug, sheet_jobs) for slug, sheet_jobs in jobs.items())
