@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from catalogue import store
+from catalogue import selectors, store
 from catalogue.services import Sync
 from core import mongo
 from core.envelope import make_envelope
@@ -116,6 +116,7 @@ def test_a_file_written_into_a_listed_folder_after_registration_is_sent_by_the_f
     entry = catalogued.entries.add()
     Sync().run_once()
     assert len(scicat.state.blocks) == 2 and store.counts()["pending"] == 2  # the two follow-ups
+    assert selectors.entry_status(entry["_id"]).state == "registered"  # not "waiting for SciCat" for ten minutes
     (catalogued.folder / "late.h5").write_bytes(b"z" * 3)  # the camera's frame, after the dataset went out
     before = listings(scicat)
     sync_all()
