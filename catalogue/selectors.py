@@ -31,12 +31,13 @@ class EntryStatus:
 
 def entry_status(entry_id: str) -> EntryStatus | None:
     """None when the entry is not (yet) part of the catalogue. A registered entry with a newer
-    revision waiting reads "pending" (with the last failure, if it was tried); a refused job reads
-    "failed", with SciCat's message."""
+    revision waiting reads "pending" (with the last failure, if it was tried; files still to send
+    do not count); a refused job reads "failed", with SciCat's message."""
     record = store.dataset(entry_id)
     jobs = store.jobs_of_entry(entry_id)
     failed = [job for job in jobs if job["status"] == store.FAILED]
-    pending = [job for job in jobs if job["status"] == store.PENDING]
+    # a files job (late files, a listed folder's follow-up minutes later) leaves a dataset registered
+    pending = [job for job in jobs if job["status"] == store.PENDING and job.get("kind") != store.FILES]
     url, pid, revision = "", "", None
     if record:
         pid, revision = record["pid"], record["rev"]

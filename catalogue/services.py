@@ -304,6 +304,65 @@ def catch_up(slug: str, rule: Rule, seen: dict | None, settle: bool) -> int:
     return enqueue_behind(slug, rule, store.dataset_revisions(), seen, settle)
 
 
+CLOCK_MARGIN = timedelta(seconds=5)  # between the watcher's clock and the catalogue's, at most
+
+
+def scan_file_log(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT) -> int:
+    """Enqueue a files job for each registered entry of a shot whose events named files since the
+    last scan: the watcher logs such shots in the order it stored them (`watcher.selectors.
+    shots_with_files_logged`), read here by `_id` from a position kept in MongoDB, as the sheets'
+    change logs are. An entry whose registration is still to come (due after the files were
+    stored) is left to it: it lists them itself. Returns the jobs enqueued.
+
+    A first scan starts at the log's end (files logged before were the registrations' to list);
+    a log whose generation changed (a dropped or restored database) is read again from its start."""
+    rules = rules if rules is not None else active_rules()
+    if not rules or not apps.is_installed("watcher"):
+        return 0
+    position, generation = store.file_log_position(), watcher_selectors.file_log_generation()
+    if position is None:
+        after = watcher_selectors.file_log_end()
+    elif position["generation"] and generation and generation != position["generation"]:
+        log.warning("the watcher's file log was reset; scanning it again from the start")
+        after = 0
+    else:
+        after = position["number"]
+    number, jobs = after, defaultdict(dict)
+    while number - after < limit and (logged := watcher_selectors.shots_with_files_logged(number + 1)) is not None:
+        number += 1
+        for shot_key in logged.get("shots", []):
+            for entry_id in shotsheet_selectors.entry_ids_of_shot(shot_key, list(rules)):
+                entry = shotsheet_selectors.entry(entry_id)
+                rule = rules[entry["sheet"]] if entry else None
+                if rule is None or not rule.include_shot or not rule.selects(entry) or will_list(entry, logged["at"]):
+                    continue  # its dataset does not list its shot's events, or will list them itself
+                rev = entry.get("rev", 1)
+                jobs[entry["sheet"]][store.files_job_id(entry_id, f"e{number}")] = (entry_id, rev, datetime.now(UTC))
+    new = sum(store.enqueue_files(slug, sheet_jobs) for slug, sheet_jobs in jobs.items())
+    # before the position: a crash between them enqueues the same jobs again, ignored
+    if position is None or number != position["number"] or generation != position["generation"]:
+        store.save_file_log_position(number, generation or (position or {}).get("generation"))
+    return new
+
+
+def will_list(entry: dict, stored: datetime) -> bool:
+    """Whether the entry's registration is still to come and will see files stored at `stored`:
+    no dataset yet, and its job not due before then (a job due earlier may be running now, with
+    its files read before these were stored)."""
+    if store.dataset(entry["_id"]) is not None:
+        return False
+    registration = store.job(store.job_id(entry["_id"], entry.get("rev", 1)))
+    if registration is None:
+        return True  # not even enqueued yet: it reads the shot's events later
+    return registration["status"] == store.PENDING and registration["next_try"] > stored + CLOCK_MARGIN
+
+
+def lists_folder(entry: dict) -> bool:
+    """Whether the entry's DAQ profile asks for its folder to be listed (`listed_files`)."""
+    config = (entry.get("daq") or {}).get("config")
+    return isinstance(config, dict) and bool(config.get("list_files")) and bool(config.get("data_folder"))
+
+
 def reconcile(rules: dict[str, Rule] | None = None) -> int:
     """Every entry of the ruled sheets against the datasets recorded, not trusting the change log:
     a job for each selected entry without its dataset or with a newer revision than SciCat has (an
@@ -329,10 +388,9 @@ def enqueue_sheet(rule: Rule) -> int:
 def listed_files(entry: dict, limit: int) -> list[dict]:
     """The files in the DAQ profile's `data_folder` when the profile asks for it (`list_files: true`)
     and the folder is on this machine."""
-    config = (entry.get("daq") or {}).get("config")
-    if not isinstance(config, dict) or not config.get("list_files") or not config.get("data_folder"):
+    if not lists_folder(entry):
         return []
-    folder = Path(str(config["data_folder"]))
+    folder = Path(str(entry["daq"]["config"]["data_folder"]))
     found = []
     for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
         if path.is_file():
@@ -485,6 +543,7 @@ class Sync:
         simulations = simulation_server()  # read here: the workers touch no Django model
         self.scanned.clear()
         scan_simulations(self.simulations_seen)
+        scan_file_log(rules)
         scanning: Future | None = self.scan_ahead(rules)
         done = 0
         try:
@@ -549,6 +608,8 @@ class Sync:
                 self.register_simulation(job, rules, simulations)
             elif (rule := rules.get(job.sheet)) is None:
                 raise Refused(f"no enabled catalogue rule (or SciCat server) for sheet '{job.sheet}'")
+            elif job.kind == store.FILES:
+                self.send_late_files(job, rule)
             else:
                 self.register(job, rule)
         except Waiting as exc:  # its inputs are not in SciCat yet: the job waits, the others go on
@@ -579,7 +640,7 @@ class Sync:
             return True
         with self.lock:
             self.finished.append(job)
-        if job.rev > 1:
+        if job.rev > 1 and job.kind != store.FILES:  # a files job records no revision
             store.drop_older_jobs(job.entry, job.rev)
         return True
 
@@ -627,6 +688,7 @@ class Sync:
         if record is None:
             plan = checked(plan_of(source), server.api_version)
             existing = self.create(client, plan)
+            self.follow_up(job, source)
             if existing is None:
                 record = store.dataset_record(job.entry, job.sheet, plan.pid, rev, len(plan.blocks))
                 if not plan.blocks:
@@ -660,6 +722,39 @@ class Sync:
                 client.patch_dataset(record["pid"], plan.patch)
                 store.dataset_updated(job.entry, rev)
                 self.stats.add(patched=1)
+
+    def follow_up(self, job: store.Job, entry: dict) -> None:
+        """A dataset whose DAQ folder is listed: files jobs CATALOGUE_FOLLOW_UP_SECONDS after its
+        registration, for files written into the folder since (a folder announces nothing)."""
+        if job.kind != store.ENTRY or not lists_folder(entry):
+            return
+        now, rev = datetime.now(UTC), entry.get("rev", 1)
+        jobs = {
+            store.files_job_id(job.entry, f"l{n}"): (job.entry, rev, now + timedelta(seconds=seconds))
+            for n, seconds in enumerate(settings.CATALOGUE_FOLLOW_UP_SECONDS, start=1)
+        }
+        store.enqueue_files(job.sheet, jobs)
+
+    def send_late_files(self, job: store.Job, rule: Rule) -> None:
+        """The files of a registered entry's dataset that SciCat does not list yet: an event that
+        named them came after the dataset was sent, or its folder filled since. Under the update's
+        claim, as an edit's files are (`send_missing_files`: one listing, then only what is missing,
+        each datablock claimed); never a PATCH (the entry's next revision is its update job's)."""
+        if self.created.get(job.entry) is None and store.dataset(job.entry) is None:
+            entry = shotsheet_selectors.entry(job.entry)
+            registration = entry and store.job(store.job_id(job.entry, entry.get("rev", 1)))
+            if registration and registration["status"] == store.PENDING:
+                raise Waiting("the dataset is not registered yet; its files are sent after it")
+            return  # not registered (refused, not selected, voided): registered later, it lists them itself
+        client = self.client(rule.server)
+        self.flush()  # the record to read must be written first
+        with self.claimed(store.update_claim(job.entry), client) as hold:
+            entry, record = shotsheet_selectors.entry(job.entry), store.dataset(job.entry)
+            if entry is None or record is None:
+                return
+            plan = checked(plan_for(rule, entry, self.fields_of(entry)), rule.server.api_version)
+            if plan.blocks or record["blocks_sent"] < record["blocks"]:
+                self.send_missing_files(client, plan, record, rule.server.files_per_block, hold)
 
     @contextmanager
     def claimed(self, claim_id: str, client: Client):

@@ -29,6 +29,7 @@ def job_id(entry_id: str, rev: int) -> str:
 
 
 ENTRY, SIMULATION = "entry", "simulation"  # what a job registers: a sheet entry (raw) or a run (derived)
+FILES = "files"  # a job that sends the files of a registered entry's dataset that SciCat does not list yet
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,38 @@ def enqueue(
         for entry_id, rev in entries
     ]
     return mongo.insert_by_id(mongo.database()[JOBS], documents).count
+
+
+def files_job_id(entry_id: str, cause: str) -> str:
+    """A files job of an entry: `cause` is the watcher's file log entry (`e<n>`) or a follow-up of
+    a listed folder (`l<n>`), so the same cause seen twice is one job."""
+    return f"{entry_id}|files|{cause}"
+
+
+def enqueue_files(sheet_slug: str, jobs: dict[str, tuple[str, int, datetime]]) -> int:
+    """Files jobs, by id: (entry id, its revision, first tried at); one already there stays as it
+    is. The same outbox as `enqueue`'s: retried, shown when refused, gone when done."""
+    now = datetime.now(UTC)
+    documents = [
+        {
+            "_id": job_id_,
+            "entry": entry_id,
+            "sheet": sheet_slug,
+            "rev": rev,
+            "status": PENDING,
+            "attempts": 0,
+            "next_try": max(now, not_before),
+            "created": now,
+            "last_error": "",
+            "kind": FILES,
+        }
+        for job_id_, (entry_id, rev, not_before) in jobs.items()
+    ]
+    return mongo.insert_by_id(mongo.database()[JOBS], documents).count
+
+
+def job(job_id_: str) -> dict | None:
+    return mongo.database()[JOBS].find_one({"_id": job_id_})
 
 
 def due_jobs(limit: int, now: datetime | None = None) -> list[Job]:
@@ -282,3 +315,17 @@ def simulation_scan_position() -> datetime | None:
 
 def save_simulation_scan_position(updated: datetime) -> None:
     mongo.database()[SCANS].update_one({"_id": SIMULATIONS_SCAN}, {"$set": {"updated": updated}}, upsert=True)
+
+
+FILE_LOG_SCAN = "~files"  # how far the watcher's file log was read (no sheet has this slug)
+
+
+def file_log_position() -> dict | None:
+    """`{"number", "generation"}`, or None before the first scan of the log."""
+    return mongo.database()[SCANS].find_one({"_id": FILE_LOG_SCAN})
+
+
+def save_file_log_position(number: int, generation: str | None) -> None:
+    mongo.database()[SCANS].replace_one(
+        {"_id": FILE_LOG_SCAN}, {"_id": FILE_LOG_SCAN, "number": number, "generation": generation}, upsert=True
+    )

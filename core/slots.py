@@ -23,6 +23,20 @@ log = logging.getLogger(__name__)
 MAX_SLOTS = 10_000  # a key with this many slots taken gets no more (readers stop there)
 
 
+def last_number(exists: Callable[[int], bool], known: int = 0) -> int:
+    """The last number of a gap-free run 1..N of numbered documents (0: none), found with
+    `exists(n)` look-ups from a `known` one upwards: a gallop, then a bisection (a few dozen
+    look-ups for a run of millions, where probing one by one would read them all)."""
+    low, step = (known if known and exists(known) else 0), 1  # low exists or is 0
+    while exists(low + step):
+        low, step = low + step, step * 2
+    high = low + step
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if exists(middle) else (low, middle)
+    return low
+
+
 def slot_id(key: str, number: int) -> str:
     return f"{key}|{number}"
 

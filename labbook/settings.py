@@ -329,6 +329,12 @@ CATALOGUE_RECONCILE_SECONDS = float(os.environ.get("CATALOGUE_RECONCILE_SECONDS"
 # a sheet this many changes behind (and a quarter of its change log) is read whole, not change by change
 CATALOGUE_CATCH_UP_CHANGES = int(os.environ.get("CATALOGUE_CATCH_UP_CHANGES", 500))
 CATALOGUE_MAX_LISTED_FILES = int(os.environ.get("CATALOGUE_MAX_LISTED_FILES", 100_000))  # a DAQ folder listed, at most
+# a dataset whose DAQ profile lists a folder (list_files) is checked for files written since, this
+# long after it was registered (comma-separated seconds; empty: never); events that name files
+# announce themselves (the watcher's file log) and need no follow-up
+CATALOGUE_FOLLOW_UP_SECONDS = [
+    float(seconds) for seconds in os.environ.get("CATALOGUE_FOLLOW_UP_SECONDS", "60,600").split(",") if seconds.strip()
+]
 
 # --- simulations ---
 # Shot keys a simulation run's folder path names (a regular expression; its `shot_key` group if it

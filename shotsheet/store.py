@@ -170,14 +170,7 @@ def last_change(sheet_slug: str, known: int = 0) -> int:
     def exists(n: int) -> bool:
         return mongo.database()[CHANGES].find_one({"_id": change_id(sheet_slug, n)}, projection={"_id": 1}) is not None
 
-    low, step = (known if known and exists(known) else 0), 1  # low exists or is 0: gallop, then bisect
-    while exists(low + step):
-        low, step = low + step, step * 2
-    high = low + step
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (middle, high) if exists(middle) else (low, middle)
-    return low
+    return slots.last_number(exists, known)
 
 
 def start_change_log(sheet_slug: str, generation: str) -> None:

@@ -39,3 +39,20 @@ def search_limits() -> dict:
     """How much one search reads at most before it stops and says so (None: the server's own
     indexes, no limit of the watcher's)."""
     return store.search_limits()
+
+
+def shots_with_files_logged(number: int) -> dict | None:
+    """Entry `number` of the watcher's file log (`{"shots": [shot keys], "at": when stored}`: shots
+    whose events named files, in the order they were stored), None past its end (a read by `_id`;
+    the log is the gap-free run 1..N, so the first missing number ends it)."""
+    return store.file_log_entry(number) if number > 0 else None
+
+
+def file_log_generation() -> str | None:
+    """The generation of the file log: it changes when the database was dropped or restored."""
+    return store.file_log_generation()
+
+
+def file_log_end() -> int:
+    """The number of the file log's last entry (0: none): where a new reader starts."""
+    return store.file_log_end()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,12 +22,12 @@ import bson
 from bson.errors import InvalidDocument
 from pymongo.errors import CollectionInvalid, OperationFailure
 
-from core import mongo
+from core import mongo, slots
 from core.slots import SlotCache
 
 from . import indexes
 from .indexes.base import FIELD_PATH, EventQuery, SearchResult  # noqa: F401 (the watcher's search API)
-from .names import DEAD_LETTERS, STATUS
+from .names import DEAD_LETTERS, FILE_LOG, STATUS
 
 log = logging.getLogger(__name__)
 
@@ -260,3 +261,72 @@ def index_times(
 
 def move_old_shot_index() -> int:
     return indexes.strategy().move_old_indexes()
+
+
+# --- the file log: which shots got files, in the order they were stored ------------------------
+# Events may name the files the DAQ wrote for their shot (`values.files` or `metadata.files`); a
+# reader that must notice files arriving after it looked (the catalogue: a dataset sent before
+# the camera's frame was ingested) follows this log instead of searching the events. Entry n is
+# `_id = "<n, 12 digits>"` listing the shot keys of one indexing round (once a second), taken by
+# inserting as the shot sheet's change log is: the gap-free run 1..N, read by `_id` only. Entry 0
+# names the log's generation, so a reader notices a dropped or restored database.
+_file_log_hint = {"last": 0}
+
+
+def file_log_id(number: int) -> str:
+    return f"{number:012d}"
+
+
+def shots_with_files(documents_by_collection: dict[str, list[dict]]) -> list[str]:
+    """The shot keys of the events that name files, each once, in order."""
+    keys: dict[str, None] = {}
+    for documents in documents_by_collection.values():
+        for doc in documents:
+            shot_key = doc.get("shot_key")
+            if (
+                isinstance(shot_key, str)
+                and shot_key
+                and any(
+                    isinstance(place, dict) and isinstance(place.get("files"), list) and place["files"]
+                    for place in (doc.get("values"), doc.get("metadata"))
+                )
+            ):
+                keys[shot_key] = None
+    return list(keys)
+
+
+def log_files(documents_by_collection: dict[str, list[dict]]) -> int:
+    """Log the shots of these stored events that name files (nothing when none does); returns the
+    entry's number, or 0. Called after the events are stored; a retried batch logs them again
+    (readers take an entry as "look again", so twice is harmless)."""
+    shot_keys = shots_with_files(documents_by_collection)
+    if not shot_keys:
+        return 0
+    log_collection = mongo.database()[FILE_LOG]
+    first = file_log_end(_file_log_hint["last"]) + 1
+    if first == 1:  # a new log: its generation first (of two watchers starting it, one's stays)
+        mongo.insert_by_id(log_collection, [{"_id": file_log_id(0), "generation": uuid.uuid4().hex}])
+    bodies = {"": [{"shots": shot_keys, "at": datetime.now(UTC)}]}
+    next_free = slots.insert_slots(
+        log_collection, bodies, {"": first}, make_id=lambda _, n: file_log_id(n), ordered=True, max_slots=None
+    )
+    _file_log_hint["last"] = next_free[""] - 1
+    return _file_log_hint["last"]
+
+
+def file_log_entry(number: int) -> dict | None:
+    return mongo.database()[FILE_LOG].find_one({"_id": file_log_id(number)})
+
+
+def file_log_generation() -> str | None:
+    start = file_log_entry(0)
+    return start["generation"] if start else None
+
+
+def file_log_end(known: int = 0) -> int:
+    """The number of the log's last entry (0: none)."""
+
+    def exists(n: int) -> bool:
+        return mongo.database()[FILE_LOG].find_one({"_id": file_log_id(n)}, projection={"_id": 1}) is not None
+
+    return slots.last_number(exists, known)

@@ -21,6 +21,7 @@ def fast_retries(settings):
     settings.CATALOGUE_RETRY_MAX_SECONDS = 0.4
     settings.CATALOGUE_POLL_SECONDS = 0.05
     settings.CATALOGUE_SETTLE_SECONDS = 0  # test_updates.py tests the wait
+    settings.CATALOGUE_FOLLOW_UP_SECONDS = []  # test_late_files.py tests them
     return settings
 
 

@@ -37,6 +37,11 @@ class State:
     in_flight: int = 0  # dataset requests being answered now, and the most there were at once
     most_in_flight: int = 0
     patches: list[tuple[str, int]] = field(default_factory=list)  # pid, the labbook entry revision sent
+    # given: an OrigDatablock POST waits (counted in `held`) until this event is set, then is
+    # stored, or with `drop_held` lost (a test kills its sender meanwhile)
+    hold_blocks: threading.Event | None = None
+    held: int = 0
+    drop_held: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def count(self, method: str, prefix: str, status: int | None = None) -> int:
@@ -210,6 +215,12 @@ class Handler(BaseHTTPRequestHandler):
             body = self.body()
             if not self.checked(body, openapi.ORIGDATABLOCK_CREATE):
                 return
+            if (gate := state.hold_blocks) is not None:
+                with state.lock:
+                    state.held += 1
+                gate.wait(60)
+                if state.drop_held:
+                    return self.error(503, "Service Unavailable")
             with state.lock:
                 if body["datasetId"] not in state.datasets:
                     return self.error(400, "dataset not found", "Bad Request")

@@ -88,6 +88,7 @@ def sync_env(tmp_path, catalogued, scicat):
         "CATALOGUE_RETRY_MAX_SECONDS": "0.4",
         "CATALOGUE_POLL_SECONDS": "0.05",
         "CATALOGUE_SETTLE_SECONDS": "0",
+        "CATALOGUE_FOLLOW_UP_SECONDS": "",
     }
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=180)
     code = (

@@ -105,4 +105,5 @@ def write_replayed(collection: str, batch: ReplayBatch, now: datetime, result: R
     documents = {collection: [batch.items[index].document for index in passed]}
     store.index_shots(documents, {})
     store.index_times(documents, {}, set())
+    store.log_files(documents)
     store.remove_dead_letters([batch.letter_ids[index] for index in passed])

@@ -316,7 +316,8 @@ class BatchWriter:
             self.index_writer.submit(self.index_then_release, batches)
 
     def index_then_release(self, batches: list[Prepared]) -> None:
-        """On the index connection: index the batches' events by shot and time, then release them."""
+        """On the index connection: index the batches' events by shot and time, log the shots that
+        got files (store.log_files), then release them."""
         # Once one job did not write its batches' index, no later job may release its own:
         # their offsets would commit the earlier batches too.
         if self.time_index_error is not None or self.time_index_given_up:
@@ -329,6 +330,7 @@ class BatchWriter:
         def index() -> bool:
             store.index_shots(documents_by_collection, self.shot_slots)
             store.index_times(documents_by_collection, self.time_slots, self.hours_known)
+            store.log_files(documents_by_collection)  # after the shot index: a reader of the log finds the events
             return True
 
         began = time.perf_counter()
