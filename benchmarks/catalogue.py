@@ -9,14 +9,14 @@ thread of this one, where its Python competes with the sync for the GIL). Measur
 (the issue's baseline: one POST per dataset, nothing else); (b) bare, concurrent: the same client
 with CATALOGUE_CONCURRENCY threads posting N other bodies (the ceiling of a sync with that many jobs
 in flight); (c) `catalogue_sync`'s work (`Sync.run_once`) on N new entries with
-CATALOGUE_CONCURRENCY = 1 (the sequential sync) and (d) on N other new entries with the setting:
-the scan (each sheet is a new backlog, so it is caught up in one read of the sheet: README,
-Catching up), the outbox, the body built and checked with scitacean's models, the POST, the
-records and job removals (one write per batch). The scan's share is measured again on its own.
-Each client is made and logged in, and one body checked, before the clock starts. The server does not check bodies against the OpenAPI schemas
-unless --validate (that would cost it ~1 ms a request in every run and hide our own cost), and
-answers at once unless --latency-ms (a real SciCat takes 10-50 ms a request). The last line is one
-JSON object.
+CATALOGUE_CONCURRENCY = 1 (the sequential sync) and (d) on N other new entries with the setting: the
+scan (each sheet is a new backlog, so it is caught up in one read of the sheet: README, Catching
+up), the outbox, the body built and checked with scitacean's models, the POST, the records and job
+removals (one write per batch). The scan's share is measured again on its own. Each client is made
+and logged in, and one body checked, before the clock starts. The server does not check bodies
+against the OpenAPI schemas unless --validate (that would cost it ~1 ms a request in every run and
+hide our own cost), and answers at once unless --latency-ms (a real SciCat takes 10-50 ms a
+request). The last line is one JSON object.
 """
 
 import argparse
