@@ -187,6 +187,12 @@ def counts() -> dict[str, int]:
     }
 
 
+def file_checks() -> int:
+    """Pending files jobs (a listed folder looked at again minutes after registration, a late
+    event's files): part of "pending", though nothing is wrong."""
+    return mongo.database()[JOBS].count_documents({"status": PENDING, "kind": FILES})
+
+
 # --- datasets registered: entry id → pid, the entry revision SciCat has, datablocks sent -------------
 def dataset(entry_id: str) -> dict | None:
     return mongo.database()[DATASETS].find_one({"_id": entry_id})

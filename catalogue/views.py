@@ -27,6 +27,7 @@ def job_link(job: dict) -> str:
 def overview(request):
     try:
         counts, failures, retried = store.counts(), store.failed_jobs(), store.retried_jobs()
+        counts["file_checks"] = store.file_checks()
     except PyMongoError as exc:
         unavailable = f"The database cannot be reached ({type(exc).__name__})."
         return render(request, "catalogue/overview.html", {"unavailable": unavailable})

@@ -1,7 +1,7 @@
 """The catalogue's pages: counts, refused jobs with SciCat's message, re-queue (POST, CSRF, staff
 only), an entry's status and dataset link, and the admin's "register now"."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -125,3 +125,12 @@ def test_a_refused_or_retried_simulation_run_is_listed_not_a_server_error(admin_
     html = page.content.decode()
     assert "run-refused" in html and "inputDatasets must be an array" in html
     assert "run-retried" in html and "/simulations/run-refused/" in html
+
+
+def test_pending_says_how_many_are_only_looks_for_late_files(admin_client, catalogued):
+    """A listed folder's follow-ups wait ten minutes after each registration: "pending 2" alone would
+    look like a stuck queue."""
+    store.enqueue("shots", [("e1", 1)])
+    store.enqueue_files("shots", {store.files_job_id("e0", "l1"): ("e0", 1, datetime.now(UTC))})
+    html = admin_client.get("/catalogue/").content.decode()
+    assert '<dd class="col-sm-10" id="pending">2 <span class="text-muted">(1 of them look again' in html
