@@ -15,6 +15,7 @@ prometheus only when named (scripts/run does).
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -433,6 +435,16 @@ SERVICES = {service.name: service for service in (Mongo(), Kafka(), Redis(), Pro
 DEFAULT = ("mongo", "kafka", "redis")  # `up`/`down`/`status` without names
 
 
+@contextmanager
+def exclusive(service: Service):
+    """One `up` or `down` of a service at a time on this machine (`scripts/run` and `scripts/test`
+    started together): the second waits, then finds the server the first started."""
+    service.dir.mkdir(parents=True, exist_ok=True)
+    with open(service.dir / f"{service.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("up", "down", "status"):
         print(__doc__)
@@ -445,7 +457,8 @@ def main(argv: list[str]) -> int:
     failed = False
     for name in names:
         try:
-            print(f"{name}: {getattr(SERVICES[name], action)()}", flush=True)
+            with exclusive(SERVICES[name]) if action != "status" else nullcontext():
+                print(f"{name}: {getattr(SERVICES[name], action)()}", flush=True)
         except ServiceError as exc:
             print(f"{name}: {'' if action == 'status' else 'FAILED: '}{exc}", file=sys.stderr, flush=True)
             failed = True

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -253,3 +254,35 @@ def test_services_script_names_the_service_that_is_not_answering():
     )
     assert result.returncode == 1
     assert "redis at redis://127.0.0.1:1/0 did not become ready within 2 s" in result.stderr
+
+
+def test_two_services_scripts_starting_one_service_at_once_start_it_once(tmp_path):
+    """`scripts/run` and `scripts/test` started together on a fresh checkout: a second `up` waits
+    for the first, finds the server running and leaves it (it used to start a second one, which
+    failed on the port and overwrote the pid file, so `down` could no longer stop the first)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "LABBOOK_SERVICES_DIR": str(tmp_path), "LABBOOK_REDIS_PORT": str(port)}
+    env.pop("REDIS_URL", None)
+    script = [sys.executable, "scripts/services.py"]
+    ups = [
+        subprocess.Popen([*script, "up", "redis"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    try:
+        outputs = sorted(up.communicate(timeout=60)[0] for up in ups)
+        assert [up.returncode for up in ups] == [0] * 4, outputs
+        assert sum("started" in output for output in outputs) == 1, outputs
+        assert sum("already running" in output for output in outputs) == 3, outputs
+        pid = int((tmp_path / "redis" / "redis.pid").read_text())
+        assert f"127.0.0.1:{port}" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+    finally:
+        down = subprocess.run([*script, "down", "redis"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert "stopped" in down.stdout, down
+    assert not port_open(port)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
