@@ -24,6 +24,7 @@ LABBOOK_NAMESPACE = uuid.UUID("5b0f3c7e-6c1a-4d35-9f4e-2f9b1a7d0c14")  # the UUI
 NUMERIC = {"integer", "float"}
 V4_REQUIRED = ("type", "ownerGroup", "contactEmail", "sourceFolder", "creationTime", "datasetName", "owner")
 V3_REQUIRED = V4_REQUIRED + ("principalInvestigator", "creationLocation")
+OWN_KEYS = ("labbook", "shot", "events")  # labbook's own metadata keys: a field so named goes as field_<key>
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,11 @@ def plain(value):
     return value
 
 
-def creation_time(entry: dict) -> datetime:
-    """The shot's laser time, else when the entry was made."""
-    return times.from_ns(entry.get("laser_ts_ns")) or entry["created"]
+def creation_time(entry: dict, shot: dict | None = None) -> datetime:
+    """The shot's laser time (the entry's, else the relay's record of its shot: an entry typed before
+    the relay had the shot has none of its own), else when the entry was made."""
+    laser_ns = entry.get("laser_ts_ns") or (shot or {}).get("laser_ts_ns")
+    return times.from_ns(laser_ns) or entry["created"]
 
 
 def template_context(entry: dict, recipe: Recipe, when: datetime, tz: str) -> dict:
@@ -141,13 +144,14 @@ def entry_metadata(entry: dict, fields: list[dict], recipe: Recipe) -> dict:
         if definition.get("type") in NUMERIC:
             value = quantity(value, definition.get("unit", ""))
         if value is not None:
-            metadata[key] = value
+            metadata[f"{FIELD_PREFIX}{key}" if key in OWN_KEYS else key] = value
     return metadata
 
 
-def event_files(events: list[dict]) -> list[dict]:
-    """Every file named by the shot's events, once per path (the newest event's record wins)."""
-    files: dict[str, dict] = {}
+def shot_files(events: list[dict], listed_files: list[dict] = ()) -> list[dict]:
+    """Every file named by the shot's events or found in the listed folder, once per path (the
+    newest event's record wins: it may have a checksum a listing lacks)."""
+    files: dict[str, dict] = {item["path"]: item for item in listed_files}
     for event in reversed(events):  # events come newest first
         for place in ("values", "metadata"):
             listed = (event.get(place) or {}).get("files")
@@ -156,6 +160,15 @@ def event_files(events: list[dict]) -> list[dict]:
                     if isinstance(item, dict) and isinstance(item.get("path"), str) and item["path"]:
                         files[item["path"]] = item
     return list(files.values())
+
+
+def file_size(size) -> int:
+    """Bytes as a DAQ sends them (2048, 2048.0, "2048"); 0 when unknown or not a whole number."""
+    if isinstance(size, str) and size.strip().isascii() and size.strip().isdigit():
+        return int(size)
+    if isinstance(size, float) and size.is_integer() and size >= 0:
+        return int(size)
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0
 
 
 def event_metadata(events: list[dict]) -> dict:
@@ -189,10 +202,9 @@ def data_file(item: dict, source_folder: str, tz: str) -> dict:
     if path.startswith(folder):
         path = path[len(folder) :]
     mtime = times.to_datetime(item.get("mtime"), tz)
-    size = item.get("size")
     described = {
         "path": path,
-        "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
+        "size": file_size(item.get("size")),
         "time": iso(mtime) if mtime else None,
     }
     if isinstance(item.get("checksum"), str) and item["checksum"]:
@@ -245,7 +257,7 @@ def build(
     events = events if recipe.include_shot else []
     events = events or []
     pid = dataset_pid(entry["_id"], target.pid_prefix)
-    created = creation_time(entry)
+    created = creation_time(entry, shot if entry.get("shot_key") else None)
     context = template_context(entry, recipe, created, target.time_zone)
     source_folder = render(recipe.source_folder_template, context) or f"/{entry['sheet']}"
     if not source_folder.startswith("/"):
@@ -269,7 +281,7 @@ def build(
             scientific["shot"]["laser_time"] = iso(when)
     if events:
         scientific["events"] = event_metadata(events)
-    files = event_files(events) + (listed_files or [])
+    files = shot_files(events, listed_files or [])
     name = render(recipe.name_template, context).strip() or entry["_id"]
     described = {
         "datasetName": name,

@@ -404,11 +404,11 @@ def listed_files(entry: dict, limit: int) -> list[dict]:
 
 def plan_for(rule: Rule, entry: dict, fields: list[dict] | None = None) -> Plan:
     shot, events = None, []
-    if rule.include_shot and entry.get("shot_key"):
-        if apps.is_installed("relay"):
-            shot = relay_selectors.shot(entry["shot_key"])
-        if apps.is_installed("watcher"):
-            events = watcher_selectors.events_for_shot(entry["shot_key"])
+    # the relay's record also dates an entry typed before the relay had its shot
+    if entry.get("shot_key") and (rule.include_shot or not entry.get("laser_ts_ns")) and apps.is_installed("relay"):
+        shot = relay_selectors.shot(entry["shot_key"])
+    if rule.include_shot and entry.get("shot_key") and apps.is_installed("watcher"):
+        events = watcher_selectors.events_for_shot(entry["shot_key"])
     if fields is None:
         fields = shotsheet_selectors.schema_fields(entry["sheet"], entry.get("schema_version", 0))
     return build(
