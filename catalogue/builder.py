@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from core import times
 
-from .templating import FIELD_PREFIX, render
+from .templating import FIELD_PREFIX, render, render_path
 
 SCHEMA_VERSION = 2  # of the scientificMetadata layout below (`labbook.metadata_schema`); 2: events nested by collection
 LABBOOK_NAMESPACE = uuid.UUID("5b0f3c7e-6c1a-4d35-9f4e-2f9b1a7d0c14")  # the UUIDv5 namespace of entry ids
@@ -259,7 +259,7 @@ def build(
     pid = dataset_pid(entry["_id"], target.pid_prefix)
     created = creation_time(entry, shot if entry.get("shot_key") else None)
     context = template_context(entry, recipe, created, target.time_zone)
-    source_folder = render(recipe.source_folder_template, context) or f"/{entry['sheet']}"
+    source_folder = render_path(recipe.source_folder_template, context) or f"/{entry['sheet']}"
     if not source_folder.startswith("/"):
         source_folder = "/" + source_folder
     scientific = entry_metadata(entry, fields, recipe)

@@ -49,6 +49,7 @@ from . import contract, store
 from .builder import Plan, Recipe, Target, blocks_not_in, build, build_derived
 from .models import Rule, Server, comma_list
 from .scicat import Client, Conflict, Refused, Unavailable
+from .templating import TemplateError
 
 log = logging.getLogger(__name__)
 SCAN_LIMIT = 2000  # changes read per sheet and pass
@@ -411,16 +412,19 @@ def plan_for(rule: Rule, entry: dict, fields: list[dict] | None = None) -> Plan:
         events = watcher_selectors.events_for_shot(entry["shot_key"])
     if fields is None:
         fields = shotsheet_selectors.schema_fields(entry["sheet"], entry.get("schema_version", 0))
-    return build(
-        entry,
-        fields,
-        target(rule.server),
-        recipe(rule),
-        entry_url=entry_url(rule.server, entry),
-        shot=shot,
-        events=events,
-        listed_files=listed_files(entry, settings.CATALOGUE_MAX_LISTED_FILES),
-    )
+    try:
+        return build(
+            entry,
+            fields,
+            target(rule.server),
+            recipe(rule),
+            entry_url=entry_url(rule.server, entry),
+            shot=shot,
+            events=events,
+            listed_files=listed_files(entry, settings.CATALOGUE_MAX_LISTED_FILES),
+        )
+    except TemplateError as exc:  # fixed in the entry or the rule, then queued again: not retried for ever
+        raise Refused(f"not sent: {exc}") from None
 
 
 def checked(plan: Plan, api_version: str) -> Plan:

@@ -10,6 +10,7 @@ from catalogue import contract
 from catalogue.builder import LABBOOK_NAMESPACE, Recipe, Target, build, dataset_pid
 from catalogue.scicat import Refused
 from catalogue.services import checked
+from catalogue.templating import TemplateError
 
 from . import openapi
 
@@ -273,3 +274,18 @@ def test_a_field_named_like_labbooks_own_metadata_keeps_its_value(key):
     ]
     assert metadata[f"field_{key}"] == {"value": 17, "unit": "counts"}
     assert metadata["labbook"]["entry_id"] == entry["_id"] and "spectrometer" in metadata["events"]["diagnostics"]
+
+
+@pytest.mark.parametrize("note", ["../../etc", "..", "run/7", "a\nb"])
+def test_a_typed_value_cannot_move_the_source_folder_elsewhere(note):
+    """sourceFolder tells SciCat's archiver what to archive and where to retrieve to: a value typed
+    into a sheet must not walk out of the rule's folder (`..`) or add levels to it (`/`)."""
+    recipe = Recipe(source_folder_template="/data/{experiment}/{field_note}")
+    with pytest.raises(TemplateError, match=r"\{field_note\}"):
+        build(an_entry(values={"note": note}), FIELDS, TARGET, recipe, entry_url="u")
+
+
+def test_the_daq_folder_placeholder_is_a_path_and_plain_values_pass():
+    recipe = Recipe(source_folder_template="{daq_folder}/{shot_key}/{field_note} ü {field_target}")
+    body = build(an_entry(values={"note": "run.7 {x} $y", "target": "Al"}), FIELDS, TARGET, recipe, entry_url="u")
+    assert body.dataset["sourceFolder"] == "/daq/fast/LWFA-20251202-000042/run.7 {x} $y ü Al"

@@ -26,3 +26,26 @@ def test_a_body_too_large_is_refused_with_its_reason_not_retried(catalogued, sci
     Sync().run_once()
     status = selectors.entry_status(entry["_id"])
     assert status.state == "failed" and status.error.startswith("413")
+
+
+def test_an_entry_whose_value_would_move_its_source_folder_is_refused_naming_the_value(catalogued, scicat):
+    catalogued.rule.source_folder_template = "/data/{experiment}/{field_note}"
+    catalogued.rule.save()
+    bad = catalogued.entries.add(note="../../home")
+    good = catalogued.entries.add(note="run7")
+    Sync().run_once()
+    status = selectors.entry_status(bad["_id"])
+    assert status.state == "failed" and "{field_note}" in status.error and "../../home" in status.error
+    assert [dataset["sourceFolder"] for dataset in scicat.state.datasets.values()] == ["/data/LWFA/run7"]
+    assert selectors.entry_status(good["_id"]).state == "registered"
+
+
+def test_a_rule_template_saved_without_the_admins_check_refuses_its_jobs_saying_why(catalogued, scicat):
+    """A rule written from a shell or a fixture skips `Rule.clean`: its jobs must say what is wrong
+    with the template on the catalogue page, not be retried for ever as an unexpected error."""
+    catalogued.rule.name_template = "{sheet_name} {shot}"
+    catalogued.rule.save()
+    entry = catalogued.entries.add()
+    Sync().run_once()
+    status = selectors.entry_status(entry["_id"])
+    assert status.state == "failed" and "'{shot}' is not known" in status.error
