@@ -302,7 +302,8 @@ def build(
         described["principalInvestigator"] = target.principal_investigator
     dataset = {"pid": pid, "type": "raw", **described}
     blocks = datablocks(pid, files, target.files_per_block, source_folder, target.time_zone, created)
-    return Plan(pid=pid, dataset=dataset, patch=described, blocks=blocks)
+    # a PATCH sets only what it holds: a shot key taken away must empty runNumber, not leave the old one
+    return Plan(pid=pid, dataset=dataset, patch={"runNumber": "", **described}, blocks=blocks)
 
 
 def missing_required(body: dict, api_version: str) -> list[str]:

@@ -210,3 +210,17 @@ def test_a_sheet_far_behind_is_read_whole_not_change_by_change(catalogued, scica
     catalogued.entries.add(note="live")
     sync_all()
     assert ("shots", 16) in read and len(scicat.state.datasets) == 13  # one change behind: read by itself
+
+
+def test_an_edit_that_takes_the_shot_key_away_takes_it_from_the_dataset_too(catalogued, scicat):
+    """A PATCH sets only the fields it holds: without a runNumber the dataset went on naming the
+    shot the physicist had just said the entry is not about."""
+    entry = catalogued.entries.add(shot_key="LWFA-20261202-000007")
+    sync_all()
+    assert scicat.state.datasets[pid_of(entry)]["runNumber"] == "LWFA-20261202-000007"
+    edited = catalogued.entries.edit(entry, note="not that shot")  # the fixture's edit clears the shot key
+    assert edited["shot_key"] is None
+    sync_all()
+    dataset = scicat.state.datasets[pid_of(entry)]
+    assert dataset["runNumber"] == "" and "shot" not in dataset["scientificMetadata"]
+    assert scicat.state.invalid == []
