@@ -193,7 +193,7 @@ def scan(
         changes = read_ahead(read, after + 1, limit, pool)
         jobs = {}
         for _, entry_id, entry in changes:
-            if entry is not None and rule.selects(entry):
+            if entry is not None and (rule.selects(entry) or registered(entry_id)):
                 jobs[(entry_id, entry.get("rev", 1))] = settled(entry) if settle else datetime.now(UTC)
                 if seen is not None:
                     seen[entry_id] = entry
@@ -204,6 +204,12 @@ def scan(
         if changes or generation != position["generation"]:
             store.save_scan_position(slug, last, generation or position["generation"])
     return done
+
+
+def registered(entry_id: str) -> bool:
+    """Whether the entry has a dataset: an edit that takes it out of its rule's filter must still
+    reach it (left alone, SciCat would keep the values it no longer has)."""
+    return store.dataset(entry_id) is not None
 
 
 class Waiting(Exception):
@@ -289,7 +295,7 @@ def enqueue_behind(slug: str, rule: Rule, held: dict[str, int], seen: dict | Non
     of them are left in `seen` (the sync then need not read them again). Returns the jobs enqueued."""
     behind, now = {}, datetime.now(UTC)
     for entry in shotsheet_selectors.sheet_entries(slug):
-        if rule.selects(entry) and held.get(entry["_id"], 0) < entry.get("rev", 1):
+        if (rule.selects(entry) or entry["_id"] in held) and held.get(entry["_id"], 0) < entry.get("rev", 1):
             behind[(entry["_id"], entry.get("rev", 1))] = settled(entry) if settle else now
             if seen is not None and len(seen) < 10 * settings.CATALOGUE_BATCH_SIZE:
                 seen[entry["_id"]] = entry

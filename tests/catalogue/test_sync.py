@@ -224,3 +224,29 @@ def test_an_edit_that_takes_the_shot_key_away_takes_it_from_the_dataset_too(cata
     dataset = scicat.state.datasets[pid_of(entry)]
     assert dataset["runNumber"] == "" and "shot" not in dataset["scientificMetadata"]
     assert scicat.state.invalid == []
+
+
+def test_an_edit_that_takes_a_registered_entry_out_of_the_rules_filter_still_reaches_its_dataset(catalogued, scicat):
+    """The rule takes aluminium shots; the physicist corrects an entry to copper. Its dataset is in
+    SciCat already: left alone it went on saying "Al" for good. Found by the change log and by the
+    reconciliation alike; an entry never registered and not selected still is not sent."""
+    catalogued.rule.entry_filter = {"target": "Al"}
+    catalogued.rule.save()
+    entry = catalogued.entries.add(target="Al")
+    other = catalogued.entries.add(target="Cu")
+    sync_all()
+    assert list(scicat.state.datasets) == [pid_of(entry)]
+    catalogued.entries.edit(entry, target="Cu")
+    sync_all()
+    assert scicat.state.datasets[pid_of(entry)]["scientificMetadata"]["target"] == "Cu"
+    assert store.dataset(entry["_id"])["rev"] == 2
+    edited = shotsheet_selectors.entry(entry["_id"])
+    catalogued.entries.edit(edited, note="copper, really")
+    changes = mongo.database()["entry_changes"]  # its change never logged: the log's last one
+    changes.delete_one({"_id": changes.find_one({"entry": entry["_id"]}, sort=[("_id", -1)])["_id"]})
+    sync = sync_all()
+    assert "note" not in scicat.state.datasets[pid_of(entry)]["scientificMetadata"]
+    assert sync.reconcile() == 1
+    sync_all(sync)
+    assert scicat.state.datasets[pid_of(entry)]["scientificMetadata"]["note"] == "copper, really"
+    assert pid_of(other) not in scicat.state.datasets
