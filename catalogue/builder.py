@@ -75,11 +75,23 @@ def iso(moment: datetime) -> str:
 
 
 def quantity(value, unit: str):
-    """A number as SciCat wants it (it adds valueSI/unitSI); anything else, and a NaN or infinity
-    (`plain` made it text), as it is."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return value
-    return {"value": value, "unit": unit}
+    """A number as SciCat wants it (it adds valueSI/unitSI), and a series of numbers (a spectrum)
+    whose unit is named; anything else, and a NaN or infinity (`plain` made it text), as it is."""
+    if is_number(value) or (unit and isinstance(value, list) and value and all(map(is_number, value))):
+        return {"value": value, "unit": unit}
+    return value
+
+
+def is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def measured(values: dict, document: dict) -> dict:
+    """An event's or envelope's values, each number or series with the unit its `metadata.units` names."""
+    metadata = document.get("metadata")
+    units = metadata.get("units") if isinstance(metadata, dict) else None
+    units = units if isinstance(units, dict) else {}
+    return {metadata_key(key): quantity(plain(value), str(units.get(key, ""))) for key, value in values.items()}
 
 
 def metadata_key(name) -> str:
@@ -180,12 +192,7 @@ def event_metadata(events: list[dict]) -> dict:
         name = metadata_key(event.get("source") or event.get("kind") or "event")
         while name in collection:  # a second event of one source for the shot
             name += "+"
-        units = (event.get("metadata") or {}).get("units") or {}
-        values = {
-            metadata_key(key): quantity(plain(value), str(units.get(key, "")))
-            for key, value in (event.get("values") or {}).items()
-            if key != "files"
-        }
+        values = measured({k: v for k, v in (event.get("values") or {}).items() if k != "files"}, event)
         when = times.from_ns(event.get("laser_ts_ns"))
         collection[name] = {
             "kind": event.get("kind"),
@@ -276,6 +283,8 @@ def build(
     }
     if recipe.include_shot and shot:
         scientific["shot"] = {key: plain(value) for key, value in shot.items() if key != "laser_ts_ns"}
+        if isinstance(shot.get("values"), dict):
+            scientific["shot"]["values"] = measured(shot["values"], shot)
         when = times.from_ns(shot.get("laser_ts_ns"))
         if when:
             scientific["shot"]["laser_time"] = iso(when)

@@ -289,3 +289,29 @@ def test_the_daq_folder_placeholder_is_a_path_and_plain_values_pass():
     recipe = Recipe(source_folder_template="{daq_folder}/{shot_key}/{field_note} ü {field_target}")
     body = build(an_entry(values={"note": "run.7 {x} $y", "target": "Al"}), FIELDS, TARGET, recipe, entry_url="u")
     assert body.dataset["sourceFolder"] == "/daq/fast/LWFA-20251202-000042/run.7 {x} $y ü Al"
+
+
+def test_the_relay_records_values_and_an_events_series_keep_the_units_they_name():
+    """The shot's envelope names its units as the events do (`metadata.units`); a spectrum is a
+    list of numbers with one unit. Neither may reach SciCat as bare numbers."""
+    shot = {
+        "shot_key": "LWFA-20251202-000042",
+        "laser_ts_ns": LASER_NS,
+        "values": {"energy_J": 1.2, "mode": "burst", "spectrum": [1, 2.5]},
+        "metadata": {"units": {"energy_J": "J", "spectrum": "counts"}},
+    }
+    event = {**EVENTS[0], "values": {"spectrum": [3, 4.5], "bins": [1, 2]}, "metadata": {"units": {"spectrum": "pC"}}}
+    metadata = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", shot=shot, events=[event]).dataset[
+        "scientificMetadata"
+    ]
+    assert metadata["shot"]["values"] == {
+        "energy_J": {"value": 1.2, "unit": "J"},
+        "mode": "burst",
+        "spectrum": {"value": [1, 2.5], "unit": "counts"},
+    }
+    spectrometer = metadata["events"]["diagnostics"]["spectrometer"]
+    assert spectrometer["spectrum"] == {"value": [3, 4.5], "unit": "pC"}
+    assert spectrometer["bins"] == [1, 2]  # no unit named: as it was
+    odd = {**EVENTS[1], "metadata": {"units": ["J"]}, "values": {"exposure": 0.002}}  # a DAQ's own idea of units
+    camera = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", events=[odd]).dataset["scientificMetadata"]
+    assert camera["events"]["diagnostics"]["camera"]["exposure"] == {"value": 0.002, "unit": ""}
