@@ -19,7 +19,9 @@ from core import times
 
 from .templating import FIELD_PREFIX, render, render_path
 
-SCHEMA_VERSION = 2  # of the scientificMetadata layout below (`labbook.metadata_schema`); 2: events nested by collection
+# The scientificMetadata layout below (`labbook.metadata_schema`). 2: events nested by collection; 3: the
+# shot record's values and a series of numbers with their named units, a field keyed labbook/shot/events as field_<key>
+SCHEMA_VERSION = 3
 LABBOOK_NAMESPACE = uuid.UUID("5b0f3c7e-6c1a-4d35-9f4e-2f9b1a7d0c14")  # the UUIDv5 namespace of entry ids
 NUMERIC = {"integer", "float"}
 V4_REQUIRED = ("type", "ownerGroup", "contactEmail", "sourceFolder", "creationTime", "datasetName", "owner")
