@@ -154,3 +154,18 @@ def test_a_user_who_may_not_view_a_sheet_sees_neither_its_entries_status_nor_its
     browser.force_login(member)
     assert "is refused" in browser.get(f"/catalogue/entry/{bad['_id']}/").content.decode()
     assert bad["_id"] in browser.get("/catalogue/").content.decode()
+
+
+def test_a_rule_naming_a_field_the_sheet_does_not_have_is_not_saved(catalogued):
+    """A typo in the rule's fields ("enrgy") or filter ({"taget": "Al"}) would drop the energy from
+    every dataset, or select no entry ever, without a word."""
+    from django.core.exceptions import ValidationError
+
+    rule = catalogued.rule
+    rule.metadata_fields, rule.entry_filter = "energy, enrgy", {"taget": "Al"}
+    with pytest.raises(ValidationError) as refused:
+        rule.full_clean()
+    assert "enrgy" in str(refused.value.message_dict["metadata_fields"])
+    assert "taget" in str(refused.value.message_dict["entry_filter"])
+    rule.metadata_fields, rule.entry_filter = "energy, note", {"target": "Al"}
+    rule.full_clean()
