@@ -162,10 +162,9 @@ def entry_metadata(entry: dict, fields: list[dict], recipe: Recipe) -> dict:
     return metadata
 
 
-def shot_files(events: list[dict], listed_files: list[dict] = ()) -> list[dict]:
-    """Every file named by the shot's events or found in the listed folder, once per path (the
-    newest event's record wins: it may have a checksum a listing lacks)."""
-    files: dict[str, dict] = {item["path"]: item for item in listed_files}
+def event_files(events: list[dict]) -> list[dict]:
+    """Every file named by the shot's events, once per path (the newest event's record wins)."""
+    files: dict[str, dict] = {}
     for event in reversed(events):  # events come newest first
         for place in ("values", "metadata"):
             listed = (event.get(place) or {}).get("files")
@@ -224,8 +223,10 @@ def data_file(item: dict, source_folder: str, tz: str) -> dict:
 def datablocks(
     pid: str, files: list[dict], per_block: int, source_folder: str, tz: str, created: datetime
 ) -> list[dict]:
-    """The files in blocks of at most `per_block`; a file without its time takes the dataset's."""
-    listed = [data_file(item, source_folder, tz) for item in files]
+    """The files in blocks of at most `per_block`, each path once (the last record of it wins); a
+    file without its time takes the dataset's."""
+    described = (data_file(item, source_folder, tz) for item in files)
+    listed = list({item["path"]: item for item in described}.values())
     for item in listed:
         item["time"] = item["time"] or iso(created)
     return blocks_of(pid, listed, per_block)
@@ -292,7 +293,7 @@ def build(
             scientific["shot"]["laser_time"] = iso(when)
     if events:
         scientific["events"] = event_metadata(events)
-    files = shot_files(events, listed_files or [])
+    files = (listed_files or []) + event_files(events)  # an event's record of a listed file wins (its checksum)
     name = render(recipe.name_template, context).strip() or entry["_id"]
     described = {
         "datasetName": name,

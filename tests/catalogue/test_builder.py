@@ -315,3 +315,10 @@ def test_the_relay_records_values_and_an_events_series_keep_the_units_they_name(
     odd = {**EVENTS[1], "metadata": {"units": ["J"]}, "values": {"exposure": 0.002}}  # a DAQ's own idea of units
     camera = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", events=[odd]).dataset["scientificMetadata"]
     assert camera["events"]["diagnostics"]["camera"]["exposure"] == {"value": 0.002, "unit": ""}
+
+
+def test_one_file_named_by_its_full_path_and_relative_to_the_source_folder_is_listed_once():
+    named = [{"path": "/data/LWFA/20251202/42/spec.h5", "size": 1}, {"path": "spec.h5", "size": 1}]
+    event = {**EVENTS[1], "metadata": {"files": named[:1]}, "values": {"files": named[1:]}}
+    blocks = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", events=[event]).blocks
+    assert [item["path"] for block in blocks for item in block["dataFileList"]] == ["spec.h5"]
