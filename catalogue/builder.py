@@ -209,7 +209,10 @@ def data_file(item: dict, source_folder: str, tz: str) -> dict:
     folder = source_folder.rstrip("/") + "/"
     if path.startswith(folder):
         path = path[len(folder) :]
-    mtime = times.to_datetime(item.get("mtime"), tz)
+    mtime = item.get("mtime")
+    if isinstance(mtime, str) and mtime.strip().isascii() and mtime.strip().isdigit():
+        mtime = int(mtime)  # epoch s/ms/µs/ns sent as text, not ISO 8601
+    mtime = times.to_datetime(mtime, tz)
     described = {
         "path": path,
         "size": file_size(item.get("size")),

@@ -322,3 +322,12 @@ def test_one_file_named_by_its_full_path_and_relative_to_the_source_folder_is_li
     event = {**EVENTS[1], "metadata": {"files": named[:1]}, "values": {"files": named[1:]}}
     blocks = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", events=[event]).blocks
     assert [item["path"] for block in blocks for item in block["dataFileList"]] == ["spec.h5"]
+
+
+def test_a_file_time_sent_as_epoch_text_keeps_its_time():
+    """ "1764680402" (seconds, as text) is the file's time, not "unknown" (then the dataset's time)."""
+    files = [{"path": "/d/a", "size": 1, "mtime": "1764680402"}, {"path": "/d/b", "size": 1, "mtime": "1764680402500"}]
+    event = {**EVENTS[1], "values": {"files": files}, "metadata": {}}
+    blocks = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", events=[event]).blocks
+    times = {item["path"]: item["time"] for block in blocks for item in block["dataFileList"]}
+    assert times == {"/d/a": "2025-12-02T13:00:02.000000Z", "/d/b": "2025-12-02T13:00:02.500000Z"}
