@@ -418,6 +418,9 @@ def plan_for(rule: Rule, entry: dict, fields: list[dict] | None = None) -> Plan:
         events = watcher_selectors.events_for_shot(entry["shot_key"])
     if fields is None:
         fields = shotsheet_selectors.schema_fields(entry["sheet"], entry.get("schema_version", 0))
+    if not fields and entry.get("values"):  # sent so, the dataset would hold none of its values
+        version = f"{entry['sheet']} v{entry.get('schema_version')}"
+        raise Refused(f"not sent: the fields of schema version {version} are not stored beside the entries")
     try:
         return build(
             entry,
@@ -496,7 +499,10 @@ class Sync:
     def fields_of(self, entry: dict) -> list[dict]:
         key = (entry["sheet"], entry.get("schema_version", 0))
         if key not in self.fields:
-            self.fields[key] = shotsheet_selectors.schema_fields(*key)
+            fields = shotsheet_selectors.schema_fields(*key)
+            if not fields:  # not stored (yet): looked for again, not cached as "no fields"
+                return fields
+            self.fields[key] = fields
         return self.fields[key]
 
     def client(self, server: Server) -> Client:

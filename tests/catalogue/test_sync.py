@@ -250,3 +250,24 @@ def test_an_edit_that_takes_a_registered_entry_out_of_the_rules_filter_still_rea
     sync_all(sync)
     assert scicat.state.datasets[pid_of(entry)]["scientificMetadata"]["note"] == "copper, really"
     assert pid_of(other) not in scicat.state.datasets
+
+
+def test_an_entry_whose_schema_version_is_missing_beside_the_entries_is_refused_not_sent_without_values(
+    catalogued, scicat
+):
+    """The fields of a schema version are read from MongoDB's copy; a database restored without it
+    (or written before the copy existed) sent every dataset with no field value at all. Refused
+    with the reason, it goes with its values and units once the copy is back."""
+    entry = catalogued.entries.add(note="with units")
+    schemas = mongo.database()["schema_versions"]
+    saved = list(schemas.find({"sheet": catalogued.sheet.slug}))
+    schemas.delete_many({"sheet": catalogued.sheet.slug})
+    sync = sync_all()
+    assert scicat.state.datasets == {}
+    [job] = store.failed_jobs()
+    assert "fields of schema version shots v1 are not stored" in job["last_error"]
+    schemas.insert_many(saved)
+    assert store.requeue(job["_id"])
+    sync_all(sync)
+    metadata = scicat.state.datasets[pid_of(entry)]["scientificMetadata"]
+    assert metadata["energy"] == {"value": 1.5, "unit": "J"} and metadata["note"] == "with units"
