@@ -17,13 +17,16 @@ from zoneinfo import ZoneInfo
 
 from core import times
 
-from .templating import FIELD_PREFIX, render
+from .templating import FIELD_PREFIX, render, render_path
 
-SCHEMA_VERSION = 2  # of the scientificMetadata layout below (`labbook.metadata_schema`); 2: events nested by collection
+# The scientificMetadata layout below (`labbook.metadata_schema`). 2: events nested by collection; 3: the
+# shot record's values and a series of numbers with their named units, a field keyed labbook/shot/events as field_<key>
+SCHEMA_VERSION = 3
 LABBOOK_NAMESPACE = uuid.UUID("5b0f3c7e-6c1a-4d35-9f4e-2f9b1a7d0c14")  # the UUIDv5 namespace of entry ids
 NUMERIC = {"integer", "float"}
 V4_REQUIRED = ("type", "ownerGroup", "contactEmail", "sourceFolder", "creationTime", "datasetName", "owner")
 V3_REQUIRED = V4_REQUIRED + ("principalInvestigator", "creationLocation")
+OWN_KEYS = ("labbook", "shot", "events")  # labbook's own metadata keys: a field so named goes as field_<key>
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,23 @@ def iso(moment: datetime) -> str:
 
 
 def quantity(value, unit: str):
-    """A number as SciCat wants it (it adds valueSI/unitSI); anything else, and a NaN or infinity
-    (`plain` made it text), as it is."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return value
-    return {"value": value, "unit": unit}
+    """A number as SciCat wants it (it adds valueSI/unitSI), and a series of numbers (a spectrum)
+    whose unit is named; anything else, and a NaN or infinity (`plain` made it text), as it is."""
+    if is_number(value) or (unit and isinstance(value, list) and value and all(map(is_number, value))):
+        return {"value": value, "unit": unit}
+    return value
+
+
+def is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def measured(values: dict, document: dict) -> dict:
+    """An event's or envelope's values, each number or series with the unit its `metadata.units` names."""
+    metadata = document.get("metadata")
+    units = metadata.get("units") if isinstance(metadata, dict) else None
+    units = units if isinstance(units, dict) else {}
+    return {metadata_key(key): quantity(plain(value), str(units.get(key, ""))) for key, value in values.items()}
 
 
 def metadata_key(name) -> str:
@@ -103,9 +118,11 @@ def plain(value):
     return value
 
 
-def creation_time(entry: dict) -> datetime:
-    """The shot's laser time, else when the entry was made."""
-    return times.from_ns(entry.get("laser_ts_ns")) or entry["created"]
+def creation_time(entry: dict, shot: dict | None = None) -> datetime:
+    """The shot's laser time (the entry's, else the relay's record of its shot: an entry typed before
+    the relay had the shot has none of its own), else when the entry was made."""
+    laser_ns = entry.get("laser_ts_ns") or (shot or {}).get("laser_ts_ns")
+    return times.from_ns(laser_ns) or entry["created"]
 
 
 def template_context(entry: dict, recipe: Recipe, when: datetime, tz: str) -> dict:
@@ -141,7 +158,7 @@ def entry_metadata(entry: dict, fields: list[dict], recipe: Recipe) -> dict:
         if definition.get("type") in NUMERIC:
             value = quantity(value, definition.get("unit", ""))
         if value is not None:
-            metadata[key] = value
+            metadata[f"{FIELD_PREFIX}{key}" if key in OWN_KEYS else key] = value
     return metadata
 
 
@@ -158,6 +175,15 @@ def event_files(events: list[dict]) -> list[dict]:
     return list(files.values())
 
 
+def file_size(size) -> int:
+    """Bytes as a DAQ sends them (2048, 2048.0, "2048"); 0 when unknown or not a whole number."""
+    if isinstance(size, str) and size.strip().isascii() and size.strip().isdigit():
+        return int(size)
+    if isinstance(size, float) and size.is_integer() and size >= 0:
+        return int(size)
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0
+
+
 def event_metadata(events: list[dict]) -> dict:
     """Per collection and source, the values of the shot's events (numbers with the unit the
     event's `metadata.units` names, if any); the file lists go to the datablocks instead."""
@@ -167,12 +193,7 @@ def event_metadata(events: list[dict]) -> dict:
         name = metadata_key(event.get("source") or event.get("kind") or "event")
         while name in collection:  # a second event of one source for the shot
             name += "+"
-        units = (event.get("metadata") or {}).get("units") or {}
-        values = {
-            metadata_key(key): quantity(plain(value), str(units.get(key, "")))
-            for key, value in (event.get("values") or {}).items()
-            if key != "files"
-        }
+        values = measured({k: v for k, v in (event.get("values") or {}).items() if k != "files"}, event)
         when = times.from_ns(event.get("laser_ts_ns"))
         collection[name] = {
             "kind": event.get("kind"),
@@ -188,11 +209,13 @@ def data_file(item: dict, source_folder: str, tz: str) -> dict:
     folder = source_folder.rstrip("/") + "/"
     if path.startswith(folder):
         path = path[len(folder) :]
-    mtime = times.to_datetime(item.get("mtime"), tz)
-    size = item.get("size")
+    mtime = item.get("mtime")
+    if isinstance(mtime, str) and mtime.strip().isascii() and mtime.strip().isdigit():
+        mtime = int(mtime)  # epoch s/ms/µs/ns sent as text, not ISO 8601
+    mtime = times.to_datetime(mtime, tz)
     described = {
         "path": path,
-        "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
+        "size": file_size(item.get("size")),
         "time": iso(mtime) if mtime else None,
     }
     if isinstance(item.get("checksum"), str) and item["checksum"]:
@@ -203,8 +226,10 @@ def data_file(item: dict, source_folder: str, tz: str) -> dict:
 def datablocks(
     pid: str, files: list[dict], per_block: int, source_folder: str, tz: str, created: datetime
 ) -> list[dict]:
-    """The files in blocks of at most `per_block`; a file without its time takes the dataset's."""
-    listed = [data_file(item, source_folder, tz) for item in files]
+    """The files in blocks of at most `per_block`, each path once (the last record of it wins); a
+    file without its time takes the dataset's."""
+    described = (data_file(item, source_folder, tz) for item in files)
+    listed = list({item["path"]: item for item in described}.values())
     for item in listed:
         item["time"] = item["time"] or iso(created)
     return blocks_of(pid, listed, per_block)
@@ -245,9 +270,9 @@ def build(
     events = events if recipe.include_shot else []
     events = events or []
     pid = dataset_pid(entry["_id"], target.pid_prefix)
-    created = creation_time(entry)
+    created = creation_time(entry, shot if entry.get("shot_key") else None)
     context = template_context(entry, recipe, created, target.time_zone)
-    source_folder = render(recipe.source_folder_template, context) or f"/{entry['sheet']}"
+    source_folder = render_path(recipe.source_folder_template, context) or f"/{entry['sheet']}"
     if not source_folder.startswith("/"):
         source_folder = "/" + source_folder
     scientific = entry_metadata(entry, fields, recipe)
@@ -264,12 +289,14 @@ def build(
     }
     if recipe.include_shot and shot:
         scientific["shot"] = {key: plain(value) for key, value in shot.items() if key != "laser_ts_ns"}
+        if isinstance(shot.get("values"), dict):
+            scientific["shot"]["values"] = measured(shot["values"], shot)
         when = times.from_ns(shot.get("laser_ts_ns"))
         if when:
             scientific["shot"]["laser_time"] = iso(when)
     if events:
         scientific["events"] = event_metadata(events)
-    files = event_files(events) + (listed_files or [])
+    files = (listed_files or []) + event_files(events)  # an event's record of a listed file wins (its checksum)
     name = render(recipe.name_template, context).strip() or entry["_id"]
     described = {
         "datasetName": name,
@@ -290,7 +317,8 @@ def build(
         described["principalInvestigator"] = target.principal_investigator
     dataset = {"pid": pid, "type": "raw", **described}
     blocks = datablocks(pid, files, target.files_per_block, source_folder, target.time_zone, created)
-    return Plan(pid=pid, dataset=dataset, patch=described, blocks=blocks)
+    # a PATCH sets only what it holds: a shot key taken away must empty runNumber, not leave the old one
+    return Plan(pid=pid, dataset=dataset, patch={"runNumber": "", **described}, blocks=blocks)
 
 
 def missing_required(body: dict, api_version: str) -> list[str]:

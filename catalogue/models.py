@@ -115,8 +115,24 @@ class Rule(models.Model):
             not FIELD_KEY.match(str(key)) or isinstance(value, dict | list) for key, value in self.entry_filter.items()
         ):
             errors["entry_filter"] = 'An object of field keys and plain values, e.g. {"target": "Al"}.'
+        if self.sheet_id:  # a typo would drop a field from every dataset, or select no entry, without a word
+            known = self.field_keys()
+            for name, keys in (
+                ("metadata_fields", comma_list(self.metadata_fields)),
+                ("entry_filter", self.entry_filter),
+            ):
+                unknown = [key for key in keys if key not in known] if name not in errors else []
+                if unknown:
+                    errors[name] = f"The sheet has no field {', '.join(map(repr, unknown))}."
         if errors:
             raise ValidationError(errors)
+
+    def field_keys(self) -> set[str]:
+        """The keys of the sheet's fields, now and in every saved version."""
+        keys = set(self.sheet.fields.values_list("key", flat=True))
+        for fields in self.sheet.versions.values_list("fields", flat=True):
+            keys.update(field["key"] for field in fields)
+        return keys
 
     def selects(self, entry: dict) -> bool:
         if self.require_shot_key and not entry.get("shot_key"):

@@ -103,10 +103,12 @@ class Client:
         if response.status_code == 401 and self.username:
             self.renew(token)
             response = self._send(method, path, body, params)
-        if response.is_success or response.status_code == 404:
-            return response
+        if response.is_success or (response.status_code == 404 and method != "POST"):
+            return response  # a GET's or PATCH's 404 is "no such dataset", its caller's to judge
         if response.status_code == 409:
             raise Conflict(message_of(response), 409)
+        if response.status_code == 404:  # nothing to create under: the server's API root or version is wrong
+            raise Unavailable(f"{message_of(response)} (check the SciCat server's API root and version)", 404)
         if response.status_code in (401, 403, 408, 429) or response.status_code >= 500:
             raise Unavailable(message_of(response), response.status_code)
         raise Refused(message_of(response), response.status_code)

@@ -49,6 +49,7 @@ from . import contract, store
 from .builder import Plan, Recipe, Target, blocks_not_in, build, build_derived
 from .models import Rule, Server, comma_list
 from .scicat import Client, Conflict, Refused, Unavailable
+from .templating import TemplateError
 
 log = logging.getLogger(__name__)
 SCAN_LIMIT = 2000  # changes read per sheet and pass
@@ -192,7 +193,7 @@ def scan(
         changes = read_ahead(read, after + 1, limit, pool)
         jobs = {}
         for _, entry_id, entry in changes:
-            if entry is not None and rule.selects(entry):
+            if entry is not None and (rule.selects(entry) or registered(entry_id)):
                 jobs[(entry_id, entry.get("rev", 1))] = settled(entry) if settle else datetime.now(UTC)
                 if seen is not None:
                     seen[entry_id] = entry
@@ -203,6 +204,12 @@ def scan(
         if changes or generation != position["generation"]:
             store.save_scan_position(slug, last, generation or position["generation"])
     return done
+
+
+def registered(entry_id: str) -> bool:
+    """Whether the entry has a dataset: an edit that takes it out of its rule's filter must still
+    reach it (left alone, SciCat would keep the values it no longer has)."""
+    return store.dataset(entry_id) is not None
 
 
 class Waiting(Exception):
@@ -288,7 +295,7 @@ def enqueue_behind(slug: str, rule: Rule, held: dict[str, int], seen: dict | Non
     of them are left in `seen` (the sync then need not read them again). Returns the jobs enqueued."""
     behind, now = {}, datetime.now(UTC)
     for entry in shotsheet_selectors.sheet_entries(slug):
-        if rule.selects(entry) and held.get(entry["_id"], 0) < entry.get("rev", 1):
+        if (rule.selects(entry) or entry["_id"] in held) and held.get(entry["_id"], 0) < entry.get("rev", 1):
             behind[(entry["_id"], entry.get("rev", 1))] = settled(entry) if settle else now
             if seen is not None and len(seen) < 10 * settings.CATALOGUE_BATCH_SIZE:
                 seen[entry["_id"]] = entry
@@ -404,23 +411,29 @@ def listed_files(entry: dict, limit: int) -> list[dict]:
 
 def plan_for(rule: Rule, entry: dict, fields: list[dict] | None = None) -> Plan:
     shot, events = None, []
-    if rule.include_shot and entry.get("shot_key"):
-        if apps.is_installed("relay"):
-            shot = relay_selectors.shot(entry["shot_key"])
-        if apps.is_installed("watcher"):
-            events = watcher_selectors.events_for_shot(entry["shot_key"])
+    # the relay's record also dates an entry typed before the relay had its shot
+    if entry.get("shot_key") and (rule.include_shot or not entry.get("laser_ts_ns")) and apps.is_installed("relay"):
+        shot = relay_selectors.shot(entry["shot_key"])
+    if rule.include_shot and entry.get("shot_key") and apps.is_installed("watcher"):
+        events = watcher_selectors.events_for_shot(entry["shot_key"])
     if fields is None:
         fields = shotsheet_selectors.schema_fields(entry["sheet"], entry.get("schema_version", 0))
-    return build(
-        entry,
-        fields,
-        target(rule.server),
-        recipe(rule),
-        entry_url=entry_url(rule.server, entry),
-        shot=shot,
-        events=events,
-        listed_files=listed_files(entry, settings.CATALOGUE_MAX_LISTED_FILES),
-    )
+    if not fields and entry.get("values"):  # sent so, the dataset would hold none of its values
+        version = f"{entry['sheet']} v{entry.get('schema_version')}"
+        raise Refused(f"not sent: the fields of schema version {version} are not stored beside the entries")
+    try:
+        return build(
+            entry,
+            fields,
+            target(rule.server),
+            recipe(rule),
+            entry_url=entry_url(rule.server, entry),
+            shot=shot,
+            events=events,
+            listed_files=listed_files(entry, settings.CATALOGUE_MAX_LISTED_FILES),
+        )
+    except TemplateError as exc:  # fixed in the entry or the rule, then queued again: not retried for ever
+        raise Refused(f"not sent: {exc}") from None
 
 
 def checked(plan: Plan, api_version: str) -> Plan:
@@ -486,7 +499,10 @@ class Sync:
     def fields_of(self, entry: dict) -> list[dict]:
         key = (entry["sheet"], entry.get("schema_version", 0))
         if key not in self.fields:
-            self.fields[key] = shotsheet_selectors.schema_fields(*key)
+            fields = shotsheet_selectors.schema_fields(*key)
+            if not fields:  # not stored (yet): looked for again, not cached as "no fields"
+                return fields
+            self.fields[key] = fields
         return self.fields[key]
 
     def client(self, server: Server) -> Client:

@@ -44,3 +44,15 @@ def names(template: str) -> list[str]:
 def render(template: str, context: dict) -> str:
     """The template filled in; a placeholder without a value becomes empty text."""
     return template.format_map({name: "" if context.get(name) is None else context[name] for name in names(template)})
+
+
+def render_path(template: str, context: dict) -> str:
+    """A sourceFolder: as `render`, but no value walks out of the rule's folder (`..`) or holds a
+    line break, and a value typed into the entry (a field, the shot key) adds no level (`/`):
+    SciCat's archiver archives and retrieves the folder a dataset names."""
+    for name in names(template):
+        text = "" if context.get(name) is None else str(context[name])
+        typed = name == "shot_key" or name.startswith(FIELD_PREFIX)
+        if ".." in text.split("/") or (typed and "/" in text) or not text.isprintable():
+            raise TemplateError(f"sourceFolder: {{{name}}} is {text!r}, which is not a folder name (no '/', '..')")
+    return render(template, context)

@@ -4,10 +4,13 @@ message and, for staff, a button to try again after the fix)."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 from pymongo.errors import PyMongoError
+
+from shotsheet import selectors as shotsheet_selectors
 
 from . import selectors, store
 from .models import Rule
@@ -31,6 +34,11 @@ def overview(request):
     except PyMongoError as exc:
         unavailable = f"The database cannot be reached ({type(exc).__name__})."
         return render(request, "catalogue/overview.html", {"unavailable": unavailable})
+    # a sheet's jobs only to who may view the sheet (SciCat's messages quote names and values)
+    visible = {sheet.slug for sheet in shotsheet_selectors.visible_sheets(request.user)}
+    failures, retried = (
+        [job for job in jobs if not job.get("sheet") or job["sheet"] in visible] for jobs in (failures, retried)
+    )
     for job in failures + retried:
         job["link"] = job_link(job)
     rules = Rule.objects.select_related("sheet", "server")
@@ -43,6 +51,9 @@ def overview(request):
 def entry(request, entry_id: str):
     """An entry's SciCat status (the shot sheet's entry page can link here or call the selector)."""
     try:
+        found = shotsheet_selectors.entry(entry_id)
+        if found and shotsheet_selectors.visible_sheet(request.user, found["sheet"]) is None:
+            raise Http404("No such entry.")  # not even whether it exists, as the read API answers
         status = selectors.entry_status(entry_id)
     except PyMongoError as exc:
         status, unavailable = None, f"The database cannot be reached ({type(exc).__name__})."

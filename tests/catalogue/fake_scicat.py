@@ -31,6 +31,7 @@ class State:
     connections: set = field(default_factory=set)  # open client sockets, cut when the server stops
     server_errors: int = 0  # the next n requests (after login) answer 500
     proxy_pages: int = 0  # the next n requests (after login) answer 200 with a proxy's HTML page, not SciCat's
+    too_large: int = 0  # the next n requests (after login) answer 413, as a proxy's body size limit does
     listing_errors: int = 0  # the next n listings of a dataset's OrigDatablocks answer 503
     validate: bool = True  # off only for benchmarks (the schema check costs the server ~1 ms a body)
     delay: float = 0.0  # seconds each dataset request takes after its change is made (a real SciCat: 10-50 ms)
@@ -173,6 +174,9 @@ class Handler(BaseHTTPRequestHandler):
             if state.server_errors:
                 state.server_errors -= 1
                 return self.error(500, "Internal server error")
+            if state.too_large:
+                state.too_large -= 1
+                return self.error(413, "request entity too large", "Payload Too Large")
             if state.proxy_pages:
                 state.proxy_pages -= 1
                 return self.page(200, b"<html><body>Maintenance: back soon</body></html>")

@@ -10,6 +10,7 @@ from catalogue import contract
 from catalogue.builder import LABBOOK_NAMESPACE, Recipe, Target, build, dataset_pid
 from catalogue.scicat import Refused
 from catalogue.services import checked
+from catalogue.templating import TemplateError
 
 from . import openapi
 
@@ -227,3 +228,106 @@ def test_metadata_keys_are_searchable_paths_in_scicat():
     camera = events["diag/v2"]["camera"]
     assert camera["E/peak"] == {"value": 1.0, "unit": ""} and camera["_$where"] == "x" and camera["fit"] == {"a/b": 2}
     assert events["diagnostics"]["spectrometer"]["peak"] == {"value": 230.5, "unit": "MeV"}
+
+
+def test_a_file_named_by_an_event_and_found_in_the_listed_folder_is_listed_once():
+    """The DAQ's event names the frame it wrote, and the profile's folder listing finds it too: SciCat
+    must list it once (the event's record, which has its checksum), not twice."""
+    event = {**EVENTS[0], "values": {"files": [{"path": "/daq/fast/a.h5", "size": 10, "checksum": "sha256:ab"}]}}
+    listed = [{"path": "/daq/fast/a.h5", "size": 10, "mtime": LASER_NS}, {"path": "/daq/fast/b.h5", "size": 2}]
+    blocks = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", events=[event], listed_files=listed).blocks
+    files = [item for block in blocks for item in block["dataFileList"]]
+    assert sorted(item["path"] for item in files) == ["/daq/fast/a.h5", "/daq/fast/b.h5"]
+    assert next(item for item in files if item["path"] == "/daq/fast/a.h5")["chk"] == "sha256:ab"
+    assert sum(block["size"] for block in blocks) == 12
+
+
+def test_a_file_size_sent_as_a_float_or_text_keeps_its_value():
+    """A DAQ written in JavaScript or LabVIEW sends 2048.0, a CSV-fed one "2048": not a size of 0."""
+    sizes = [2048.0, "2048", 3 * 1024**3 + 0.0, -1, "²", True, 1.5]
+    event = {**EVENTS[0], "values": {"files": [{"path": f"/d/{i}", "size": s} for i, s in enumerate(sizes)]}}
+    blocks = build(an_entry(), FIELDS, Target(), RECIPE, entry_url="u", events=[event]).blocks
+    size = {item["path"]: item["size"] for block in blocks for item in block["dataFileList"]}
+    assert size == {"/d/0": 2048, "/d/1": 2048, "/d/2": 3 * 1024**3, "/d/3": 0, "/d/4": 0, "/d/5": 0, "/d/6": 0}
+    assert all(type(value) is int for value in size.values())
+
+
+def test_creation_time_is_the_shots_laser_time_when_only_the_relay_record_has_it():
+    """An entry typed before the relay had its shot has no laser time of its own; the relay's record
+    has it by the time the dataset is built. The entry's save time (minutes later, maybe the next
+    day) would date the dataset and its day folder wrong."""
+    shot = {"shot_key": "LWFA-20251202-000042", "laser_ts_ns": LASER_NS}
+    entry = an_entry(laser_ts_ns=None, created=datetime(2025, 12, 3, 0, 10, tzinfo=UTC))
+    body = build(entry, FIELDS, TARGET, RECIPE, entry_url="u", shot=shot).dataset
+    assert body["creationTime"] == "2025-12-02T13:00:00.123456Z"
+    assert body["sourceFolder"] == "/data/LWFA/20251202/42"
+
+
+@pytest.mark.parametrize("key", ["labbook", "events", "shot"])
+def test_a_field_named_like_labbooks_own_metadata_keeps_its_value(key):
+    """A sheet field keyed `events` (say, the number of events a detector counted) must not be
+    replaced by the shot's events, nor a `labbook` field by the link back."""
+    fields = [*FIELDS, {"key": key, "label": key, "type": "integer", "unit": "counts"}]
+    entry = an_entry(values={"energy": 1.5, key: 17})
+    metadata = build(entry, fields, TARGET, RECIPE, entry_url="u", shot={"shot_key": "k"}, events=EVENTS).dataset[
+        "scientificMetadata"
+    ]
+    assert metadata[f"field_{key}"] == {"value": 17, "unit": "counts"}
+    assert metadata["labbook"]["entry_id"] == entry["_id"] and "spectrometer" in metadata["events"]["diagnostics"]
+
+
+@pytest.mark.parametrize("note", ["../../etc", "..", "run/7", "a\nb"])
+def test_a_typed_value_cannot_move_the_source_folder_elsewhere(note):
+    """sourceFolder tells SciCat's archiver what to archive and where to retrieve to: a value typed
+    into a sheet must not walk out of the rule's folder (`..`) or add levels to it (`/`)."""
+    recipe = Recipe(source_folder_template="/data/{experiment}/{field_note}")
+    with pytest.raises(TemplateError, match=r"\{field_note\}"):
+        build(an_entry(values={"note": note}), FIELDS, TARGET, recipe, entry_url="u")
+
+
+def test_the_daq_folder_placeholder_is_a_path_and_plain_values_pass():
+    recipe = Recipe(source_folder_template="{daq_folder}/{shot_key}/{field_note} ü {field_target}")
+    body = build(an_entry(values={"note": "run.7 {x} $y", "target": "Al"}), FIELDS, TARGET, recipe, entry_url="u")
+    assert body.dataset["sourceFolder"] == "/daq/fast/LWFA-20251202-000042/run.7 {x} $y ü Al"
+
+
+def test_the_relay_records_values_and_an_events_series_keep_the_units_they_name():
+    """The shot's envelope names its units as the events do (`metadata.units`); a spectrum is a
+    list of numbers with one unit. Neither may reach SciCat as bare numbers."""
+    shot = {
+        "shot_key": "LWFA-20251202-000042",
+        "laser_ts_ns": LASER_NS,
+        "values": {"energy_J": 1.2, "mode": "burst", "spectrum": [1, 2.5]},
+        "metadata": {"units": {"energy_J": "J", "spectrum": "counts"}},
+    }
+    event = {**EVENTS[0], "values": {"spectrum": [3, 4.5], "bins": [1, 2]}, "metadata": {"units": {"spectrum": "pC"}}}
+    metadata = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", shot=shot, events=[event]).dataset[
+        "scientificMetadata"
+    ]
+    assert metadata["shot"]["values"] == {
+        "energy_J": {"value": 1.2, "unit": "J"},
+        "mode": "burst",
+        "spectrum": {"value": [1, 2.5], "unit": "counts"},
+    }
+    spectrometer = metadata["events"]["diagnostics"]["spectrometer"]
+    assert spectrometer["spectrum"] == {"value": [3, 4.5], "unit": "pC"}
+    assert spectrometer["bins"] == [1, 2]  # no unit named: as it was
+    odd = {**EVENTS[1], "metadata": {"units": ["J"]}, "values": {"exposure": 0.002}}  # a DAQ's own idea of units
+    camera = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", events=[odd]).dataset["scientificMetadata"]
+    assert camera["events"]["diagnostics"]["camera"]["exposure"] == {"value": 0.002, "unit": ""}
+
+
+def test_one_file_named_by_its_full_path_and_relative_to_the_source_folder_is_listed_once():
+    named = [{"path": "/data/LWFA/20251202/42/spec.h5", "size": 1}, {"path": "spec.h5", "size": 1}]
+    event = {**EVENTS[1], "metadata": {"files": named[:1]}, "values": {"files": named[1:]}}
+    blocks = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", events=[event]).blocks
+    assert [item["path"] for block in blocks for item in block["dataFileList"]] == ["spec.h5"]
+
+
+def test_a_file_time_sent_as_epoch_text_keeps_its_time():
+    """ "1764680402" (seconds, as text) is the file's time, not "unknown" (then the dataset's time)."""
+    files = [{"path": "/d/a", "size": 1, "mtime": "1764680402"}, {"path": "/d/b", "size": 1, "mtime": "1764680402500"}]
+    event = {**EVENTS[1], "values": {"files": files}, "metadata": {}}
+    blocks = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", events=[event]).blocks
+    times = {item["path"]: item["time"] for block in blocks for item in block["dataFileList"]}
+    assert times == {"/d/a": "2025-12-02T13:00:02.000000Z", "/d/b": "2025-12-02T13:00:02.500000Z"}

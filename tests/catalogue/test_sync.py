@@ -210,3 +210,64 @@ def test_a_sheet_far_behind_is_read_whole_not_change_by_change(catalogued, scica
     catalogued.entries.add(note="live")
     sync_all()
     assert ("shots", 16) in read and len(scicat.state.datasets) == 13  # one change behind: read by itself
+
+
+def test_an_edit_that_takes_the_shot_key_away_takes_it_from_the_dataset_too(catalogued, scicat):
+    """A PATCH sets only the fields it holds: without a runNumber the dataset went on naming the
+    shot the physicist had just said the entry is not about."""
+    entry = catalogued.entries.add(shot_key="LWFA-20261202-000007")
+    sync_all()
+    assert scicat.state.datasets[pid_of(entry)]["runNumber"] == "LWFA-20261202-000007"
+    edited = catalogued.entries.edit(entry, note="not that shot")  # the fixture's edit clears the shot key
+    assert edited["shot_key"] is None
+    sync_all()
+    dataset = scicat.state.datasets[pid_of(entry)]
+    assert dataset["runNumber"] == "" and "shot" not in dataset["scientificMetadata"]
+    assert scicat.state.invalid == []
+
+
+def test_an_edit_that_takes_a_registered_entry_out_of_the_rules_filter_still_reaches_its_dataset(catalogued, scicat):
+    """The rule takes aluminium shots; the physicist corrects an entry to copper. Its dataset is in
+    SciCat already: left alone it went on saying "Al" for good. Found by the change log and by the
+    reconciliation alike; an entry never registered and not selected still is not sent."""
+    catalogued.rule.entry_filter = {"target": "Al"}
+    catalogued.rule.save()
+    entry = catalogued.entries.add(target="Al")
+    other = catalogued.entries.add(target="Cu")
+    sync_all()
+    assert list(scicat.state.datasets) == [pid_of(entry)]
+    catalogued.entries.edit(entry, target="Cu")
+    sync_all()
+    assert scicat.state.datasets[pid_of(entry)]["scientificMetadata"]["target"] == "Cu"
+    assert store.dataset(entry["_id"])["rev"] == 2
+    edited = shotsheet_selectors.entry(entry["_id"])
+    catalogued.entries.edit(edited, note="copper, really")
+    changes = mongo.database()["entry_changes"]  # its change never logged: the log's last one
+    changes.delete_one({"_id": changes.find_one({"entry": entry["_id"]}, sort=[("_id", -1)])["_id"]})
+    sync = sync_all()
+    assert "note" not in scicat.state.datasets[pid_of(entry)]["scientificMetadata"]
+    assert sync.reconcile() == 1
+    sync_all(sync)
+    assert scicat.state.datasets[pid_of(entry)]["scientificMetadata"]["note"] == "copper, really"
+    assert pid_of(other) not in scicat.state.datasets
+
+
+def test_an_entry_whose_schema_version_is_missing_beside_the_entries_is_refused_not_sent_without_values(
+    catalogued, scicat
+):
+    """The fields of a schema version are read from MongoDB's copy; a database restored without it
+    (or written before the copy existed) sent every dataset with no field value at all. Refused
+    with the reason, it goes with its values and units once the copy is back."""
+    entry = catalogued.entries.add(note="with units")
+    schemas = mongo.database()["schema_versions"]
+    saved = list(schemas.find({"sheet": catalogued.sheet.slug}))
+    schemas.delete_many({"sheet": catalogued.sheet.slug})
+    sync = sync_all()
+    assert scicat.state.datasets == {}
+    [job] = store.failed_jobs()
+    assert "fields of schema version shots v1 are not stored" in job["last_error"]
+    schemas.insert_many(saved)
+    assert store.requeue(job["_id"])
+    sync_all(sync)
+    metadata = scicat.state.datasets[pid_of(entry)]["scientificMetadata"]
+    assert metadata["energy"] == {"value": 1.5, "unit": "J"} and metadata["note"] == "with units"

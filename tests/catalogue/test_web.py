@@ -134,3 +134,38 @@ def test_pending_says_how_many_are_only_looks_for_late_files(admin_client, catal
     store.enqueue_files("shots", {store.files_job_id("e0", "l1"): ("e0", 1, datetime.now(UTC))})
     html = admin_client.get("/catalogue/").content.decode()
     assert '<dd class="col-sm-10" id="pending">2 <span class="text-muted">(1 of them look again' in html
+
+
+def test_a_user_who_may_not_view_a_sheet_sees_neither_its_entries_status_nor_its_refusals(db, catalogued, refused):
+    """The sheet's own pages refuse such a user; the catalogue's must not show its entry ids and
+    SciCat's messages (which quote the dataset's name and values) instead."""
+    from django.contrib.auth.models import Group
+
+    good, bad = refused
+    catalogued.sheet.view_groups.add(Group.objects.create(name="laser team"))
+    outsider = get_user_model().objects.create_user("eve", password="pw-for-the-test-1")
+    browser = Client()
+    browser.force_login(outsider)
+    assert browser.get(f"/catalogue/entry/{bad['_id']}/").status_code == 404
+    html = browser.get("/catalogue/").content.decode()
+    assert bad["_id"] not in html and "is refused" not in html
+    member = get_user_model().objects.create_user("bo", password="pw-for-the-test-1")
+    member.groups.add(Group.objects.get(name="laser team"))
+    browser.force_login(member)
+    assert "is refused" in browser.get(f"/catalogue/entry/{bad['_id']}/").content.decode()
+    assert bad["_id"] in browser.get("/catalogue/").content.decode()
+
+
+def test_a_rule_naming_a_field_the_sheet_does_not_have_is_not_saved(catalogued):
+    """A typo in the rule's fields ("enrgy") or filter ({"taget": "Al"}) would drop the energy from
+    every dataset, or select no entry ever, without a word."""
+    from django.core.exceptions import ValidationError
+
+    rule = catalogued.rule
+    rule.metadata_fields, rule.entry_filter = "energy, enrgy", {"taget": "Al"}
+    with pytest.raises(ValidationError) as refused:
+        rule.full_clean()
+    assert "enrgy" in str(refused.value.message_dict["metadata_fields"])
+    assert "taget" in str(refused.value.message_dict["entry_filter"])
+    rule.metadata_fields, rule.entry_filter = "energy, note", {"target": "Al"}
+    rule.full_clean()
