@@ -3,10 +3,10 @@
 FerretDB answers only `_id` look-ups from an index (README, Design), so the query "the jobs due,
 earliest first" scans the whole outbox: with 20,000 jobs queued (a rule newly enabled on a big
 sheet) each batch's read took ~1 s and its `$in` removal another, 11 ms a job. The sync reads the
-outbox whole once, at its start, and keeps this schedule: the jobs it enqueues itself are added
-as it writes them, a retried one moves, a refused one is noted, a done one goes, and MongoDB is
-written by `_id` only. What other processes change (a re-queue on the web page, "register now") is
-read again whole when they say so, and every CATALOGUE_OUTBOX_REFRESH_SECONDS (`Sync.read_outbox`).
+outbox whole once, at its start, and keeps this schedule: the jobs it enqueues itself are added as
+it writes them, a retried one moves, a refused one is noted, a done one goes (`store.jobs_done`).
+What other processes change (a re-queue on the web page, "register now") is read again whole when
+they say so, and every CATALOGUE_OUTBOX_REFRESH_SECONDS (`Sync.read_outbox`).
 """
 
 from __future__ import annotations
@@ -92,12 +92,13 @@ class Schedule:
             self.taken.pop(job.id, None)
             self.failed.add(job.id)
 
+    def __len__(self) -> int:
+        """The jobs in the outbox as far as this process knows: pending (waiting or taken) and refused."""
+        with self.lock:
+            return len(self.waiting) + len(self.taken) + len(self.failed)
+
     def next_due(self) -> datetime | None:
         with self.lock:
             while self.heap and self.waiting.get(self.heap[0][2], (None,))[0] != self.heap[0][1]:
                 heapq.heappop(self.heap)  # stale
             return self.heap[0][0] if self.heap else None
-
-    def __len__(self) -> int:
-        with self.lock:
-            return len(self.waiting) + len(self.taken)

@@ -498,7 +498,7 @@ class Sync:
         with self.lock:
             store.datasets_created(list(self.created.values()))
             self.created.clear()
-            store.jobs_done(self.finished)
+            store.jobs_done(self.finished, outbox_size=len(self.schedule) + len(self.finished))
             self.finished.clear()
 
     def read_outbox(self) -> None:
@@ -510,8 +510,12 @@ class Sync:
         age = time.monotonic() - self.outbox_read if self.outbox_read is not None else None
         if age is not None and age < settings.CATALOGUE_OUTBOX_REFRESH_SECONDS and marker == self.outbox_marker:
             return
-        self.schedule.load(*store.outbox())
+        started = time.monotonic()
+        pending, failed = store.outbox()
+        self.schedule.load(pending, failed)
         self.outbox_read, self.outbox_marker = time.monotonic(), marker
+        seconds = self.outbox_read - started
+        log.info("catalogue: outbox read whole, %d pending, %d refused, %.2f s", len(pending), len(failed), seconds)
 
     def schedule_new(self, jobs: list[store.Job]) -> None:
         """Jobs this process enqueued: in its schedule at once (the outbox is not read again for them)."""
