@@ -127,7 +127,7 @@ def job(job_id_: str) -> dict | None:
 
 
 def outbox() -> tuple[list[Job], list[str]]:
-    """The whole outbox in one read (a scan: 2 s for 20,000 jobs on FerretDB): the pending jobs,
+    """The whole outbox in one read (a scan: 2-3 s for 20,000 jobs on FerretDB): the pending jobs,
     and the ids of the refused ones."""
     pending, failed = [], []
     fields = {"entry": 1, "sheet": 1, "rev": 1, "attempts": 1, "kind": 1, "next_try": 1, "status": 1}
@@ -150,7 +150,7 @@ def jobs_done(job_ids: list[str], outbox_size: int) -> None:
         mongo.database()[JOBS].bulk_write([DeleteOne({"_id": job_id_}) for job_id_ in job_ids], ordered=False)
 
 
-OUTBOX = "~outbox"  # in SCANS: changed by a process other than catalogue_sync (no sheet has this slug)
+OUTBOX = "~outbox"  # the marker in SCANS a process moves when it changed the outbox (no sheet has this slug)
 
 
 def outbox_marker() -> str | None:
