@@ -2,6 +2,7 @@
 same client in the same run, and the outbox's own cost per job.
 
     .venv/bin/python benchmarks/catalogue.py [--entries N] [--validate] [--server-in-process] [--latency-ms T]
+    .venv/bin/python benchmarks/catalogue.py --backlog N [--entries N]
 
 The local SciCat runs in a process of its own, as a real one does (`--server-in-process`: in a
 thread of this one, where its Python competes with the sync for the GIL). Measured, in this order:
@@ -17,6 +18,13 @@ and logged in, and one body checked, before the clock starts. The server does no
 against the OpenAPI schemas unless --validate (that would cost it ~1 ms a request in every run and
 hide our own cost), and answers at once unless --latency-ms (a real SciCat takes 10-50 ms a
 request). The last line is one JSON object.
+
+The outbox alone (enqueue, find the due jobs, remove them; no HTTP, no build) is measured two ways
+in the same run: as catalogue_sync works it (its in-memory schedule, removals by `_id`:
+catalogue/schedule.py) and the way it did before (a query for the due jobs and a removal by `$in`
+per batch of 100, which FerretDB answers by scanning the outbox). `--backlog N` measures only that,
+for --entries jobs with N others queued already (a rule newly enabled on a big sheet), and the
+schedule's whole read of the outbox (at the sync's start and every CATALOGUE_OUTBOX_REFRESH_SECONDS).
 """
 
 import argparse
@@ -49,6 +57,7 @@ from django.core.management import call_command  # noqa: E402
 
 from catalogue import store  # noqa: E402
 from catalogue.models import Rule  # noqa: E402
+from catalogue.schedule import Schedule  # noqa: E402
 from catalogue.scicat import Client  # noqa: E402
 from catalogue.services import Sync, checked, plan_for, scan  # noqa: E402
 from core import mongo  # noqa: E402
@@ -123,6 +132,69 @@ def make_entries(sheet, version, n: int) -> list[dict]:
     return [create_entry(sheet, version, v, author="b", shot_key=None) for v in values]
 
 
+def outbox_by_schedule(n: int) -> tuple[float, float]:
+    """Seconds for n jobs enqueued, taken from the schedule and removed by `_id` in batches of 100,
+    as `Sync` does; and seconds for the schedule's whole read of the outbox before."""
+    started = time.perf_counter()
+    schedule = Schedule()
+    schedule.load(*store.outbox())
+    read = time.perf_counter() - started
+    started, done = time.perf_counter(), 0
+    schedule.add(store.enqueue("bench-outbox", [(f"bench-outbox-{uuid.uuid4().hex}", 1) for _ in range(n)]))
+    while done < n:
+        batch = schedule.take(100, store.datetime.now(store.UTC))
+        done_ids = [job.id for job in batch] + [older for job in batch for older in schedule.done(job)]
+        store.jobs_done(done_ids, outbox_size=len(schedule) + len(done_ids))
+        done += len(batch)
+    return time.perf_counter() - started, read
+
+
+def outbox_by_query(n: int) -> float:
+    """Seconds for n jobs enqueued, read as due and removed in batches of 100 the way the sync did
+    before its schedule: a query sorted by due time, a `delete_many` by `$in` (each scans the outbox
+    on FerretDB)."""
+    jobs = mongo.database()[store.JOBS]
+    started, done = time.perf_counter(), 0
+    store.enqueue("bench-outbox", [(f"bench-outbox-{uuid.uuid4().hex}", 1) for _ in range(n)])
+    while done < n:
+        due = {"status": store.PENDING, "next_try": {"$lte": store.datetime.now(store.UTC)}}
+        batch = [document["_id"] for document in jobs.find(due, {"_id": 1}).sort("next_try", 1).limit(100)]
+        jobs.delete_many({"_id": {"$in": batch}})
+        done += len(batch)
+    return time.perf_counter() - started
+
+
+def outbox_cost(n: int, backlog: int) -> dict:
+    """Both ways over the same outbox: `backlog` jobs queued first, n more worked off each way."""
+    for first in range(0, backlog, 10_000):
+        queued = range(first, min(first + 10_000, backlog))
+        store.enqueue("bench-backlog", [(f"bench-backlog-{i}", 1) for i in queued])
+    by_query = outbox_by_query(n)
+    by_schedule, read = outbox_by_schedule(n)
+    return {
+        "outbox_backlog": backlog,
+        "outbox_us_per_job": round(by_schedule / n * 1e6),
+        "outbox_by_query_us_per_job": round(by_query / n * 1e6),
+        "outbox_read_ms": round(read * 1e3),
+    }
+
+
+def backlog_only(n: int, backlog: int) -> None:
+    settings.MONGODB_DB = f"labbook_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        print(f"{backlog} jobs queued, then {n} jobs worked off each way …", flush=True)
+        result = {"jobs": n, **outbox_cost(n, backlog)}
+    finally:
+        mongo.drop_databases()
+    print(
+        f"outbox with {backlog} jobs queued, per job (enqueue + due + done, batches of 100): "
+        f"{result['outbox_by_query_us_per_job']} µs by query and $in, {result['outbox_us_per_job']} µs by the "
+        f"schedule; its whole read {result['outbox_read_ms']} ms (at the start, then every "
+        f"CATALOGUE_OUTBOX_REFRESH_SECONDS = {settings.CATALOGUE_OUTBOX_REFRESH_SECONDS:g} s)"
+    )
+    print(json.dumps(result))
+
+
 def timed_sync(rule: Rule, concurrency: int, profile: bool) -> tuple[Sync, float, float]:
     """`Sync.run_once` with this many threads: (the sync, wall seconds, this process's CPU seconds)."""
     settings.CATALOGUE_CONCURRENCY = concurrency
@@ -148,7 +220,11 @@ def main() -> None:
     parser.add_argument("--validate", action="store_true", help="the server checks each body (OpenAPI)")
     parser.add_argument("--server-in-process", action="store_true", help="the local SciCat in a thread of this process")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="each dataset request takes this long")
+    parser.add_argument("--backlog", type=int, help="only the outbox's cost a job, with this many jobs queued")
     options = parser.parse_args()
+    if options.backlog is not None:
+        backlog_only(options.entries, options.backlog)
+        return
     n, concurrency = options.entries, settings.CATALOGUE_CONCURRENCY
     call_command("migrate", verbosity=0)
     settings.MONGODB_DB = f"labbook_bench_{uuid.uuid4().hex[:8]}"
@@ -201,16 +277,8 @@ def main() -> None:
             scan({sheets[1].slug: rules[1]}, pool=pool)
             scanned = time.perf_counter() - started
 
-        # the outbox alone: enqueue, read due, remove (no HTTP, no build)
-        fake = [(f"bench-outbox-{i}", 1) for i in range(n)]
-        started = time.perf_counter()
-        store.enqueue("bench-outbox", fake)
-        jobs = []
-        while len(jobs) < n:
-            batch = store.due_jobs(100)
-            store.jobs_done(batch)
-            jobs += batch
-        outbox = time.perf_counter() - started
+        # the outbox alone: enqueue, read due, remove (no HTTP, no build), both ways
+        outbox = outbox_cost(n, backlog=0)
     finally:
         scicat.stop()
         mongo.drop_databases()
@@ -233,7 +301,8 @@ def main() -> None:
         "ratio_sequential": round(bare / sequential, 2),
         "sync_cpu_us_per_job": round(cpu / n * 1e6),
         "scan_us_per_entry": round(scanned / n * 1e6),
-        "outbox_us_per_job": round(outbox / n * 1e6),
+        "outbox_us_per_job": outbox["outbox_us_per_job"],
+        "outbox_by_query_us_per_job": outbox["outbox_by_query_us_per_job"],
     }
     # the ceiling: every process's CPU per registration (sequential: no thread handovers) spread
     # over all the machine's cores with nothing ever waiting, beside the bare POST's rate
@@ -257,7 +326,8 @@ def main() -> None:
         f"(target ≥ 0.5×), {r['ratio_to_concurrent_bare']}× the concurrent bare; sequential sync "
         f"{r['registered_per_s_sequential']}/s = {r['ratio_sequential']}×. This process's CPU "
         f"{r['sync_cpu_us_per_job']} µs/job, the scan alone {r['scan_us_per_entry']} µs/entry, the outbox alone "
-        f"(enqueue + due + done) {r['outbox_us_per_job']} µs/job"
+        f"(enqueue + due + done) {r['outbox_us_per_job']} µs/job "
+        f"({r['outbox_by_query_us_per_job']} µs by query and $in)"
     )
     print(json.dumps(result))
 

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+
+from shotsheet import selectors as shotsheet_selectors
+
 from . import store
 from .models import Server
+
+REVISIONS_LOOKED_UP = 10  # an entry's newest revisions SciCat lacks whose jobs the status reads, at most
 
 
 @dataclass(frozen=True)
@@ -32,9 +38,18 @@ class EntryStatus:
 def entry_status(entry_id: str) -> EntryStatus | None:
     """None when the entry is not (yet) part of the catalogue. A registered entry with a newer
     revision waiting reads "pending" (with the last failure, if it was tried; files still to send
-    do not count); a refused job reads "failed", with SciCat's message."""
+    do not count); a refused job reads "failed", with SciCat's message.
+
+    The jobs are read by `_id` (a query by entry would scan the outbox): those of the revisions
+    after the one SciCat has, and the listed folder's follow-ups (a job of an older revision leaves
+    the outbox when a newer one is done)."""
     record = store.dataset(entry_id)
-    jobs = store.jobs_of_entry(entry_id)
+    entry = shotsheet_selectors.entry(entry_id)
+    held = record["rev"] if record else 0
+    latest = entry.get("rev", 1) if entry else held + 1
+    revisions = range(max(held + 1, latest - REVISIONS_LOOKED_UP + 1), latest + 1)
+    follow_ups = len(settings.CATALOGUE_FOLLOW_UP_SECONDS) if record else 0
+    jobs = store.jobs_of_entry(entry_id, revisions, follow_ups)
     failed = [job for job in jobs if job["status"] == store.FAILED]
     # a files job (late files, a listed folder's follow-up minutes later) leaves a dataset registered
     pending = [job for job in jobs if job["status"] == store.PENDING and job.get("kind") != store.FILES]

@@ -48,6 +48,7 @@ from watcher import selectors as watcher_selectors
 from . import contract, store
 from .builder import Plan, Recipe, Target, blocks_not_in, build, build_derived
 from .models import Rule, Server, comma_list
+from .schedule import Schedule
 from .scicat import Client, Conflict, Refused, Unavailable
 from .templating import TemplateError
 
@@ -157,8 +158,12 @@ def read_ahead(read: Callable[[int], tuple | None], first: int, limit: int, pool
 
 @dataclass
 class ScanPass:
-    new: int = 0  # jobs enqueued
+    jobs: list[store.Job] = field(default_factory=list)  # enqueued
     more: bool = False  # a sheet has more changes than the pass's limit: scan again
+
+    @property
+    def new(self) -> int:
+        return len(self.jobs)
 
 
 def scan(
@@ -187,7 +192,7 @@ def scan(
 
         end = shotsheet_selectors.last_change(slug, after)
         if end - after >= max(settings.CATALOGUE_CATCH_UP_CHANGES, end // 4):
-            done.new += catch_up(slug, rule, seen, settle)
+            done.jobs += catch_up(slug, rule, seen, settle)
             store.save_scan_position(slug, end, generation or position["generation"])  # after the jobs, as below
             continue
         changes = read_ahead(read, after + 1, limit, pool)
@@ -198,7 +203,7 @@ def scan(
                 if seen is not None:
                     seen[entry_id] = entry
         # before the position: a crash between them re-enqueues, harmlessly
-        done.new += store.enqueue(slug, list(jobs), not_before=jobs)
+        done.jobs += store.enqueue(slug, list(jobs), not_before=jobs)
         done.more = done.more or len(changes) == limit
         last = changes[-1][0] if changes else after
         if changes or generation != position["generation"]:
@@ -272,12 +277,12 @@ def input_datasets(run: dict, rules: dict[str, Rule]) -> list[str]:
     return sorted(set(pids))
 
 
-def scan_simulations(seen: set[tuple[str, int]]) -> int:
+def scan_simulations(seen: set[tuple[str, int]]) -> list[store.Job]:
     """Enqueue a job for each simulation run (revision) extracted since the last scan, when a
     server registers simulations. `seen`: jobs this process enqueued already (the last run is
-    read again by the next scan, its time being the position)."""
+    read again by the next scan, its time being the position). Returns the jobs enqueued."""
     if not apps.is_installed("simulations") or simulation_server() is None:
-        return 0
+        return []
     from simulations import selectors as simulation_selectors
 
     runs = simulation_selectors.runs_changed_since(store.simulation_scan_position())
@@ -289,7 +294,9 @@ def scan_simulations(seen: set[tuple[str, int]]) -> int:
     return new
 
 
-def enqueue_behind(slug: str, rule: Rule, held: dict[str, int], seen: dict | None = None, settle: bool = True) -> int:
+def enqueue_behind(
+    slug: str, rule: Rule, held: dict[str, int], seen: dict | None = None, settle: bool = True
+) -> list[store.Job]:
     """A job for each selected entry of the sheet without its dataset or with a newer revision than
     SciCat has (`held`), from one streamed read of the sheet; the first CATALOGUE_BATCH_SIZE × 10
     of them are left in `seen` (the sync then need not read them again). Returns the jobs enqueued."""
@@ -302,7 +309,7 @@ def enqueue_behind(slug: str, rule: Rule, held: dict[str, int], seen: dict | Non
     return store.enqueue(slug, list(behind), not_before=behind)
 
 
-def catch_up(slug: str, rule: Rule, seen: dict | None, settle: bool) -> int:
+def catch_up(slug: str, rule: Rule, seen: dict | None, settle: bool) -> list[store.Job]:
     """A sheet far behind its change log (its rule just enabled, "register now", catalogue_sync
     down for days): one read of all its entries and one of the datasets recorded, instead of two
     reads by `_id` a change. On FerretDB those cost ~0.8 ms a change, a whole read ~0.06 ms an entry
@@ -314,7 +321,7 @@ def catch_up(slug: str, rule: Rule, seen: dict | None, settle: bool) -> int:
 CLOCK_MARGIN = timedelta(seconds=5)  # between the watcher's clock and the catalogue's, at most
 
 
-def scan_file_log(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT) -> int:
+def scan_file_log(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT) -> list[store.Job]:
     """Enqueue a files job for each registered entry of a shot whose events named files since the
     last scan: the watcher logs such shots in the order it stored them (`watcher.selectors.
     shots_with_files_logged`), read here by `_id` from a position kept in MongoDB, as the sheets'
@@ -325,7 +332,7 @@ def scan_file_log(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT)
     a log whose generation changed (a dropped or restored database) is read again from its start."""
     rules = rules if rules is not None else active_rules()
     if not rules or not apps.is_installed("watcher"):
-        return 0
+        return []
     position, generation = store.file_log_position(), watcher_selectors.file_log_generation()
     if position is None:
         after = watcher_selectors.file_log_end()
@@ -345,7 +352,7 @@ def scan_file_log(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT)
                     continue  # its dataset does not list its shot's events, or will list them itself
                 rev = entry.get("rev", 1)
                 jobs[entry["sheet"]][store.files_job_id(entry_id, f"e{number}")] = (entry_id, rev, datetime.now(UTC))
-    new = sum(store.enqueue_files(slug, sheet_jobs) for slug, sheet_jobs in jobs.items())
+    new = [job for slug, sheet_jobs in jobs.items() for job in store.enqueue_files(slug, sheet_jobs)]
     # before the position: a crash between them enqueues the same jobs again, ignored
     if position is None or number != position["number"] or generation != position["generation"]:
         store.save_file_log_position(number, generation or (position or {}).get("generation"))
@@ -370,25 +377,26 @@ def lists_folder(entry: dict) -> bool:
     return isinstance(config, dict) and bool(config.get("list_files")) and bool(config.get("data_folder"))
 
 
-def reconcile(rules: dict[str, Rule] | None = None) -> int:
+def reconcile(rules: dict[str, Rule] | None = None) -> list[store.Job]:
     """Every entry of the ruled sheets against the datasets recorded, not trusting the change log:
     a job for each selected entry without its dataset or with a newer revision than SciCat has (an
     entry stored by a process that died before logging its change, or whose log write failed).
     One read of each sheet's entries and one of the records; returns the jobs enqueued."""
     held = store.dataset_revisions()
-    new = sum(
-        enqueue_behind(slug, rule, held) for slug, rule in (rules if rules is not None else active_rules()).items()
-    )
+    rules = rules if rules is not None else active_rules()
+    new = [job for slug, rule in rules.items() for job in enqueue_behind(slug, rule, held)]
     if new:
-        log.warning("catalogue: %d entries were found by the reconciliation, not by the change log", new)
+        log.warning("catalogue: %d entries were found by the reconciliation, not by the change log", len(new))
     return new
 
 
 def enqueue_sheet(rule: Rule) -> int:
     """Every entry of the sheet again (the admin's "register now", so not waiting for shots to
-    settle): jobs already done are no-ops."""
+    settle): jobs already done are no-ops. A running catalogue_sync is told."""
     store.save_scan_position(rule.sheet.slug, 0, None)
-    return scan({rule.sheet.slug: rule}, settle=False).new
+    new = scan({rule.sheet.slug: rule}, settle=False).new
+    store.outbox_changed()
+    return new
 
 
 # --- the sync: one job, one dataset action -------------------------------------------------------
@@ -468,6 +476,12 @@ class Sync:
     batch's bookkeeping is written when all its workers have ended, before the next batch is read.
     Meanwhile the scan reads the next batch's worth of the change logs (`CATALOGUE_CONCURRENCY`
     reads at once on threads of its own), so FerretDB's round trips overlap SciCat's.
+
+    Which jobs are due comes from the sync's `Schedule`, not from a query (on FerretDB one scans
+    the outbox: ~1 s a batch with 20,000 jobs queued). It is read whole at the first pass, when
+    another process said it changed the outbox (`store.outbox_changed`: a re-queue, "register
+    now", a sync that stopped) and every CATALOGUE_OUTBOX_REFRESH_SECONDS; what this process
+    enqueues, retries, refuses or finishes it keeps up to date itself.
     """
 
     def __init__(self, stop: StopFlag | None = None, batch_size: int | None = None):
@@ -482,7 +496,11 @@ class Sync:
         self.fields: dict[tuple[str, int], list[dict]] = {}  # schema versions never change once written
         self.created: dict[str, dict] = {}  # dataset records not yet written
         self.scanned: dict[str, dict] = {}  # entries the scan just read
-        self.finished: list[store.Job] = []  # jobs done, not yet removed
+        self.finished: list[str] = []  # ids of jobs done (and of their earlier revisions), not yet removed
+        self.schedule = Schedule()
+        self.outbox_read: float | None = None  # when (monotonic) the schedule was last read whole
+        self.outbox_marker: str | None = None  # what `store.outbox_marker` said before that read
+        self.unannounced = False  # jobs enqueued here that other processes were not told of
         self.simulations_seen: set[tuple[str, int]] = set()  # simulation runs (revisions) enqueued
         self.outages = 0  # passes in a row that found SciCat unreachable
         self.reconciled: float | None = None  # when (monotonic) every entry was last compared
@@ -493,8 +511,32 @@ class Sync:
         with self.lock:
             store.datasets_created(list(self.created.values()))
             self.created.clear()
-            store.jobs_done(self.finished)
+            store.jobs_done(self.finished, outbox_size=len(self.schedule) + len(self.finished))
             self.finished.clear()
+
+    def read_outbox(self) -> None:
+        """The schedule from one read of the whole outbox, at the first pass, at the pass after
+        another process changed the outbox, and every CATALOGUE_OUTBOX_REFRESH_SECONDS (a change
+        nobody announced: a second sync's jobs, a sync killed before it could say so). Otherwise
+        one read by `_id`."""
+        marker = store.outbox_marker()  # before the jobs: a change between the two is read again next pass
+        age = time.monotonic() - self.outbox_read if self.outbox_read is not None else None
+        if age is not None and age < settings.CATALOGUE_OUTBOX_REFRESH_SECONDS and marker == self.outbox_marker:
+            return
+        started = time.monotonic()
+        pending, failed = store.outbox()
+        self.schedule.load(pending, failed)
+        self.outbox_read, self.outbox_marker = time.monotonic(), marker
+        seconds = self.outbox_read - started
+        log.info("catalogue: outbox read whole, %d pending, %d refused, %.2f s", len(pending), len(failed), seconds)
+
+    def schedule_new(self, jobs: list[store.Job]) -> None:
+        """Jobs this process enqueued: in its schedule at once (the outbox is not read again for them)."""
+        self.schedule.add(jobs)
+        self.unannounced = self.unannounced or bool(jobs)
+
+    def retry(self, job: store.Job, error: str, delay: timedelta) -> None:
+        self.schedule.add([store.retry_later(job, error, delay)])
 
     def fields_of(self, entry: dict) -> list[dict]:
         key = (entry["sheet"], entry.get("schema_version", 0))
@@ -513,10 +555,17 @@ class Sync:
             return self.clients[key]
 
     def close(self) -> None:
+        """Stop the threads and clients; tell another catalogue_sync (the long-running one after a
+        `--once`, or the admin's "register now") of the jobs this one enqueued and left."""
         for pool in (self.scanner, self.readers, self.pool):
             pool.shutdown()
         for client in self.clients.values():
             client.close()
+        if self.unannounced:
+            try:
+                store.outbox_changed()
+            except PyMongoError as exc:  # the other sync finds them at its next whole read anyway
+                log.warning("catalogue: could not tell other processes of the jobs enqueued (%s)", exc)
 
     @staticmethod
     def configured() -> bool:
@@ -526,7 +575,9 @@ class Sync:
     def reconcile(self) -> int:
         """`reconcile` now; the run loop calls it every CATALOGUE_RECONCILE_SECONDS."""
         self.reconciled = time.monotonic()
-        return reconcile()
+        jobs = reconcile()
+        self.schedule_new(jobs)
+        return len(jobs)
 
     def run(self) -> None:
         """Until stopped: scan, work off what is due, wait for the next due job or poll; now and
@@ -538,7 +589,7 @@ class Sync:
                     self.reconcile()
                 self.run_once()
                 pause = settings.CATALOGUE_POLL_SECONDS
-                upcoming = store.next_due()
+                upcoming = self.schedule.next_due()
                 if upcoming is not None:
                     pause = min(pause, max(0.0, (upcoming - datetime.now(UTC)).total_seconds()))
                 if self.outages:  # the whole sync backs off as a job does: not a request for every queued job
@@ -558,15 +609,19 @@ class Sync:
         rules = active_rules()
         simulations = simulation_server()  # read here: the workers touch no Django model
         self.scanned.clear()
-        scan_simulations(self.simulations_seen)
-        scan_file_log(rules)
+        self.read_outbox()
+        self.schedule_new(scan_simulations(self.simulations_seen))
+        self.schedule_new(scan_file_log(rules))
         scanning: Future | None = self.scan_ahead(rules)
         done = 0
         try:
             while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
-                more = scanning is not None and scanning.result().more  # this part of the logs is in the outbox
-                scanning = self.scan_ahead(rules) if more else None  # and the next is read while this batch works
-                jobs = store.due_jobs(self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done))
+                if scanning is not None:  # this part of the logs is in the outbox and the schedule
+                    scanned = scanning.result()
+                    self.schedule_new(scanned.jobs)
+                    scanning = self.scan_ahead(rules) if scanned.more else None  # the next read while this batch works
+                limit = self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done)
+                jobs = self.schedule.take(limit, datetime.now(UTC))
                 if not jobs:
                     if scanning is None:
                         break
@@ -577,8 +632,8 @@ class Sync:
                 if not reached:
                     break  # SciCat unavailable: the others wait for the backoff too
         finally:
-            if scanning is not None:
-                scanning.result()  # no scan outlives its pass (the next would read from the same position)
+            if scanning is not None:  # no scan outlives its pass (the next would read from the same position)
+                self.schedule_new(scanning.result().jobs)
         return done
 
     def scan_ahead(self, rules: dict[str, Rule]) -> Future:
@@ -613,6 +668,7 @@ class Sync:
         try:
             wait(futures)
         finally:
+            self.schedule.give_back()  # the jobs no worker got to, due as they were
             self.flush()
         done = sum(future.result() for future in futures)  # a worker's exception is raised here
         return done, not halt.is_set()
@@ -629,21 +685,22 @@ class Sync:
             else:
                 self.register(job, rule)
         except Waiting as exc:  # its inputs are not in SciCat yet: the job waits, the others go on
-            store.retry_later(job, str(exc), timedelta(seconds=settings.CATALOGUE_RETRY_MAX_SECONDS / 10))
+            self.retry(job, str(exc), timedelta(seconds=settings.CATALOGUE_RETRY_MAX_SECONDS / 10))
             self.stats.add(waiting=1)
             return True
         except Busy as exc:  # another process is on this dataset: this job waits, the others go on
-            store.retry_later(job, str(exc), timedelta(seconds=settings.CATALOGUE_RETRY_BASE_SECONDS))
+            self.retry(job, str(exc), timedelta(seconds=settings.CATALOGUE_RETRY_BASE_SECONDS))
             self.stats.add(retries=1)
             return True
         except Refused as exc:
             log.warning("catalogue: %s refused: %s", job.id, exc)
             store.fail(job, str(exc))
+            self.schedule.refused(job)
             self.stats.add(failed=1)
             return True
         except Unavailable as exc:
             delay = backoff(job.attempts)
-            store.retry_later(job, str(exc), timedelta(seconds=delay * random.uniform(0.75, 1.0)))
+            self.retry(job, str(exc), timedelta(seconds=delay * random.uniform(0.75, 1.0)))
             self.stats.add(retries=1)
             log.info("catalogue: %s not done, again in %.1f s: %s", job.id, delay, exc)
             return False
@@ -651,13 +708,12 @@ class Sync:
             raise  # the run loop waits for MongoDB
         except Exception as exc:  # a bug, or an answer no SciCat gives (a proxy's page): the others go on
             log.exception("catalogue: %s failed unexpectedly; tried again later", job.id)
-            store.retry_later(job, f"{type(exc).__name__}: {exc}", timedelta(seconds=backoff(job.attempts)))
+            self.retry(job, f"{type(exc).__name__}: {exc}", timedelta(seconds=backoff(job.attempts)))
             self.stats.add(retries=1)
             return True
+        older = self.schedule.done(job)  # the dataset holds a newer revision than these now
         with self.lock:
-            self.finished.append(job)
-        if job.rev > 1 and job.kind != store.FILES:  # a files job records no revision
-            store.drop_older_jobs(job.entry, job.rev)
+            self.finished += [job.id, *older]
         return True
 
     def register(self, job: store.Job, rule: Rule) -> None:
@@ -749,7 +805,7 @@ class Sync:
             store.files_job_id(job.entry, f"l{n}"): (job.entry, rev, now + timedelta(seconds=seconds))
             for n, seconds in enumerate(settings.CATALOGUE_FOLLOW_UP_SECONDS, start=1)
         }
-        store.enqueue_files(job.sheet, jobs)
+        self.schedule_new(store.enqueue_files(job.sheet, jobs))
 
     def send_late_files(self, job: store.Job, rule: Rule) -> None:
         """The files of a registered entry's dataset that SciCat does not list yet: an event that

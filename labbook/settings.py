@@ -319,6 +319,9 @@ CATALOGUE_BATCH_SIZE = int(os.environ.get("CATALOGUE_BATCH_SIZE", 100))  # jobs 
 # a real SciCat answers in 10-50 ms, so a sequential sync would wait on it most of the time.
 CATALOGUE_CONCURRENCY = max(1, int(os.environ.get("CATALOGUE_CONCURRENCY", 4)))
 CATALOGUE_POLL_SECONDS = float(os.environ.get("CATALOGUE_POLL_SECONDS", 1))  # new entries are seen this fast
+# catalogue_sync keeps the outbox's pending jobs in memory and reads it whole again this often (and
+# when another process, the web page's "Queue again" or "register now", says it changed it)
+CATALOGUE_OUTBOX_REFRESH_SECONDS = float(os.environ.get("CATALOGUE_OUTBOX_REFRESH_SECONDS", 60))
 CATALOGUE_RETRY_BASE_SECONDS = float(os.environ.get("CATALOGUE_RETRY_BASE_SECONDS", 1))  # first retry, then doubled
 CATALOGUE_RETRY_MAX_SECONDS = float(os.environ.get("CATALOGUE_RETRY_MAX_SECONDS", 300))
 # a dataset is sent this long after its shot (or its entry's save): the DAQ's files and events are in by then

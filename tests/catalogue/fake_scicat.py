@@ -100,10 +100,17 @@ class Handler(BaseHTTPRequestHandler):
     def body(self):
         return self.received
 
-    def read_body(self):
-        """Read before any answer: a body left unread would be taken for the next request."""
+    def read_body(self) -> bool:
+        """Read before any answer: a body left unread would be taken for the next request. False
+        when the client went away before all of it arrived (a sync killed -9 between a request's
+        headers and its body): a server drops such a request, it does not judge a body it never got."""
         length = int(self.headers.get("Content-Length") or 0)
-        self.received = json.loads(self.rfile.read(length) or b"null")
+        data = self.rfile.read(length)
+        if len(data) < length:
+            self.close_connection = True
+            return False
+        self.received = json.loads(data or b"null")
+        return True
 
     def authorised(self) -> bool:
         token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
@@ -123,7 +130,8 @@ class Handler(BaseHTTPRequestHandler):
         return not errors
 
     def route(self):
-        self.read_body()
+        if not self.read_body():
+            return
         dataset_request = "/datasets" in self.path or "/origdatablocks" in self.path
         if dataset_request:
             with self.state.lock:

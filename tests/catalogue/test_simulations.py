@@ -61,7 +61,7 @@ def test_a_run_waits_until_its_shot_is_in_scicat(simulations_registered, scicat,
     sync = Sync()
     sync.run_once()
     assert sync.stats.waiting == 1 and simulation_pid(run["_id"], "20.500.12345") not in scicat.state.datasets
-    [waiting] = [job for job in store.jobs_of_entry(run["_id"])]
+    [waiting] = store.jobs_of_entry(run["_id"], range(1, run["rev"] + 1))
     assert "waiting for SciCat to hold the datasets of shots " + SHOT in waiting["last_error"]
     scicat.state.refuse_names.clear()
     [failed] = store.failed_jobs()

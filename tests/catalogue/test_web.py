@@ -116,8 +116,9 @@ def test_jobs_being_retried_show_why_on_the_overview_and_the_entry(admin_client,
 
 def test_a_refused_or_retried_simulation_run_is_listed_not_a_server_error(admin_client, catalogued):
     """A simulation run's job has no sheet: its row links to the run, and the page still opens."""
-    store.enqueue("", [("run-refused", 1), ("run-retried", 1)], kind=store.SIMULATION)
-    jobs = {job.entry: job for job in store.due_jobs(10)}
+    jobs = {
+        job.entry: job for job in store.enqueue("", [("run-refused", 1), ("run-retried", 1)], kind=store.SIMULATION)
+    }
     store.fail(jobs["run-refused"], "400: inputDatasets must be an array")
     store.retry_later(jobs["run-retried"], "503: Service Unavailable", timedelta(minutes=5))
     page = admin_client.get("/catalogue/")
