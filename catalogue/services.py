@@ -256,17 +256,23 @@ def input_datasets(run: dict, rules: dict[str, Rule]) -> list[str]:
     """The pids of the datasets of the shots the run models: each entry of such a shot in a sheet
     the catalogue registers. A shot without such an entry is named in the run's metadata only; one
     whose entry is not registered yet makes the run wait (Waiting)."""
-    pids, waiting = [], []
+    pids, waiting, refused = [], [], []
     for shot_key in run.get("shot_keys") or []:
         for entry_id in shotsheet_selectors.entry_ids_of_shot(shot_key, list(rules)):
             entry = shotsheet_selectors.entry(entry_id)
             if entry is None or not rules[entry["sheet"]].selects(entry):
                 continue
             record = store.dataset(entry_id)
-            if record is None:
-                waiting.append(shot_key)
-            else:
+            if record is not None:
                 pids.append(record["pid"])
+                continue
+            job = store.job(store.job_id(entry_id, entry.get("rev", 1)))
+            if job and job["status"] == store.FAILED:  # it waits for somebody: say for whom, and why
+                refused.append(f"the dataset of shot {shot_key} (entry {entry_id}) was refused: {job['last_error']}")
+            else:
+                waiting.append(shot_key)
+    if refused:
+        raise Waiting(f"waiting until it is queued again and sent: {'; '.join(refused)}")
     if waiting:
         raise Waiting(f"waiting for SciCat to hold the datasets of shots {', '.join(sorted(set(waiting)))}")
     return sorted(set(pids))
