@@ -4,7 +4,7 @@ registered once, patched when extracted again, and waiting while a modelled shot
 import pytest
 
 from catalogue import contract, store
-from catalogue.builder import build_derived, simulation_pid
+from catalogue.builder import build_derived, iso, simulation_pid
 from catalogue.services import Sync
 from simulations.services import extract_runs
 from tests.simulations.runs import smilei_run, warpx_run
@@ -106,3 +106,89 @@ def test_the_derived_body_is_what_scicat_takes(tmp_path, mongo_db, version):
     assert errors(plan.dataset, DERIVED_CREATE[version]) == []
     if version == "v3":
         assert plan.dataset["investigator"] == "Ada"
+
+
+# --- review (session 22): what a run's files say reaches SciCat unchanged -----------------------------
+def test_a_runs_creation_time_is_when_it_ran_not_when_it_was_extracted(simulations_registered, scicat, tmp_path):
+    from zoneinfo import ZoneInfo
+
+    from django.conf import settings
+
+    warpx = extract(warpx_run(tmp_path / "w"))  # its openPMD series: date "2026-11-30 22:10:00 +0100"
+    smilei = extract(smilei_run(tmp_path / "s"))  # its Fields0.h5: "2026-11-30 23:00:00", no offset: the lab's
+    sync_all()
+    datasets = scicat.state.datasets
+    assert datasets[simulation_pid(warpx["_id"], "20.500.12345")]["creationTime"] == "2026-11-30T21:10:00.000000Z"
+    lab_time = __import__("datetime").datetime(2026, 11, 30, 23, tzinfo=ZoneInfo(settings.TIME_ZONE))
+    assert datasets[simulation_pid(smilei["_id"], "20.500.12345")]["creationTime"] == iso(lab_time)
+
+
+def test_a_run_without_a_written_date_is_dated_by_its_newest_file(tmp_path, mongo_db):
+    from catalogue.builder import Target, run_time
+
+    run = extract(warpx_run(tmp_path / "w"))
+    newest = max(item["mtime"] for item in run["files"])
+    undated = {**run, "series": [{**s, "date": ""} for s in run["series"]]}
+    plan = build_derived(undated, Target(), input_pids=[], run_url="")
+    assert plan.dataset["creationTime"] == iso(run_time(undated, "UTC")) and run_time(undated, "UTC").timestamp() == (
+        pytest.approx(newest, abs=1e-6)
+    )
+
+
+def test_the_meshes_keep_their_axes_offsets_and_components(simulations_registered, scicat, tmp_path):
+    run = extract(warpx_run(tmp_path / "w"))
+    sync_all()
+    [series] = scicat.state.datasets[simulation_pid(run["_id"], "20.500.12345")]["scientificMetadata"]["openpmd_series"]
+    electric = next(mesh for mesh in series["meshes"] if mesh["name"] == "E")
+    assert electric["axis_labels"] == ["z", "x"] and electric["components"] == ["x", "y", "z"]
+    assert electric["grid_spacing"] == {"value": [4e-8, 1.25e-6], "unit": "m"}  # z then x, as the labels say
+    assert electric["grid_offset"] == {"value": [-20e-6, -20e-6], "unit": "m"}
+    assert series["date"] == "2026-11-30 22:10:00 +0100" and series["author"] == "Ada Lovelace <ada@lab.example>"
+
+
+def test_a_smilei_run_keeps_its_reference_frequency_unit_and_its_outputs(simulations_registered, scicat, tmp_path):
+    run = extract(smilei_run(tmp_path / "s"))
+    sync_all()
+    dataset = scicat.state.datasets[simulation_pid(run["_id"], "20.500.12345")]
+    omega = dataset["jobParameters"]["Main/reference_angular_frequency_SI"]
+    assert omega["unit"] == "rad/s" and omega["value"] == pytest.approx(2.354564459e15)  # was "SMILEI normalised"
+    scientific = dataset["scientificMetadata"]
+    assert scientific["scalars"]["rows"] == 2 and scientific["scalars"]["last_time"]["unit"] == "1/ω_r"
+    [fields] = scientific["outputs"]
+    assert fields["file"] == "Fields0.h5" and fields["iterations"]["count"] == 3
+
+
+def test_a_run_waiting_for_a_refused_shot_says_it_was_refused(simulations_registered, scicat, tmp_path):
+    from datetime import timedelta
+
+    entry = simulations_registered.entries.add(shot_key=SHOT)
+    run = extract(warpx_run(tmp_path / "w"), shots=[SHOT])
+    scicat.state.refuse_names.add(f"Shots {SHOT}")  # the shot's dataset is refused, for good
+    sync = Sync()
+    sync.run_once()
+    [waiting] = store.jobs_of_entry(run["_id"])
+    store.retry_later(store.Job.of(waiting), "", timedelta(0))
+    sync.run_once()
+    [waiting] = store.jobs_of_entry(run["_id"])
+    assert waiting["status"] == store.PENDING  # queued again, the shot's dataset goes and so does the run
+    assert f"the dataset of shot {SHOT} (entry {entry['_id']}) was refused" in waiting["last_error"]
+    assert f"datasetName 'Shots {SHOT}' is refused" in waiting["last_error"]
+
+
+def test_a_huge_integer_parameter_is_stored_and_sent_exactly(simulations_registered, scicat, tmp_path):
+    folder = warpx_run(tmp_path / "w")
+    inputs = folder / "warpx_used_inputs"
+    inputs.write_text(inputs.read_text().replace("max_step = 200", "max_step = 100000000000000000000"))
+    run = extract(folder)  # beyond int64: MongoDB cannot hold it, the extraction ended with OverflowError
+    sync_all()
+    parameters = scicat.state.datasets[simulation_pid(run["_id"], "20.500.12345")]["jobParameters"]
+    assert parameters["max_step"] == {"value": "100000000000000000000", "unit": "steps"}
+
+
+def test_a_nan_in_a_runs_summary_goes_as_text_without_a_unit(tmp_path, mongo_db):
+    from catalogue.builder import Target
+
+    run = extract(warpx_run(tmp_path / "w"))
+    failed = {**run, "summary": {"a0": {"value": float("nan"), "unit": "1"}}}
+    plan = build_derived(failed, Target(), input_pids=[], run_url="")
+    assert plan.dataset["scientificMetadata"]["a0"] == "NaN"  # as an entry's NaN: no unit for SciCat to convert
