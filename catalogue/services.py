@@ -286,7 +286,9 @@ def scan_simulations(seen: set[tuple[str, int]]) -> int:
         return 0
     from simulations import selectors as simulation_selectors
 
-    runs = simulation_selectors.runs_changed_since(store.simulation_scan_position())
+    position = store.simulation_scan_position()
+    # `updated` is the extracting machine's clock: one behind the last run's would slip past the position
+    runs = simulation_selectors.runs_changed_since(position - CLOCK_MARGIN if position else None)
     fresh = [(run["_id"], run.get("rev", 1)) for run in runs if (run["_id"], run.get("rev", 1)) not in seen]
     new = store.enqueue("", fresh, kind=store.SIMULATION)
     seen.update(fresh)
@@ -317,7 +319,7 @@ def catch_up(slug: str, rule: Rule, seen: dict | None, settle: bool) -> int:
     return enqueue_behind(slug, rule, store.dataset_revisions(), seen, settle)
 
 
-CLOCK_MARGIN = timedelta(seconds=5)  # between the watcher's clock and the catalogue's, at most
+CLOCK_MARGIN = timedelta(seconds=5)  # between the watcher's (or an extraction's) clock and the catalogue's, at most
 
 
 def scan_file_log(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT) -> int:
@@ -385,9 +387,21 @@ def reconcile(rules: dict[str, Rule] | None = None) -> int:
     new = sum(
         enqueue_behind(slug, rule, held) for slug, rule in (rules if rules is not None else active_rules()).items()
     )
+    new += enqueue_runs_behind(held)
     if new:
         log.warning("catalogue: %d entries were found by the reconciliation, not by the change log", new)
     return new
+
+
+def enqueue_runs_behind(held: dict[str, int]) -> int:
+    """A job for each simulation run without its dataset or behind it, when a server registers
+    them: a run the scan missed (extracted on a machine whose clock is minutes behind) is found here."""
+    if not apps.is_installed("simulations") or simulation_server() is None:
+        return 0
+    from simulations import selectors as simulation_selectors
+
+    behind = [(run["_id"], run.get("rev", 1)) for run in simulation_selectors.runs_changed_since(None)]
+    return store.enqueue("", [job for job in behind if held.get(job[0], 0) < job[1]], kind=store.SIMULATION)
 
 
 def enqueue_sheet(rule: Rule) -> int:

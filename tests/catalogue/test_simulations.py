@@ -62,7 +62,7 @@ def test_a_run_waits_until_its_shot_is_in_scicat(simulations_registered, scicat,
     sync.run_once()
     assert sync.stats.waiting == 1 and simulation_pid(run["_id"], "20.500.12345") not in scicat.state.datasets
     [waiting] = [job for job in store.jobs_of_entry(run["_id"])]
-    assert "waiting for SciCat to hold the datasets of shots " + SHOT in waiting["last_error"]
+    assert waiting["last_error"].startswith("waiting") and SHOT in waiting["last_error"]  # pending or refused
     scicat.state.refuse_names.clear()
     [failed] = store.failed_jobs()
     store.requeue(failed["_id"])
@@ -192,3 +192,25 @@ def test_a_nan_in_a_runs_summary_goes_as_text_without_a_unit(tmp_path, mongo_db)
     failed = {**run, "summary": {"a0": {"value": float("nan"), "unit": "1"}}}
     plan = build_derived(failed, Target(), input_pids=[], run_url="")
     assert plan.dataset["scientificMetadata"]["a0"] == "NaN"  # as an entry's NaN: no unit for SciCat to convert
+
+
+def test_a_run_extracted_on_a_machine_whose_clock_is_behind_is_still_registered(
+    simulations_registered, scicat, tmp_path, mongo_db
+):
+    from datetime import timedelta
+
+    from catalogue.services import reconcile
+    from simulations import store as simulation_store
+
+    first = extract(warpx_run(tmp_path / "a"))
+    sync = sync_all()  # the scan's position: `first`'s extraction time
+    for name, behind in (("b", 2), ("c", 600)):  # extract_sim on an HPC login node, its clock 2 s / 10 min behind
+        run = extract(warpx_run(tmp_path / name))
+        mongo_db[simulation_store.SIMULATIONS].update_one(
+            {"_id": run["_id"]}, {"$set": {"updated": first["updated"] - timedelta(seconds=behind)}}
+        )
+    sync_all(sync)
+    assert len(scicat.state.datasets) == 2  # 2 s: the next scan looks CLOCK_MARGIN back
+    assert reconcile() == 1  # 10 min: the reconciliation compares every run's revision with SciCat's
+    sync_all(sync)
+    assert len(scicat.state.datasets) == 3 and store.counts() == {"registered": 3, "pending": 0, "failed": 0}
