@@ -647,7 +647,7 @@ class Sync:
             elif job.kind == store.FILES:
                 self.send_late_files(job, rule)
             else:
-                self.register(job, rule)
+                self.register(job, rule, simulations)
         except Waiting as exc:  # its inputs are not in SciCat yet: the job waits, the others go on
             store.retry_later(job, str(exc), timedelta(seconds=settings.CATALOGUE_RETRY_MAX_SECONDS / 10))
             self.stats.add(waiting=1)
@@ -680,7 +680,7 @@ class Sync:
             store.drop_older_jobs(job.entry, job.rev)
         return True
 
-    def register(self, job: store.Job, rule: Rule) -> None:
+    def register(self, job: store.Job, rule: Rule, simulations: Server | None = None) -> None:
         entry = self.scanned.pop(job.entry, None)
         if entry is None or entry.get("rev", 1) != job.rev:
             entry = shotsheet_selectors.entry(job.entry)
@@ -691,6 +691,12 @@ class Sync:
             lambda: shotsheet_selectors.entry(job.entry),
             rule.server,
         )
+        if simulations is not None and entry and entry.get("shot_key") and apps.is_installed("simulations"):
+            # a run of this shot registered before its entry was (typed the next morning) lacks it as an input
+            from simulations import selectors as simulation_selectors
+
+            runs = simulation_selectors.runs_of_shot(entry["shot_key"])
+            store.enqueue("", [(run["_id"], run.get("rev", 1)) for run in runs], kind=store.SIMULATION)
 
     def register_simulation(self, job: store.Job, rules: dict[str, Rule], server: Server | None) -> None:
         """A simulation run as a derived dataset whose inputs are the datasets of the shots it
@@ -705,7 +711,30 @@ class Sync:
             return build_derived(run, target(server), input_pids=input_datasets(run, rules), run_url=url)
 
         run = simulation_selectors.run(job.entry)
+        record = run and (self.created.get(job.entry) or store.dataset(job.entry))
+        if record and record["rev"] >= run.get("rev", 1) and record["blocks_sent"] >= record["blocks"]:
+            self.update_inputs(job, server, rules, record["pid"])  # SciCat has this revision: its inputs may be new
+            return
         self.deliver(job, run, plan_of, lambda: simulation_selectors.run(job.entry), server, read_record=True)
+
+    def update_inputs(self, job: store.Job, server: Server, rules: dict[str, Rule], pid: str) -> None:
+        """A registered run's inputDatasets as its shots' entries have them now: an entry registered
+        after the run (its job was queued by that entry's) is added by one PATCH of that field."""
+        from simulations import selectors as simulation_selectors
+
+        client = self.client(server)
+        with self.claimed(store.update_claim(job.entry), client) as hold:
+            run = simulation_selectors.run(job.entry)
+            held = client.get_dataset(pid)
+            if run is None or held is None:
+                return
+            inputs = input_datasets(run, rules)
+            if sorted(held.get("inputDatasets") or []) == inputs:
+                self.stats.add(unchanged=1)
+                return
+            hold.check()
+            client.patch_dataset(pid, {"inputDatasets": inputs})
+            self.stats.add(patched=1)
 
     def deliver(self, job: store.Job, source: dict | None, plan_of, read_again, server: Server, read_record=False):
         """The dataset of `source` (an entry or a run; None: removed since) created, or updated.

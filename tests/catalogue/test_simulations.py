@@ -1,6 +1,8 @@
 """Simulation runs as SciCat derived datasets: inputs are the datasets of the shots they model,
 registered once, patched when extracted again, and waiting while a modelled shot is not in SciCat."""
 
+from urllib.parse import quote
+
 import pytest
 
 from catalogue import contract, store
@@ -214,3 +216,17 @@ def test_a_run_extracted_on_a_machine_whose_clock_is_behind_is_still_registered(
     assert reconcile() == 1  # 10 min: the reconciliation compares every run's revision with SciCat's
     sync_all(sync)
     assert len(scicat.state.datasets) == 3 and store.counts() == {"registered": 3, "pending": 0, "failed": 0}
+
+
+def test_a_shot_entered_after_its_run_was_registered_becomes_its_input(simulations_registered, scicat, tmp_path):
+    run = extract(warpx_run(tmp_path / "w"), shots=[SHOT])
+    sync = sync_all()  # no entry of the shot yet: the run goes without inputs
+    pid = simulation_pid(run["_id"], "20.500.12345")
+    assert scicat.state.datasets[pid]["inputDatasets"] == []
+    entry = simulations_registered.entries.add(shot_key=SHOT)  # typed in the next morning
+    sync_all(sync)
+    assert scicat.state.datasets[pid]["inputDatasets"] == [pid_of(entry)]  # stayed [] for good
+    assert scicat.state.count("POST", "/api/v4/datasets") == 2 and sync.stats.patched == 1
+    simulations_registered.entries.edit(entry, note="second look")
+    sync_all(sync)  # the entry's PATCH; the run, asked again, holds its inputs already: not PATCHed
+    assert sync.stats.patched == 2 and scicat.state.count("PATCH", f"/api/v4/datasets/{quote(pid, safe='')}") == 1
