@@ -9,6 +9,7 @@ s/ms/µs/ns; a path under the dataset's sourceFolder is made relative to it, as 
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -337,6 +338,23 @@ def simulation_pid(run_id: str, prefix: str = "") -> str:
     return dataset_pid(f"simulation:{run_id}", prefix)
 
 
+def unstored(value):
+    """A run's value as its files hold it: `simulations.store` keeps a list holding lists as its JSON
+    text (FerretDB refuses arrays in arrays), SciCat's MongoDB takes the list itself."""
+    if isinstance(value, dict):
+        return {key: unstored(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unstored(item) for item in value]
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(decoded, list) and any(isinstance(item, list) for item in decoded):
+            return decoded
+    return value
+
+
 def run_time(run: dict, tz: str) -> datetime:
     """When the run ran, from its files: the earliest date its outputs write (openPMD's `date`,
     "2026-11-30 22:10:00 +0100"; one without an offset is read in the lab's time zone), else its
@@ -399,7 +417,7 @@ def run_metadata(run: dict) -> dict:
             metadata[name] = run[name]
     if run.get("shot_keys"):
         metadata["shot_keys"] = list(run["shot_keys"])
-    return plain(metadata)
+    return plain(unstored(metadata))
 
 
 def job_parameters(run: dict) -> dict:
@@ -408,7 +426,7 @@ def job_parameters(run: dict) -> dict:
     parameters = {}
     for parameter in run.get("parameters") or []:
         entry = {k: v for k, v in parameter.items() if k != "name"}
-        parameters[metadata_key(parameter["name"])] = plain(entry)
+        parameters[metadata_key(parameter["name"])] = plain(unstored(entry))
     return parameters
 
 

@@ -230,3 +230,11 @@ def test_a_shot_entered_after_its_run_was_registered_becomes_its_input(simulatio
     simulations_registered.entries.edit(entry, note="second look")
     sync_all(sync)  # the entry's PATCH; the run, asked again, holds its inputs already: not PATCHed
     assert sync.stats.patched == 2 and scicat.state.count("PATCH", f"/api/v4/datasets/{quote(pid, safe='')}") == 1
+
+
+def test_a_list_of_lists_goes_as_a_list_not_as_the_text_mongodb_kept(simulations_registered, scicat, tmp_path):
+    run = extract(smilei_run(tmp_path / "s"))  # FerretDB refuses arrays in arrays: stored as JSON text
+    sync_all()
+    parameters = scicat.state.datasets[simulation_pid(run["_id"], "20.500.12345")]["jobParameters"]
+    assert parameters["Main/EM_boundary_conditions"]["value"] == [["silver-muller"], ["periodic"]]
+    assert parameters["Species/boundary_conditions"]["value"] == [["remove", "remove"], ["periodic", "periodic"]]
