@@ -238,3 +238,21 @@ def test_a_list_of_lists_goes_as_a_list_not_as_the_text_mongodb_kept(simulations
     parameters = scicat.state.datasets[simulation_pid(run["_id"], "20.500.12345")]["jobParameters"]
     assert parameters["Main/EM_boundary_conditions"]["value"] == [["silver-muller"], ["periodic"]]
     assert parameters["Species/boundary_conditions"]["value"] == [["remove", "remove"], ["periodic", "periodic"]]
+
+
+def test_api_v3_registers_a_run_and_updates_it(simulations_registered, scicat, tmp_path):
+    scicat.state.version = "v3"
+    simulations_registered.rule.server.api_version = "v3"
+    simulations_registered.rule.server.save()
+    folder = warpx_run(tmp_path / "w")
+    run = extract(folder, shots=[SHOT])
+    sync_all()
+    entry = simulations_registered.entries.add(shot_key=SHOT)
+    inputs = folder / "warpx_used_inputs"
+    inputs.write_text(inputs.read_text().replace("a0 = 2.5", "a0 = 3.0"))
+    extract(folder)
+    sync_all()
+    dataset = scicat.state.datasets[simulation_pid(run["_id"], "20.500.12345")]
+    assert dataset["investigator"] == "Ada Lovelace" and dataset["inputDatasets"] == [pid_of(entry)]
+    assert dataset["scientificMetadata"]["a0"]["value"] == 3.0 and scicat.state.invalid == []
+    assert scicat.state.count("POST", "/api/v3/datasets") == 2
