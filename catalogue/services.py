@@ -53,6 +53,7 @@ from .templating import TemplateError
 
 log = logging.getLogger(__name__)
 SCAN_LIMIT = 2000  # changes read per sheet and pass
+RUNS_REREAD_SECONDS = 60  # the index of simulation runs by shot key (runs other processes registered)
 
 
 @dataclass
@@ -505,6 +506,9 @@ class Sync:
         self.finished: list[store.Job] = []  # jobs done, not yet removed
         self.simulations_seen: set[tuple[str, int]] = set()  # simulation runs (revisions) enqueued
         self.outages = 0  # passes in a row that found SciCat unreachable
+        self.runs_lock = threading.Lock()  # the index of simulation runs by shot key
+        self.shot_runs: dict[str, dict[str, int]] = {}  # shot key → run id → revision
+        self.runs_read: float | None = None  # when (monotonic) the index was read
         self.reconciled: float | None = None  # when (monotonic) every entry was last compared
 
     def flush(self) -> None:
@@ -693,10 +697,25 @@ class Sync:
         )
         if simulations is not None and entry and entry.get("shot_key") and apps.is_installed("simulations"):
             # a run of this shot registered before its entry was (typed the next morning) lacks it as an input
-            from simulations import selectors as simulation_selectors
+            store.enqueue("", self.runs_modelling(entry["shot_key"]), kind=store.SIMULATION)
 
-            runs = simulation_selectors.runs_of_shot(entry["shot_key"])
-            store.enqueue("", [(run["_id"], run.get("rev", 1)) for run in runs], kind=store.SIMULATION)
+    def runs_modelling(self, shot_key: str) -> list[tuple[str, int]]:
+        """The runs (id, revision) that model the shot, from an index of every run read again once
+        RUNS_REREAD_SECONDS: FerretDB scans the runs for any filtered read (380 ms with 300 runs,
+        measured), too much for each entry; a run this process registers is added at once."""
+        from simulations import selectors as simulation_selectors
+
+        with self.runs_lock:
+            if self.runs_read is None or time.monotonic() - self.runs_read >= RUNS_REREAD_SECONDS:
+                self.shot_runs.clear()
+                for run in simulation_selectors.shot_keys_of_runs():
+                    self.note_run(run)
+                self.runs_read = time.monotonic()
+            return sorted(self.shot_runs.get(shot_key, {}).items())
+
+    def note_run(self, run: dict) -> None:
+        for shot_key in run.get("shot_keys") or []:
+            self.shot_runs.setdefault(shot_key, {})[run["_id"]] = run.get("rev", 1)
 
     def register_simulation(self, job: store.Job, rules: dict[str, Rule], server: Server | None) -> None:
         """A simulation run as a derived dataset whose inputs are the datasets of the shots it
@@ -716,6 +735,9 @@ class Sync:
             self.update_inputs(job, server, rules, record["pid"])  # SciCat has this revision: its inputs may be new
             return
         self.deliver(job, run, plan_of, lambda: simulation_selectors.run(job.entry), server, read_record=True)
+        if run:
+            with self.runs_lock:
+                self.note_run(run)
 
     def update_inputs(self, job: store.Job, server: Server, rules: dict[str, Rule], pid: str) -> None:
         """A registered run's inputDatasets as its shots' entries have them now: an entry registered

@@ -83,6 +83,11 @@ def runs_of_shot(shot_key: str) -> list[dict]:
     return list(mongo.database()[SIMULATIONS].find({"shot_keys": str(shot_key)}, LIST_FIELDS))
 
 
+def shot_keys_of_runs() -> list[dict]:
+    """`{_id, rev, shot_keys}` of every run: one read (a filtered one scans the collection anyway)."""
+    return list(mongo.database()[SIMULATIONS].find({}, {"rev": 1, "shot_keys": 1}))
+
+
 def changed_since(when: datetime | None) -> list[dict]:
     """Runs extracted at or after `when` (all when None), oldest first: a few hundred at most."""
     query = {"updated": {"$gte": when}} if when else {}
