@@ -701,7 +701,7 @@ class Sync:
 
     def runs_modelling(self, shot_key: str) -> list[tuple[str, int]]:
         """The runs (id, revision) that model the shot, from an index of every run read again once
-        RUNS_REREAD_SECONDS: FerretDB scans the runs for any filtered read (380 ms with 300 runs,
+        RUNS_REREAD_SECONDS: FerretDB scans the runs for any filtered read (180 ms with 300 runs,
         measured), too much for each entry; a run this process registers is added at once."""
         from simulations import selectors as simulation_selectors
 
