@@ -9,6 +9,7 @@ s/ms/µs/ns; a path under the dataset's sourceFolder is made relative to it, as 
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -337,13 +338,62 @@ def simulation_pid(run_id: str, prefix: str = "") -> str:
     return dataset_pid(f"simulation:{run_id}", prefix)
 
 
+def unstored(value):
+    """A run's value as its files hold it: `simulations.store` keeps a list holding lists as its JSON
+    text (FerretDB refuses arrays in arrays), SciCat's MongoDB takes the list itself."""
+    if isinstance(value, dict):
+        return {key: unstored(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unstored(item) for item in value]
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(decoded, list) and any(isinstance(item, list) for item in decoded):
+            return decoded
+    return value
+
+
+def run_time(run: dict, tz: str) -> datetime:
+    """When the run ran, from its files: the earliest date its outputs write (openPMD's `date`,
+    "2026-11-30 22:10:00 +0100"; one without an offset is read in the lab's time zone), else its
+    newest file's mtime, else when it was first extracted (a run extracted a year on is not new)."""
+    written = [s.get("date") for s in run.get("series") or []]
+    written += [(o.get("attributes") or {}).get("date") for o in run.get("outputs") or []]
+    dates = [when for text in written if (when := written_date(text, tz))]
+    if dates:
+        return min(dates)
+    mtimes = [item["mtime"] for item in run.get("files") or [] if is_number(item.get("mtime"))]
+    if mtimes:
+        return datetime.fromtimestamp(max(mtimes), UTC)
+    return run.get("created") or run.get("updated") or datetime.now(UTC)
+
+
+def written_date(text, tz: str) -> datetime | None:
+    """openPMD's date ("YYYY-MM-DD HH:mm:ss tz"), or ISO 8601; None when it is neither."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    for layout in ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M:%S%z"):
+        try:
+            return datetime.strptime(text.strip(), layout)
+        except ValueError:
+            pass
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=ZoneInfo(tz))
+
+
 def run_metadata(run: dict) -> dict:
     """What a physicist searches a run by, every number as `{value, unit}`: the summary (a0,
     density), the openPMD series (iterations, dt, meshes with units, species, ED-PIC), the code's
     own units note and the shot keys it models; parameters go to jobParameters."""
     metadata: dict = {"code": run.get("code"), "software": run.get("software"), "version": run.get("software_version")}
     for name, entry in (run.get("summary") or {}).items():
-        metadata[name] = {"value": entry.get("value"), "unit": entry.get("unit", "")}
+        entry = plain(entry)  # SMILEI's density keeps its code value beside the SI one
+        metadata[name] = entry if is_number(entry.get("value")) else entry.get("value")  # a NaN as text, no unit
     series = []
     for described in run.get("series") or []:
         series.append(
@@ -352,10 +402,9 @@ def run_metadata(run: dict) -> dict:
                 "openPMD": described.get("openPMD"),
                 "iteration_encoding": described.get("iteration_encoding"),
                 "iterations": described.get("iterations"),
-                "meshes": [
-                    {k: mesh.get(k) for k in ("name", "unit", "shape", "grid_spacing", "geometry")}
-                    for mesh in described.get("meshes") or []
-                ],
+                "date": described.get("date"),
+                "author": described.get("author"),
+                "meshes": described.get("meshes"),  # all of it: a spacing means nothing without its axes
                 "species": described.get("species"),
                 "ed_pic": described.get("ed_pic"),
                 "code_attributes": described.get("code_attributes"),
@@ -363,11 +412,12 @@ def run_metadata(run: dict) -> dict:
         )
     if series:
         metadata["openpmd_series"] = series
-    if run.get("units"):
-        metadata["units"] = run["units"]
+    for name in ("units", "scalars", "outputs"):  # SMILEI's: its units note, scalars.txt, its HDF5 outputs
+        if run.get(name):
+            metadata[name] = run[name]
     if run.get("shot_keys"):
         metadata["shot_keys"] = list(run["shot_keys"])
-    return plain(metadata)
+    return plain(unstored(metadata))
 
 
 def job_parameters(run: dict) -> dict:
@@ -376,14 +426,14 @@ def job_parameters(run: dict) -> dict:
     parameters = {}
     for parameter in run.get("parameters") or []:
         entry = {k: v for k, v in parameter.items() if k != "name"}
-        parameters[metadata_key(parameter["name"])] = plain(entry)
+        parameters[metadata_key(parameter["name"])] = plain(unstored(entry))
     return parameters
 
 
 def build_derived(run: dict, target: Target, *, input_pids: list[str], run_url: str) -> Plan:
     """The derived dataset of a simulation run: its inputs are the datasets of the shots it models."""
     pid = simulation_pid(run["_id"], target.pid_prefix)
-    created = run.get("created") or run.get("updated") or datetime.now(UTC)
+    created = run_time(run, target.time_zone)
     software = f"{run.get('software', '')} {run.get('software_version', '')}".strip() or run.get("code", "")
     scientific = run_metadata(run)
     scientific["labbook"] = {

@@ -54,6 +54,7 @@ from .templating import TemplateError
 
 log = logging.getLogger(__name__)
 SCAN_LIMIT = 2000  # changes read per sheet and pass
+RUNS_REREAD_SECONDS = 60  # the index of simulation runs by shot key (runs other processes registered)
 
 
 @dataclass
@@ -261,17 +262,23 @@ def input_datasets(run: dict, rules: dict[str, Rule]) -> list[str]:
     """The pids of the datasets of the shots the run models: each entry of such a shot in a sheet
     the catalogue registers. A shot without such an entry is named in the run's metadata only; one
     whose entry is not registered yet makes the run wait (Waiting)."""
-    pids, waiting = [], []
+    pids, waiting, refused = [], [], []
     for shot_key in run.get("shot_keys") or []:
         for entry_id in shotsheet_selectors.entry_ids_of_shot(shot_key, list(rules)):
             entry = shotsheet_selectors.entry(entry_id)
             if entry is None or not rules[entry["sheet"]].selects(entry):
                 continue
             record = store.dataset(entry_id)
-            if record is None:
-                waiting.append(shot_key)
-            else:
+            if record is not None:
                 pids.append(record["pid"])
+                continue
+            job = store.job(store.job_id(entry_id, entry.get("rev", 1)))
+            if job and job["status"] == store.FAILED:  # it waits for somebody: say for whom, and why
+                refused.append(f"the dataset of shot {shot_key} (entry {entry_id}) was refused: {job['last_error']}")
+            else:
+                waiting.append(shot_key)
+    if refused:
+        raise Waiting(f"waiting until it is queued again and sent: {'; '.join(refused)}")
     if waiting:
         raise Waiting(f"waiting for SciCat to hold the datasets of shots {', '.join(sorted(set(waiting)))}")
     return sorted(set(pids))
@@ -285,7 +292,9 @@ def scan_simulations(seen: set[tuple[str, int]]) -> list[store.Job]:
         return []
     from simulations import selectors as simulation_selectors
 
-    runs = simulation_selectors.runs_changed_since(store.simulation_scan_position())
+    position = store.simulation_scan_position()
+    # `updated` is the extracting machine's clock: one behind the last run's would slip past the position
+    runs = simulation_selectors.runs_changed_since(position - CLOCK_MARGIN if position else None)
     fresh = [(run["_id"], run.get("rev", 1)) for run in runs if (run["_id"], run.get("rev", 1)) not in seen]
     new = store.enqueue("", fresh, kind=store.SIMULATION)
     seen.update(fresh)
@@ -318,7 +327,7 @@ def catch_up(slug: str, rule: Rule, seen: dict | None, settle: bool) -> list[sto
     return enqueue_behind(slug, rule, store.dataset_revisions(), seen, settle)
 
 
-CLOCK_MARGIN = timedelta(seconds=5)  # between the watcher's clock and the catalogue's, at most
+CLOCK_MARGIN = timedelta(seconds=5)  # between the watcher's (or an extraction's) clock and the catalogue's, at most
 
 
 def scan_file_log(rules: dict[str, Rule] | None = None, limit: int = SCAN_LIMIT) -> list[store.Job]:
@@ -385,9 +394,21 @@ def reconcile(rules: dict[str, Rule] | None = None) -> list[store.Job]:
     held = store.dataset_revisions()
     rules = rules if rules is not None else active_rules()
     new = [job for slug, rule in rules.items() for job in enqueue_behind(slug, rule, held)]
+    new += enqueue_runs_behind(held)
     if new:
         log.warning("catalogue: %d entries were found by the reconciliation, not by the change log", len(new))
     return new
+
+
+def enqueue_runs_behind(held: dict[str, int]) -> list[store.Job]:
+    """A job for each simulation run without its dataset or behind it, when a server registers
+    them: a run the scan missed (extracted on a machine whose clock is minutes behind) is found here."""
+    if not apps.is_installed("simulations") or simulation_server() is None:
+        return []
+    from simulations import selectors as simulation_selectors
+
+    behind = [(run["_id"], run.get("rev", 1)) for run in simulation_selectors.runs_changed_since(None)]
+    return store.enqueue("", [job for job in behind if held.get(job[0], 0) < job[1]], kind=store.SIMULATION)
 
 
 def enqueue_sheet(rule: Rule) -> int:
@@ -503,6 +524,9 @@ class Sync:
         self.unannounced = False  # jobs enqueued here that other processes were not told of
         self.simulations_seen: set[tuple[str, int]] = set()  # simulation runs (revisions) enqueued
         self.outages = 0  # passes in a row that found SciCat unreachable
+        self.runs_lock = threading.Lock()  # the index of simulation runs by shot key
+        self.shot_runs: dict[str, dict[str, int]] = {}  # shot key → run id → revision
+        self.runs_read: float | None = None  # when (monotonic) the index was read
         self.reconciled: float | None = None  # when (monotonic) every entry was last compared
 
     def flush(self) -> None:
@@ -683,7 +707,7 @@ class Sync:
             elif job.kind == store.FILES:
                 self.send_late_files(job, rule)
             else:
-                self.register(job, rule)
+                self.register(job, rule, simulations)
         except Waiting as exc:  # its inputs are not in SciCat yet: the job waits, the others go on
             self.retry(job, str(exc), timedelta(seconds=settings.CATALOGUE_RETRY_MAX_SECONDS / 10))
             self.stats.add(waiting=1)
@@ -716,7 +740,7 @@ class Sync:
             self.finished += [job.id, *older]
         return True
 
-    def register(self, job: store.Job, rule: Rule) -> None:
+    def register(self, job: store.Job, rule: Rule, simulations: Server | None = None) -> None:
         entry = self.scanned.pop(job.entry, None)
         if entry is None or entry.get("rev", 1) != job.rev:
             entry = shotsheet_selectors.entry(job.entry)
@@ -727,6 +751,27 @@ class Sync:
             lambda: shotsheet_selectors.entry(job.entry),
             rule.server,
         )
+        if simulations is not None and entry and entry.get("shot_key") and apps.is_installed("simulations"):
+            # a run of this shot registered before its entry was (typed the next morning) lacks it as an input
+            self.schedule_new(store.enqueue("", self.runs_modelling(entry["shot_key"]), kind=store.SIMULATION))
+
+    def runs_modelling(self, shot_key: str) -> list[tuple[str, int]]:
+        """The runs (id, revision) that model the shot, from an index of every run read again once
+        RUNS_REREAD_SECONDS: FerretDB scans the runs for any filtered read (180 ms with 300 runs,
+        measured), too much for each entry; a run this process registers is added at once."""
+        from simulations import selectors as simulation_selectors
+
+        with self.runs_lock:
+            if self.runs_read is None or time.monotonic() - self.runs_read >= RUNS_REREAD_SECONDS:
+                self.shot_runs.clear()
+                for run in simulation_selectors.shot_keys_of_runs():
+                    self.note_run(run)
+                self.runs_read = time.monotonic()
+            return sorted(self.shot_runs.get(shot_key, {}).items())
+
+    def note_run(self, run: dict) -> None:
+        for shot_key in run.get("shot_keys") or []:
+            self.shot_runs.setdefault(shot_key, {})[run["_id"]] = run.get("rev", 1)
 
     def register_simulation(self, job: store.Job, rules: dict[str, Rule], server: Server | None) -> None:
         """A simulation run as a derived dataset whose inputs are the datasets of the shots it
@@ -741,7 +786,33 @@ class Sync:
             return build_derived(run, target(server), input_pids=input_datasets(run, rules), run_url=url)
 
         run = simulation_selectors.run(job.entry)
+        record = run and (self.created.get(job.entry) or store.dataset(job.entry))
+        if record and record["rev"] >= run.get("rev", 1) and record["blocks_sent"] >= record["blocks"]:
+            self.update_inputs(job, server, rules, record["pid"])  # SciCat has this revision: its inputs may be new
+            return
         self.deliver(job, run, plan_of, lambda: simulation_selectors.run(job.entry), server, read_record=True)
+        if run:
+            with self.runs_lock:
+                self.note_run(run)
+
+    def update_inputs(self, job: store.Job, server: Server, rules: dict[str, Rule], pid: str) -> None:
+        """A registered run's inputDatasets as its shots' entries have them now: an entry registered
+        after the run (its job was queued by that entry's) is added by one PATCH of that field."""
+        from simulations import selectors as simulation_selectors
+
+        client = self.client(server)
+        with self.claimed(store.update_claim(job.entry), client) as hold:
+            run = simulation_selectors.run(job.entry)
+            held = client.get_dataset(pid)
+            if run is None or held is None:
+                return
+            inputs = input_datasets(run, rules)
+            if sorted(held.get("inputDatasets") or []) == inputs:
+                self.stats.add(unchanged=1)
+                return
+            hold.check()
+            client.patch_dataset(pid, {"inputDatasets": inputs})
+            self.stats.add(patched=1)
 
     def deliver(self, job: store.Job, source: dict | None, plan_of, read_again, server: Server, read_record=False):
         """The dataset of `source` (an entry or a run; None: removed since) created, or updated.

@@ -40,6 +40,11 @@ def run(run_id: str) -> dict | None:
     return store.run(run_id)
 
 
+def shot_keys_of_runs() -> list[dict]:
+    """`{_id, rev, shot_keys}` of every run, for the catalogue's index of runs by shot."""
+    return store.shot_keys_of_runs()
+
+
 def runs_changed_since(when) -> list[dict]:
     """`{_id, rev, updated}` of the runs extracted at or after `when` (None: all), oldest first."""
     return store.changed_since(when)

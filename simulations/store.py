@@ -49,7 +49,10 @@ def save_run(
 
 def storable(value):
     """A value as every MongoDB-wire server takes it: FerretDB refuses arrays in arrays
-    (`[["silver-muller"], ["periodic"]]`), so such a list is kept as its JSON text."""
+    (`[["silver-muller"], ["periodic"]]`), so such a list is kept as its JSON text, and BSON holds
+    no integer beyond 64 bits (`max_step = 1e20` written out), kept as its digits (as the relay does)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return str(value)
     if isinstance(value, dict):
         return {key: storable(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -78,6 +81,11 @@ def summaries() -> list[dict]:
 
 def runs_of_shot(shot_key: str) -> list[dict]:
     return list(mongo.database()[SIMULATIONS].find({"shot_keys": str(shot_key)}, LIST_FIELDS))
+
+
+def shot_keys_of_runs() -> list[dict]:
+    """`{_id, rev, shot_keys}` of every run: one read (a filtered one scans the collection anyway)."""
+    return list(mongo.database()[SIMULATIONS].find({}, {"rev": 1, "shot_keys": 1}))
 
 
 def changed_since(when: datetime | None) -> list[dict]:

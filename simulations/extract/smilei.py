@@ -50,7 +50,11 @@ def read_run(run: Path) -> dict:
     }
 
 
-NAMED_UNITS = {"a0": "1", "mass": "m_e", "charge": "e", "particles_per_cell": "1", "interpolation_order": "1"}
+NAMED_UNITS = {
+    "a0": "1", "mass": "m_e", "charge": "e", "particles_per_cell": "1", "interpolation_order": "1",
+    "reference_angular_frequency_SI": "rad/s",  # the one SI input: it was labelled "SMILEI normalised"
+    "number_of_patches": "1",
+}  # fmt: skip
 
 
 def code_quantity(name: str, value):
