@@ -13,7 +13,9 @@ in flight); (c) `catalogue_sync`'s work (`Sync.run_once`) on N new entries with
 CATALOGUE_CONCURRENCY = 1 (the sequential sync) and (d) on N other new entries with the setting: the
 scan (each sheet is a new backlog, so it is caught up in one read of the sheet: README, Catching
 up), the outbox, the body built and checked with scitacean's models, the POST, the records and job
-removals (one write per batch). The scan's share is measured again on its own. Each client is made
+removals (one write per batch); (e) as (d) on a third sheet with the catch-up left off, change by
+change, as entries saved one at a time reach a sync that keeps up. The scan's share is measured
+again on its own. Each client is made
 and logged in, and one body checked, before the clock starts. The server does not check bodies
 against the OpenAPI schemas unless --validate (that would cost it ~1 ms a request in every run and
 hide our own cost), and answers at once unless --latency-ms (a real SciCat takes 10-50 ms a
@@ -231,9 +233,9 @@ def main() -> None:
     scicat = LocalScicat(options.validate, options.server_in_process, options.latency_ms / 1000)
     try:
         server = make_server(scicat.url)
-        sheets = [make_sheet(f"bench{uuid.uuid4().hex[:6]}") for _ in range(2)]
+        sheets = [make_sheet(f"bench{uuid.uuid4().hex[:6]}") for _ in range(3)]
         rules = [Rule.objects.create(sheet=sheet, server=server, enabled=False) for sheet in sheets]
-        print(f"making 2 × {n} entries …", flush=True)
+        print(f"making 3 × {n} entries …", flush=True)
         entries = [make_entries(sheet, schema.save_version(sheet), n) for sheet in sheets]
 
         # (a), (b): the bare POST rate of the same client, sequential and concurrent: bodies built
@@ -260,7 +262,7 @@ def main() -> None:
         # each on a sheet of its own: the scan of the change log (which reads each entry once and
         # hands it over), the outbox, build + check, POST, bookkeeping per batch
         runs = {}
-        for rule, threads in zip(rules, (1, concurrency), strict=True):
+        for rule, threads in zip(rules[:2], (1, concurrency), strict=True):
             Rule.objects.filter(pk=rule.pk).update(enabled=True)
             with CPU(scicat_pid) as sync_cpu:
                 runs[threads] = timed_sync(rule, threads, options.profile and threads == concurrency)
@@ -268,7 +270,14 @@ def main() -> None:
                 sequential_cpu = sync_cpu.used
             Rule.objects.filter(pk=rule.pk).update(enabled=False)
             assert runs[threads][0].stats.created == n, runs[threads][0].stats
-        assert store.counts()["registered"] == 2 * n, store.counts()
+
+        # (e) the same with the setting, change by change: the catch-up left off, as for entries
+        # saved one at a time while the sync keeps up (each change and its entry read by _id)
+        Rule.objects.filter(pk=rules[2].pk).update(enabled=True)
+        settings.CATALOGUE_CATCH_UP_CHANGES, catch_up = 10 * n, settings.CATALOGUE_CATCH_UP_CHANGES
+        change_by_change = timed_sync(rules[2], concurrency, False)[1]
+        settings.CATALOGUE_CATCH_UP_CHANGES = catch_up
+        assert store.counts()["registered"] == 3 * n, store.counts()
 
         # the scan alone, again over the second sheet's change log (nothing new to send)
         store.save_scan_position(sheets[1].slug, 0, None)
@@ -296,9 +305,11 @@ def main() -> None:
         f"bare_posts_per_s_{concurrency}_threads": round(n / bare_concurrent, 1),
         "registered_per_s_sequential": round(n / sequential, 1),
         "registered_per_s": round(n / synced, 1),
+        "registered_per_s_change_by_change": round(n / change_by_change, 1),
         "ratio": round(bare / synced, 2),
         "ratio_to_concurrent_bare": round(bare_concurrent / synced, 2),
         "ratio_sequential": round(bare / sequential, 2),
+        "ratio_change_by_change": round(bare / change_by_change, 2),
         "sync_cpu_us_per_job": round(cpu / n * 1e6),
         "scan_us_per_entry": round(scanned / n * 1e6),
         "outbox_us_per_job": outbox["outbox_us_per_job"],
@@ -324,7 +335,8 @@ def main() -> None:
         f"{r[f'bare_posts_per_s_{concurrency}_threads']}/s with {concurrency} threads; registered "
         f"{r['registered_per_s']}/s with CATALOGUE_CONCURRENCY={concurrency} = {r['ratio']}× the sequential bare "
         f"(target ≥ 0.5×), {r['ratio_to_concurrent_bare']}× the concurrent bare; sequential sync "
-        f"{r['registered_per_s_sequential']}/s = {r['ratio_sequential']}×. This process's CPU "
+        f"{r['registered_per_s_sequential']}/s = {r['ratio_sequential']}×; change by change (no catch-up) "
+        f"{r['registered_per_s_change_by_change']}/s = {r['ratio_change_by_change']}×. This process's CPU "
         f"{r['sync_cpu_us_per_job']} µs/job, the scan alone {r['scan_us_per_entry']} µs/entry, the outbox alone "
         f"(enqueue + due + done) {r['outbox_us_per_job']} µs/job "
         f"({r['outbox_by_query_us_per_job']} µs by query and $in)"
