@@ -5,14 +5,20 @@ import io
 import time
 from datetime import timedelta
 
+import pytest
 from django.core.management import call_command
+from pymongo.errors import AutoReconnect
 
 from catalogue import store
 from catalogue.builder import dataset_pid
+from catalogue.models import Rule
 from catalogue.services import Sync, enqueue_sheet
 from core import mongo
+from shotsheet import schema
 from shotsheet import selectors as shotsheet_selectors
-from shotsheet.entries import set_voided
+from shotsheet.entries import create_entry, set_voided
+
+from .conftest import make_server, make_sheet
 
 
 def sync_all(sync: Sync | None = None, seconds: float = 30) -> Sync:
@@ -271,3 +277,32 @@ def test_an_entry_whose_schema_version_is_missing_beside_the_entries_is_refused_
     sync_all(sync)
     metadata = scicat.state.datasets[pid_of(entry)]["scientificMetadata"]
     assert metadata["energy"] == {"value": 1.5, "unit": "J"} and metadata["note"] == "with units"
+
+
+def test_a_batchs_bookkeeping_mongodb_fails_to_write_is_written_later_each_dataset_once(
+    db, mongo_db, scicat, credentials, fast_retries, monkeypatch, settings
+):
+    """A batch's records and job removals are written once at its end: a write that fails (FerretDB
+    restarting) keeps them for the next, and the pass that meets the error is tried again without
+    sending anything twice or leaving a job behind."""
+    settings.CATALOGUE_BATCH_SIZE = 10
+    sheet = make_sheet("plain")
+    Rule.objects.create(sheet=sheet, server=make_server(scicat.url))
+    version = schema.save_version(sheet)
+    for i in range(25):
+        create_entry(sheet, version, {"energy": float(i), "target": "Al"}, author="ada", shot_key=None)
+    written, calls = store.datasets_created, []
+
+    def restarting(records: list[dict]) -> None:
+        calls.append(len(records))
+        if len(calls) == 2:
+            raise AutoReconnect("FerretDB restarting")
+        written(records)
+
+    monkeypatch.setattr(store, "datasets_created", restarting)
+    sync = Sync()
+    with pytest.raises(AutoReconnect):
+        sync.run_once()
+    sync_all(sync)
+    assert store.counts() == {"registered": 25, "pending": 0, "failed": 0}
+    assert scicat.state.count("POST", "/api/v4/datasets") == 25 and sync.stats.created == 25
