@@ -9,7 +9,6 @@ s/ms/µs/ns; a path under the dataset's sourceFolder is made relative to it, as 
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -176,10 +175,16 @@ def event_files(events: list[dict]) -> list[dict]:
     return list(files.values())
 
 
+def digits(value):
+    """A whole number sent as text ("2048", "1764680402") as the number; anything else as it is."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value)
+    return value
+
+
 def file_size(size) -> int:
     """Bytes as a DAQ sends them (2048, 2048.0, "2048"); 0 when unknown or not a whole number."""
-    if isinstance(size, str) and size.strip().isascii() and size.strip().isdigit():
-        return int(size)
+    size = digits(size)
     if isinstance(size, float) and size.is_integer() and size >= 0:
         return int(size)
     return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0
@@ -210,10 +215,7 @@ def data_file(item: dict, source_folder: str, tz: str) -> dict:
     folder = source_folder.rstrip("/") + "/"
     if path.startswith(folder):
         path = path[len(folder) :]
-    mtime = item.get("mtime")
-    if isinstance(mtime, str) and mtime.strip().isascii() and mtime.strip().isdigit():
-        mtime = int(mtime)  # epoch s/ms/µs/ns sent as text, not ISO 8601
-    mtime = times.to_datetime(mtime, tz)
+    mtime = times.to_datetime(digits(item.get("mtime")), tz)  # epoch s/ms/µs/ns also as text, or ISO 8601
     described = {
         "path": path,
         "size": file_size(item.get("size")),
@@ -338,23 +340,6 @@ def simulation_pid(run_id: str, prefix: str = "") -> str:
     return dataset_pid(f"simulation:{run_id}", prefix)
 
 
-def unstored(value):
-    """A run's value as its files hold it: `simulations.store` keeps a list holding lists as its JSON
-    text (FerretDB refuses arrays in arrays), SciCat's MongoDB takes the list itself."""
-    if isinstance(value, dict):
-        return {key: unstored(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [unstored(item) for item in value]
-    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
-        try:
-            decoded = json.loads(value)
-        except ValueError:
-            return value
-        if isinstance(decoded, list) and any(isinstance(item, list) for item in decoded):
-            return decoded
-    return value
-
-
 def run_time(run: dict, tz: str) -> datetime:
     """When the run ran, from its files: the earliest date its outputs write (openPMD's `date`,
     "2026-11-30 22:10:00 +0100"; one without an offset is read in the lab's time zone), else its
@@ -417,7 +402,7 @@ def run_metadata(run: dict) -> dict:
             metadata[name] = run[name]
     if run.get("shot_keys"):
         metadata["shot_keys"] = list(run["shot_keys"])
-    return plain(unstored(metadata))
+    return plain(metadata)
 
 
 def job_parameters(run: dict) -> dict:
@@ -426,7 +411,7 @@ def job_parameters(run: dict) -> dict:
     parameters = {}
     for parameter in run.get("parameters") or []:
         entry = {k: v for k, v in parameter.items() if k != "name"}
-        parameters[metadata_key(parameter["name"])] = plain(unstored(entry))
+        parameters[metadata_key(parameter["name"])] = plain(entry)
     return parameters
 
 

@@ -35,16 +35,16 @@ class EntryStatus:
         return {"pending": "waiting for SciCat", "failed": "refused by SciCat"}[self.state]
 
 
-def entry_status(entry_id: str) -> EntryStatus | None:
+def entry_status(entry_id: str, entry: dict | None = None) -> EntryStatus | None:
     """None when the entry is not (yet) part of the catalogue. A registered entry with a newer
     revision waiting reads "pending" (with the last failure, if it was tried; files still to send
     do not count); a refused job reads "failed", with SciCat's message.
 
     The jobs are read by `_id` (a query by entry would scan the outbox): those of the revisions
     after the one SciCat has, and the listed folder's follow-ups (a job of an older revision leaves
-    the outbox when a newer one is done)."""
+    the outbox when a newer one is done). `entry`: the entry, when the caller has read it already."""
     record = store.dataset(entry_id)
-    entry = shotsheet_selectors.entry(entry_id)
+    entry = entry or shotsheet_selectors.entry(entry_id)
     held = record["rev"] if record else 0
     latest = entry.get("rev", 1) if entry else held + 1
     revisions = range(max(held + 1, latest - REVISIONS_LOOKED_UP + 1), latest + 1)

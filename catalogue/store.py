@@ -59,8 +59,24 @@ class Job:
         )
 
 
-def insert_jobs(documents: list[dict]) -> list[Job]:
-    """The jobs stored now; one already there (the same `_id`) stays as it is and is left out."""
+def insert_jobs(sheet_slug: str, kind: str, jobs: dict[str, tuple[str, int, datetime]], now: datetime) -> list[Job]:
+    """Jobs by id: (entry id, its revision, first tried at, no earlier than `now`). Those stored now
+    are returned; one already there (the same `_id`) stays as it is and is left out."""
+    documents = [
+        {
+            "_id": job_id_,
+            "entry": entry_id,
+            "sheet": sheet_slug,
+            "rev": rev,
+            "status": PENDING,
+            "attempts": 0,
+            "next_try": max(now, not_before),
+            "created": now,
+            "last_error": "",
+            "kind": kind,
+        }
+        for job_id_, (entry_id, rev, not_before) in jobs.items()
+    ]
     duplicates = set(mongo.insert_by_id(mongo.database()[JOBS], documents).duplicates)
     return [Job.of(document) for number, document in enumerate(documents) if number not in duplicates]
 
@@ -76,22 +92,8 @@ def enqueue(
     there stays as it is. Returns the new ones."""
     now = now or datetime.now(UTC)
     not_before = not_before or {}
-    documents = [
-        {
-            "_id": job_id(entry_id, rev),
-            "entry": entry_id,
-            "sheet": sheet_slug,
-            "rev": rev,
-            "status": PENDING,
-            "attempts": 0,
-            "next_try": max(now, not_before.get((entry_id, rev), now)),
-            "created": now,
-            "last_error": "",
-            "kind": kind,
-        }
-        for entry_id, rev in entries
-    ]
-    return insert_jobs(documents)
+    jobs = {job_id(entry_id, rev): (entry_id, rev, not_before.get((entry_id, rev), now)) for entry_id, rev in entries}
+    return insert_jobs(sheet_slug, kind, jobs, now)
 
 
 def files_job_id(entry_id: str, cause: str) -> str:
@@ -103,23 +105,7 @@ def files_job_id(entry_id: str, cause: str) -> str:
 def enqueue_files(sheet_slug: str, jobs: dict[str, tuple[str, int, datetime]]) -> list[Job]:
     """Files jobs, by id: (entry id, its revision, first tried at); one already there stays as it
     is. The same outbox as `enqueue`'s: retried, shown when refused, gone when done. Returns the new ones."""
-    now = datetime.now(UTC)
-    documents = [
-        {
-            "_id": job_id_,
-            "entry": entry_id,
-            "sheet": sheet_slug,
-            "rev": rev,
-            "status": PENDING,
-            "attempts": 0,
-            "next_try": max(now, not_before),
-            "created": now,
-            "last_error": "",
-            "kind": FILES,
-        }
-        for job_id_, (entry_id, rev, not_before) in jobs.items()
-    ]
-    return insert_jobs(documents)
+    return insert_jobs(sheet_slug, FILES, jobs, datetime.now(UTC))
 
 
 def job(job_id_: str) -> dict | None:

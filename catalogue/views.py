@@ -54,7 +54,7 @@ def entry(request, entry_id: str):
         found = shotsheet_selectors.entry(entry_id)
         if found and shotsheet_selectors.visible_sheet(request.user, found["sheet"]) is None:
             raise Http404("No such entry.")  # not even whether it exists, as the read API answers
-        status = selectors.entry_status(entry_id)
+        status = selectors.entry_status(entry_id, found)
     except PyMongoError as exc:
         status, unavailable = None, f"The database cannot be reached ({type(exc).__name__})."
     else:

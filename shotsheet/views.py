@@ -298,7 +298,7 @@ def entry_detail(request, slug, entry_id):
         from catalogue import selectors as catalogue_selectors  # its models load only when installed
 
         try:
-            catalogue = catalogue_selectors.entry_status(entry["_id"])
+            catalogue = catalogue_selectors.entry_status(entry["_id"], entry)
         except (PyMongoError, DatabaseError) as exc:  # the form works without the SciCat status
             log.warning("SciCat status of %s not read: %s", entry["_id"], exc)
     events = []

@@ -36,8 +36,10 @@ def runs_of_shot(shot_key: str) -> list[dict]:
 
 def run(run_id: str) -> dict | None:
     """One run's whole document (parameters as a list of {name, value, unit}, files, series), for
-    the SciCat catalogue's derived dataset."""
-    return store.run(run_id)
+    the SciCat catalogue's derived dataset, its values as the run's files hold them (a list of
+    lists, which FerretDB keeps as JSON text, is a list again)."""
+    found = store.run(run_id)
+    return store.as_written(found) if found else None
 
 
 def shot_keys_of_runs() -> list[dict]:

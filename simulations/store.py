@@ -62,6 +62,23 @@ def storable(value):
     return value
 
 
+def as_written(value):
+    """A stored value as the run's files hold it: a list holding lists back from its JSON text
+    (`storable`); an integer beyond 64 bits stays as its digits."""
+    if isinstance(value, dict):
+        return {key: as_written(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_written(item) for item in value]
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(decoded, list) and any(isinstance(item, list) for item in decoded):
+            return decoded
+    return value
+
+
 def parameter_list(parameters: dict) -> list[dict]:
     """Parameters as a list of {name, value, unit}: their names have dots (`laser1.a0`,
     `Main.timestep`), which MongoDB-wire servers refuse as keys (FerretDB does)."""
