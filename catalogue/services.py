@@ -159,12 +159,19 @@ def read_ahead(read: Callable[[int], tuple | None], first: int, limit: int, pool
 
 @dataclass
 class ScanPass:
-    jobs: list[store.Job] = field(default_factory=list)  # enqueued
+    """What a scan enqueued: kept in `jobs`, or handed on as each part is stored (`hand_over`)."""
+
+    hand_over: Callable[[list[store.Job]], None] | None = None
+    jobs: list[store.Job] = field(default_factory=list)  # enqueued and not handed on
+    new: int = 0  # enqueued in all
     more: bool = False  # a sheet has more changes than the pass's limit: scan again
 
-    @property
-    def new(self) -> int:
-        return len(self.jobs)
+    def add(self, jobs: list[store.Job]) -> None:
+        self.new += len(jobs)
+        if self.hand_over is None:
+            self.jobs += jobs
+        elif jobs:
+            self.hand_over(jobs)
 
 
 def scan(
@@ -173,12 +180,15 @@ def scan(
     seen: dict | None = None,
     pool: Executor | None = None,
     settle: bool = True,
+    hand_over: Callable[[list[store.Job]], None] | None = None,
 ) -> ScanPass:
     """Enqueue a job for each entry revision written since the last scan (at most `limit` changes
     a sheet). The entries read are left in `seen` (the sync then need not read them again). With a
     `pool`, each change and then its entry are read by one of its threads, several changes at once.
-    A job is due when its shot has settled (`settled`), or at once without `settle`."""
-    done = ScanPass()
+    A job is due when its shot has settled (`settled`), or at once without `settle`. With
+    `hand_over`, each part of the jobs goes to it as soon as it is stored (a sheet caught up in
+    batches: the sync works the first while the scan reads on), else it is in the pass's `jobs`."""
+    done = ScanPass(hand_over)
     for slug, rule in (rules if rules is not None else active_rules()).items():
         position = store.scan_position(slug)
         generation = shotsheet_selectors.change_log_generation(slug)
@@ -193,7 +203,7 @@ def scan(
 
         end = shotsheet_selectors.last_change(slug, after)
         if end - after >= max(settings.CATALOGUE_CATCH_UP_CHANGES, end // 4):
-            done.jobs += catch_up(slug, rule, seen, settle)
+            catch_up(slug, rule, seen, settle, done.add)
             store.save_scan_position(slug, end, generation or position["generation"])  # after the jobs, as below
             continue
         changes = read_ahead(read, after + 1, limit, pool)
@@ -204,7 +214,7 @@ def scan(
                 if seen is not None:
                     seen[entry_id] = entry
         # before the position: a crash between them re-enqueues, harmlessly
-        done.jobs += store.enqueue(slug, list(jobs), not_before=jobs)
+        done.add(store.enqueue(slug, list(jobs), not_before=jobs))
         done.more = done.more or len(changes) == limit
         last = changes[-1][0] if changes else after
         if changes or generation != position["generation"]:
@@ -304,27 +314,48 @@ def scan_simulations(seen: set[tuple[str, int]]) -> list[store.Job]:
 
 
 def enqueue_behind(
-    slug: str, rule: Rule, held: dict[str, int], seen: dict | None = None, settle: bool = True
+    slug: str,
+    rule: Rule,
+    held: dict[str, int],
+    seen: dict | None = None,
+    settle: bool = True,
+    hand_over: Callable[[list[store.Job]], None] | None = None,
 ) -> list[store.Job]:
     """A job for each selected entry of the sheet without its dataset or with a newer revision than
     SciCat has (`held`), from one streamed read of the sheet; the first CATALOGUE_BATCH_SIZE × 10
-    of them are left in `seen` (the sync then need not read them again). Returns the jobs enqueued."""
-    behind, now = {}, datetime.now(UTC)
+    of them are left in `seen` (the sync then need not read them again). With `hand_over`, the
+    jobs go to it CATALOGUE_BATCH_SIZE at a time as they are stored, while the read goes on; else
+    they are returned."""
+    enqueued, behind, now = [], {}, datetime.now(UTC)
+
+    def enqueue() -> None:
+        jobs = store.enqueue(slug, list(behind), not_before=behind)
+        behind.clear()
+        if hand_over is None:
+            enqueued.extend(jobs)
+        elif jobs:
+            hand_over(jobs)
+
     for entry in shotsheet_selectors.sheet_entries(slug):
         if (rule.selects(entry) or entry["_id"] in held) and held.get(entry["_id"], 0) < entry.get("rev", 1):
             behind[(entry["_id"], entry.get("rev", 1))] = settled(entry) if settle else now
             if seen is not None and len(seen) < 10 * settings.CATALOGUE_BATCH_SIZE:
                 seen[entry["_id"]] = entry
-    return store.enqueue(slug, list(behind), not_before=behind)
+            if hand_over is not None and len(behind) >= settings.CATALOGUE_BATCH_SIZE:
+                enqueue()
+    enqueue()
+    return enqueued
 
 
-def catch_up(slug: str, rule: Rule, seen: dict | None, settle: bool) -> list[store.Job]:
+def catch_up(
+    slug: str, rule: Rule, seen: dict | None, settle: bool, hand_over: Callable[[list[store.Job]], None]
+) -> None:
     """A sheet far behind its change log (its rule just enabled, "register now", catalogue_sync
     down for days): one read of all its entries and one of the datasets recorded, instead of two
     reads by `_id` a change. On FerretDB those cost ~0.8 ms a change, a whole read ~0.06 ms an entry
     of the collection; `scan` catches up from CATALOGUE_CATCH_UP_CHANGES changes behind and a quarter
-    of the log."""
-    return enqueue_behind(slug, rule, store.dataset_revisions(), seen, settle)
+    of the log. The jobs go to `hand_over` a batch at a time, as they are stored."""
+    enqueue_behind(slug, rule, store.dataset_revisions(), seen, settle, hand_over)
 
 
 CLOCK_MARGIN = timedelta(seconds=5)  # between the watcher's (or an extraction's) clock and the catalogue's, at most
@@ -528,6 +559,7 @@ class Sync:
         self.shot_runs: dict[str, dict[str, int]] = {}  # shot key → run id → revision
         self.runs_read: float | None = None  # when (monotonic) the index was read
         self.reconciled: float | None = None  # when (monotonic) every entry was last compared
+        self.arrived = threading.Event()  # the scan in the background handed jobs over, or ended
 
     def flush(self) -> None:
         """Write the records and remove the jobs, then forget them (held meanwhile: a worker that
@@ -640,15 +672,16 @@ class Sync:
         done = 0
         try:
             while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
-                if scanning is not None:  # this part of the logs is in the outbox and the schedule
-                    scanned = scanning.result()
-                    self.schedule_new(scanned.jobs)
-                    scanning = self.scan_ahead(rules) if scanned.more else None  # the next read while this batch works
+                self.arrived.clear()
+                if scanning is not None and scanning.done():  # its jobs are in the outbox and the schedule
+                    more = scanning.result().more
+                    scanning = self.scan_ahead(rules) if more else None  # the next read while this batch works
                 limit = self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done)
                 jobs = self.schedule.take(limit, datetime.now(UTC))
                 if not jobs:
                     if scanning is None:
                         break
+                    self.arrived.wait()  # the scan's next jobs, or its end
                     continue
                 worked, reached = self.work_batch(jobs, rules, simulations)
                 done += worked
@@ -657,12 +690,22 @@ class Sync:
                     break  # SciCat unavailable: the others wait for the backoff too
         finally:
             if scanning is not None:  # no scan outlives its pass (the next would read from the same position)
-                self.schedule_new(scanning.result().jobs)
+                scanning.result()
         return done
 
     def scan_ahead(self, rules: dict[str, Rule]) -> Future:
-        """The next batch's worth of each sheet's change log into the outbox, in the background."""
-        return self.scanner.submit(scan, rules, self.batch_size, self.scanned, self.readers)
+        """The next batch's worth of each sheet's change log (or a whole sheet far behind it: `catch_up`)
+        into the outbox, in the background; its jobs join the schedule a batch at a time as they are
+        stored, and `arrived` is set then and when the scan ends."""
+        scanning = self.scanner.submit(
+            scan, rules, self.batch_size, self.scanned, self.readers, hand_over=self.hand_over
+        )
+        scanning.add_done_callback(lambda _: self.arrived.set())
+        return scanning
+
+    def hand_over(self, jobs: list[store.Job]) -> None:
+        self.schedule_new(jobs)
+        self.arrived.set()
 
     def work_batch(self, jobs: list[store.Job], rules: dict[str, Rule], simulations: Server | None) -> tuple[int, bool]:
         """The batch's jobs in the pool, each entry's in revision order on one thread; returns the

@@ -218,6 +218,32 @@ def test_a_sheet_far_behind_is_read_whole_not_change_by_change(catalogued, scica
     assert ("shots", 16) in read and len(scicat.state.datasets) == 13  # one change behind: read by itself
 
 
+def test_a_sheet_caught_up_is_sent_a_batch_at_a_time_while_the_rest_is_read(catalogued, scicat, settings, monkeypatch):
+    """A big sheet newly ruled: its first datasets go out while its later entries are still being
+    read and enqueued (on FerretDB ~0.3 ms an entry with its job written, which SciCat would
+    otherwise wait for). The read stops after the first batch's worth until SciCat holds a dataset; every entry
+    is then registered once."""
+    settings.CATALOGUE_BATCH_SIZE, settings.CATALOGUE_CATCH_UP_CHANGES = 4, 4
+    entries = [catalogued.entries.add(note=f"n{i}") for i in range(10)]
+    original, first_arrived = shotsheet_selectors.sheet_entries, []
+
+    def read_slowly(slug):
+        for number, entry in enumerate(original(slug)):
+            if number == 5:  # the first batch (4) is handed over by now: wait for one of its datasets
+                deadline = time.monotonic() + 10
+                while not scicat.state.datasets and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                first_arrived.append(bool(scicat.state.datasets))
+            yield entry
+
+    monkeypatch.setattr(shotsheet_selectors, "sheet_entries", read_slowly)
+    sync = sync_all()
+    assert first_arrived == [True]  # a dataset reached SciCat before the read went past entry 5
+    assert sync.stats.created == 10 and len(scicat.state.datasets) == 10
+    assert {pid_of(entry) for entry in entries} == set(scicat.state.datasets)
+    assert store.counts() == {"registered": 10, "pending": 0, "failed": 0}
+
+
 def test_an_edit_that_takes_the_shot_key_away_takes_it_from_the_dataset_too(catalogued, scicat):
     """A PATCH sets only the fields it holds: without a runNumber the dataset went on naming the
     shot the physicist had just said the entry is not about."""
