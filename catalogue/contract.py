@@ -5,12 +5,30 @@ backend refuses them (400), while pydantic would drop them silently."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import pydantic
 from scitacean import model
 
 from .builder import missing_required
 
 EXTRA_DATASET_KEYS = {"pid"}  # SciCat takes a client's pid (CREATE_DATASET_WITH_PID_GROUPS); scitacean has no field
+
+
+class UploadDataset(model.UploadDataset):
+    """scitacean's model, with its check of the e-mail addresses remembered per address: a server's
+    contact address is the same in every body, and the check (email_validator) was most of the
+    model's cost, ~30 µs of its ~45 µs a body. A refused address is checked again each time."""
+
+    @pydantic.field_validator("contactEmail", "ownerEmail", mode="before")
+    @classmethod
+    def _validate_emails(cls, value):
+        return checked_emails(value)
+
+
+@lru_cache(maxsize=256)
+def checked_emails(value):
+    return model.UploadDataset._validate_emails(value)
 
 
 def _errors(model_class: type[pydantic.BaseModel], body: dict, allowed_extra: set[str] = frozenset()) -> list[str]:
@@ -28,13 +46,13 @@ def dataset_errors(body: dict, api_version: str) -> list[str]:
     missing = [f"{name}: required" for name in missing_required(body, api_version)]
     if api_version == "v3":
         return missing
-    return missing + _errors(model.UploadDataset, body, EXTRA_DATASET_KEYS)
+    return missing + _errors(UploadDataset, body, EXTRA_DATASET_KEYS)
 
 
 def patch_errors(body: dict, api_version: str) -> list[str]:
     if api_version == "v3":
         return []
-    unknown = sorted(set(body) - set(model.UploadDataset.model_fields))
+    unknown = sorted(set(body) - set(UploadDataset.model_fields))
     return [f"{key}: not a field of UploadDataset" for key in unknown]
 
 

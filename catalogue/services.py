@@ -561,14 +561,21 @@ class Sync:
         self.reconciled: float | None = None  # when (monotonic) every entry was last compared
         self.arrived = threading.Event()  # the scan in the background handed jobs over, or ended
 
-    def flush(self) -> None:
+    def flush(self, finish: bool = True) -> None:
         """Write the records and remove the jobs, then forget them (held meanwhile: a worker that
-        finds its record in neither place would read it as not registered)."""
+        finds its record in neither place would read it as not registered).
+
+        Between a pass's batches (`finish` False) the jobs done stay until they are half the outbox
+        or 10 batches: on FerretDB a removal scans the outbox, so removing 300 of 500 jobs at once
+        costs about what removing 100 does (78 against 227 µs a job, measured). A job done and not
+        yet removed at a crash is done again: SciCat answers 409, nothing is sent twice."""
         with self.lock:
             store.datasets_created(list(self.created.values()))
             self.created.clear()
-            store.jobs_done(self.finished, outbox_size=len(self.schedule) + len(self.finished))
-            self.finished.clear()
+            outbox = len(self.schedule) + len(self.finished)
+            if finish or 2 * len(self.finished) >= outbox or len(self.finished) >= 10 * self.batch_size:
+                store.jobs_done(list(self.finished), outbox_size=outbox)
+                self.finished.clear()
 
     def read_outbox(self) -> None:
         """The schedule from one read of the whole outbox, at the first pass, at the pass after
@@ -691,6 +698,7 @@ class Sync:
         finally:
             if scanning is not None:  # no scan outlives its pass (the next would read from the same position)
                 scanning.result()
+            self.flush()
         return done
 
     def scan_ahead(self, rules: dict[str, Rule]) -> Future:
@@ -736,7 +744,7 @@ class Sync:
             wait(futures)
         finally:
             self.schedule.give_back()  # the jobs no worker got to, due as they were
-            self.flush()
+            self.flush(finish=False)
         done = sum(future.result() for future in futures)  # a worker's exception is raised here
         return done, not halt.is_set()
 
