@@ -23,9 +23,10 @@ hide our own cost), and answers at once unless --latency-ms (a real SciCat takes
 request). The last line is one JSON object.
 
 The outbox alone (enqueue, find the due jobs, remove them; no HTTP, no build) is measured two ways
-in the same run: as catalogue_sync works it (its in-memory schedule, removals by `_id`:
-catalogue/schedule.py) and the way it did before (a query for the due jobs and a removal by `$in`
-per batch of 100, which FerretDB answers by scanning the outbox). `--backlog N` measures only that,
+in the same run: as catalogue_sync works it (its in-memory schedule, catalogue/schedule.py; the
+jobs done removed by `_id`, or by one `$in` from a small outbox, once a pass: `removal_due`) and
+the way it did before (a query for the due jobs and a removal by `$in` per batch of 100, which
+FerretDB answers by scanning the outbox). `--backlog N` measures only that,
 for --entries jobs with N others queued already (a rule newly enabled on a big sheet), and the
 schedule's whole read of the outbox (at the sync's start and every CATALOGUE_OUTBOX_REFRESH_SECONDS).
 """
@@ -62,7 +63,7 @@ from catalogue import store  # noqa: E402
 from catalogue.models import Rule  # noqa: E402
 from catalogue.schedule import Schedule  # noqa: E402
 from catalogue.scicat import Client  # noqa: E402
-from catalogue.services import Sync, checked, plan_for, scan  # noqa: E402
+from catalogue.services import Sync, checked, plan_for, removal_due, scan  # noqa: E402
 from core import mongo  # noqa: E402
 from shotsheet import schema  # noqa: E402
 from shotsheet.entries import create_entry  # noqa: E402
@@ -136,19 +137,23 @@ def make_entries(sheet, version, n: int) -> list[dict]:
 
 
 def outbox_by_schedule(n: int) -> tuple[float, float]:
-    """Seconds for n jobs enqueued, taken from the schedule and removed by `_id` in batches of 100,
-    as `Sync` does; and seconds for the schedule's whole read of the outbox before."""
+    """Seconds for n jobs enqueued, taken from the schedule in batches of 100 and removed as `Sync`
+    does (`removal_due`, the rest at the pass's end); and seconds for the schedule's whole read of
+    the outbox before."""
     started = time.perf_counter()
     schedule = Schedule()
     schedule.load(*store.outbox())
     read = time.perf_counter() - started
-    started, done = time.perf_counter(), 0
+    started, done, done_ids = time.perf_counter(), 0, []
     schedule.add(store.enqueue("bench-outbox", [(f"bench-outbox-{uuid.uuid4().hex}", 1) for _ in range(n)]))
     while done < n:
         batch = schedule.take(100, store.datetime.now(store.UTC))
-        done_ids = [job.id for job in batch] + [older for job in batch for older in schedule.done(job)]
-        store.jobs_done(done_ids, outbox_size=len(schedule) + len(done_ids))
+        done_ids += [job.id for job in batch] + [older for job in batch for older in schedule.done(job)]
         done += len(batch)
+        outbox = len(schedule) + len(done_ids)
+        if done == n or removal_due(len(done_ids), outbox, 100):
+            store.jobs_done(done_ids, outbox_size=outbox)
+            done_ids = []
     return time.perf_counter() - started, read
 
 
