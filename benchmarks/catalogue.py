@@ -320,6 +320,7 @@ def main() -> None:
         f"bare_posts_per_s_{concurrency}_threads": round(n / bare_concurrent, 1),
         "registered_per_s_sequential": round(n / sequential, 1),
         "registered_per_s": round(n / synced, 1),
+        "width_fitted": runs[concurrency][0].width,  # entries the sync worked at once in the end
         "registered_per_s_change_by_change": round(n / change_by_change, 1),
         "ratio": round(bare / synced, 2),
         "ratio_to_concurrent_bare": round(bare_concurrent / synced, 2),

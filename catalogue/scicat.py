@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from urllib.parse import quote
 
 import httpx
@@ -68,6 +69,7 @@ class Client:
         self.token = token
         self.http = httpx.Client(timeout=timeout)
         self.login_lock = threading.Lock()
+        self.shortest_wait: float | None = None  # see `take_shortest_wait`
 
     def close(self) -> None:
         self.http.close()
@@ -82,10 +84,23 @@ class Client:
 
     def _send(self, method: str, path: str, body=None, params=None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
-            return self.http.request(method, f"{self.base_url}/{path}", json=body, params=params, headers=headers)
+            response = self.http.request(method, f"{self.base_url}/{path}", json=body, params=params, headers=headers)
         except httpx.HTTPError as exc:  # connection refused, reset, timeout
             raise Unavailable(f"SciCat not reached: {type(exc).__name__}: {exc}") from None
+        waited = (time.perf_counter() - started) - (time.thread_time() - cpu)
+        if self.shortest_wait is None or waited < self.shortest_wait:
+            self.shortest_wait = waited  # two threads at once may each keep theirs: either is a wait seen
+        return response
+
+    def take_shortest_wait(self) -> float | None:
+        """The shortest time a request waited for its answer (its time less the CPU time of the
+        thread that made it) since the last call: SciCat's own answer time, as near as this
+        process can see it (a request made while other threads hold the GIL waits for it too, but
+        in a batch some meet none). None: no answer came."""
+        waited, self.shortest_wait = self.shortest_wait, None
+        return waited
 
     def renew(self, refused: str) -> None:
         """Log in unless another thread already replaced the `refused` token: several requests in

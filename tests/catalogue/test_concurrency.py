@@ -29,6 +29,29 @@ def test_jobs_go_out_several_at_once_and_never_more_than_the_setting(catalogued,
     assert store.counts() == {"registered": 24, "pending": 0, "failed": 0}
 
 
+def test_a_scicat_that_answers_at_once_gets_one_request_at_a_time_a_slow_one_several(catalogued, scicat, settings):
+    """Threads only help while SciCat keeps a request waiting: against one that answers at once
+    they wait for one another (Python runs one at a time), so after a first batch at the setting
+    the sync works one entry at a time; when SciCat slows down it uses the setting again."""
+    settings.CATALOGUE_CONCURRENCY = 4
+    entries = [catalogued.entries.add(note=f"n{i}") for i in range(40)]
+    sync = Sync(batch_size=10)
+    assert sync.run_once(max_jobs=10) == 10  # the first batch: four at once
+    assert sync.width == 1
+    scicat.state.most_in_flight = 0
+    assert sync.run_once(max_jobs=20) == 20
+    assert scicat.state.most_in_flight == 1 and sync.width == 1
+    scicat.state.delay = 0.03  # a real SciCat's answer time
+    assert sync.run_once() == 10
+    assert sync.width == 4  # fitted after the first slow batch (which ran one at a time)
+    more = [catalogued.entries.add(note=f"m{i}") for i in range(12)]
+    scicat.state.most_in_flight = 0
+    assert sync.run_once() == 12
+    assert scicat.state.most_in_flight >= 2
+    assert set(scicat.state.datasets) == {pid_of(entry) for entry in entries + more}
+    assert store.counts() == {"registered": 52, "pending": 0, "failed": 0}
+
+
 def edit_twice(catalogued, entries: list[dict]) -> list[dict]:
     """Each entry edited twice, the scan run after each edit: two jobs per entry in the outbox."""
     for number in range(2):
