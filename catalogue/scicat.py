@@ -77,12 +77,14 @@ class Client:
     def login(self) -> None:
         if not (self.username and self.password):
             raise Unavailable("no SciCat credentials: set the environment variables the server's configuration names")
-        response = self._send("POST", "v3/auth/login", {"username": self.username, "password": self.password})
+        response = self._send(
+            "POST", "v3/auth/login", {"username": self.username, "password": self.password}, timed=False
+        )
         if not response.is_success:
             raise Unavailable(f"SciCat login failed: {message_of(response)}", response.status_code)
         self.token = response.json()["access_token"]
 
-    def _send(self, method: str, path: str, body=None, params=None) -> httpx.Response:
+    def _send(self, method: str, path: str, body=None, params=None, timed: bool = True) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         started, cpu = time.perf_counter(), time.thread_time()
         try:
@@ -90,15 +92,16 @@ class Client:
         except httpx.HTTPError as exc:  # connection refused, reset, timeout
             raise Unavailable(f"SciCat not reached: {type(exc).__name__}: {exc}") from None
         waited = (time.perf_counter() - started) - (time.thread_time() - cpu)
-        if self.shortest_wait is None or waited < self.shortest_wait:
+        if timed and response.is_success and (self.shortest_wait is None or waited < self.shortest_wait):
             self.shortest_wait = waited  # two threads at once may each keep theirs: either is a wait seen
         return response
 
     def take_shortest_wait(self) -> float | None:
-        """The shortest time a request waited for its answer (its time less the CPU time of the
-        thread that made it) since the last call: SciCat's own answer time, as near as this
-        process can see it (a request made while other threads hold the GIL waits for it too, but
-        in a batch some meet none). None: no answer came."""
+        """The shortest time a dataset or datablock request answered with success waited for its
+        answer (its time less the CPU time of the thread that made it) since the last call:
+        SciCat's own answer time, as near as this process can see it (a request made while other
+        threads hold the GIL waits for them too, but in a batch some meet none; a login or a
+        refusal may be answered sooner than the work, and is left out). None: no such answer."""
         waited, self.shortest_wait = self.shortest_wait, None
         return waited
 

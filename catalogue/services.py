@@ -160,19 +160,13 @@ def read_ahead(read: Callable[[int], tuple | None], first: int, limit: int, pool
 
 @dataclass
 class ScanPass:
-    """What a scan enqueued: kept in `jobs`, or handed on as each part is stored (`hand_over`)."""
-
-    hand_over: Callable[[list[store.Job]], None] | None = None
-    jobs: list[store.Job] = field(default_factory=list)  # enqueued and not handed on
-    new: int = 0  # enqueued in all
+    jobs: list[store.Job] = field(default_factory=list)  # enqueued (and not handed over)
+    handed_over: int = 0  # jobs of a catch-up enqueued and handed over as it went
     more: bool = False  # a sheet has more changes than the pass's limit: scan again
 
-    def add(self, jobs: list[store.Job]) -> None:
-        self.new += len(jobs)
-        if self.hand_over is None:
-            self.jobs += jobs
-        elif jobs:
-            self.hand_over(jobs)
+    @property
+    def new(self) -> int:
+        return len(self.jobs) + self.handed_over
 
 
 def scan(
@@ -187,9 +181,17 @@ def scan(
     a sheet). The entries read are left in `seen` (the sync then need not read them again). With a
     `pool`, each change and then its entry are read by one of its threads, several changes at once.
     A job is due when its shot has settled (`settled`), or at once without `settle`. With
-    `hand_over`, each part of the jobs goes to it as soon as it is stored (a sheet caught up in
-    batches: the sync works the first while the scan reads on), else it is in the pass's `jobs`."""
-    done = ScanPass(hand_over)
+    `hand_over`, a sheet's catch-up gives it its jobs a batch at a time as they are stored (the
+    sync works the first while the scan reads on); all other jobs are in the pass's `jobs`."""
+    done = ScanPass()
+
+    def give(jobs: list[store.Job]) -> None:
+        if hand_over is None:
+            done.jobs += jobs
+        else:
+            done.handed_over += len(jobs)
+            hand_over(jobs)
+
     for slug, rule in (rules if rules is not None else active_rules()).items():
         position = store.scan_position(slug)
         generation = shotsheet_selectors.change_log_generation(slug)
@@ -204,7 +206,7 @@ def scan(
 
         end = shotsheet_selectors.last_change(slug, after)
         if end - after >= max(settings.CATALOGUE_CATCH_UP_CHANGES, end // 4):
-            catch_up(slug, rule, seen, settle, done.add)
+            catch_up(slug, rule, seen, settle, give)
             store.save_scan_position(slug, end, generation or position["generation"])  # after the jobs, as below
             continue
         changes = read_ahead(read, after + 1, limit, pool)
@@ -215,7 +217,7 @@ def scan(
                 if seen is not None:
                     seen[entry_id] = entry
         # before the position: a crash between them re-enqueues, harmlessly
-        done.add(store.enqueue(slug, list(jobs), not_before=jobs))
+        done.jobs += store.enqueue(slug, list(jobs), not_before=jobs)
         done.more = done.more or len(changes) == limit
         last = changes[-1][0] if changes else after
         if changes or generation != position["generation"]:
@@ -686,9 +688,10 @@ class Sync:
         try:
             while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
                 self.arrived.clear()
-                if scanning is not None and scanning.done():  # its jobs are in the outbox and the schedule
-                    more = scanning.result().more
-                    scanning = self.scan_ahead(rules) if more else None  # the next read while this batch works
+                if scanning is not None and scanning.done():  # this part of the logs is in the outbox
+                    scanned = scanning.result()
+                    self.schedule_new(scanned.jobs)
+                    scanning = self.scan_ahead(rules) if scanned.more else None  # the next read while this batch works
                 limit = self.batch_size if max_jobs is None else min(self.batch_size, max_jobs - done)
                 jobs = self.schedule.take(limit, datetime.now(UTC))
                 if not jobs:
@@ -703,14 +706,14 @@ class Sync:
                     break  # SciCat unavailable: the others wait for the backoff too
         finally:
             if scanning is not None:  # no scan outlives its pass (the next would read from the same position)
-                scanning.result()
+                self.schedule_new(scanning.result().jobs)
             self.flush()
         return done
 
     def scan_ahead(self, rules: dict[str, Rule]) -> Future:
-        """The next batch's worth of each sheet's change log (or a whole sheet far behind it: `catch_up`)
-        into the outbox, in the background; its jobs join the schedule a batch at a time as they are
-        stored, and `arrived` is set then and when the scan ends."""
+        """The next batch's worth of each sheet's change log into the outbox, in the background; a
+        whole sheet far behind it (`catch_up`) hands its jobs to the schedule a batch at a time as
+        they are stored. `arrived` is set then, and when the scan ends."""
         scanning = self.scanner.submit(
             scan, rules, self.batch_size, self.scanned, self.readers, hand_over=self.hand_over
         )
