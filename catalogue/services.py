@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import random
+import statistics
 import threading
 import time
 from collections import defaultdict, deque
@@ -769,7 +770,7 @@ class Sync:
             self.schedule.give_back()  # the jobs no worker got to, due as they were
             self.flush(finish=False)
         done = sum(future.result() for future in futures)  # a worker's exception is raised here
-        self.fit_width(sum(cpu) / len(cpu) if cpu else 0.0)
+        self.fit_width(statistics.median(cpu) if cpu else 0.0)  # not the mean: a first job loads modules once
         return done, not halt.is_set()
 
     def fit_width(self, cpu_per_job: float) -> None:

@@ -52,6 +52,23 @@ def test_a_scicat_that_answers_at_once_gets_one_request_at_a_time_a_slow_one_sev
     assert store.counts() == {"registered": 52, "pending": 0, "failed": 0}
 
 
+def test_a_login_or_a_refusal_answered_at_once_does_not_narrow_a_sync_on_a_slow_scicat(catalogued, slow_scicat):
+    """SciCat answers a login, or a body it refuses, sooner than it stores a dataset: timed as its
+    answer time, either made a sync against a 30 ms SciCat work its next batch one entry at a time.
+    So did the first job's CPU time, when it was averaged in (a process's first job loads modules)."""
+    entries = [catalogued.entries.add(note=f"n{i}") for i in range(20)]
+    catalogued.rule.name_template = "Shots {entry_id}"
+    catalogued.rule.save()
+    slow_scicat.state.refuse_names.add(f"Shots {entries[0]['_id']}")
+    sync = Sync(batch_size=10)
+    assert sync.run_once(max_jobs=10) == 10  # a login first, then one refusal among the creates
+    assert sync.width == 4
+    slow_scicat.state.most_in_flight = 0
+    assert sync.run_once() == 10
+    assert slow_scicat.state.most_in_flight >= 2
+    assert store.counts() == {"registered": 19, "pending": 0, "failed": 1}
+
+
 def edit_twice(catalogued, entries: list[dict]) -> list[dict]:
     """Each entry edited twice, the scan run after each edit: two jobs per entry in the outbox."""
     for number in range(2):
