@@ -43,7 +43,7 @@ def test_a_scicat_that_answers_at_once_gets_one_request_at_a_time_a_slow_one_sev
     assert scicat.state.most_in_flight == 1 and sync.width == 1
     scicat.state.delay = 0.03  # a real SciCat's answer time
     assert sync.run_once() == 10
-    assert sync.width == 4  # fitted after the first slow batch (which ran one at a time)
+    assert sync.width >= 2  # fitted after the first slow batch (which ran one at a time)
     more = [catalogued.entries.add(note=f"m{i}") for i in range(12)]
     scicat.state.most_in_flight = 0
     assert sync.run_once() == 12
@@ -62,7 +62,7 @@ def test_a_login_or_a_refusal_answered_at_once_does_not_narrow_a_sync_on_a_slow_
     slow_scicat.state.refuse_names.add(f"Shots {entries[0]['_id']}")
     sync = Sync(batch_size=10)
     assert sync.run_once(max_jobs=10) == 10  # a login first, then one refusal among the creates
-    assert sync.width == 4
+    assert sync.width >= 2  # 1 + 30 ms ÷ a job's CPU time (a few ms here), at most 4
     slow_scicat.state.most_in_flight = 0
     assert sync.run_once() == 10
     assert slow_scicat.state.most_in_flight >= 2
