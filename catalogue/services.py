@@ -189,7 +189,7 @@ def scan(
     def give(jobs: list[store.Job]) -> None:
         if hand_over is None:
             done.jobs += jobs
-        else:
+        elif jobs:
             done.handed_over += len(jobs)
             hand_over(jobs)
 
@@ -321,34 +321,28 @@ def enqueue_behind(
     slug: str,
     rule: Rule,
     held: dict[str, int],
+    hand_over: Callable[[list[store.Job]], None],
     seen: dict | None = None,
     settle: bool = True,
-    hand_over: Callable[[list[store.Job]], None] | None = None,
-) -> list[store.Job]:
+) -> None:
     """A job for each selected entry of the sheet without its dataset or with a newer revision than
     SciCat has (`held`), from one streamed read of the sheet; the first CATALOGUE_BATCH_SIZE × 10
-    of them are left in `seen` (the sync then need not read them again). With `hand_over`, the
-    jobs go to it CATALOGUE_BATCH_SIZE at a time as they are stored, while the read goes on; else
-    they are returned."""
-    enqueued, behind, now = [], {}, datetime.now(UTC)
+    of them are left in `seen` (the sync then need not read them again). The jobs go to
+    `hand_over` CATALOGUE_BATCH_SIZE at a time as they are stored, while the read goes on."""
+    behind, now = {}, datetime.now(UTC)
 
     def enqueue() -> None:
-        jobs = store.enqueue(slug, list(behind), not_before=behind)
+        hand_over(store.enqueue(slug, list(behind), not_before=behind))
         behind.clear()
-        if hand_over is None:
-            enqueued.extend(jobs)
-        elif jobs:
-            hand_over(jobs)
 
     for entry in shotsheet_selectors.sheet_entries(slug):
         if (rule.selects(entry) or entry["_id"] in held) and held.get(entry["_id"], 0) < entry.get("rev", 1):
             behind[(entry["_id"], entry.get("rev", 1))] = settled(entry) if settle else now
             if seen is not None and len(seen) < 10 * settings.CATALOGUE_BATCH_SIZE:
                 seen[entry["_id"]] = entry
-            if hand_over is not None and len(behind) >= settings.CATALOGUE_BATCH_SIZE:
+            if len(behind) >= settings.CATALOGUE_BATCH_SIZE:
                 enqueue()
     enqueue()
-    return enqueued
 
 
 def catch_up(
@@ -359,7 +353,7 @@ def catch_up(
     reads by `_id` a change. On FerretDB those cost ~0.8 ms a change, a whole read ~0.06 ms an entry
     of the collection; `scan` catches up from CATALOGUE_CATCH_UP_CHANGES changes behind and a quarter
     of the log. The jobs go to `hand_over` a batch at a time, as they are stored."""
-    enqueue_behind(slug, rule, store.dataset_revisions(), seen, settle, hand_over)
+    enqueue_behind(slug, rule, store.dataset_revisions(), hand_over, seen, settle)
 
 
 CLOCK_MARGIN = timedelta(seconds=5)  # between the watcher's (or an extraction's) clock and the catalogue's, at most
@@ -428,7 +422,9 @@ def reconcile(rules: dict[str, Rule] | None = None) -> list[store.Job]:
     One read of each sheet's entries and one of the records; returns the jobs enqueued."""
     held = store.dataset_revisions()
     rules = rules if rules is not None else active_rules()
-    new = [job for slug, rule in rules.items() for job in enqueue_behind(slug, rule, held)]
+    new = []
+    for slug, rule in rules.items():
+        enqueue_behind(slug, rule, held, new.extend)
     new += enqueue_runs_behind(held)
     if new:
         log.warning("catalogue: %d entries were found by the reconciliation, not by the change log", len(new))
@@ -536,7 +532,8 @@ class Sync:
     making new ones. A dataset with files is recorded at once, before its datablocks go out.
 
     A batch's jobs are worked by up to `CATALOGUE_CONCURRENCY` threads (`fit_width`), one entry's
-    jobs on one thread in revision order (two jobs of an entry at once could both create or both patch its dataset); the
+    jobs on one thread in revision order (two jobs of an entry at once could both create or both
+    patch its dataset); the
     batch's bookkeeping is written when all its workers have ended, before the next batch is read.
     Meanwhile the scan reads the next batch's worth of the change logs (`CATALOGUE_CONCURRENCY`
     reads at once on threads of its own), so FerretDB's round trips overlap SciCat's.
