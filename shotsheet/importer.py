@@ -903,10 +903,20 @@ def kept_upload(token: str) -> Path | None:
     """The file kept under a token, None when there is none or it expired."""
     if not TOKEN.fullmatch(token):
         return None
-    found = [p for p in upload_dir().glob(f"{token}.*") if p.suffix in (".csv", ".xlsx", ".xlsm")]
-    if not found or time.time() - found[0].stat().st_mtime > settings.SHOTSHEET_IMPORT_KEEP_SECONDS:
-        return None
-    return found[0]
+    for path in upload_dir().glob(f"{token}.*"):
+        if path.suffix not in (".csv", ".xlsx", ".xlsm"):
+            continue
+        try:
+            modified = path.stat().st_mtime
+        except FileNotFoundError:
+            return None  # claimed by an import, or removed, since the directory was listed
+        return path if time.time() - modified <= settings.SHOTSHEET_IMPORT_KEEP_SECONDS else None
+    return None
+
+
+def being_imported(token: str) -> bool:
+    """Whether a request has claimed the upload and is importing it now."""
+    return bool(TOKEN.fullmatch(token)) and any(upload_dir().glob(f"{token}.*{CLAIMED}"))
 
 
 def claim_upload(token: str) -> Path | None:

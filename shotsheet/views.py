@@ -452,16 +452,17 @@ def sheet_import_preview(request, slug, token):
     sheet = sheet_for(request, slug, "add", active=True)
     kept = request.session.get("imports", {}).get(token)
     path = importer.kept_upload(token) if kept and kept["sheet"] == sheet.slug else None
-    if path is None:
-        messages.error(request, "That upload is no longer kept (imported, or older than an hour): upload it again.")
-        return redirect("shotsheet:sheet_import", slug=slug)
-    fields = schema_for(sheet).fields  # the preview writes nothing; the import saves the version it uses
     try:
-        grid = importer.read_grid(path, kept["name"])
+        grid = importer.read_grid(path, kept["name"]) if path else None
+    except FileNotFoundError:  # claimed by the other press of Import (or removed) since it was found
+        grid = None
     except importer.ImportRefused as exc:
         discard_import(request, token)
         messages.error(request, str(exc))
         return redirect("shotsheet:sheet_import", slug=slug)
+    if grid is None:
+        return upload_gone(request, slug, token, kept)
+    fields = schema_for(sheet).fields  # the preview writes nothing; the import saves the version it uses
     options, problems = import_options(request)
     try:
         plan = importer.plan_import(grid, fields, options)
@@ -483,10 +484,7 @@ def sheet_import_preview(request, slug, token):
     if may_import and not problems and not checked.problems:
         claimed = importer.claim_upload(token)
         if claimed is None:  # Import pressed twice: the other request imports it
-            messages.error(
-                request, f"{kept['name']} is being imported already (Import was pressed twice); it is imported once."
-            )
-            return redirect("shotsheet:sheet_table", slug=slug)
+            return upload_gone(request, slug, token, kept)
         try:
             stored = importer.store_rows(
                 sheet, save_version(sheet).number, checked.rows, author=request.user.get_username()
@@ -527,6 +525,18 @@ def sheet_import_preview(request, slug, token):
             "previewed": previewed(plan, fields),
         },
     )
+
+
+def upload_gone(request, slug: str, token: str, kept: dict | None):
+    """Back from a preview whose file is gone: to the table while the other press of Import imports
+    it, else to a new upload (it was imported, or expired)."""
+    if kept and importer.being_imported(token):
+        messages.error(
+            request, f"{kept['name']} is being imported already (Import was pressed twice); it is imported once."
+        )
+        return redirect("shotsheet:sheet_table", slug=slug)
+    messages.error(request, "That upload is no longer kept (imported, or older than an hour): upload it again.")
+    return redirect("shotsheet:sheet_import", slug=slug)
 
 
 def previewed(plan: importer.Plan, fields: list[FieldDef]) -> str:

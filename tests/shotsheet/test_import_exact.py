@@ -161,6 +161,57 @@ def test_pressing_import_twice_imports_once(admin_user, legacy, mongo_db):
     assert mongo_db["imports"].count_documents({}) == 1
 
 
+def test_an_upload_claimed_between_finding_and_reading_it_is_being_imported_not_a_server_error(
+    admin_client, legacy, mongo_db, monkeypatch
+):
+    """The second press of Import found the kept file, then the first press claimed it (renamed it)
+    before the second read it: FileNotFoundError, a 500 (clean-clone CI, 2026-12-03)."""
+    url = admin_client.post(
+        "/sheets/legacy/import/",
+        {"file": SimpleUploadedFile("log.csv", b"shot_key;Energy [J]\nLWFA-20261124-000001;1.5\n")},
+    )["Location"]
+    token = url.rstrip("/").rsplit("/", 1)[-1]
+    chosen = {
+        "header_row": 1,
+        "shown_header_row": 1,
+        "decimal_mark": "point",
+        "date_order": "auto",
+        "col_A": "shot_key",
+        "col_B": "energy",
+    }
+    chosen |= {"previewed": previewed(preview(admin_client, url, chosen)), "import": ""}
+    read_grid = importer.read_grid
+
+    def claimed_first(file, *args, **kwargs):
+        importer.claim_upload(token)  # the other press, between this one's finding and reading the file
+        return read_grid(file, *args, **kwargs)
+
+    monkeypatch.setattr(importer, "read_grid", claimed_first)
+    response = admin_client.post(url, chosen, follow=True)
+    assert response.redirect_chain[-1][0] == "/sheets/legacy/"
+    assert "log.csv is being imported already (Import was pressed twice)" in response.content.decode()
+    assert mongo_db["entries"].count_documents({"sheet": "legacy"}) == 0  # the other press imports it
+
+
+def test_an_upload_removed_between_listing_and_its_age_is_not_kept(settings, tmp_path, monkeypatch):
+    settings.SHOTSHEET_IMPORT_DIR = str(tmp_path)
+    token = importer.keep_upload([b"shot_key\n"], "log.csv")
+    listed = list(tmp_path.glob(f"{token}.*"))
+    assert importer.claim_upload(token) is not None  # claimed after the directory was listed
+    monkeypatch.setattr(importer, "upload_dir", lambda: ListedBefore(listed))
+    assert importer.kept_upload(token) is None  # was FileNotFoundError from its stat
+
+
+class ListedBefore:
+    """A directory whose listing was taken before its files were renamed."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def glob(self, pattern):
+        return iter(self.paths)
+
+
 def test_each_column_shows_its_own_decimal_mark(legacy, mongo_db, tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("shot_key;Energy [J];Gas pressure [mbar]\nLWFA-20261124-000001;1,5;1.250\n")
