@@ -1,26 +1,29 @@
 """SciCat registration rate against the tests' local SciCat, beside the bare HTTP POST rate of the
 same client in the same run, and the outbox's own cost per job.
 
-    .venv/bin/python benchmarks/catalogue.py [--entries N] [--validate] [--server-in-process] [--latency-ms T]
+    .venv/bin/python benchmarks/catalogue.py [--entries N] [--rounds R] [--validate] [--server-in-process]
+                                             [--latency-ms T]
     .venv/bin/python benchmarks/catalogue.py --backlog N [--entries N]
 
 The local SciCat runs in a process of its own, as a real one does (`--server-in-process`: in a
-thread of this one, where its Python competes with the sync for the GIL). Measured, in this order:
-(a) bare, sequential: `catalogue.scicat.Client.create_dataset` of N ready bodies, one after another
-(the issue's baseline: one POST per dataset, nothing else); (b) bare, concurrent: the same client
-with CATALOGUE_CONCURRENCY threads posting N other bodies (the ceiling of a sync with that many jobs
-in flight); (c) `catalogue_sync`'s work (`Sync.run_once`) on N new entries with
-CATALOGUE_CONCURRENCY = 1 (the sequential sync) and (d) on N other new entries with the setting: the
-scan (each sheet is a new backlog, so it is caught up in one streamed read of the sheet, handed
-to the sync a batch at a time: README, Catching up), the outbox, the body built and checked with
-scitacean's models, the POST, the records (one write per batch) and job removals (one a pass);
-(e) as (d) on a third sheet with the catch-up left off, change by change, as entries saved one at
-a time reach a sync that keeps up; (a) again, since this machine's speed drifts over a run: each
-ratio is to the mean of the two bare runs. The scan's share is measured again on its own. Each
-client is made and logged in, and one body checked, before the clock starts. The server does not check bodies
-against the OpenAPI schemas unless --validate (that would cost it ~1 ms a request in every run and
-hide our own cost), and answers at once unless --latency-ms (a real SciCat takes 10-50 ms a
-request). The last line is one JSON object.
+thread of this one, where its Python competes with the sync for the GIL). A round, in a MongoDB
+database of its own with 3 sheets of N new entries, measures in this order: (a) bare, sequential:
+`catalogue.scicat.Client.create_dataset` of N ready bodies, one after another (the issue's
+baseline: one POST per dataset, nothing else); (b) bare, concurrent: the same client with
+CATALOGUE_CONCURRENCY threads (the ceiling of a sync with that many jobs in flight); (c)
+`catalogue_sync`'s work (`Sync.run_once`) on the first sheet with CATALOGUE_CONCURRENCY = 1 (the
+sequential sync); (a); (d) on the second sheet with the setting: the scan (each sheet is a new
+backlog, so it is caught up in one streamed read of the sheet, handed to the sync a batch at a
+time: README, Catching up), the outbox, the body built and checked with scitacean's models, the
+POST, the records (one write per batch) and job removals (one a pass); (a); (e) as (d) on the
+third sheet with the catch-up left off, change by change, as entries saved one at a time reach a
+sync that keeps up; (a). This machine's speed drifts by 2× within seconds, so each sync run's
+ratio is to the mean of the bare runs just before and after it, and each figure printed is the
+median of --rounds rounds (each round's ratios are printed too). The scan's share is measured again
+on its own. Each client is made and logged in, and one body checked, before the clock starts. The
+server does not check bodies against the OpenAPI schemas unless --validate (that would cost it
+~1 ms a request in every run and hide our own cost), and answers at once unless --latency-ms (a
+real SciCat takes 10-50 ms a request). The last line is one JSON object.
 
 The outbox alone (enqueue, find the due jobs, remove them; no HTTP, no build) is measured two ways
 in the same run: as catalogue_sync works it (its in-memory schedule, catalogue/schedule.py; the
@@ -36,6 +39,7 @@ import cProfile
 import json
 import os
 import pstats
+import statistics
 import subprocess
 import sys
 import time
@@ -115,8 +119,11 @@ def ferretdb_pid() -> int | None:
     return None
 
 
+CPU_OF = ("sync", "ferretdb", "scicat")
+
+
 class CPU:
-    """CPU seconds of this process, FerretDB and the local SciCat's process over a span."""
+    """CPU seconds of this process ("sync"), FerretDB and the local SciCat's process over a span."""
 
     def __init__(self, scicat_pid: int | None):
         self.pids = {"ferretdb": ferretdb_pid(), "scicat": scicat_pid}
@@ -221,9 +228,83 @@ def timed_sync(rule: Rule, concurrency: int, profile: bool) -> tuple[Sync, float
     return sync, wall, cpu
 
 
+def bare_rate(client: Client, bodies: list[dict]) -> float:
+    """POSTs a second of `client.create_dataset`, one after another, of these bodies under new pids."""
+    fresh = [{**body, "pid": f"bare/{uuid.uuid4()}"} for body in bodies]
+    started = time.perf_counter()
+    for body in fresh:
+        client.create_dataset(body)
+    return len(fresh) / (time.perf_counter() - started)
+
+
+def sync_rate(rule: Rule, n: int, concurrency: int, profile: bool = False) -> tuple[float, Sync, float]:
+    """`Sync.run_once` over the rule's sheet (its n entries new): (registrations a second, the sync,
+    this process's CPU seconds)."""
+    Rule.objects.filter(pk=rule.pk).update(enabled=True)
+    sync, wall, cpu = timed_sync(rule, concurrency, profile)
+    Rule.objects.filter(pk=rule.pk).update(enabled=False)
+    assert sync.stats.created == n, sync.stats
+    return n / wall, sync, cpu
+
+
+def one_round(n: int, concurrency: int, server, scicat: LocalScicat, profile: bool) -> dict:
+    """Bare, sync, bare, sync, …: each sync run between two bare runs (this machine's speed drifts
+    within seconds), in a MongoDB database of its own, so that every round's sheets share their
+    collections with the same number of entries (FerretDB reads a sheet by scanning them all)."""
+    sheets = [make_sheet(f"bench{uuid.uuid4().hex[:6]}") for _ in range(3)]
+    rules = [Rule.objects.create(sheet=sheet, server=server, enabled=False) for sheet in sheets]
+    entries = [make_entries(sheet, schema.save_version(sheet), n) for sheet in sheets]
+    plans = [plan_for(rules[0], entry) for entry in entries[0]]  # the bare runs' bodies: built beforehand
+    checked(plans[0], server.api_version)  # its first call loads what it needs, once a process
+    bodies = [plan.dataset for plan in plans]
+    client = Client(scicat.url, username="ingestor", password="secret")
+    client.login()
+    scicat_pid = scicat.process.pid if scicat.process else None
+    figures: dict = {}
+    try:
+        with CPU(scicat_pid) as bare_cpu:
+            bare = [bare_rate(client, bodies)]
+        with ThreadPoolExecutor(concurrency) as pool:  # the concurrent bare: the ceiling of jobs in flight
+            fresh = [{**body, "pid": f"bare/{uuid.uuid4()}"} for body in bodies]
+            started = time.perf_counter()
+            list(pool.map(client.create_dataset, fresh))
+            figures["bare_concurrent"] = n / (time.perf_counter() - started)
+        # (c) sequential, (d) the setting, both caught up (each sheet is a new backlog)
+        with CPU(scicat_pid) as sequential_cpu:
+            figures["sequential"] = sync_rate(rules[0], n, 1)[0]
+        bare.append(bare_rate(client, bodies))
+        figures["setting"], sync, figures["cpu"] = sync_rate(rules[1], n, concurrency, profile)
+        figures["width"] = sync.width
+        bare.append(bare_rate(client, bodies))
+        # (e) the setting, change by change: the catch-up left off, as for entries saved one at a
+        # time while the sync keeps up (each change and its entry read by _id)
+        settings.CATALOGUE_CATCH_UP_CHANGES, catch_up = 10 * n, settings.CATALOGUE_CATCH_UP_CHANGES
+        figures["change_by_change"] = sync_rate(rules[2], n, concurrency)[0]
+        settings.CATALOGUE_CATCH_UP_CHANGES = catch_up
+        bare.append(bare_rate(client, bodies))
+        assert store.counts()["registered"] == 3 * n, store.counts()
+    finally:
+        client.close()
+    figures["bare"] = bare
+    for run, neighbours in (("sequential", bare[0:2]), ("setting", bare[1:3]), ("change_by_change", bare[2:4])):
+        figures[f"ratio_{run}"] = figures[run] / statistics.mean(neighbours)
+    figures["ratio_to_concurrent_bare"] = figures["setting"] / figures["bare_concurrent"]
+    figures["cpu_per_registration"] = sequential_cpu.used
+    figures["cpu_per_bare_post"] = bare_cpu.used
+    figures["pids_known"] = all(bare_cpu.pids.values())
+    # the scan alone, again over the second sheet's change log (nothing new to send)
+    store.save_scan_position(sheets[1].slug, 0, None)
+    with ThreadPoolExecutor(concurrency) as pool:
+        started = time.perf_counter()
+        scan({sheets[1].slug: rules[1]}, pool=pool)
+        figures["scanned"] = time.perf_counter() - started
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3, help="each figure is the median of this many rounds")
     parser.add_argument("--profile", action="store_true", help="print where the sync's time goes (its main thread)")
     parser.add_argument("--validate", action="store_true", help="the server checks each body (OpenAPI)")
     parser.add_argument("--server-in-process", action="store_true", help="the local SciCat in a thread of this process")
@@ -235,111 +316,67 @@ def main() -> None:
         return
     n, concurrency = options.entries, settings.CATALOGUE_CONCURRENCY
     call_command("migrate", verbosity=0)
-    settings.MONGODB_DB = f"labbook_bench_{uuid.uuid4().hex[:8]}"
     scicat = LocalScicat(options.validate, options.server_in_process, options.latency_ms / 1000)
+    server = make_server(scicat.url)
+    rounds = []
     try:
-        server = make_server(scicat.url)
-        sheets = [make_sheet(f"bench{uuid.uuid4().hex[:6]}") for _ in range(3)]
-        rules = [Rule.objects.create(sheet=sheet, server=server, enabled=False) for sheet in sheets]
-        print(f"making 3 × {n} entries …", flush=True)
-        entries = [make_entries(sheet, schema.save_version(sheet), n) for sheet in sheets]
-
-        # (a), (b): the bare POST rate of the same client, sequential and concurrent: bodies built
-        # beforehand, other pids
-        plans = [plan_for(rules[0], entry) for entry in entries[0]]
-        checked(plans[0], server.api_version)  # its first call loads what it needs, once a process
-        bodies = [{**plan.dataset, "pid": f"bare/{uuid.uuid4()}"} for plan in plans]
-        client = Client(scicat.url, username="ingestor", password="secret")
-        client.login()
-        scicat_pid = scicat.process.pid if scicat.process else None
-
-        def bare_sequential() -> float:
-            fresh = [{**body, "pid": f"bare/{uuid.uuid4()}"} for body in bodies]
-            started = time.perf_counter()
-            for body in fresh:
-                client.create_dataset(body)
-            return time.perf_counter() - started
-
-        with CPU(scicat_pid) as bare_cpu:
-            bare_before = bare_sequential()
-        bodies = [{**body, "pid": f"bare/{uuid.uuid4()}"} for body in bodies]
-        with ThreadPoolExecutor(concurrency) as pool:
-            started = time.perf_counter()
-            list(pool.map(client.create_dataset, bodies))
-            bare_concurrent = time.perf_counter() - started
-
-        # (c), (d): the sync as catalogue_sync runs it, first sequential, then with the setting,
-        # each on a sheet of its own: the scan of the change log (which reads each entry once and
-        # hands it over), the outbox, build + check, POST, bookkeeping per batch
-        runs = {}
-        for rule, threads in zip(rules[:2], (1, concurrency), strict=True):
-            Rule.objects.filter(pk=rule.pk).update(enabled=True)
-            with CPU(scicat_pid) as sync_cpu:
-                runs[threads] = timed_sync(rule, threads, options.profile and threads == concurrency)
-            if threads == 1:
-                sequential_cpu = sync_cpu.used
-            Rule.objects.filter(pk=rule.pk).update(enabled=False)
-            assert runs[threads][0].stats.created == n, runs[threads][0].stats
-
-        # (e) the same with the setting, change by change: the catch-up left off, as for entries
-        # saved one at a time while the sync keeps up (each change and its entry read by _id)
-        Rule.objects.filter(pk=rules[2].pk).update(enabled=True)
-        settings.CATALOGUE_CATCH_UP_CHANGES, catch_up = 10 * n, settings.CATALOGUE_CATCH_UP_CHANGES
-        change_by_change = timed_sync(rules[2], concurrency, False)[1]
-        settings.CATALOGUE_CATCH_UP_CHANGES = catch_up
-        assert store.counts()["registered"] == 3 * n, store.counts()
-        # the baseline again: this machine's speed drifts over a run, so the ratios are to the mean
-        bare_after = bare_sequential()
-        client.close()
-        bare = (bare_before + bare_after) / 2
-
-        # the scan alone, again over the second sheet's change log (nothing new to send)
-        store.save_scan_position(sheets[1].slug, 0, None)
-        with ThreadPoolExecutor(concurrency) as pool:
-            started = time.perf_counter()
-            scan({sheets[1].slug: rules[1]}, pool=pool)
-            scanned = time.perf_counter() - started
-
-        # the outbox alone: enqueue, read due, remove (no HTTP, no build), both ways
-        outbox = outbox_cost(n, backlog=0)
+        for number in range(options.rounds):
+            settings.MONGODB_DB = f"labbook_bench_{uuid.uuid4().hex[:8]}"
+            print(f"round {number + 1} of {options.rounds}: 3 × {n} entries …", flush=True)
+            try:
+                rounds.append(one_round(n, concurrency, server, scicat, options.profile and number == 0))
+                if number == options.rounds - 1:  # the outbox alone: enqueue, read due, remove, both ways
+                    outbox = outbox_cost(n, backlog=0)
+            finally:
+                mongo.drop_databases()
     finally:
         scicat.stop()
-        mongo.drop_databases()
         CONFIGURATION.unlink(missing_ok=True)
 
-    (_, sequential, _), (_, synced, cpu) = runs[1], runs[concurrency]
+    def median(key: str) -> float:
+        return statistics.median(figures[key] for figures in rounds)
+
+    def each(key: str, digits: int = 2) -> list[float]:
+        return [round(figures[key], digits) for figures in rounds]
+
+    bare = statistics.median(statistics.mean(figures["bare"]) for figures in rounds)
     result = {
         "entries": n,
+        "rounds": options.rounds,
         "concurrency": concurrency,
         "server": "in this process" if options.server_in_process else "own process",
         "server_validates": options.validate,
         "latency_ms": options.latency_ms,
         "batch_size": settings.CATALOGUE_BATCH_SIZE,
-        "bare_posts_per_s": round(n / bare, 1),
-        "bare_posts_per_s_before_after": [round(n / bare_before, 1), round(n / bare_after, 1)],
-        f"bare_posts_per_s_{concurrency}_threads": round(n / bare_concurrent, 1),
-        "registered_per_s_sequential": round(n / sequential, 1),
-        "registered_per_s": round(n / synced, 1),
-        "width_fitted": runs[concurrency][0].width,  # entries the sync worked at once in the end
-        "registered_per_s_change_by_change": round(n / change_by_change, 1),
-        "ratio": round(bare / synced, 2),
-        "ratio_to_concurrent_bare": round(bare_concurrent / synced, 2),
-        "ratio_sequential": round(bare / sequential, 2),
-        "ratio_change_by_change": round(bare / change_by_change, 2),
-        "sync_cpu_us_per_job": round(cpu / n * 1e6),
-        "scan_us_per_entry": round(scanned / n * 1e6),
+        "bare_posts_per_s": round(bare, 1),
+        "bare_posts_per_s_each_round": [[round(rate) for rate in figures["bare"]] for figures in rounds],
+        f"bare_posts_per_s_{concurrency}_threads": round(median("bare_concurrent"), 1),
+        "registered_per_s_sequential": round(median("sequential"), 1),
+        "registered_per_s": round(median("setting"), 1),
+        "width_fitted": each("width", 0),  # entries the sync worked at once in the end
+        "registered_per_s_change_by_change": round(median("change_by_change"), 1),
+        "ratio": round(median("ratio_setting"), 2),
+        "ratio_each_round": each("ratio_setting"),
+        "ratio_to_concurrent_bare": round(median("ratio_to_concurrent_bare"), 2),
+        "ratio_sequential": round(median("ratio_sequential"), 2),
+        "ratio_sequential_each_round": each("ratio_sequential"),
+        "ratio_change_by_change": round(median("ratio_change_by_change"), 2),
+        "ratio_change_by_change_each_round": each("ratio_change_by_change"),
+        "sync_cpu_us_per_job": round(median("cpu") / n * 1e6),
+        "scan_us_per_entry": round(median("scanned") / n * 1e6),
         "outbox_us_per_job": outbox["outbox_us_per_job"],
         "outbox_by_query_us_per_job": outbox["outbox_by_query_us_per_job"],
     }
     # the ceiling: every process's CPU per registration (sequential: no thread handovers) spread
     # over all the machine's cores with nothing ever waiting, beside the bare POST's rate
-    if all(bare_cpu.pids.values()):
-        per_job = sum(sequential_cpu.values()) / n
-        ceiling = os.cpu_count() / per_job
-        result["cpu_us_per_registration"] = {name: round(used / n * 1e6) for name, used in sequential_cpu.items()}
-        result["cpu_us_per_bare_post"] = {name: round(used / n * 1e6) for name, used in bare_cpu.used.items()}
+    if all(figures["pids_known"] for figures in rounds):
+        per_job = {name: statistics.median(f["cpu_per_registration"][name] for f in rounds) / n for name in CPU_OF}
+        per_post = {name: statistics.median(f["cpu_per_bare_post"][name] for f in rounds) / n for name in CPU_OF}
+        ceiling = os.cpu_count() / sum(per_job.values())
+        result["cpu_us_per_registration"] = {name: round(used * 1e6) for name, used in per_job.items()}
+        result["cpu_us_per_bare_post"] = {name: round(used * 1e6) for name, used in per_post.items()}
         result["ceiling_per_s"] = round(ceiling)
-        result["ceiling_ratio"] = round(ceiling / result["bare_posts_per_s"], 2)
+        result["ceiling_ratio"] = round(ceiling / bare, 2)
         print(
             f"CPU per registration (sequential sync) {result['cpu_us_per_registration']} µs, per bare POST "
             f"{result['cpu_us_per_bare_post']} µs: with all {os.cpu_count()} cores busy and no waiting at all "
@@ -347,14 +384,15 @@ def main() -> None:
         )
     r = result
     print(
-        f"SciCat {r['server']}; bare POST {r['bare_posts_per_s']}/s sequential, "
+        f"SciCat {r['server']}; medians of {r['rounds']} rounds, each sync run to the bare runs just before "
+        f"and after it: bare POST {r['bare_posts_per_s']}/s sequential, "
         f"{r[f'bare_posts_per_s_{concurrency}_threads']}/s with {concurrency} threads; registered "
         f"{r['registered_per_s']}/s with CATALOGUE_CONCURRENCY={concurrency} = {r['ratio']}× the sequential bare "
-        f"(target ≥ 0.5×), {r['ratio_to_concurrent_bare']}× the concurrent bare; sequential sync "
-        f"{r['registered_per_s_sequential']}/s = {r['ratio_sequential']}×; change by change (no catch-up) "
-        f"{r['registered_per_s_change_by_change']}/s = {r['ratio_change_by_change']}×. This process's CPU "
-        f"{r['sync_cpu_us_per_job']} µs/job, the scan alone {r['scan_us_per_entry']} µs/entry, the outbox alone "
-        f"(enqueue + due + done) {r['outbox_us_per_job']} µs/job "
+        f"(target ≥ 0.5×; rounds {r['ratio_each_round']}), {r['ratio_to_concurrent_bare']}× the concurrent bare; "
+        f"sequential sync {r['registered_per_s_sequential']}/s = {r['ratio_sequential']}×; change by change "
+        f"(no catch-up) {r['registered_per_s_change_by_change']}/s = {r['ratio_change_by_change']}×. This "
+        f"process's CPU {r['sync_cpu_us_per_job']} µs/job, the scan alone {r['scan_us_per_entry']} µs/entry, the "
+        f"outbox alone (enqueue + due + done) {r['outbox_us_per_job']} µs/job "
         f"({r['outbox_by_query_us_per_job']} µs by query and $in)"
     )
     print(json.dumps(result))

@@ -353,7 +353,7 @@ def catch_up(
     reads by `_id` a change. On FerretDB those cost ~0.8 ms a change, a whole read ~0.06 ms an entry
     of the collection; `scan` catches up from CATALOGUE_CATCH_UP_CHANGES changes behind and a quarter
     of the log. The jobs go to `hand_over` a batch at a time, as they are stored."""
-    enqueue_behind(slug, rule, store.dataset_revisions(), hand_over, seen, settle)
+    enqueue_behind(slug, rule, store.dataset_revisions(slug), hand_over, seen, settle)
 
 
 CLOCK_MARGIN = timedelta(seconds=5)  # between the watcher's (or an extraction's) clock and the catalogue's, at most

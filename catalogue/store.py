@@ -246,9 +246,11 @@ def datasets_created(records: list[dict]) -> None:
     mongo.insert_by_id(mongo.database()[DATASETS], records)
 
 
-def dataset_revisions() -> dict[str, int]:
-    """Every dataset recorded: entry (or run) id → the revision SciCat has; one read."""
-    return {record["_id"]: record["rev"] for record in mongo.database()[DATASETS].find({}, {"rev": 1})}
+def dataset_revisions(sheet_slug: str | None = None) -> dict[str, int]:
+    """Every dataset recorded (or the sheet's): entry (or run) id → the revision SciCat has; one read.
+    FerretDB scans all records either way (~45 µs each), but sends and decodes only the sheet's."""
+    only = {} if sheet_slug is None else {"sheet": sheet_slug}
+    return {record["_id"]: record["rev"] for record in mongo.database()[DATASETS].find(only, {"rev": 1})}
 
 
 def dataset_updated(entry_id: str, rev: int) -> None:

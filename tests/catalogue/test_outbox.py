@@ -237,3 +237,13 @@ def test_an_entrys_status_reads_its_jobs_by_id(catalogued, scicat, outbox_comman
     assert states[refused["_id"]].state == "failed" and "is refused" in states[refused["_id"]].error
     assert states[retried["_id"]].state == "pending" and states[retried["_id"]].error.startswith("500")
     assert selectors.entry_status("no-such-entry") is None
+
+
+def test_a_sheets_catch_up_reads_only_its_own_dataset_records(mongo_db):
+    """A catch-up compares one sheet with the datasets recorded: it decoded every record of the lab
+    (4,000 records: 255 ms, the sheet's 500 of them: 176 ms on FerretDB)."""
+    store.datasets_created(
+        [store.dataset_record("a-1", "a", "p/1", 2, 0), store.dataset_record("b-1", "b", "p/2", 1, 0)]
+    )
+    assert store.dataset_revisions("a") == {"a-1": 2}
+    assert store.dataset_revisions() == {"a-1": 2, "b-1": 1}
