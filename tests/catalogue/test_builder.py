@@ -5,11 +5,12 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from django.urls import NoReverseMatch, reverse
 
 from catalogue import contract
 from catalogue.builder import LABBOOK_NAMESPACE, Recipe, Target, build, dataset_pid
 from catalogue.scicat import Refused
-from catalogue.services import checked
+from catalogue.services import checked, entry_path
 from catalogue.templating import TemplateError
 
 from . import openapi
@@ -331,3 +332,13 @@ def test_a_file_time_sent_as_epoch_text_keeps_its_time():
     blocks = build(an_entry(), FIELDS, TARGET, RECIPE, entry_url="u", events=[event]).blocks
     times = {item["path"]: item["time"] for block in blocks for item in block["dataFileList"]}
     assert times == {"/d/a": "2025-12-02T13:00:02.000000Z", "/d/b": "2025-12-02T13:00:02.500000Z"}
+
+
+@pytest.mark.parametrize("entry_id", ["a1b2c3", "LWFA-20261124-000001", "x y", "Kühler", "a/b", "50%", "~._-"])
+def test_an_entrys_link_back_is_its_pages_path_as_django_reverses_it(entry_id):
+    try:
+        expected = reverse("shotsheet:entry_detail", args=["shots", entry_id])
+    except NoReverseMatch:
+        expected = ""  # no page for such an id: no link, not a wrong one
+    assert entry_path("shots", entry_id) == expected
+    assert entry_path("shots", entry_id) == expected  # and again, from the sheet's path kept
