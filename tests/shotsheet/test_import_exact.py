@@ -193,6 +193,43 @@ def test_an_upload_claimed_between_finding_and_reading_it_is_being_imported_not_
     assert mongo_db["entries"].count_documents({"sheet": "legacy"}) == 0  # the other press imports it
 
 
+def test_an_xlsx_upload_claimed_while_it_is_read_is_being_imported_not_unreadable(
+    admin_user, legacy, mongo_db, monkeypatch
+):
+    """An XLSX file was opened twice (its size check, then its cells): the other press of Import
+    renaming it in between made it "not a readable XLSX file" and dropped it from the session."""
+    import openpyxl
+
+    client = Client()
+    client.force_login(admin_user)
+    url = client.post(
+        "/sheets/legacy/import/", {"file": SimpleUploadedFile("log.xlsx", legacy_log(bad=False).content)}
+    )["Location"]
+    token = url.rstrip("/").rsplit("/", 1)[-1]
+    chosen = {
+        "header_row": 5,
+        "shown_header_row": 5,
+        "decimal_mark": "auto",
+        "date_order": "auto",
+        "col_D": "gas_pressure",
+        "col_F": importer.ENTRY_TIME,
+        "col_G": importer.IGNORE,
+    }
+    chosen |= {"previewed": previewed(preview(client, url, chosen)), "import": ""}
+    load_workbook = openpyxl.load_workbook
+
+    def claimed_meanwhile(file, *args, **kwargs):
+        importer.claim_upload(token)  # the other press, after the size check, before the cells
+        return load_workbook(file, *args, **kwargs)
+
+    monkeypatch.setattr(openpyxl, "load_workbook", claimed_meanwhile)
+    response = client.post(url, chosen, follow=True)
+    page = response.content.decode()
+    assert "not a readable XLSX file" not in page
+    assert response.redirect_chain[-1][0] == "/sheets/legacy/"
+    assert "log.xlsx is being imported already (Import was pressed twice)" in page
+
+
 def test_an_upload_removed_between_listing_and_its_age_is_not_kept(settings, tmp_path, monkeypatch):
     settings.SHOTSHEET_IMPORT_DIR = str(tmp_path)
     token = importer.keep_upload([b"shot_key\n"], "log.csv")
