@@ -556,8 +556,8 @@ class Sync:
 
     A batch's jobs are worked by up to `CATALOGUE_CONCURRENCY` threads (`fit_width`), one entry's
     jobs on one thread in revision order (two jobs of an entry at once could both create or both
-    patch its dataset); the
-    batch's bookkeeping is written when all its workers have ended, before the next batch is read.
+    patch its dataset); the batch's bookkeeping is written when all its workers have ended, before
+    the next batch is read.
     Meanwhile the scan reads the next batch's worth of the change logs (`CATALOGUE_CONCURRENCY`
     reads at once on threads of its own), so FerretDB's round trips overlap SciCat's.
 

@@ -108,11 +108,11 @@ def read_grid(file: str | Path | IO[bytes], name: str | None = None, limits: Lim
     """The cells of a CSV or XLSX file (a path, or an open binary file and its name), within limits."""
     limits = limits or Limits.from_settings()
     name = Path(str(name or file)).name
+    if isinstance(file, str | Path):  # opened once: an import's claim may rename it while it is read
+        with open(file, "rb") as opened:
+            return read_grid(opened, name, limits)
     if name.lower().endswith((".xlsx", ".xlsm")):
         grid = read_xlsx(file, name, limits)
-    elif isinstance(file, str | Path):
-        with open(file, "rb") as opened:
-            grid = read_csv(opened, name, limits)
     else:
         grid = read_csv(file, name, limits)
     if not any(any(is_filled(v) for v in row) for row in grid.rows):

@@ -1,6 +1,5 @@
 import hashlib
 import logging
-from pathlib import Path
 from urllib.parse import urlencode
 
 import orjson
@@ -454,7 +453,7 @@ def sheet_import_preview(request, slug, token):
     kept = request.session.get("imports", {}).get(token)
     path = importer.kept_upload(token) if kept and kept["sheet"] == sheet.slug else None
     try:
-        grid = read_kept(path, kept["name"]) if path else None
+        grid = importer.read_grid(path, kept["name"]) if path else None
     except FileNotFoundError:  # claimed by the other press of Import (or removed) since it was found
         grid = None
     except importer.ImportRefused as exc:
@@ -526,13 +525,6 @@ def sheet_import_preview(request, slug, token):
             "previewed": previewed(plan, fields),
         },
     )
-
-
-def read_kept(path: Path, name: str) -> importer.Grid:
-    """The kept file, opened once: the other press of Import may rename it while it is read (an
-    XLSX file opened twice, for its size check and its cells, was "not a readable XLSX file")."""
-    with open(path, "rb") as file:
-        return importer.read_grid(file, name)
 
 
 def upload_gone(request, slug: str, token: str, kept: dict | None):

@@ -7,11 +7,26 @@ from datetime import datetime, timedelta
 from openpyxl import Workbook
 from openpyxl.styles import PatternFill
 
+from shotsheet import importer
 from shotsheet.models import Field, Sheet
 
 HEADER_ROW = 5
 FIRST_ROW = HEADER_ROW + 1
 EMPTY_EVERY = 100  # a blank or formatted-empty row after every 100 shots
+
+
+def legacy_choices() -> dict:
+    """The preview's choices that import the log: its header row, and where its misspelt, time and
+    remarks columns go."""
+    return {
+        "header_row": HEADER_ROW,
+        "shown_header_row": HEADER_ROW,
+        "decimal_mark": "auto",
+        "date_order": "auto",
+        "col_D": "gas_pressure",
+        "col_F": importer.ENTRY_TIME,
+        "col_G": importer.IGNORE,
+    }
 
 
 @dataclass

@@ -17,7 +17,7 @@ from shotsheet.models import Field
 from shotsheet.numbers import NumberError, parse_number
 from shotsheet.schema import FieldDef
 
-from .legacy_log import FIRST_ROW, legacy_log, legacy_sheet
+from .legacy_log import FIRST_ROW, legacy_choices, legacy_log, legacy_sheet
 from .previewed import import_previewed
 
 
@@ -194,15 +194,7 @@ def test_the_web_import_previews_every_column_before_it_imports(admin_client, le
     ).content.decode()
     assert "Column D “Conditions › Gas presure [mbar]” matches no field" in refused
     assert mongo_db["entries"].count_documents({}) == 0
-    chosen = {
-        "header_row": 5,
-        "shown_header_row": 5,
-        "decimal_mark": "auto",
-        "date_order": "auto",
-        "col_D": "gas_pressure",
-        "col_F": importer.ENTRY_TIME,
-        "col_G": importer.IGNORE,
-    }
+    chosen = legacy_choices()
     page = admin_client.post(preview_url, {**chosen, "check": ""}).content.decode()
     assert "Ignored columns (not imported): G “Remarks of the night”" in page
     response = import_previewed(admin_client, preview_url, chosen)

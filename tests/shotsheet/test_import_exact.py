@@ -14,7 +14,7 @@ from openpyxl import Workbook
 from shotsheet import importer
 from shotsheet.models import Field
 
-from .legacy_log import legacy_log, legacy_sheet
+from .legacy_log import legacy_choices, legacy_log, legacy_sheet
 from .previewed import import_previewed, preview, previewed
 
 
@@ -144,15 +144,7 @@ def test_pressing_import_twice_imports_once(admin_user, legacy, mongo_db):
     preview_url = first.post("/sheets/legacy/import/", {"file": SimpleUploadedFile("log.xlsx", log.content)})[
         "Location"
     ]
-    chosen = {
-        "header_row": 5,
-        "shown_header_row": 5,
-        "decimal_mark": "auto",
-        "date_order": "auto",
-        "col_D": "gas_pressure",
-        "col_F": importer.ENTRY_TIME,
-        "col_G": importer.IGNORE,
-    }
+    chosen = legacy_choices()
     chosen |= {"previewed": previewed(preview(first, preview_url, chosen)), "import": ""}
     with ThreadPoolExecutor(2) as pool:
         responses = list(pool.map(lambda client: client.post(preview_url, chosen), (first, second)))
@@ -161,16 +153,18 @@ def test_pressing_import_twice_imports_once(admin_user, legacy, mongo_db):
     assert mongo_db["imports"].count_documents({}) == 1
 
 
+def staged(client, name: str, content: bytes) -> tuple[str, str]:
+    """A file uploaded for import: its preview's URL and the token it is kept under."""
+    url = client.post("/sheets/legacy/import/", {"file": SimpleUploadedFile(name, content)})["Location"]
+    return url, url.rstrip("/").rsplit("/", 1)[-1]
+
+
 def test_an_upload_claimed_between_finding_and_reading_it_is_being_imported_not_a_server_error(
     admin_client, legacy, mongo_db, monkeypatch
 ):
     """The second press of Import found the kept file, then the first press claimed it (renamed it)
     before the second read it: FileNotFoundError, a 500 (clean-clone CI, 2026-12-03)."""
-    url = admin_client.post(
-        "/sheets/legacy/import/",
-        {"file": SimpleUploadedFile("log.csv", b"shot_key;Energy [J]\nLWFA-20261124-000001;1.5\n")},
-    )["Location"]
-    token = url.rstrip("/").rsplit("/", 1)[-1]
+    url, token = staged(admin_client, "log.csv", b"shot_key;Energy [J]\nLWFA-20261124-000001;1.5\n")
     chosen = {
         "header_row": 1,
         "shown_header_row": 1,
@@ -202,19 +196,8 @@ def test_an_xlsx_upload_claimed_while_it_is_read_is_being_imported_not_unreadabl
 
     client = Client()
     client.force_login(admin_user)
-    url = client.post(
-        "/sheets/legacy/import/", {"file": SimpleUploadedFile("log.xlsx", legacy_log(bad=False).content)}
-    )["Location"]
-    token = url.rstrip("/").rsplit("/", 1)[-1]
-    chosen = {
-        "header_row": 5,
-        "shown_header_row": 5,
-        "decimal_mark": "auto",
-        "date_order": "auto",
-        "col_D": "gas_pressure",
-        "col_F": importer.ENTRY_TIME,
-        "col_G": importer.IGNORE,
-    }
+    url, token = staged(client, "log.xlsx", legacy_log(bad=False).content)
+    chosen = legacy_choices()
     chosen |= {"previewed": previewed(preview(client, url, chosen)), "import": ""}
     load_workbook = openpyxl.load_workbook
 
